@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+// Kept at 6.2 or lower: Debian's arm64 Swift (6.2.3) is how the project is proven on ARM.
+import PackageDescription
+
+// SwiftPM compiles C at -O0 in debug builds; the kernels must be fast in tests too.
+let optimisedC: [CSetting] = [.unsafeFlags(["-O3"])]
+
+let package = Package(
+    name: "mtlseg",
+    products: [
+        .executable(name: "mtlseg", targets: ["mtlseg"]),
+        .library(name: "MTLSegCore", targets: ["MTLSegCore"]),
+        .library(name: "MTLSegImage", targets: ["MTLSegImage"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // C: numeric kernels, and the PNG/JPEG codecs (libpng and libjpeg report errors by longjmp,
+        // which Swift cannot catch, so the calls into them live in C).
+        .target(name: "CKernels", cSettings: optimisedC, linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
+
+        // Swift libraries.
+        .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels"]),
+        .target(name: "MTLSegImage", dependencies: ["CImageCodecs"]),
+
+        // Executables.
+        .executableTarget(name: "mtlseg", dependencies: [
+            "MTLSegCore", "MTLSegImage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Tests.
+        .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

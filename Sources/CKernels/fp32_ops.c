@@ -1,0 +1,176 @@
+#include "ckernels_fp32.h"
+
+#include <math.h>
+#include <string.h>
+
+void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels,
+                       const float *gamma, const float *beta, float eps) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = in + r * channels;
+        float *y = out + r * channels;
+        // Two passes in double for the statistics: PyTorch's reference is
+        // accurate to fp32 rounding, and wide channel counts lose digits otherwise.
+        double sum = 0;
+        for (size_t c = 0; c < channels; c++) sum += x[c];
+        const double mean = sum / (double)channels;
+        double sq = 0;
+        for (size_t c = 0; c < channels; c++) {
+            const double d = x[c] - mean;
+            sq += d * d;
+        }
+        const float inv = (float)(1.0 / sqrt(sq / (double)channels + eps));
+        const float m = (float)mean;
+        for (size_t c = 0; c < channels; c++) y[c] = (x[c] - m) * inv * gamma[c] + beta[c];
+    }
+}
+
+void ck_gelu_erf_f32(float *x, size_t n) {
+    const float inv_sqrt2 = 0.70710678118654752440f;
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * inv_sqrt2));
+}
+
+void ck_relu_f32(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void ck_add_bias_rows_f32(float *x, size_t rows, size_t channels, const float *bias) {
+    for (size_t r = 0; r < rows; r++) {
+        float *y = x + r * channels;
+        for (size_t c = 0; c < channels; c++) y[c] += bias[c];
+    }
+}
+
+void ck_scale_shift_rows_f32(float *x, size_t rows, size_t channels,
+                             const float *scale, const float *shift, int relu) {
+    for (size_t r = 0; r < rows; r++) {
+        float *y = x + r * channels;
+        for (size_t c = 0; c < channels; c++) {
+            const float v = y[c] * scale[c] + shift[c];
+            y[c] = (relu && v < 0.0f) ? 0.0f : v;
+        }
+    }
+}
+
+void ck_softmax_rows_f32(float *x, size_t rows, size_t cols, float scale) {
+    for (size_t r = 0; r < rows; r++) {
+        float *y = x + r * cols;
+        float max = -INFINITY;
+        for (size_t c = 0; c < cols; c++) {
+            y[c] *= scale;
+            max = y[c] > max ? y[c] : max;
+        }
+        float sum = 0.0f;
+        for (size_t c = 0; c < cols; c++) {
+            y[c] = expf(y[c] - max);
+            sum += y[c];
+        }
+        const float inv = 1.0f / sum;
+        for (size_t c = 0; c < cols; c++) y[c] *= inv;
+    }
+}
+
+void ck_dwconv3x3_hwc_f32(const float *in, float *out, size_t height, size_t width,
+                          size_t channels, const float *weight, const float *bias) {
+    for (size_t y = 0; y < height; y++) {
+        for (size_t x = 0; x < width; x++) {
+            float *o = out + (y * width + x) * channels;
+            for (size_t c = 0; c < channels; c++) o[c] = bias[c];
+            for (int dy = -1; dy <= 1; dy++) {
+                const long sy = (long)y + dy;
+                if (sy < 0 || sy >= (long)height) continue;
+                for (int dx = -1; dx <= 1; dx++) {
+                    const long sx = (long)x + dx;
+                    if (sx < 0 || sx >= (long)width) continue;
+                    const float *i = in + ((size_t)sy * width + (size_t)sx) * channels;
+                    const size_t tap = (size_t)((dy + 1) * 3 + (dx + 1));
+                    for (size_t c = 0; c < channels; c++) o[c] += i[c] * weight[c * 9 + tap];
+                }
+            }
+        }
+    }
+}
+
+void ck_im2col_hwc_f32(const float *in, size_t height, size_t width, size_t channels,
+                       size_t kernel, size_t stride, size_t padding,
+                       size_t out_height, size_t out_width, float *cols) {
+    const size_t row = kernel * kernel * channels;
+    for (size_t oy = 0; oy < out_height; oy++) {
+        for (size_t ox = 0; ox < out_width; ox++) {
+            float *dst = cols + (oy * out_width + ox) * row;
+            for (size_t ky = 0; ky < kernel; ky++) {
+                const long sy = (long)(oy * stride + ky) - (long)padding;
+                for (size_t kx = 0; kx < kernel; kx++) {
+                    const long sx = (long)(ox * stride + kx) - (long)padding;
+                    float *d = dst + (ky * kernel + kx) * channels;
+                    if (sy < 0 || sy >= (long)height || sx < 0 || sx >= (long)width) {
+                        memset(d, 0, channels * sizeof(float));
+                    } else {
+                        memcpy(d, in + ((size_t)sy * width + (size_t)sx) * channels,
+                               channels * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+// PyTorch's source index for align_corners=False: (dst + 0.5)·scale − 0.5, clamped at 0.
+static void bilinear_taps(size_t out_size, size_t in_size, size_t i, size_t *i0, size_t *i1, float *w1) {
+    const float scale = (float)in_size / (float)out_size;
+    float src = ((float)i + 0.5f) * scale - 0.5f;
+    if (src < 0.0f) src = 0.0f;
+    size_t lo = (size_t)src;
+    if (lo > in_size - 1) lo = in_size - 1;
+    *i0 = lo;
+    *i1 = lo + 1 < in_size ? lo + 1 : in_size - 1;
+    *w1 = src - (float)lo;
+}
+
+void ck_resize_bilinear_hwc_f32(const float *in, size_t in_height, size_t in_width,
+                                size_t channels, float *out, size_t out_height,
+                                size_t out_width, int accumulate) {
+    for (size_t y = 0; y < out_height; y++) {
+        size_t y0, y1;
+        float wy;
+        bilinear_taps(out_height, in_height, y, &y0, &y1, &wy);
+        for (size_t x = 0; x < out_width; x++) {
+            size_t x0, x1;
+            float wx;
+            bilinear_taps(out_width, in_width, x, &x0, &x1, &wx);
+            const float *a = in + (y0 * in_width + x0) * channels;
+            const float *b = in + (y0 * in_width + x1) * channels;
+            const float *c = in + (y1 * in_width + x0) * channels;
+            const float *d = in + (y1 * in_width + x1) * channels;
+            const float w00 = (1.0f - wy) * (1.0f - wx), w01 = (1.0f - wy) * wx;
+            const float w10 = wy * (1.0f - wx), w11 = wy * wx;
+            float *o = out + (y * out_width + x) * channels;
+            if (accumulate) {
+                for (size_t k = 0; k < channels; k++) o[k] += w00 * a[k] + w01 * b[k] + w10 * c[k] + w11 * d[k];
+            } else {
+                for (size_t k = 0; k < channels; k++) o[k] = w00 * a[k] + w01 * b[k] + w10 * c[k] + w11 * d[k];
+            }
+        }
+    }
+}
+
+void ck_hwc_to_chw_f32(const float *in, float *out, size_t height, size_t width, size_t channels) {
+    const size_t plane = height * width;
+    for (size_t p = 0; p < plane; p++)
+        for (size_t c = 0; c < channels; c++) out[c * plane + p] = in[p * channels + c];
+}
+
+void ck_chw_to_hwc_f32(const float *in, float *out, size_t height, size_t width, size_t channels) {
+    const size_t plane = height * width;
+    for (size_t p = 0; p < plane; p++)
+        for (size_t c = 0; c < channels; c++) out[p * channels + c] = in[c * plane + p];
+}
+
+void ck_gate_accumulate_f32(const float *self_score, const float *other_score, float bias,
+                            const float *other, float *out, size_t pixels, size_t channels) {
+    for (size_t p = 0; p < pixels; p++) {
+        const float a = 1.0f / (1.0f + expf(-(self_score[p] + other_score[p] + bias)));
+        const float *src = other + p * channels;
+        float *dst = out + p * channels;
+        for (size_t c = 0; c < channels; c++) dst[c] += a * src[c];
+    }
+}

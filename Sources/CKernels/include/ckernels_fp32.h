@@ -1,0 +1,61 @@
+#ifndef CKERNELS_FP32_H
+#define CKERNELS_FP32_H
+// Portable fp32 kernels for the parts of the network that are not matrix
+// products (those go to BLAS). Tensors are channels-last: element (y, x, c) of
+// an h×w×C map is at (y*w + x)*C + c, which is also HF's token order.
+// Built at -O3 in every configuration so that the compiler vectorises the loops.
+#include <stddef.h>
+
+/// LayerNorm over the last dimension of `rows` rows of `channels` values (biased
+/// variance, as PyTorch). `out` may equal `in`.
+void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels,
+                       const float *gamma, const float *beta, float eps);
+
+/// Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)), in place.
+void ck_gelu_erf_f32(float *x, size_t n);
+
+/// max(x, 0), in place.
+void ck_relu_f32(float *x, size_t n);
+
+/// x[r][c] += bias[c] over `rows` rows.
+void ck_add_bias_rows_f32(float *x, size_t rows, size_t channels, const float *bias);
+
+/// y[r][c] = x[r][c] * scale[c] + shift[c], then ReLU when `relu` is non-zero.
+void ck_scale_shift_rows_f32(float *x, size_t rows, size_t channels,
+                             const float *scale, const float *shift, int relu);
+
+/// Row-wise softmax of `rows`×`cols` values after multiplying them by `scale`,
+/// in place (max subtracted first, as PyTorch does for stability).
+void ck_softmax_rows_f32(float *x, size_t rows, size_t cols, float scale);
+
+/// 3×3 depthwise convolution, stride 1, zero padding 1, with bias.
+/// `weight` is [channels][9] (PyTorch's [C, 1, 3, 3]).
+void ck_dwconv3x3_hwc_f32(const float *in, float *out, size_t height, size_t width,
+                          size_t channels, const float *weight, const float *bias);
+
+/// Gathers the patches of a k×k convolution (stride s, zero padding p) of a
+/// channels-last input into rows of [k][k][C] values, one row per output pixel,
+/// for a GEMM against weights repacked to [out][k][k][C].
+void ck_im2col_hwc_f32(const float *in, size_t height, size_t width, size_t channels,
+                       size_t kernel, size_t stride, size_t padding,
+                       size_t out_height, size_t out_width, float *cols);
+
+/// Bilinear resize of a channels-last map with align_corners=False semantics
+/// (PyTorch's F.interpolate(mode="bilinear")). With `accumulate` non-zero the
+/// result is added to `out` instead of overwriting it.
+void ck_resize_bilinear_hwc_f32(const float *in, size_t in_height, size_t in_width,
+                                size_t channels, float *out, size_t out_height,
+                                size_t out_width, int accumulate);
+
+/// Channels-last (h×w×C) to channels-first (C×h×w).
+void ck_hwc_to_chw_f32(const float *in, float *out, size_t height, size_t width, size_t channels);
+
+/// Channels-first (C×h×w) to channels-last (h×w×C).
+void ck_chw_to_hwc_f32(const float *in, float *out, size_t height, size_t width, size_t channels);
+
+/// The cross-task gate of MTLSegFormer: for each of `pixels` pixels,
+/// a = sigmoid(self_score + other_score + bias), then out[p][:] += a · other[p][:].
+void ck_gate_accumulate_f32(const float *self_score, const float *other_score, float bias,
+                            const float *other, float *out, size_t pixels, size_t channels);
+
+#endif

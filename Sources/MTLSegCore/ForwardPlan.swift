@@ -1,0 +1,107 @@
+/// Spatial size of a feature map.
+public struct MapSize: Equatable, CustomStringConvertible, Sendable {
+    public let height: Int
+    public let width: Int
+    public var pixels: Int { height * width }
+    public var description: String { "\(width)x\(height)" }
+}
+
+/// Every shape of one forward pass at a fixed input size, and the activation
+/// memory it needs. Made once when an engine is created; the forward pass then
+/// runs in that memory and allocates nothing.
+public struct ForwardPlan {
+    public let input: MapSize
+    /// Per stage: the token grid, and the key/value grid after spatial reduction.
+    public let stageSizes: [MapSize]
+    public let reducedSizes: [MapSize]
+    /// Rows of attention scores computed at once, per stage (bounds the score buffer).
+    public let attentionRowBlocks: [Int]
+
+    /// Element counts of the arena's regions.
+    let imageCount: Int
+    let stageOutputCounts: [Int]
+    let tokenCount: Int
+    let columnCount: Int
+    let reducedCount: Int
+    let scoreCount: Int
+    let hiddenCount: Int
+    let decoderCount: Int
+    let taskMapCount: Int
+    let gateCount: Int
+    let logitsCount: Int
+
+    /// Largest score block kept at once: 1 Mi floats (4 MiB).
+    static let scoreBudget = 1 << 20
+
+    public init(description: ModelDescription, height: Int, width: Int) {
+        let e = description.encoder
+        input = MapSize(height: height, width: width)
+        var sizes: [MapSize] = []
+        var reduced: [MapSize] = []
+        var blocks: [Int] = []
+        var current = input
+        var tokens = 0, columns = 0, reducedTokens = 0, scores = 0, hidden = 0, stageOutputs: [Int] = []
+        for i in 0 ..< e.stageCount {
+            let k = e.patchSizes[i], s = e.strides[i], p = k / 2
+            let inChannels = i == 0 ? e.numChannels : e.hiddenSizes[i - 1]
+            let next = MapSize(height: (current.height + 2 * p - k) / s + 1, width: (current.width + 2 * p - k) / s + 1)
+            let c = e.hiddenSizes[i], sr = e.srRatios[i]
+            let kv = sr > 1 ? MapSize(height: next.height / sr, width: next.width / sr) : next
+            let rowBlock = max(1, min(next.pixels, Self.scoreBudget / max(kv.pixels, 1)))
+            sizes.append(next)
+            reduced.append(kv)
+            blocks.append(rowBlock)
+            stageOutputs.append(next.pixels * c)
+            tokens = max(tokens, next.pixels * c)
+            columns = max(columns, next.pixels * k * k * inChannels, kv.pixels * sr * sr * c)
+            reducedTokens = max(reducedTokens, kv.pixels * c)
+            scores = max(scores, rowBlock * kv.pixels)
+            hidden = max(hidden, next.pixels * c * e.mlpRatios[i])
+            current = next
+        }
+        stageSizes = sizes
+        reducedSizes = reduced
+        attentionRowBlocks = blocks
+        imageCount = height * width * e.numChannels
+        stageOutputCounts = stageOutputs
+        tokenCount = tokens
+        columnCount = columns
+        reducedCount = reducedTokens
+        scoreCount = scores
+        hiddenCount = hidden
+        let d = description.decoderHiddenSize
+        let decoderPixels = sizes[0].pixels
+        decoderCount = decoderPixels * d
+        let taskCount = description.tasks.count
+        taskMapCount = taskCount > 1 ? decoderPixels * d : 0
+        gateCount = decoderPixels
+        logitsCount = decoderPixels * (description.tasks.map(\.classCount).max() ?? 1)
+    }
+
+    /// The logits' grid: the first stage's, a quarter of the input.
+    public var outputSize: MapSize { stageSizes[0] }
+
+    /// Floats of activation memory one forward pass uses.
+    public func arenaFloats(taskCount: Int) -> Int {
+        imageCount + stageOutputCounts.reduce(0, +) + 4 * tokenCount + columnCount + 3 * reducedCount + scoreCount
+            + 2 * hiddenCount + decoderCount + (taskCount > 1 ? (taskCount + 2) * taskMapCount : 0) + 3 * gateCount + logitsCount
+    }
+}
+
+/// One block of 64-byte-aligned memory cut into the regions a forward pass needs.
+final class ActivationArena {
+    private let memory: FloatBuffer
+    private var used = 0
+
+    init(floats: Int) { memory = FloatBuffer(count: floats + 1024) }
+
+    /// The next region of `count` floats, starting on a 64-byte boundary.
+    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let start = used
+        used += (count + 15) / 16 * 16
+        precondition(used <= memory.count, "activation arena overflow: the plan undercounted")
+        return memory.pointer + start
+    }
+
+    var byteCount: Int { memory.count * MemoryLayout<Float>.stride }
+}

@@ -1,0 +1,188 @@
+/// The weights of one MiT encoder stage: an overlapping patch embedding,
+/// transformer blocks, and the LayerNorm that closes the stage.
+public struct StageWeights {
+    public let channels: Int
+    public let heads: Int
+    public let srRatio: Int
+    public let patchSize: Int
+    public let stride: Int
+    public let patchEmbedding: LinearWeights
+    public let patchNorm: LayerNormWeights
+    public let blocks: [BlockWeights]
+    public let norm: LayerNormWeights
+}
+
+/// One pre-norm transformer block: efficient self-attention, then Mix-FFN.
+public struct BlockWeights {
+    public let norm1: LayerNormWeights
+    public let query: LinearWeights
+    public let key: LinearWeights
+    public let value: LinearWeights
+    /// Spatial reduction (a conv with kernel = stride = sr ratio) and its LayerNorm; nil when the ratio is 1.
+    public let reduction: LinearWeights?
+    public let reductionNorm: LayerNormWeights?
+    public let output: LinearWeights
+    public let norm2: LayerNormWeights
+    public let dense1: LinearWeights
+    /// Depthwise 3×3: [hidden][9] weights and [hidden] bias.
+    public let depthwiseWeight: FloatBuffer
+    public let depthwiseBias: FloatBuffer
+    public let dense2: LinearWeights
+}
+
+/// The all-MLP decoder after the load-time fold (ARCHITECTURE §4): each stage's
+/// `linear_c` and its slice of `linear_fuse` (with the BatchNorm) become one
+/// D×C_i map applied at the stage's own resolution, because both are per-pixel
+/// linear maps and bilinear upsampling commutes with them. The biases, which
+/// upsampling leaves unchanged, sum into one.
+public struct FusedDecoderWeights {
+    public let width: Int
+    /// Per stage: [D][C_i], no bias.
+    public let stageProjections: [LinearWeights]
+    public let bias: FloatBuffer
+}
+
+/// Task t's head (ARCHITECTURE §3.2), BatchNorms folded into the convs.
+public struct TaskHeadWeights {
+    public struct Gate {
+        /// The other task j whose map this gate weighs.
+        public let otherTask: Int
+        /// Weights over F_t and over F_j ([D] each), and the bias.
+        public let selfWeight: FloatBuffer
+        public let otherWeight: FloatBuffer
+        public let bias: Float
+    }
+
+    public let taskMap: LinearWeights
+    public let gates: [Gate]
+    /// [D][2D] over concat[F_t, G_t].
+    public let combine: LinearWeights
+    public let classifier: LinearWeights
+}
+
+/// Every weight of an MTLSegFormer (a plain SegFormer when it has one task), as the fp32 engine uses them.
+public struct MTLSegFormerWeights {
+    public let description: ModelDescription
+    public let stages: [StageWeights]
+    public let decoder: FusedDecoderWeights
+    /// Single-task models: the decode head's classifier. Multi-task: nil.
+    public let classifier: LinearWeights?
+    /// Multi-task models: one head per task. Single-task: empty.
+    public let heads: [TaskHeadWeights]
+    /// Parameters as stored in the file (before the folds), for reports.
+    public let parameterCount: Int
+
+    public init(source: ModelSource) throws {
+        let d = source.description
+        let reader = WeightReader(source: source)
+        let e = d.encoder
+        var parameters = 0
+        func count(_ layer: LinearWeights) -> LinearWeights { parameters += layer.parameterCount; return layer }
+        func count(_ norm: LayerNormWeights) -> LayerNormWeights { parameters += 2 * norm.gamma.count; return norm }
+
+        var stages: [StageWeights] = []
+        for i in 0 ..< e.stageCount {
+            let channels = e.hiddenSizes[i]
+            let inChannels = i == 0 ? e.numChannels : e.hiddenSizes[i - 1]
+            let hidden = channels * e.mlpRatios[i]
+            let embed = "segformer.encoder.patch_embeddings.\(i)"
+            var blocks: [BlockWeights] = []
+            for j in 0 ..< e.depths[i] {
+                let p = "segformer.encoder.block.\(i).\(j)"
+                let sr = e.srRatios[i]
+                let dwWeight = try source.tensor(p + ".mlp.dwconv.dwconv.weight", shape: [hidden, 1, 3, 3])
+                let dwBias = try source.tensor(p + ".mlp.dwconv.dwconv.bias", shape: [hidden])
+                parameters += dwWeight.count + dwBias.count
+                blocks.append(BlockWeights(
+                    norm1: count(try reader.layerNorm(p + ".layer_norm_1", channels: channels)),
+                    query: count(try reader.linear(p + ".attention.self.query", in: channels, out: channels)),
+                    key: count(try reader.linear(p + ".attention.self.key", in: channels, out: channels)),
+                    value: count(try reader.linear(p + ".attention.self.value", in: channels, out: channels)),
+                    reduction: sr > 1 ? count(try reader.convKxK(p + ".attention.self.sr", in: channels, out: channels, kernel: sr)) : nil,
+                    reductionNorm: sr > 1 ? count(try reader.layerNorm(p + ".attention.self.layer_norm", channels: channels)) : nil,
+                    output: count(try reader.linear(p + ".attention.output.dense", in: channels, out: channels)),
+                    norm2: count(try reader.layerNorm(p + ".layer_norm_2", channels: channels)),
+                    dense1: count(try reader.linear(p + ".mlp.dense1", in: channels, out: hidden)),
+                    depthwiseWeight: dwWeight, depthwiseBias: dwBias,
+                    dense2: count(try reader.linear(p + ".mlp.dense2", in: hidden, out: channels))))
+            }
+            stages.append(StageWeights(
+                channels: channels, heads: e.numAttentionHeads[i], srRatio: e.srRatios[i],
+                patchSize: e.patchSizes[i], stride: e.strides[i],
+                patchEmbedding: count(try reader.convKxK(embed + ".proj", in: inChannels, out: channels, kernel: e.patchSizes[i])),
+                patchNorm: count(try reader.layerNorm(embed + ".layer_norm", channels: channels)),
+                blocks: blocks,
+                norm: count(try reader.layerNorm("segformer.encoder.layer_norm.\(i)", channels: channels))))
+        }
+
+        let width = d.decoderHiddenSize
+        let linearC = try (0 ..< e.stageCount).map {
+            count(try reader.linear("decode_head.linear_c.\($0).proj", in: e.hiddenSizes[$0], out: width))
+        }
+        let fuse = count(try reader.conv1x1("decode_head.linear_fuse", in: width * e.stageCount, out: width, bias: false))
+        let fuseNorm = try reader.batchNorm("decode_head.batch_norm", channels: width)
+        parameters += 2 * width
+        let decoder = Self.foldDecoder(linearC: linearC, fuse: fuse, norm: fuseNorm, width: width)
+
+        var classifier: LinearWeights?
+        var heads: [TaskHeadWeights] = []
+        if d.tasks.count == 1 {
+            classifier = count(try reader.conv1x1("decode_head.classifier", in: width, out: d.tasks[0].classCount, bias: true))
+        } else {
+            for (t, task) in d.tasks.enumerated() {
+                let taskConv = count(try reader.conv1x1("mtl_head.task.\(t).conv", in: width, out: width, bias: false))
+                let taskNorm = try reader.batchNorm("mtl_head.task.\(t).bn", channels: width)
+                var gates: [TaskHeadWeights.Gate] = []
+                for j in d.tasks.indices where j != t {
+                    let gate = count(try reader.conv1x1("mtl_head.gate.\(t).\(j)", in: 2 * width, out: 1, bias: true))
+                    gates.append(TaskHeadWeights.Gate(
+                        otherTask: j,
+                        selfWeight: FloatBuffer(Array(UnsafeBufferPointer(start: gate.weight.pointer, count: width))),
+                        otherWeight: FloatBuffer(Array(UnsafeBufferPointer(start: gate.weight.pointer + width, count: width))),
+                        bias: gate.bias![0]))
+                }
+                let combine = count(try reader.conv1x1("mtl_head.combine.\(t).conv", in: 2 * width, out: width, bias: false))
+                let combineNorm = try reader.batchNorm("mtl_head.combine.\(t).bn", channels: width)
+                parameters += 4 * width
+                heads.append(TaskHeadWeights(
+                    taskMap: taskConv.folding(taskNorm), gates: gates, combine: combine.folding(combineNorm),
+                    classifier: count(try reader.conv1x1("mtl_head.classifier.\(t)", in: width, out: task.classCount, bias: true))))
+            }
+        }
+        self.description = d
+        self.stages = stages
+        self.decoder = decoder
+        self.classifier = classifier
+        self.heads = heads
+        self.parameterCount = parameters
+    }
+
+    /// W'_i = scale ⊙ (W_fuse[:, slice_i] · W_c_i);  b' = scale ⊙ Σ_i W_fuse[:, slice_i] · b_i + shift.
+    /// linear_fuse sees the stages concatenated last stage first, so stage i owns slice S−1−i.
+    static func foldDecoder(linearC: [LinearWeights], fuse: LinearWeights, norm: BatchNormAffine, width: Int) -> FusedDecoderWeights {
+        let stageCount = linearC.count
+        var bias = [Double](repeating: 0, count: width)
+        var projections: [LinearWeights] = []
+        for (i, c) in linearC.enumerated() {
+            let slice = (stageCount - 1 - i) * width
+            let folded = FloatBuffer(count: width * c.inFeatures)
+            for o in 0 ..< width {
+                let fuseRow = fuse.weight.pointer + o * fuse.inFeatures + slice
+                var row = [Double](repeating: 0, count: c.inFeatures)
+                var biasSum = 0.0
+                for k in 0 ..< width {
+                    let f = Double(fuseRow[k])
+                    if f == 0 { continue }
+                    let cRow = c.weight.pointer + k * c.inFeatures
+                    for m in 0 ..< c.inFeatures { row[m] += f * Double(cRow[m]) }
+                    biasSum += f * Double(c.bias?[k] ?? 0)
+                }
+                for m in 0 ..< c.inFeatures { folded[o * c.inFeatures + m] = Float(row[m] * Double(norm.scale[o])) }
+                bias[o] += biasSum
+            }
+            projections.append(LinearWeights(inFeatures: c.inFeatures, outFeatures: width, weight: folded, bias: nil))
+        }
+        let foldedBias = FloatBuffer((0 ..< width).map { Float(bias[$0] * Double(norm.scale[$0]) + Double(norm.shift[$0])) })
+        return FusedDecoderWeights(width: width, stageProjections: projections, bias: foldedBias)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+
+/// A model on disk, opened and validated: its description and its tensors under
+/// the transformers 4 names. Either an mtlseg model file or an HF checkpoint
+/// directory (config.json + model.safetensors).
+public struct ModelSource {
+    /// What the user named: the file, or the checkpoint directory.
+    public let path: String
+    public let description: ModelDescription
+    public let file: SafeTensorsFile
+    private let entries: [String: SafeTensorsEntry]
+
+    /// The metadata key that holds the model description.
+    public static let metadataKey = "mtlseg"
+
+    public init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError.unreadable(path: path, reason: "no such file or directory")
+        }
+        if isDirectory.boolValue {
+            let configPath = (path as NSString).appendingPathComponent("config.json")
+            let weightsPath = (path as NSString).appendingPathComponent("model.safetensors")
+            let description = try HFConfig.description(configPath: configPath, name: (path as NSString).lastPathComponent)
+            try self.init(path: path, description: description, file: try SafeTensorsFile(path: weightsPath))
+        } else {
+            let file = try SafeTensorsFile(path: path)
+            guard let json = file.metadata[Self.metadataKey] else {
+                throw ModelError.badMetadata(path: path, field: Self.metadataKey,
+                                             reason: "missing from __metadata__ (not an mtlseg model file; an HF checkpoint is loaded by its directory)")
+            }
+            try self.init(path: path, description: try ModelDescription.decode(json: json, path: path), file: file)
+        }
+    }
+
+    init(path: String, description: ModelDescription, file: SafeTensorsFile) throws {
+        try description.validate(path: path)
+        var entries: [String: SafeTensorsEntry] = [:]
+        var original: [String: String] = [:]
+        for entry in file.entries {
+            let name = TensorNames.canonical(entry.name)
+            if let first = original[name] {
+                throw ModelError.badTensorEntry(path: file.path, tensor: entry.name, reason: "names the same tensor as '\(first)'")
+            }
+            original[name] = entry.name
+            entries[name] = entry
+        }
+        self.path = path
+        self.description = description
+        self.file = file
+        self.entries = entries
+    }
+
+    /// The named tensor (transformers 4 name) as fp32, checked against the shape the description implies.
+    public func tensor(_ name: String, shape: [Int]) throws -> FloatBuffer {
+        guard let entry = entries[name] else { throw ModelError.missingTensor(path: file.path, tensor: name) }
+        guard entry.shape == shape else {
+            throw ModelError.wrongShape(path: file.path, tensor: entry.name, expected: shape, found: entry.shape)
+        }
+        return try file.floats(entry)
+    }
+
+    public func has(_ name: String) -> Bool { entries[name] != nil }
+}
+
+/// Reads HF's `config.json` for SegFormer into a model description.
+enum HFConfig {
+    static func description(configPath: String, name: String) throws -> ModelDescription {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: configPath))
+        } catch {
+            throw ModelError.unreadable(path: configPath, reason: "cannot read it (\((error as NSError).localizedDescription))")
+        }
+        guard let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelError.badMetadata(path: configPath, field: "config.json", reason: "not a JSON object")
+        }
+        if let type = config["model_type"] as? String, type != "segformer" {
+            throw ModelError.badMetadata(path: configPath, field: "model_type", reason: "'\(type)' is not 'segformer'")
+        }
+        func ints(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
+            guard let value = config[key] else {
+                if let fallback { return fallback }
+                throw ModelError.badMetadata(path: configPath, field: key, reason: "missing")
+            }
+            let list = value as? [Any] ?? []
+            let numbers = list.compactMap { ($0 as? NSNumber)?.intValue }
+            guard value is [Any], numbers.count == list.count else {
+                throw ModelError.badMetadata(path: configPath, field: key, reason: "not a list of integers")
+            }
+            return numbers
+        }
+        func int(_ key: String, default fallback: Int) throws -> Int {
+            guard let value = config[key] else { return fallback }
+            guard let number = value as? NSNumber else {
+                throw ModelError.badMetadata(path: configPath, field: key, reason: "not an integer")
+            }
+            return number.intValue
+        }
+        let encoder = EncoderConfig(
+            numChannels: try int("num_channels", default: 3),
+            hiddenSizes: try ints("hidden_sizes"),
+            depths: try ints("depths"),
+            numAttentionHeads: try ints("num_attention_heads"),
+            srRatios: try ints("sr_ratios"),
+            patchSizes: try ints("patch_sizes", default: [7, 3, 3, 3]),
+            strides: try ints("strides", default: [4, 2, 2, 2]),
+            mlpRatios: try ints("mlp_ratios", default: [4, 4, 4, 4]))
+        var classes: [String]
+        if let labels = config["id2label"] as? [String: Any] {
+            let indexed = try labels.map { key, value -> (Int, String) in
+                guard let index = Int(key), let label = value as? String else {
+                    throw ModelError.badMetadata(path: configPath, field: "id2label.\(key)", reason: "expected an integer key and a string label")
+                }
+                return (index, label)
+            }.sorted { $0.0 < $1.0 }
+            guard indexed.map(\.0) == Array(0 ..< indexed.count) else {
+                throw ModelError.badMetadata(path: configPath, field: "id2label", reason: "keys are not 0..<\(indexed.count)")
+            }
+            classes = indexed.map(\.1)
+        } else {
+            let count = try int("num_labels", default: 2)
+            classes = (0 ..< count).map { "LABEL_\($0)" }
+        }
+        // HF builds every LayerNorm with PyTorch's default eps whatever config.layer_norm_eps says.
+        return ModelDescription(name: name, encoder: encoder, decoderHiddenSize: try int("decoder_hidden_size", default: 256),
+                                tasks: [TaskDescription(name: "segmentation", classes: classes)], input: nil, layerNormEps: 1e-5)
+    }
+}
