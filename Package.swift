@@ -39,6 +39,8 @@ let package = Package(
         // Tests.
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
+        // Runs the built `mtlseg` binary end to end, as a user would.
+        .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,15 +1,62 @@
 #include "ckernels_fp32.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+// Each kernel is compiled for AVX-512, AVX2 and baseline x86-64, and the loader
+// picks the widest the CPU runs (ifunc); other architectures build it once.
+#if defined(__x86_64__) && defined(__clang__)
+#define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CK_VECTOR_CLONES
+#endif
+
+// exp and erf written branch-free so that the loops calling them vectorise;
+// libm's expf/erff are calls per element and dominated the attention softmax
+// and the Mix-FFN GELU.
+
+/// e^x to about 2 ulp over the range where the result is a normal float.
+static inline float fast_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    // Round to nearest by adding and removing 1.5·2^23 (roundf is a call without SSE4.1).
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    // Cody-Waite reduction: r = x − n·ln2 in two parts keeps r exact.
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { uint32_t i; float f; } scale = { .i = (uint32_t)((int32_t)n + 127) << 23 };
+    return p * scale.f;
+}
+
+/// erf(x) with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26, evaluated in float).
+static inline float fast_erff(float x) {
+    const float a = x < 0.0f ? -x : x;
+    const float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    const float y = 1.0f - p * t * fast_expf(-a * a);
+    return x < 0.0f ? -y : y;
+}
+
+CK_VECTOR_CLONES
 void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels,
                        const float *gamma, const float *beta, float eps) {
+    // Sums may be reordered (so they vectorise); they run in double, which keeps
+    // them as accurate as PyTorch's for any channel count.
+#pragma clang fp reassociate(on)
     for (size_t r = 0; r < rows; r++) {
         const float *x = in + r * channels;
         float *y = out + r * channels;
-        // Two passes in double for the statistics: PyTorch's reference is
-        // accurate to fp32 rounding, and wide channel counts lose digits otherwise.
         double sum = 0;
         for (size_t c = 0; c < channels; c++) sum += x[c];
         const double mean = sum / (double)channels;
@@ -24,15 +71,18 @@ void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels
     }
 }
 
+CK_VECTOR_CLONES
 void ck_gelu_erf_f32(float *x, size_t n) {
     const float inv_sqrt2 = 0.70710678118654752440f;
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * inv_sqrt2));
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + fast_erff(x[i] * inv_sqrt2));
 }
 
+CK_VECTOR_CLONES
 void ck_relu_f32(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+CK_VECTOR_CLONES
 void ck_add_bias_rows_f32(float *x, size_t rows, size_t channels, const float *bias) {
     for (size_t r = 0; r < rows; r++) {
         float *y = x + r * channels;
@@ -40,6 +90,7 @@ void ck_add_bias_rows_f32(float *x, size_t rows, size_t channels, const float *b
     }
 }
 
+CK_VECTOR_CLONES
 void ck_scale_shift_rows_f32(float *x, size_t rows, size_t channels,
                              const float *scale, const float *shift, int relu) {
     for (size_t r = 0; r < rows; r++) {
@@ -51,24 +102,24 @@ void ck_scale_shift_rows_f32(float *x, size_t rows, size_t channels,
     }
 }
 
+CK_VECTOR_CLONES
 void ck_softmax_rows_f32(float *x, size_t rows, size_t cols, float scale) {
+    // The max and the sum may be reordered so that both loops vectorise.
+#pragma clang fp reassociate(on)
     for (size_t r = 0; r < rows; r++) {
         float *y = x + r * cols;
         float max = -INFINITY;
-        for (size_t c = 0; c < cols; c++) {
-            y[c] *= scale;
-            max = y[c] > max ? y[c] : max;
-        }
+        for (size_t c = 0; c < cols; c++) max = y[c] > max ? y[c] : max;
+        const float shift = max * scale;
+        for (size_t c = 0; c < cols; c++) y[c] = fast_expf(y[c] * scale - shift);
         float sum = 0.0f;
-        for (size_t c = 0; c < cols; c++) {
-            y[c] = expf(y[c] - max);
-            sum += y[c];
-        }
+        for (size_t c = 0; c < cols; c++) sum += y[c];
         const float inv = 1.0f / sum;
         for (size_t c = 0; c < cols; c++) y[c] *= inv;
     }
 }
 
+CK_VECTOR_CLONES
 void ck_dwconv3x3_hwc_f32(const float *in, float *out, size_t height, size_t width,
                           size_t channels, const float *weight, const float *bias) {
     for (size_t y = 0; y < height; y++) {
@@ -83,7 +134,8 @@ void ck_dwconv3x3_hwc_f32(const float *in, float *out, size_t height, size_t wid
                     if (sx < 0 || sx >= (long)width) continue;
                     const float *i = in + ((size_t)sy * width + (size_t)sx) * channels;
                     const size_t tap = (size_t)((dy + 1) * 3 + (dx + 1));
-                    for (size_t c = 0; c < channels; c++) o[c] += i[c] * weight[c * 9 + tap];
+                    const float *w = weight + tap * channels;
+                    for (size_t c = 0; c < channels; c++) o[c] += i[c] * w[c];
                 }
             }
         }
@@ -126,6 +178,7 @@ static void bilinear_taps(size_t out_size, size_t in_size, size_t i, size_t *i0,
     *w1 = src - (float)lo;
 }
 
+CK_VECTOR_CLONES
 void ck_resize_bilinear_hwc_f32(const float *in, size_t in_height, size_t in_width,
                                 size_t channels, float *out, size_t out_height,
                                 size_t out_width, int accumulate) {
@@ -165,10 +218,11 @@ void ck_chw_to_hwc_f32(const float *in, float *out, size_t height, size_t width,
         for (size_t c = 0; c < channels; c++) out[p * channels + c] = in[c * plane + p];
 }
 
+CK_VECTOR_CLONES
 void ck_gate_accumulate_f32(const float *self_score, const float *other_score, float bias,
                             const float *other, float *out, size_t pixels, size_t channels) {
     for (size_t p = 0; p < pixels; p++) {
-        const float a = 1.0f / (1.0f + expf(-(self_score[p] + other_score[p] + bias)));
+        const float a = 1.0f / (1.0f + fast_expf(-(self_score[p] + other_score[p] + bias)));
         const float *src = other + p * channels;
         float *dst = out + p * channels;
         for (size_t c = 0; c < channels; c++) dst[c] += a * src[c];

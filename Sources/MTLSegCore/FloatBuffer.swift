@@ -20,6 +20,16 @@ public final class FloatBuffer {
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 
+    /// This buffer read as a rows×columns matrix, transposed.
+    public func transposed(rows: Int, columns: Int) -> FloatBuffer {
+        precondition(rows * columns == count, "\(rows)x\(columns) does not match \(count) values")
+        let out = FloatBuffer(count: count)
+        for r in 0 ..< rows {
+            for c in 0 ..< columns { out.pointer[c * rows + r] = pointer[r * columns + c] }
+        }
+        return out
+    }
+
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 
     public subscript(index: Int) -> Float {

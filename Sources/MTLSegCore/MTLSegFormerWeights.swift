@@ -24,7 +24,7 @@ public struct BlockWeights {
     public let output: LinearWeights
     public let norm2: LayerNormWeights
     public let dense1: LinearWeights
-    /// Depthwise 3×3: [hidden][9] weights and [hidden] bias.
+    /// Depthwise 3×3: [9][hidden] weights (tap-major) and [hidden] bias.
     public let depthwiseWeight: FloatBuffer
     public let depthwiseBias: FloatBuffer
     public let dense2: LinearWeights
@@ -90,7 +90,7 @@ public struct MTLSegFormerWeights {
             for j in 0 ..< e.depths[i] {
                 let p = "segformer.encoder.block.\(i).\(j)"
                 let sr = e.srRatios[i]
-                let dwWeight = try source.tensor(p + ".mlp.dwconv.dwconv.weight", shape: [hidden, 1, 3, 3])
+                let dwWeight = try source.tensor(p + ".mlp.dwconv.dwconv.weight", shape: [hidden, 1, 3, 3]).transposed(rows: hidden, columns: 9)
                 let dwBias = try source.tensor(p + ".mlp.dwconv.dwconv.bias", shape: [hidden])
                 parameters += dwWeight.count + dwBias.count
                 blocks.append(BlockWeights(

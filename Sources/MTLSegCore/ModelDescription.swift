@@ -203,7 +203,7 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         case .keyNotFound: return "missing"
         case let .typeMismatch(type, _): return "expected \(type)"
         case .valueNotFound: return "null where a value is required"
-        case let .dataCorrupted(context): return context.debugDescription
+        case let .dataCorrupted(context): return context.codingPath.isEmpty ? "not valid JSON" : context.debugDescription
         @unknown default: return "invalid"
         }
     }

@@ -29,7 +29,8 @@ void ck_scale_shift_rows_f32(float *x, size_t rows, size_t channels,
 void ck_softmax_rows_f32(float *x, size_t rows, size_t cols, float scale);
 
 /// 3×3 depthwise convolution, stride 1, zero padding 1, with bias.
-/// `weight` is [channels][9] (PyTorch's [C, 1, 3, 3]).
+/// `weight` is [9][channels], tap-major (PyTorch's [C, 1, 3, 3] transposed), so
+/// the inner loop over channels reads it contiguously.
 void ck_dwconv3x3_hwc_f32(const float *in, float *out, size_t height, size_t width,
                           size_t channels, const float *weight, const float *bias);
 

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import MTLSegCore
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time the model's forward pass on a preprocessed input (as the peers are timed).",
+        discussion: "Prints median, p90 and min latency, executed GMAC/s and peak RSS; with --json the last line is one JSON object.")
+
+    @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
+    var model: String
+
+    @Option(name: .long, help: "Input size WxH (default: the model's own, else 512x512).")
+    var size: ImageSize?
+
+    @Option(name: .long, help: "Threads for the matrix products.")
+    var threads: Int = 1
+
+    @Option(name: .long, help: "Timed forward passes (after 3 warm-up passes).")
+    var iterations: Int = 20
+
+    @Flag(name: .long, help: "End with one JSON line of the results.")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+    }
+
+    func run() throws {
+        let source = try ModelSource(path: model)
+        let d = source.description
+        let weights = try MTLSegFormerWeights(source: source)
+        let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
+        setMatrixThreads(threads)
+        let engine = FP32Engine(weights: weights, height: input.height, width: input.width)
+        let cost = ModelCost(description: d, plan: engine.plan)
+        // A fixed pseudo-random input: the timing does not depend on the values.
+        let pixels = FloatBuffer(count: d.encoder.numChannels * input.width * input.height)
+        var state: UInt32 = 12345
+        for i in 0 ..< pixels.count {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            pixels[i] = Float(state >> 8) / Float(1 << 24) * 4 - 2
+        }
+        for _ in 0 ..< 3 { engine.run(input: pixels.pointer) }
+        var times: [Double] = []
+        for _ in 0 ..< iterations {
+            let start = DispatchTime.now().uptimeNanoseconds
+            engine.run(input: pixels.pointer)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let p90 = times[min(times.count - 1, Int((Double(times.count) * 0.9).rounded(.up)) - 1)]
+        let gmacs = Double(cost.executedMACs) / 1e9 / (median / 1e3)
+        let rss = peakRSSMegabytes()
+        print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), fp32)")
+        print("input      \(input.width)x\(input.height), \(threads) thread\(threads == 1 ? "" : "s"), \(iterations) iterations")
+        print(String(format: "latency    median %.2f ms, p90 %.2f ms, min %.2f ms", median, p90, times[0]))
+        print(String(format: "compute    %.3f GMAC executed, %.1f GMAC/s at the median", Double(cost.executedMACs) / 1e9, gmacs))
+        print(String(format: "memory     peak RSS %.1f MB (activations %.1f MB)", rss, Double(engine.activationBytes) / 1e6))
+        if json {
+            let report: [String: Any] = [
+                "model": model, "precision": "fp32", "width": input.width, "height": input.height, "threads": threads,
+                "iterations": iterations, "median_ms": median, "p90_ms": p90, "min_ms": times[0],
+                "gmac_executed": Double(cost.executedMACs) / 1e9, "gmac_per_s": gmacs, "peak_rss_mb": rss,
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        }
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in MB.
+func peakRSSMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return kilobytes / 1024
+    }
+    return 0
+}

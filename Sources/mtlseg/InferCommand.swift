@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import MTLSegCore
+import MTLSegImage
+
+struct InferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Run a model on one image: a colour mask and an overlay per task, optionally the raw logits.",
+        discussion: """
+        The image (PNG or JPEG) is resized to the model's input size (or --size) and normalised as HF's \
+        SegformerImageProcessor does; an HF checkpoint declares no size, so its images run at their own. \
+        Masks are the argmax of the logits resized to the image's size.
+        """)
+
+    @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
+    var model: String
+
+    @Option(name: .long, help: "Image to segment (PNG or JPEG).")
+    var image: String
+
+    @Option(name: .long, help: "Folder for <image>.<task>.mask.png and <image>.<task>.overlay.png.")
+    var out: String = "."
+
+    @Option(name: .long, help: ArgumentHelp("Write the raw logits [K, H/4, W/4] as float32 .npy.",
+                                            discussion: "One task: to PATH. Several: PATH with the task name before the extension."))
+    var logits: String?
+
+    @Option(name: .long, help: "Input size WxH, overriding the model's.")
+    var size: ImageSize?
+
+    @Option(name: .long, help: "Threads for the matrix products.")
+    var threads: Int = 1
+
+    func validate() throws {
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+    }
+
+    func run() throws {
+        let source = try ModelSource(path: model)
+        let d = source.description
+        let weights = try MTLSegFormerWeights(source: source)
+        let picture = try ImageFile.read(path: image)
+        let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input
+            ?? InputSize(width: picture.width, height: picture.height)
+        guard d.encoder.numChannels == 3 else {
+            throw ValidationError("the model takes \(d.encoder.numChannels) channels; images are RGB")
+        }
+        setMatrixThreads(threads)
+        let engine = FP32Engine(weights: weights, height: input.height, width: input.width)
+        let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
+        let pixels = FloatBuffer(count: preprocessor.outputCount)
+        preprocessor.process(picture, into: pixels.pointer)
+        let start = DispatchTime.now()
+        engine.run(input: pixels.pointer)
+        let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
+
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let stem = ((image as NSString).lastPathComponent as NSString).deletingPathExtension
+        print(String(format: "%@: %dx%d input, forward pass %.1f ms", image, input.width, input.height, milliseconds))
+        for (t, task) in d.tasks.enumerated() {
+            let mask = SegmentationMask(logits: engine.logits[t], width: picture.width, height: picture.height)
+            let colors = (task.colors ?? Palette.default.colors.prefix(task.classCount).map { $0.map(Int.init) }).map { $0.map(UInt8.init) }
+            let base = (out as NSString).appendingPathComponent("\(stem).\(task.name)")
+            try ImageFile.writePNG(colorize(mask: mask.classes, width: mask.width, height: mask.height, colors: colors),
+                                   path: base + ".mask.png")
+            try ImageFile.writePNG(overlay(image: picture, mask: mask.classes, maskWidth: mask.width, maskHeight: mask.height,
+                                           colors: colors, alpha: 0.5),
+                                   path: base + ".overlay.png")
+            let fractions = mask.classFractions(classCount: task.classCount)
+            let summary = zip(task.classes, fractions).map { String(format: "%@ %.1f%%", $0, $1 * 100) }.joined(separator: ", ")
+            print("  \(task.name): \(summary) -> \(base).mask.png, \(base).overlay.png")
+            if let logits {
+                let path = d.tasks.count == 1 ? logits : Self.perTaskPath(logits, task: task.name)
+                try NumpyFile.write(engine.logits[t], to: path)
+                print("  \(task.name): logits \(engine.logits[t].shape) -> \(path)")
+            }
+        }
+    }
+
+    /// x.npy → x.<task>.npy
+    static func perTaskPath(_ path: String, task: String) -> String {
+        let ext = (path as NSString).pathExtension
+        let base = ext.isEmpty ? path : (path as NSString).deletingPathExtension
+        return base + "." + task + "." + (ext.isEmpty ? "npy" : ext)
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import MTLSegCore
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show what a model file holds: variant, tasks and classes, input size, parameters, MACs.")
+
+    @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
+    var model: String
+
+    @Option(name: .long, help: "Input size WxH for the MAC count (default: the model's own, else 512x512).")
+    var size: ImageSize?
+
+    @Flag(name: .long, help: "Print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        let source = try ModelSource(path: model)
+        let weights = try MTLSegFormerWeights(source: source)
+        let d = source.description
+        let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
+        let plan = ForwardPlan(description: d, height: input.height, width: input.width)
+        let cost = ModelCost(description: d, plan: plan)
+        if json {
+            let report: [String: Any] = [
+                "name": d.name, "variant": d.variant, "encoder_hidden_sizes": d.encoder.hiddenSizes, "depths": d.encoder.depths,
+                "decoder_hidden_size": d.decoderHiddenSize,
+                "tasks": d.tasks.map { ["name": $0.name, "classes": $0.classes] },
+                "input": d.input.map { ["width": $0.width, "height": $0.height] } ?? NSNull(),
+                "parameters": weights.parameterCount,
+                "macs_at": ["width": input.width, "height": input.height],
+                "macs": cost.definedMACs, "macs_executed": cost.executedMACs,
+                "logits_size": ["width": plan.outputSize.width, "height": plan.outputSize.height],
+            ]
+            let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("model       \(model)")
+        print("name        \(d.name)")
+        print("variant     \(d.variant) (hidden \(d.encoder.hiddenSizes), depths \(d.encoder.depths), decoder \(d.decoderHiddenSize))")
+        print("kind        \(d.tasks.count == 1 ? "SegFormer (one task)" : "MTLSegFormer (\(d.tasks.count) tasks, cross-task attention heads)")")
+        for task in d.tasks {
+            print("task        \(task.name): \(task.classes.count) classes (\(task.classes.joined(separator: ", ")))")
+        }
+        print("input       \(d.input.map { "\($0.width)x\($0.height)" } ?? "any (images run at their own size)")")
+        print("parameters  \(weights.parameterCount.formatted())")
+        print(String(format: "MACs        %.3f G at %dx%d as defined; %.3f G executed (decoder folded)",
+                     Double(cost.definedMACs) / 1e9, input.width, input.height, Double(cost.executedMACs) / 1e9))
+        print("logits      [K, \(plan.outputSize.height), \(plan.outputSize.width)] per task")
+    }
+}
+
+/// `WxH` on the command line.
+struct ImageSize: ExpressibleByArgument {
+    let width: Int
+    let height: Int
+
+    init?(argument: String) {
+        let parts = argument.lowercased().split(separator: "x")
+        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), (1 ... 16384).contains(w), (1 ... 16384).contains(h) else {
+            return nil
+        }
+        width = w
+        height = h
+    }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+extension Int {
+    func formatted() -> String {
+        let digits = String(self)
+        var out = ""
+        for (i, ch) in digits.reversed().enumerated() {
+            if i > 0 && i % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return String(out.reversed())
+    }
+}

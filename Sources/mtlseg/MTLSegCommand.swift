@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct MTLSegCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mtlseg",
+        abstract: "Run, inspect and prepare multi-task segmentation models (MTLSegFormer) for mtlsegd.",
+        discussion: """
+        A model is an mtlseg model file (.safetensors with the model description in its metadata) \
+        or an HF SegFormer checkpoint directory (config.json + model.safetensors).
+        """,
+        subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self])
+}
