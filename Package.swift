@@ -29,16 +29,19 @@ let package = Package(
         // Swift libraries.
         .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "MTLSegImage", dependencies: ["CImageCodecs"]),
+        .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "MTLSegImage", "CKernels"]),
 
         // Executables.
         .executableTarget(name: "mtlseg", dependencies: [
-            "MTLSegCore", "MTLSegImage",
+            "MTLSegCore", "MTLSegImage", "MTLSegQuant",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Tests.
+        .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
+        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore"]),
         // Runs the built `mtlseg` binary end to end, as a user would.
         .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),
     ],

@@ -144,11 +144,13 @@ void ck_dwconv3x3_hwc_f32(const float *in, float *out, size_t height, size_t wid
 
 void ck_im2col_hwc_f32(const float *in, size_t height, size_t width, size_t channels,
                        size_t kernel, size_t stride, size_t padding,
-                       size_t out_height, size_t out_width, float *cols) {
+                       size_t out_height, size_t out_width, float *cols,
+                       size_t first_row, size_t row_count) {
     const size_t row = kernel * kernel * channels;
-    for (size_t oy = 0; oy < out_height; oy++) {
+    const size_t end_row = first_row + row_count < out_height ? first_row + row_count : out_height;
+    for (size_t oy = first_row; oy < end_row; oy++) {
         for (size_t ox = 0; ox < out_width; ox++) {
-            float *dst = cols + (oy * out_width + ox) * row;
+            float *dst = cols + ((oy - first_row) * out_width + ox) * row;
             for (size_t ky = 0; ky < kernel; ky++) {
                 const long sy = (long)(oy * stride + ky) - (long)padding;
                 for (size_t kx = 0; kx < kernel; kx++) {
@@ -179,10 +181,11 @@ static void bilinear_taps(size_t out_size, size_t in_size, size_t i, size_t *i0,
 }
 
 CK_VECTOR_CLONES
-void ck_resize_bilinear_hwc_f32(const float *in, size_t in_height, size_t in_width,
-                                size_t channels, float *out, size_t out_height,
-                                size_t out_width, int accumulate) {
-    for (size_t y = 0; y < out_height; y++) {
+void ck_resize_bilinear_hwc_rows_f32(const float *in, size_t in_height, size_t in_width, size_t channels,
+                                     float *out, size_t out_height, size_t out_width,
+                                     size_t first_row, size_t row_count, int accumulate) {
+    const size_t end_row = first_row + row_count < out_height ? first_row + row_count : out_height;
+    for (size_t y = first_row; y < end_row; y++) {
         size_t y0, y1;
         float wy;
         bilinear_taps(out_height, in_height, y, &y0, &y1, &wy);
@@ -206,6 +209,12 @@ void ck_resize_bilinear_hwc_f32(const float *in, size_t in_height, size_t in_wid
     }
 }
 
+void ck_resize_bilinear_hwc_f32(const float *in, size_t in_height, size_t in_width,
+                                size_t channels, float *out, size_t out_height,
+                                size_t out_width, int accumulate) {
+    ck_resize_bilinear_hwc_rows_f32(in, in_height, in_width, channels, out, out_height, out_width, 0, out_height, accumulate);
+}
+
 void ck_hwc_to_chw_f32(const float *in, float *out, size_t height, size_t width, size_t channels) {
     const size_t plane = height * width;
     for (size_t p = 0; p < plane; p++)
@@ -227,4 +236,16 @@ void ck_gate_accumulate_f32(const float *self_score, const float *other_score, f
         float *dst = out + p * channels;
         for (size_t c = 0; c < channels; c++) dst[c] += a * src[c];
     }
+}
+
+CK_VECTOR_CLONES
+void ck_min_max_f32(const float *x, size_t n, float *min_out, float *max_out) {
+#pragma clang fp reassociate(on)
+    float lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    *min_out = lo;
+    *max_out = hi;
 }

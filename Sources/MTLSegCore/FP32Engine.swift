@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// Runs an MTLSegFormer in fp32 at one input size. Its shape plan and activation
 /// memory are fixed at creation; `run` reuses them every frame.
@@ -7,7 +8,7 @@ import CKernels
 /// embedding, blocks of efficient self-attention and Mix-FFN, a closing
 /// LayerNorm; then the all-MLP decoder, and the task heads. Maps are
 /// channels-last throughout (token order, as HF's).
-public final class FP32Engine {
+public final class FP32Engine: SegmentationEngine {
     public let weights: MTLSegFormerWeights
     public let plan: ForwardPlan
     private let arena: ActivationArena
@@ -35,6 +36,12 @@ public final class FP32Engine {
     private let logitsRows: UnsafeMutablePointer<Float>
     /// Per task: logits [K_t][h/4][w/4], channels first, as PyTorch returns them.
     public let logits: [Tensor]
+    public var precisionName: String { "fp32" }
+    public private(set) var stageMilliseconds: [(name: String, ms: Double)] = []
+    public var profiling = false
+
+    /// Sees the activations the int8 engine quantizes (calibration); nil in normal runs.
+    public weak var observer: ActivationObserver?
 
     public init(weights: MTLSegFormerWeights, height: Int, width: Int) {
         self.weights = weights
@@ -79,6 +86,14 @@ public final class FP32Engine {
     /// The results are in `logits` until the next call.
     public func run(input: UnsafePointer<Float>) {
         let e = weights.description.encoder
+        stageMilliseconds.removeAll(keepingCapacity: true)
+        var clock = DispatchTime.now().uptimeNanoseconds
+        func lap(_ name: String) {
+            guard profiling else { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            stageMilliseconds.append((name, Double(now - clock) / 1e6))
+            clock = now
+        }
         ck_chw_to_hwc_f32(input, image, plan.input.height, plan.input.width, e.numChannels)
         var map = UnsafePointer(image)
         var size = plan.input
@@ -88,13 +103,16 @@ public final class FP32Engine {
             map = UnsafePointer(stageOutputs[i])
             size = plan.stageSizes[i]
             channels = stage.channels
+            lap("stage \(i + 1)")
         }
         decode()
+        lap("decoder")
         if weights.heads.isEmpty {
             classify(fused, with: weights.classifier!, into: logits[0])
         } else {
             runTaskHeads()
         }
+        lap("heads")
     }
 
     // MARK: Encoder
@@ -105,44 +123,53 @@ public final class FP32Engine {
         let c = stage.channels
         // Overlapping patch embedding: a k×k, stride s, padding k/2 convolution, then LayerNorm.
         ck_im2col_hwc_f32(input, size.height, size.width, inChannels, stage.patchSize, stage.stride, stage.patchSize / 2,
-                          out.height, out.width, columns)
+                          out.height, out.width, columns, 0, out.height)
         linear(columns, rows: out.pixels, stage.patchEmbedding, into: tokens)
         ck_layer_norm_f32(tokens, tokens, out.pixels, c, stage.patchNorm.gamma.pointer, stage.patchNorm.beta.pointer, eps)
-        for block in stage.blocks {
-            runBlock(block, stage: stage, index: i, tokens: tokens)
+        for (j, block) in stage.blocks.enumerated() {
+            runBlock(block, stage: stage, index: i, block: j, tokens: tokens)
         }
         ck_layer_norm_f32(tokens, tokens, out.pixels, c, stage.norm.gamma.pointer, stage.norm.beta.pointer, eps)
+        observe(QuantPoint.stageOutput(i), tokens, out.pixels * c)
     }
 
-    private func runBlock(_ block: BlockWeights, stage: StageWeights, index i: Int, tokens: UnsafeMutablePointer<Float>) {
+    private func runBlock(_ block: BlockWeights, stage: StageWeights, index i: Int, block j: Int, tokens: UnsafeMutablePointer<Float>) {
         let size = plan.stageSizes[i]
         let n = size.pixels
         let c = stage.channels
         // h = h + Attention(LN1(h))
         ck_layer_norm_f32(tokens, normed, n, c, block.norm1.gamma.pointer, block.norm1.beta.pointer, eps)
-        selfAttention(block, stage: stage, index: i)
+        observe(QuantPoint.norm1(i, j), normed, n * c)
+        selfAttention(block, stage: stage, index: i, block: j)
+        observe(QuantPoint.attention(i, j), attended, n * c)
         linear(attended, rows: n, block.output, into: tokens, accumulate: true)
         // h = h + MixFFN(LN2(h)):  dense1 → depthwise 3×3 → GELU → dense2
         ck_layer_norm_f32(tokens, normed, n, c, block.norm2.gamma.pointer, block.norm2.beta.pointer, eps)
+        observe(QuantPoint.norm2(i, j), normed, n * c)
         linear(normed, rows: n, block.dense1, into: hidden)
+        observe(QuantPoint.hidden(i, j), hidden, n * block.dense1.outFeatures)
         ck_dwconv3x3_hwc_f32(hidden, hiddenConvolved, size.height, size.width, block.dense1.outFeatures,
                              block.depthwiseWeight.pointer, block.depthwiseBias.pointer)
         ck_gelu_erf_f32(hiddenConvolved, n * block.dense1.outFeatures)
+        observe(QuantPoint.activation(i, j), hiddenConvolved, n * block.dense1.outFeatures)
         linear(hiddenConvolved, rows: n, block.dense2, into: tokens, accumulate: true)
     }
 
     /// Efficient self-attention of `normed` into `attended` (before the output projection).
-    private func selfAttention(_ block: BlockWeights, stage: StageWeights, index i: Int) {
+    private func selfAttention(_ block: BlockWeights, stage: StageWeights, index i: Int, block j: Int) {
         let size = plan.stageSizes[i], kvSize = plan.reducedSizes[i]
         let n = size.pixels, m = kvSize.pixels
         let c = stage.channels
         linear(normed, rows: n, block.query, into: query)
+        observe(QuantPoint.query(i, j), query, n * c)
         // Keys and values come from a spatially reduced map: a conv with kernel = stride = sr, then LayerNorm.
         var kvInput = UnsafePointer(normed)
         if let reduction = block.reduction, let norm = block.reductionNorm {
-            ck_im2col_hwc_f32(normed, size.height, size.width, c, stage.srRatio, stage.srRatio, 0, kvSize.height, kvSize.width, columns)
+            ck_im2col_hwc_f32(normed, size.height, size.width, c, stage.srRatio, stage.srRatio, 0, kvSize.height, kvSize.width, columns,
+                              0, kvSize.height)
             linear(columns, rows: m, reduction, into: reduced)
             ck_layer_norm_f32(reduced, reduced, m, c, norm.gamma.pointer, norm.beta.pointer, eps)
+            observe(QuantPoint.keyValueInput(i, j), reduced, m * c)
             kvInput = UnsafePointer(reduced)
         }
         linear(kvInput, rows: m, block.key, into: keys)
@@ -183,6 +210,7 @@ public final class FP32Engine {
         }
         ck_add_bias_rows_f32(fused, out.pixels, d, weights.decoder.bias.pointer)
         ck_relu_f32(fused, out.pixels * d)
+        observe(QuantPoint.fused, fused, out.pixels * d)
     }
 
     /// ARCHITECTURE §3.2: task maps, gated cross-task maps, combination, classifier.
@@ -206,8 +234,11 @@ public final class FP32Engine {
             BLAS.linear(taskMaps[t], rows: n, inner: d, weight: combine.weight.pointer, outputs: d, ldw: 2 * d, into: combined)
             BLAS.linear(crossMap, rows: n, inner: d, weight: combine.weight.pointer + d, outputs: d, ldw: 2 * d,
                         into: combined, accumulate: true)
+            observe(QuantPoint.taskConcat(t), taskMaps[t], n * d)
+            observe(QuantPoint.taskConcat(t), crossMap, n * d)
             ck_add_bias_rows_f32(combined, n, d, combine.bias!.pointer)
             ck_relu_f32(combined, n * d)
+            observe(QuantPoint.taskCombined(t), combined, n * d)
             classify(combined, with: head.classifier, into: logits[t])
         }
     }
@@ -222,6 +253,10 @@ public final class FP32Engine {
     // MARK: Helpers
 
     private var eps: Float { weights.description.layerNormEps }
+
+    private func observe(_ point: @autoclosure () -> String, _ values: UnsafeMutablePointer<Float>, _ count: Int) {
+        observer?.observe(point(), values: values, count: count)
+    }
 
     /// y = x·Wᵀ + b over `rows` rows (or y += … with `accumulate`).
     private func linear(_ x: UnsafePointer<Float>, rows: Int, _ layer: LinearWeights, into y: UnsafeMutablePointer<Float>,

@@ -36,6 +36,10 @@ public struct BlockWeights {
 /// linear maps and bilinear upsampling commutes with them. The biases, which
 /// upsampling leaves unchanged, sum into one.
 public struct FusedDecoderWeights {
+    /// Names of the folded tensors in int8 model files.
+    public static func projectionName(_ stage: Int) -> String { "decode_head.fused.\(stage)" }
+    public static let biasName = "decode_head.fused.bias"
+
     public let width: Int
     /// Per stage: [D][C_i], no bias.
     public let stageProjections: [LinearWeights]
@@ -116,13 +120,25 @@ public struct MTLSegFormerWeights {
         }
 
         let width = d.decoderHiddenSize
-        let linearC = try (0 ..< e.stageCount).map {
-            count(try reader.linear("decode_head.linear_c.\($0).proj", in: e.hiddenSizes[$0], out: width))
+        let folded = source.quantization != nil
+        let decoder: FusedDecoderWeights
+        if folded {
+            // Int8 files hold the decoder as the engine runs it: already folded.
+            let projections = try (0 ..< e.stageCount).map {
+                count(try reader.linear(FusedDecoderWeights.projectionName($0), in: e.hiddenSizes[$0], out: width, bias: false))
+            }
+            let bias = try source.tensor(FusedDecoderWeights.biasName, shape: [width])
+            parameters += width
+            decoder = FusedDecoderWeights(width: width, stageProjections: projections, bias: bias)
+        } else {
+            let linearC = try (0 ..< e.stageCount).map {
+                count(try reader.linear("decode_head.linear_c.\($0).proj", in: e.hiddenSizes[$0], out: width))
+            }
+            let fuse = count(try reader.conv1x1("decode_head.linear_fuse", in: width * e.stageCount, out: width, bias: false))
+            let fuseNorm = try reader.batchNorm("decode_head.batch_norm", channels: width)
+            parameters += 2 * width
+            decoder = Self.foldDecoder(linearC: linearC, fuse: fuse, norm: fuseNorm, width: width)
         }
-        let fuse = count(try reader.conv1x1("decode_head.linear_fuse", in: width * e.stageCount, out: width, bias: false))
-        let fuseNorm = try reader.batchNorm("decode_head.batch_norm", channels: width)
-        parameters += 2 * width
-        let decoder = Self.foldDecoder(linearC: linearC, fuse: fuse, norm: fuseNorm, width: width)
 
         var classifier: LinearWeights?
         var heads: [TaskHeadWeights] = []
@@ -130,8 +146,14 @@ public struct MTLSegFormerWeights {
             classifier = count(try reader.conv1x1("decode_head.classifier", in: width, out: d.tasks[0].classCount, bias: true))
         } else {
             for (t, task) in d.tasks.enumerated() {
-                let taskConv = count(try reader.conv1x1("mtl_head.task.\(t).conv", in: width, out: width, bias: false))
-                let taskNorm = try reader.batchNorm("mtl_head.task.\(t).bn", channels: width)
+                // Int8 files hold the task and combine convs with their BatchNorms folded in (and a bias).
+                func convBN(_ conv: String, _ norm: String, in inFeatures: Int) throws -> LinearWeights {
+                    if folded { return count(try reader.conv1x1(conv, in: inFeatures, out: width, bias: true)) }
+                    let layer = count(try reader.conv1x1(conv, in: inFeatures, out: width, bias: false))
+                    parameters += 2 * width
+                    return layer.folding(try reader.batchNorm(norm, channels: width))
+                }
+                let taskMap = try convBN("mtl_head.task.\(t).conv", "mtl_head.task.\(t).bn", in: width)
                 var gates: [TaskHeadWeights.Gate] = []
                 for j in d.tasks.indices where j != t {
                     let gate = count(try reader.conv1x1("mtl_head.gate.\(t).\(j)", in: 2 * width, out: 1, bias: true))
@@ -141,11 +163,9 @@ public struct MTLSegFormerWeights {
                         otherWeight: FloatBuffer(Array(UnsafeBufferPointer(start: gate.weight.pointer + width, count: width))),
                         bias: gate.bias![0]))
                 }
-                let combine = count(try reader.conv1x1("mtl_head.combine.\(t).conv", in: 2 * width, out: width, bias: false))
-                let combineNorm = try reader.batchNorm("mtl_head.combine.\(t).bn", channels: width)
-                parameters += 4 * width
+                let combine = try convBN("mtl_head.combine.\(t).conv", "mtl_head.combine.\(t).bn", in: 2 * width)
                 heads.append(TaskHeadWeights(
-                    taskMap: taskConv.folding(taskNorm), gates: gates, combine: combine.folding(combineNorm),
+                    taskMap: taskMap, gates: gates, combine: combine,
                     classifier: count(try reader.conv1x1("mtl_head.classifier.\(t)", in: width, out: task.classCount, bias: true))))
             }
         }
@@ -155,6 +175,63 @@ public struct MTLSegFormerWeights {
         self.classifier = classifier
         self.heads = heads
         self.parameterCount = parameters
+    }
+
+    init(description: ModelDescription, stages: [StageWeights], decoder: FusedDecoderWeights, classifier: LinearWeights?,
+         heads: [TaskHeadWeights], parameterCount: Int) {
+        self.description = description
+        self.stages = stages
+        self.decoder = decoder
+        self.classifier = classifier
+        self.heads = heads
+        self.parameterCount = parameterCount
+    }
+
+    /// The same weights under another description (e.g. with an input size recorded).
+    public func replacingDescription(_ description: ModelDescription) -> MTLSegFormerWeights {
+        MTLSegFormerWeights(description: description, stages: stages, decoder: decoder, classifier: classifier, heads: heads,
+                            parameterCount: parameterCount)
+    }
+
+    /// The layers the int8 engine runs as int8 products, in network order (all but the first convolution).
+    public var int8Layers: [LinearWeights] {
+        var layers: [LinearWeights] = []
+        for (i, stage) in stages.enumerated() {
+            if i > 0 { layers.append(stage.patchEmbedding) }
+            for b in stage.blocks {
+                layers += [b.query] + (b.reduction.map { [$0] } ?? []) + [b.key, b.value, b.output, b.dense1, b.dense2]
+            }
+        }
+        layers += decoder.stageProjections
+        if let classifier { layers.append(classifier) }
+        for head in heads { layers += [head.taskMap, head.combine, head.classifier] }
+        return layers
+    }
+
+    /// These weights with every int8 layer's weights quantized (symmetric int8 per output channel).
+    ///
+    /// The first convolution stays fp32: its input is the normalised image, whose
+    /// three channels lie on three different u8 grids, and requantizing them onto
+    /// one grid cost 0.5 % argmax agreement on the b0 anchor, more than any other
+    /// activation (`mtlseg calibrate --sensitivity-images`); it is 2 % of the MACs.
+    public func quantizingWeights() -> MTLSegFormerWeights {
+        let q = { (layer: LinearWeights) in layer.quantizingWeights() }
+        let stages = self.stages.enumerated().map { i, s in
+            StageWeights(channels: s.channels, heads: s.heads, srRatio: s.srRatio, patchSize: s.patchSize, stride: s.stride,
+                         patchEmbedding: i == 0 ? s.patchEmbedding : q(s.patchEmbedding), patchNorm: s.patchNorm,
+                         blocks: s.blocks.map { b in
+                             BlockWeights(norm1: b.norm1, query: q(b.query), key: q(b.key), value: q(b.value), reduction: b.reduction.map(q),
+                                          reductionNorm: b.reductionNorm, output: q(b.output), norm2: b.norm2, dense1: q(b.dense1),
+                                          depthwiseWeight: b.depthwiseWeight, depthwiseBias: b.depthwiseBias, dense2: q(b.dense2))
+                         },
+                         norm: s.norm)
+        }
+        return MTLSegFormerWeights(
+            description: description, stages: stages,
+            decoder: FusedDecoderWeights(width: decoder.width, stageProjections: decoder.stageProjections.map(q), bias: decoder.bias),
+            classifier: classifier.map(q),
+            heads: heads.map { TaskHeadWeights(taskMap: q($0.taskMap), gates: $0.gates, combine: q($0.combine), classifier: q($0.classifier)) },
+            parameterCount: parameterCount)
     }
 
     /// W'_i = scale ⊙ (W_fuse[:, slice_i] · W_c_i);  b' = scale ⊙ Σ_i W_fuse[:, slice_i] · b_i + shift.
@@ -180,7 +257,8 @@ public struct MTLSegFormerWeights {
                 for m in 0 ..< c.inFeatures { folded[o * c.inFeatures + m] = Float(row[m] * Double(norm.scale[o])) }
                 bias[o] += biasSum
             }
-            projections.append(LinearWeights(inFeatures: c.inFeatures, outFeatures: width, weight: folded, bias: nil))
+            projections.append(LinearWeights(name: FusedDecoderWeights.projectionName(i), layout: .linear, inFeatures: c.inFeatures,
+                                             outFeatures: width, weight: folded, bias: nil))
         }
         let foldedBias = FloatBuffer((0 ..< width).map { Float(bias[$0] * Double(norm.scale[$0]) + Double(norm.shift[$0])) })
         return FusedDecoderWeights(width: width, stageProjections: projections, bias: foldedBias)

@@ -8,6 +8,8 @@ public struct ModelSource {
     public let path: String
     public let description: ModelDescription
     public let file: SafeTensorsFile
+    /// Present in int8 model files.
+    public let quantization: QuantizationRecord?
     private let entries: [String: SafeTensorsEntry]
 
     /// The metadata key that holds the model description.
@@ -45,6 +47,20 @@ public struct ModelSource {
             original[name] = entry.name
             entries[name] = entry
         }
+        if let json = file.metadata[QuantizationRecord.metadataKey] {
+            do {
+                quantization = try JSONDecoder().decode(QuantizationRecord.self, from: Data(json.utf8))
+            } catch let error as DecodingError {
+                throw ModelError.badMetadata(path: path, field: QuantizationRecord.metadataKey + "." + ModelDescription.field(of: error),
+                                             reason: ModelDescription.reason(of: error))
+            }
+            for (point, params) in quantization!.activations where !(params.scale > 0 && params.scale.isFinite) || !(0 ... 255).contains(params.zeroPoint) {
+                throw ModelError.badMetadata(path: path, field: "\(QuantizationRecord.metadataKey).activations.\(point)",
+                                             reason: "scale must be positive and zero_point in 0...255")
+            }
+        } else {
+            quantization = nil
+        }
         self.path = path
         self.description = description
         self.file = file
@@ -61,6 +77,20 @@ public struct ModelSource {
     }
 
     public func has(_ name: String) -> Bool { entries[name] != nil }
+
+    public func dtype(of name: String) -> SafeTensorsDType? { entries[name]?.dtype }
+
+    /// An I8 tensor (int8 weights), checked against the expected shape.
+    public func int8Tensor(_ name: String, shape: [Int]) throws -> [Int8] {
+        guard let entry = entries[name] else { throw ModelError.missingTensor(path: file.path, tensor: name) }
+        guard entry.shape == shape else {
+            throw ModelError.wrongShape(path: file.path, tensor: entry.name, expected: shape, found: entry.shape)
+        }
+        guard entry.dtype == .I8 else {
+            throw ModelError.wrongDType(path: file.path, tensor: entry.name, expected: "I8", found: entry.dtype.rawValue)
+        }
+        return file.rawBytes(entry).withUnsafeBytes { Array($0.bindMemory(to: Int8.self)) }
+    }
 }
 
 /// Reads HF's `config.json` for SegFormer into a model description.

@@ -28,13 +28,16 @@ struct BenchCommand: ParsableCommand {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
     }
 
+    @Flag(name: .long, help: "Run an int8 model file through the fp32 engine (its dequantized weights).")
+    var fp32 = false
+
     func run() throws {
         let source = try ModelSource(path: model)
         let d = source.description
         let weights = try MTLSegFormerWeights(source: source)
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
-        setMatrixThreads(threads)
-        let engine = FP32Engine(weights: weights, height: input.height, width: input.width)
+        let engine = try EngineFactory.make(source: source, weights: weights, height: input.height, width: input.width,
+                                            threads: threads, precision: fp32 ? .fp32 : .auto)
         let cost = ModelCost(description: d, plan: engine.plan)
         // A fixed pseudo-random input: the timing does not depend on the values.
         let pixels = FloatBuffer(count: d.encoder.numChannels * input.width * input.height)
@@ -44,30 +47,44 @@ struct BenchCommand: ParsableCommand {
             pixels[i] = Float(state >> 8) / Float(1 << 24) * 4 - 2
         }
         for _ in 0 ..< 3 { engine.run(input: pixels.pointer) }
+        engine.profiling = true
         var times: [Double] = []
+        var parts: [String: [Double]] = [:]
+        var partOrder: [String] = []
         for _ in 0 ..< iterations {
             let start = DispatchTime.now().uptimeNanoseconds
             engine.run(input: pixels.pointer)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            for (name, ms) in engine.stageMilliseconds {
+                if parts[name] == nil { partOrder.append(name) }
+                parts[name, default: []].append(ms)
+            }
         }
-        times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-        let p90 = times[min(times.count - 1, Int((Double(times.count) * 0.9).rounded(.up)) - 1)]
+        let median = Self.median(times)
+        let sorted = times.sorted()
+        let p90 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]
         let gmacs = Double(cost.executedMACs) / 1e9 / (median / 1e3)
         let rss = peakRSSMegabytes()
-        print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), fp32)")
+        print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), \(engine.precisionName))")
         print("input      \(input.width)x\(input.height), \(threads) thread\(threads == 1 ? "" : "s"), \(iterations) iterations")
-        print(String(format: "latency    median %.2f ms, p90 %.2f ms, min %.2f ms", median, p90, times[0]))
+        print(String(format: "latency    median %.2f ms, p90 %.2f ms, min %.2f ms", median, p90, sorted[0]))
+        print("stages     " + partOrder.map { String(format: "%@ %.2f", $0, Self.median(parts[$0]!)) }.joined(separator: ", ") + " (median ms)")
         print(String(format: "compute    %.3f GMAC executed, %.1f GMAC/s at the median", Double(cost.executedMACs) / 1e9, gmacs))
-        print(String(format: "memory     peak RSS %.1f MB (activations %.1f MB)", rss, Double(engine.activationBytes) / 1e6))
+        print(String(format: "memory     peak RSS %.1f MB", rss))
         if json {
             let report: [String: Any] = [
-                "model": model, "precision": "fp32", "width": input.width, "height": input.height, "threads": threads,
-                "iterations": iterations, "median_ms": median, "p90_ms": p90, "min_ms": times[0],
+                "model": model, "precision": engine.precisionName, "width": input.width, "height": input.height, "threads": threads,
+                "iterations": iterations, "median_ms": median, "p90_ms": p90, "min_ms": sorted[0],
+                "stages_median_ms": Dictionary(uniqueKeysWithValues: partOrder.map { ($0, Self.median(parts[$0]!)) }),
                 "gmac_executed": Double(cost.executedMACs) / 1e9, "gmac_per_s": gmacs, "peak_rss_mb": rss,
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
         }
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 }
 

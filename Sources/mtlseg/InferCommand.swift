@@ -46,8 +46,7 @@ struct InferCommand: ParsableCommand {
         guard d.encoder.numChannels == 3 else {
             throw ValidationError("the model takes \(d.encoder.numChannels) channels; images are RGB")
         }
-        setMatrixThreads(threads)
-        let engine = FP32Engine(weights: weights, height: input.height, width: input.width)
+        let engine = try EngineFactory.make(source: source, weights: weights, height: input.height, width: input.width, threads: threads)
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         let pixels = FloatBuffer(count: preprocessor.outputCount)
         preprocessor.process(picture, into: pixels.pointer)
@@ -57,7 +56,7 @@ struct InferCommand: ParsableCommand {
 
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let stem = ((image as NSString).lastPathComponent as NSString).deletingPathExtension
-        print(String(format: "%@: %dx%d input, forward pass %.1f ms", image, input.width, input.height, milliseconds))
+        print(String(format: "%@: %dx%d input, %@ forward pass %.1f ms", image, input.width, input.height, engine.precisionName, milliseconds))
         for (t, task) in d.tasks.enumerated() {
             let mask = SegmentationMask(logits: engine.logits[t], width: picture.width, height: picture.height)
             let colors = (task.colors ?? Palette.default.colors.prefix(task.classCount).map { $0.map(Int.init) }).map { $0.map(UInt8.init) }

@@ -9,5 +9,5 @@ struct MTLSegCommand: ParsableCommand {
         A model is an mtlseg model file (.safetensors with the model description in its metadata) \
         or an HF SegFormer checkpoint directory (config.json + model.safetensors).
         """,
-        subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self])
+        subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self, CalibrateCommand.self, CompareCommand.self])
 }

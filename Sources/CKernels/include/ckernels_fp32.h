@@ -36,10 +36,12 @@ void ck_dwconv3x3_hwc_f32(const float *in, float *out, size_t height, size_t wid
 
 /// Gathers the patches of a k×k convolution (stride s, zero padding p) of a
 /// channels-last input into rows of [k][k][C] values, one row per output pixel,
-/// for a GEMM against weights repacked to [out][k][k][C].
+/// for a GEMM against weights repacked to [out][k][k][C]. Only output rows
+/// first_row ..< first_row + row_count are gathered, from cols' first row on.
 void ck_im2col_hwc_f32(const float *in, size_t height, size_t width, size_t channels,
                        size_t kernel, size_t stride, size_t padding,
-                       size_t out_height, size_t out_width, float *cols);
+                       size_t out_height, size_t out_width, float *cols,
+                       size_t first_row, size_t row_count);
 
 /// Bilinear resize of a channels-last map with align_corners=False semantics
 /// (PyTorch's F.interpolate(mode="bilinear")). With `accumulate` non-zero the
@@ -47,6 +49,11 @@ void ck_im2col_hwc_f32(const float *in, size_t height, size_t width, size_t chan
 void ck_resize_bilinear_hwc_f32(const float *in, size_t in_height, size_t in_width,
                                 size_t channels, float *out, size_t out_height,
                                 size_t out_width, int accumulate);
+
+/// The same for output rows first_row ..< first_row + row_count only (threads split the rows).
+void ck_resize_bilinear_hwc_rows_f32(const float *in, size_t in_height, size_t in_width, size_t channels,
+                                     float *out, size_t out_height, size_t out_width,
+                                     size_t first_row, size_t row_count, int accumulate);
 
 /// Channels-last (h×w×C) to channels-first (C×h×w).
 void ck_hwc_to_chw_f32(const float *in, float *out, size_t height, size_t width, size_t channels);
@@ -58,5 +65,8 @@ void ck_chw_to_hwc_f32(const float *in, float *out, size_t height, size_t width,
 /// a = sigmoid(self_score + other_score + bias), then out[p][:] += a · other[p][:].
 void ck_gate_accumulate_f32(const float *self_score, const float *other_score, float bias,
                             const float *other, float *out, size_t pixels, size_t channels);
+
+/// The smallest and largest of n values (calibration statistics).
+void ck_min_max_f32(const float *x, size_t n, float *min_out, float *max_out);
 
 #endif

@@ -1,0 +1,87 @@
+#include "ckernels_attention_q8.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CK_VECTOR_CLONES
+#endif
+
+static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+CK_VECTOR_CLONES
+float ck_quantize_symmetric_s8(const float *in, size_t ldi, size_t rows, size_t cols, int8_t *out, size_t ldo, int transpose) {
+#pragma clang fp reassociate(on)
+    float largest = 0.0f;
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        for (size_t c = 0; c < cols; c++) {
+            const float a = x[c] < 0.0f ? -x[c] : x[c];
+            largest = a > largest ? a : largest;
+        }
+    }
+    const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
+    const float inv = 1.0f / scale;
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        if (transpose) {
+            for (size_t c = 0; c < cols; c++) out[c * ldo + r] = (int8_t)(int32_t)round_even(x[c] * inv);
+        } else {
+            int8_t *q = out + r * ldo;
+            for (size_t c = 0; c < cols; c++) q[c] = (int8_t)(int32_t)round_even(x[c] * inv);
+        }
+    }
+    return scale;
+}
+
+void ck_row_sums_s8(const int8_t *b, size_t n, size_t k, size_t ldb, int32_t multiplier, int32_t *sums) {
+    for (size_t j = 0; j < n; j++) {
+        int32_t sum = 0;
+        for (size_t i = 0; i < k; i++) sum += b[j * ldb + i];
+        sums[j] = multiplier * sum;
+    }
+}
+
+// exp without a libm call (see fp32_ops.c), accurate far beyond the u8 output.
+static inline float attention_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float n = round_even(x * 1.44269504088896341f);
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { uint32_t i; float f; } scale = { .i = (uint32_t)((int32_t)n + 127) << 23 };
+    return p * scale.f;
+}
+
+CK_VECTOR_CLONES
+void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo, float *inv_sums) {
+#pragma clang fp reassociate(on)
+    for (size_t r = 0; r < rows; r++) {
+        const float *s = scores + r * lds;
+        uint8_t *q = out + r * ldo;
+        float max = -INFINITY;
+        for (size_t c = 0; c < cols; c++) max = s[c] > max ? s[c] : max;
+        int32_t sum = 0;
+        for (size_t c = 0; c < cols; c++) {
+            const int32_t v = (int32_t)round_even(attention_expf(s[c] - max) * 255.0f);
+            q[c] = (uint8_t)v;
+            sum += v;
+        }
+        inv_sums[r] = 1.0f / (float)sum;  // the maximum writes 255, so sum ≥ 255
+    }
+}
+
+CK_VECTOR_CLONES
+void ck_scale_rows_f32(float *x, size_t ldx, size_t rows, size_t cols, const float *factors) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * ldx;
+        const float f = factors[r];
+        for (size_t c = 0; c < cols; c++) row[c] *= f;
+    }
+}

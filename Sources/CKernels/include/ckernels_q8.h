@@ -1,0 +1,43 @@
+#ifndef CKERNELS_Q8_H
+#define CKERNELS_Q8_H
+// The fp32 ↔ u8 boundaries of the int8 engine, each fused with the operation
+// next to it so that no full-size intermediate is written. Activations are
+// asymmetric u8: q = clamp(round_even(x · inv_scale) + zero_point, 0, 255),
+// x ≈ (q − zero_point) · scale. Maps are channels-last; u8 rows have a stride
+// (`ld`) of at least their channel count, so the GEMM can read whole k-groups.
+#include <stddef.h>
+#include <stdint.h>
+
+/// Quantizes `rows` rows of `channels` floats (row stride ldi) into u8 rows of stride ldo.
+void ck_quantize_rows_u8(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                         float inv_scale, int32_t zero_point);
+
+/// A [channels][height][width] image to quantized channels-last rows (stride ldo).
+void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t height, size_t width, size_t channels,
+                            float inv_scale, int32_t zero_point);
+
+/// LayerNorm of each row (as ck_layer_norm_f32), written quantized.
+void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                               const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point);
+
+/// Gathers k×k patches (stride s, padding p) of a quantized channels-last map
+/// (row stride ldi) into rows of [k][k][C] bytes (row stride ldc). Padding
+/// takes `pad_value`, the zero point, which is how 0.0 is written. Only output
+/// rows first_row ..< first_row + row_count are gathered, each to its own place
+/// in `cols` (threads split the rows of one buffer).
+void ck_im2col_hwc_u8(const uint8_t *in, size_t ldi, size_t height, size_t width, size_t channels,
+                      size_t kernel, size_t stride, size_t padding, size_t out_height, size_t out_width,
+                      uint8_t pad_value, uint8_t *cols, size_t ldc, size_t first_row, size_t row_count);
+
+/// Mix-FFN's middle: 3×3 depthwise conv (stride 1, zero padding) of a quantized
+/// map, + bias, exact GELU, quantized again. `weight` is [9][channels] fp32.
+/// `scratch` holds 2·channels floats.
+void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                          size_t channels, const float *weight, const float *bias,
+                          float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
+                          size_t first_row, size_t row_count, float *scratch);
+
+/// x = (q(x) − zero_point)·scale in place: what quantizing on the u8 grid does to x.
+void ck_fake_quantize_f32(float *x, size_t n, float scale, int32_t zero_point);
+
+#endif

@@ -1,0 +1,150 @@
+#include "ckernels_q8.h"
+
+#include <math.h>
+#include <string.h>
+
+// Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the widest.
+#if defined(__x86_64__) && defined(__clang__)
+#define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CK_VECTOR_CLONES
+#endif
+
+/// round-half-even of x·inv_scale + zero point, clamped to a byte. The magic
+/// constant rounds in the FPU's default mode without a libm call.
+static inline uint8_t quantize(float x, float inv_scale, int32_t zero_point) {
+    float v = x * inv_scale;
+    v = (v + 12582912.0f) - 12582912.0f;
+    v += (float)zero_point;
+    v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+    return (uint8_t)(int32_t)v;
+}
+
+CK_VECTOR_CLONES
+void ck_quantize_rows_u8(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                         float inv_scale, int32_t zero_point) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        uint8_t *q = out + r * ldo;
+        for (size_t c = 0; c < channels; c++) q[c] = quantize(x[c], inv_scale, zero_point);
+    }
+}
+
+CK_VECTOR_CLONES
+void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t height, size_t width, size_t channels,
+                            float inv_scale, int32_t zero_point) {
+    const size_t plane = height * width;
+    for (size_t p = 0; p < plane; p++)
+        for (size_t c = 0; c < channels; c++) out[p * ldo + c] = quantize(in[c * plane + p], inv_scale, zero_point);
+}
+
+CK_VECTOR_CLONES
+void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                               const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
+#pragma clang fp reassociate(on)
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = in + r * channels;
+        uint8_t *q = out + r * ldo;
+        double sum = 0;
+        for (size_t c = 0; c < channels; c++) sum += x[c];
+        const double mean = sum / (double)channels;
+        double sq = 0;
+        for (size_t c = 0; c < channels; c++) {
+            const double d = x[c] - mean;
+            sq += d * d;
+        }
+        const float inv = (float)(1.0 / sqrt(sq / (double)channels + eps));
+        const float m = (float)mean;
+        for (size_t c = 0; c < channels; c++) q[c] = quantize((x[c] - m) * inv * gamma[c] + beta[c], inv_scale, zero_point);
+    }
+}
+
+void ck_im2col_hwc_u8(const uint8_t *in, size_t ldi, size_t height, size_t width, size_t channels,
+                      size_t kernel, size_t stride, size_t padding, size_t out_height, size_t out_width,
+                      uint8_t pad_value, uint8_t *cols, size_t ldc, size_t first_row, size_t row_count) {
+    const size_t end_row = first_row + row_count < out_height ? first_row + row_count : out_height;
+    for (size_t oy = first_row; oy < end_row; oy++) {
+        for (size_t ox = 0; ox < out_width; ox++) {
+            uint8_t *dst = cols + (oy * out_width + ox) * ldc;
+            for (size_t ky = 0; ky < kernel; ky++) {
+                const long sy = (long)(oy * stride + ky) - (long)padding;
+                for (size_t kx = 0; kx < kernel; kx++) {
+                    const long sx = (long)(ox * stride + kx) - (long)padding;
+                    uint8_t *d = dst + (ky * kernel + kx) * channels;
+                    if (sy < 0 || sy >= (long)height || sx < 0 || sx >= (long)width) {
+                        memset(d, pad_value, channels);
+                    } else {
+                        memcpy(d, in + ((size_t)sy * width + (size_t)sx) * ldi, channels);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// exp and erf without libm calls, so the GELU loop vectorises (as in fp32_ops.c).
+static inline float q8_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { uint32_t i; float f; } scale = { .i = (uint32_t)((int32_t)n + 127) << 23 };
+    return p * scale.f;
+}
+
+static inline float q8_gelu(float x) {
+    const float z = x * 0.70710678118654752440f;
+    const float a = z < 0.0f ? -z : z;
+    const float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float erf = 1.0f - p * t * q8_expf(-a * a);
+    erf = z < 0.0f ? -erf : erf;
+    return 0.5f * x * (1.0f + erf);
+}
+
+CK_VECTOR_CLONES
+void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                          size_t channels, const float *weight, const float *bias,
+                          float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
+                          size_t first_row, size_t row_count, float *scratch) {
+    float *acc = scratch;
+    float *centred = scratch + channels;
+    const float zp = (float)in_zero_point;
+    for (size_t y = first_row; y < first_row + row_count && y < height; y++) {
+        for (size_t x = 0; x < width; x++) {
+            for (size_t c = 0; c < channels; c++) acc[c] = 0.0f;
+            for (int dy = -1; dy <= 1; dy++) {
+                const long sy = (long)y + dy;
+                if (sy < 0 || sy >= (long)height) continue;
+                for (int dx = -1; dx <= 1; dx++) {
+                    const long sx = (long)x + dx;
+                    if (sx < 0 || sx >= (long)width) continue;
+                    const uint8_t *q = in + ((size_t)sy * width + (size_t)sx) * ldi;
+                    const float *w = weight + (size_t)((dy + 1) * 3 + (dx + 1)) * channels;
+                    for (size_t c = 0; c < channels; c++) centred[c] = (float)q[c] - zp;
+                    for (size_t c = 0; c < channels; c++) acc[c] += centred[c] * w[c];
+                }
+            }
+            uint8_t *o = out + (y * width + x) * ldo;
+            for (size_t c = 0; c < channels; c++)
+                o[c] = quantize(q8_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
+        }
+    }
+}
+
+CK_VECTOR_CLONES
+void ck_fake_quantize_f32(float *x, size_t n, float scale, int32_t zero_point) {
+    const float inv = 1.0f / scale;
+    for (size_t i = 0; i < n; i++) x[i] = ((float)quantize(x[i], inv, zero_point) - (float)zero_point) * scale;
+}

@@ -1,0 +1,149 @@
+// int8 GEMM with the Armv8.2 dot product (sdot): a 4×16 tile of int32 sums in 16
+// q registers. sdot multiplies signed by signed bytes, so activations are flipped
+// to a − 128 (XOR 0x80) and the set reports a_shift = 128; the caller folds
+// 128·Σb into the offsets. Per group of 4 k: four 16-byte loads of packed B and,
+// per row, one lane of a 16-byte load of A (4 groups at once) via sdot-by-lane.
+#if defined(__aarch64__)
+#include "qgemm_internal.h"
+
+#include <arm_neon.h>
+
+#pragma clang fp contract(off)
+#pragma STDC FP_CONTRACT OFF
+
+#define TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
+#define INLINE static inline __attribute__((always_inline))
+
+enum { MR = 4, NR = 16, NB = 16 };
+
+static size_t packed_size(size_t n, size_t k) { return ckq_packed_size_c4(n, k, NR); }
+static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) { ckq_pack_c4(b, n, k, ldb, NR, packed); }
+
+// The exact epilogue on 4 columns; stores the first `valid` (0–4). fmaxnm is maxps's
+// twin here: max(v, 0) gives +0 for −0 and 0 for NaN, like the scalar definition.
+TARGET INLINE void store4(int32x4_t acc, const int32_t *offset, const float *scale, const float *bias,
+                          const ck_qgemm_epilogue *ep, ck_qgemm_output output, void *c, size_t valid) {
+    if (valid == 0) return;
+    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, vld1q_s32(offset))), vld1q_f32(scale));
+    float32x4_t v = vaddq_f32(t, vld1q_f32(bias));
+    if (ep->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
+    if (output == CK_QGEMM_OUT_U8) {
+        float32x4_t w = vmulq_f32(v, vdupq_n_f32(ep->out_scale_inv));
+        w = vmaxnmq_f32(w, vdupq_n_f32((float)(-ep->out_zero_point)));
+        w = vminnmq_f32(w, vdupq_n_f32((float)(255 - ep->out_zero_point)));
+        int32x4_t q = vaddq_s32(vcvtnq_s32_f32(w), vdupq_n_s32(ep->out_zero_point)); // round to nearest even
+        uint8_t bytes[8];
+        vst1_u8(bytes, vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(q)), vdup_n_u16(0))));
+        memcpy(c, bytes, valid);
+        return;
+    }
+    float *cf = c;
+    if (valid == 4) {
+        if (output == CK_QGEMM_OUT_F32_ACCUMULATE) v = vaddq_f32(vld1q_f32(cf), v);
+        vst1q_f32(cf, v);
+    } else {
+        float vals[4];
+        vst1q_f32(vals, v);
+        for (size_t j = 0; j < valid; j++) cf[j] = output == CK_QGEMM_OUT_F32_ACCUMULATE ? cf[j] + vals[j] : vals[j];
+    }
+}
+
+TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *a, size_t lda, const int8_t *bp,
+                        const ckq_panel_params *p, const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c,
+                        size_t ldc_bytes, size_t esize) {
+    // Ragged m: the missing rows repeat the last real one (only m rows are readable).
+    const uint8_t *ar[MR];
+    for (size_t r = 0; r < MR; r++) ar[r] = a + (r < mvalid ? r : mvalid - 1) * lda;
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+
+    int32x4_t acc[MR][4];
+    for (size_t r = 0; r < MR; r++)
+        for (size_t q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
+    size_t g = 0;
+    // Four groups (16 bytes of each A row) at a time: stays inside roundup(k, 4).
+    for (; g + 4 <= kq; g += 4) {
+        int8x16_t av[MR];
+        for (size_t r = 0; r < MR; r++) av[r] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ar[r] + 4 * g), flip));
+#define CKQ_GROUP(lane)                                                                                            \
+    do {                                                                                                           \
+        int8x16_t b0 = vld1q_s8(bp), b1 = vld1q_s8(bp + 16), b2 = vld1q_s8(bp + 32), b3 = vld1q_s8(bp + 48);        \
+        bp += 64;                                                                                                  \
+        for (size_t r = 0; r < MR; r++) {                                                                          \
+            acc[r][0] = vdotq_laneq_s32(acc[r][0], b0, av[r], lane);                                               \
+            acc[r][1] = vdotq_laneq_s32(acc[r][1], b1, av[r], lane);                                               \
+            acc[r][2] = vdotq_laneq_s32(acc[r][2], b2, av[r], lane);                                               \
+            acc[r][3] = vdotq_laneq_s32(acc[r][3], b3, av[r], lane);                                               \
+        }                                                                                                          \
+    } while (0)
+        CKQ_GROUP(0);
+        CKQ_GROUP(1);
+        CKQ_GROUP(2);
+        CKQ_GROUP(3);
+#undef CKQ_GROUP
+    }
+    for (; g < kq; g++) {
+        int8x16_t b0 = vld1q_s8(bp), b1 = vld1q_s8(bp + 16), b2 = vld1q_s8(bp + 32), b3 = vld1q_s8(bp + 48);
+        bp += 64;
+        for (size_t r = 0; r < MR; r++) {
+            int8x16_t av = vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(ckq_load_u32(ar[r] + 4 * g))), flip));
+            acc[r][0] = vdotq_s32(acc[r][0], b0, av);
+            acc[r][1] = vdotq_s32(acc[r][1], b1, av);
+            acc[r][2] = vdotq_s32(acc[r][2], b2, av);
+            acc[r][3] = vdotq_s32(acc[r][3], b3, av);
+        }
+    }
+    // Fully unrolled so that acc[] stays in registers (a loop with a break would spill it).
+#pragma clang loop unroll(full)
+    for (size_t r = 0; r < MR; r++) {
+        if (r >= mvalid) continue;
+        char *cr = c + r * ldc_bytes;
+        for (size_t q = 0; q < 4; q++) {
+            size_t valid = nvalid > 4 * q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
+            store4(acc[r][q], p->offset + 4 * q, p->scale + 4 * q, p->bias + 4 * q, ep, output, cr + 4 * q * esize,
+                   valid);
+        }
+    }
+}
+
+TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const int8_t *packed,
+                               const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c, size_t ldc) {
+    size_t kq = ckq_round_up(k, 4) / 4, esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
+    size_t npanels = (n + NR - 1) / NR;
+    ckq_panel_params params;
+    for (size_t pb = 0; pb < npanels; pb += NB) {
+        size_t pe = pb + NB < npanels ? pb + NB : npanels;
+        for (size_t i0 = 0; i0 < m; i0 += MR) {
+            size_t mvalid = m - i0 < MR ? m - i0 : MR;
+            for (size_t pnl = pb; pnl < pe; pnl++) {
+                size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
+                ckq_panel_params_init(&params, ep, j0, nvalid, NR);
+                tile(mvalid, nvalid, kq, a + i0 * lda, lda, packed + pnl * kq * NR * 4, &params, ep, output,
+                     c + (i0 * ldc + j0) * esize, ldc * esize, esize);
+            }
+        }
+    }
+}
+
+TARGET static void gemm(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
+                        const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
+    switch (ep->output) {
+    case CK_QGEMM_OUT_F32: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32, c, ldc); break;
+    case CK_QGEMM_OUT_F32_ACCUMULATE:
+        gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32_ACCUMULATE, c, ldc);
+        break;
+    case CK_QGEMM_OUT_U8: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_U8, c, ldc); break;
+    }
+}
+
+const ck_qgemm_kernels ckq_neondot_4x16c4 = {
+    .name = "neondot-4x16c4",
+    .isa = "neondot",
+    .mr = MR,
+    .nr = NR,
+    .k_group = 4,
+    .a_shift = 128,
+    .packed_size = packed_size,
+    .pack = pack,
+    .gemm = gemm,
+};
+#endif

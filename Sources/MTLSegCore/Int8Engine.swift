@@ -1,0 +1,412 @@
+import CKernels
+import Foundation
+
+/// Runs an int8-quantized MTLSegFormer at one input size (ARCHITECTURE §4).
+///
+/// Every linear layer and convolution except the depthwise 3×3 is an int8
+/// matrix product (u8 activations × s8 weights, 32-bit sums) whose epilogue
+/// writes fp32 or requantized u8. LayerNorm, GELU, softmax and the attention
+/// matmuls stay in fp32, fused with the quantization around them. Buffers are
+/// all made here; `run` allocates nothing.
+public final class Int8Engine {
+    public let weights: MTLSegFormerWeights
+    public let plan: ForwardPlan
+    public let kernelName: String
+    /// Per task: logits [K_t][h/4][w/4], as the fp32 engine's.
+    public let logits: [Tensor]
+    /// Milliseconds of the last run per part (encoder stages, then "decoder" and "heads"), when profiling.
+    public private(set) var stageMilliseconds: [(name: String, ms: Double)] = []
+    public var profiling = false
+
+    private let pool: ThreadPool
+    private let activations: [String: QuantParams]
+    private let stages: [StageLayers]
+    private let decoderLayers: [Int8Layer]
+    private let classifier: Int8Layer?
+    private let heads: [HeadLayers]
+
+    private struct BlockLayers {
+        let query, key, value, output, dense1, dense2: Int8Layer
+        let reduction: Int8Layer?
+    }
+
+    private struct StageLayers {
+        /// nil for the first stage, whose convolution runs in fp32 on the image.
+        let patchEmbedding: Int8Layer?
+        let blocks: [BlockLayers]
+    }
+
+    private struct HeadLayers {
+        let taskMap, combine, classifier: Int8Layer
+    }
+
+    // Buffers. u8 maps have rows of `stride(C)` bytes so the kernels can read whole k-groups.
+    private let image: FloatBuffer
+    private let imageColumns: [FloatBuffer]
+    private let imageBandRows: Int
+    private let columnsQ: AlignedBytes
+    private let tokens: FloatBuffer
+    private let stageOutputsQ: [AlignedBytes]
+    private let normedQ: AlignedBytes
+    private let queryQ: AlignedBytes
+    private let attention: Int8Attention
+    private let reduced: FloatBuffer
+    private let reducedQ: AlignedBytes
+    private let keys: FloatBuffer
+    private let values: FloatBuffer
+    private let attended: FloatBuffer
+    private let attendedQ: AlignedBytes
+    private let hiddenQ: AlignedBytes
+    private let activatedQ: AlignedBytes
+    private let convScratch: [FloatBuffer]
+    private let projected: FloatBuffer
+    private let fused: FloatBuffer
+    private let fusedQ: AlignedBytes
+    private let taskMaps: [FloatBuffer]
+    private let crossMap: FloatBuffer
+    private let concatQ: AlignedBytes
+    private let combinedQ: AlignedBytes
+    private let gateSelf: FloatBuffer
+    private let gateOther: FloatBuffer
+    private let logitsRows: FloatBuffer
+
+    /// Bytes of a u8 row of `channels` values (a multiple of 16, so of every k-group).
+    static func stride(_ channels: Int) -> Int { (channels + 15) / 16 * 16 }
+
+    /// `weights` must carry int8 forms of all int8 layers and `activations` a grid for every `QuantPoint`.
+    public init(weights: MTLSegFormerWeights, activations: [String: QuantParams], height: Int, width: Int, threads: Int = 1,
+                kernels: UnsafePointer<ck_qgemm_kernels> = ck_qgemm_select()) throws {
+        let d = weights.description
+        for point in QuantPoint.all(for: d) where activations[point] == nil {
+            throw ModelError.badMetadata(path: d.name, field: "\(QuantizationRecord.metadataKey).activations.\(point)", reason: "missing")
+        }
+        for layer in weights.int8Layers where layer.quantized == nil {
+            throw ModelError.wrongDType(path: d.name, tensor: layer.name + ".weight", expected: "I8", found: "F32")
+        }
+        precondition(16 % kernels.pointee.k_group == 0, "u8 row strides are multiples of 16")
+        self.weights = weights
+        self.activations = activations
+        kernelName = String(cString: kernels.pointee.name)
+        let plan = ForwardPlan(description: d, height: height, width: width)
+        self.plan = plan
+        pool = ThreadPool(threads: threads)
+
+        // Layers, each packed for the quantization of its own input.
+        let e = d.encoder
+        stages = weights.stages.enumerated().map { i, stage in
+            let blocks = stage.blocks.enumerated().map { j, block -> BlockLayers in
+                let norm1 = activations[QuantPoint.norm1(i, j)]!
+                let kv = block.reduction == nil ? norm1 : activations[QuantPoint.keyValueInput(i, j)]!
+                return BlockLayers(
+                    query: Int8Layer(block.query, input: norm1, kernels: kernels),
+                    key: Int8Layer(block.key, input: kv, kernels: kernels),
+                    value: Int8Layer(block.value, input: kv, kernels: kernels),
+                    output: Int8Layer(block.output, input: activations[QuantPoint.attention(i, j)]!, kernels: kernels),
+                    dense1: Int8Layer(block.dense1, input: activations[QuantPoint.norm2(i, j)]!, kernels: kernels),
+                    dense2: Int8Layer(block.dense2, input: activations[QuantPoint.activation(i, j)]!, kernels: kernels),
+                    reduction: block.reduction.map { Int8Layer($0, input: norm1, kernels: kernels) })
+            }
+            let embedding = i == 0 ? nil : Int8Layer(stage.patchEmbedding, input: activations[QuantPoint.stageOutput(i - 1)]!, kernels: kernels)
+            return StageLayers(patchEmbedding: embedding, blocks: blocks)
+        }
+        decoderLayers = weights.decoder.stageProjections.enumerated().map {
+            Int8Layer($1, input: activations[QuantPoint.stageOutput($0)]!, kernels: kernels)
+        }
+        classifier = weights.classifier.map { Int8Layer($0, input: activations[QuantPoint.fused]!, kernels: kernels) }
+        heads = weights.heads.enumerated().map { t, head in
+            HeadLayers(taskMap: Int8Layer(head.taskMap, input: activations[QuantPoint.fused]!, kernels: kernels),
+                       combine: Int8Layer(head.combine, input: activations[QuantPoint.taskConcat(t)]!, kernels: kernels),
+                       classifier: Int8Layer(head.classifier, input: activations[QuantPoint.taskCombined(t)]!, kernels: kernels))
+        }
+
+        // Buffers, sized by the plan for the largest stage each serves.
+        let stride = Self.stride
+        var columns = 0, tokenFloats = 0, normed = 0, reducedFloats = 0, reducedBytes = 0, hidden = 0, maxHidden = 0
+        var inChannels = e.numChannels
+        for i in 0 ..< e.stageCount {
+            let n = plan.stageSizes[i].pixels, m = plan.reducedSizes[i].pixels, c = e.hiddenSizes[i]
+            let k = e.patchSizes[i], sr = e.srRatios[i]
+            columns = max(columns, i == 0 ? 0 : n * stride(k * k * inChannels), m * stride(sr * sr * c))
+            tokenFloats = max(tokenFloats, n * c)
+            normed = max(normed, n * stride(c))
+            reducedFloats = max(reducedFloats, m * c)
+            reducedBytes = max(reducedBytes, m * stride(c))
+            hidden = max(hidden, n * stride(c * e.mlpRatios[i]))
+            maxHidden = max(maxHidden, c * e.mlpRatios[i])
+            inChannels = c
+        }
+        let out = plan.outputSize.pixels
+        let width = d.decoderHiddenSize
+        image = FloatBuffer(count: plan.input.pixels * e.numChannels)
+        // The fp32 first convolution gathers its patches in bands of output rows, one band buffer per thread.
+        let first = plan.stageSizes[0], patch = e.patchSizes[0] * e.patchSizes[0] * e.numChannels
+        let bandRows = max(1, min(first.height, (1 << 18) / max(1, first.width * patch)))
+        imageBandRows = bandRows
+        imageColumns = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: bandRows * first.width * patch) }
+        columnsQ = AlignedBytes(count: columns)
+        tokens = FloatBuffer(count: tokenFloats)
+        stageOutputsQ = (0 ..< e.stageCount).map { AlignedBytes(count: plan.stageSizes[$0].pixels * stride(e.hiddenSizes[$0])) }
+        normedQ = AlignedBytes(count: normed)
+        queryQ = AlignedBytes(count: normed)
+        attention = Int8Attention(plan: plan, encoder: e, pool: pool, kernels: kernels)
+        reduced = FloatBuffer(count: reducedFloats)
+        reducedQ = AlignedBytes(count: reducedBytes)
+        keys = FloatBuffer(count: reducedFloats)
+        values = FloatBuffer(count: reducedFloats)
+        attended = FloatBuffer(count: tokenFloats)
+        attendedQ = AlignedBytes(count: normed)
+        hiddenQ = AlignedBytes(count: hidden)
+        activatedQ = AlignedBytes(count: hidden)
+        convScratch = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: 2 * maxHidden) }
+        projected = FloatBuffer(count: (0 ..< e.stageCount).map { plan.stageSizes[$0].pixels * width }.max()!)
+        fused = FloatBuffer(count: out * width)
+        fusedQ = AlignedBytes(count: out * stride(width))
+        let tasks = d.tasks.count
+        taskMaps = tasks > 1 ? (0 ..< tasks).map { _ in FloatBuffer(count: out * width) } : []
+        crossMap = FloatBuffer(count: tasks > 1 ? out * width : 0)
+        concatQ = AlignedBytes(count: tasks > 1 ? out * stride(2 * width) : 0)
+        combinedQ = AlignedBytes(count: tasks > 1 ? out * stride(width) : 0)
+        gateSelf = FloatBuffer(count: out)
+        gateOther = FloatBuffer(count: out)
+        logitsRows = FloatBuffer(count: out * (d.tasks.map(\.classCount).max() ?? 1))
+        logits = d.tasks.map { Tensor(shape: [$0.classCount, plan.outputSize.height, plan.outputSize.width],
+                                      storage: FloatBuffer(count: $0.classCount * out)) }
+    }
+
+    /// Runs the network on a [channels][height][width] normalised image; results are in `logits`.
+    public func run(input: UnsafePointer<Float>) {
+        let e = weights.description.encoder
+        stageMilliseconds.removeAll(keepingCapacity: true)
+        var clock = DispatchTime.now().uptimeNanoseconds
+        func lap(_ name: String) {
+            guard profiling else { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            stageMilliseconds.append((name, Double(now - clock) / 1e6))
+            clock = now
+        }
+        ck_chw_to_hwc_f32(input, image.pointer, plan.input.height, plan.input.width, e.numChannels)
+        for i in weights.stages.indices {
+            runStage(i)
+            lap("stage \(i + 1)")
+        }
+        decode()
+        lap("decoder")
+        if let classifier {
+            classify(fusedQ.bytes, stride: Self.stride(weights.decoder.width), with: classifier, into: logits[0])
+        } else {
+            runTaskHeads()
+        }
+        lap("heads")
+    }
+
+    // MARK: Encoder
+
+    private func runStage(_ i: Int) {
+        let stage = weights.stages[i], layers = stages[i]
+        let out = plan.stageSizes[i]
+        let c = stage.channels
+        // Overlapping patch embedding: a k×k convolution over gathered patches, then LayerNorm.
+        if let embedding = layers.patchEmbedding {
+            let inChannels = weights.stages[i - 1].channels, size = plan.stageSizes[i - 1]
+            let columnStride = Self.stride(stage.patchSize * stage.patchSize * inChannels)
+            let input = activations[QuantPoint.stageOutput(i - 1)]!
+            pool.runRanges(count: out.height) { rows in
+                // Zero padding is written as the zero point.
+                ck_im2col_hwc_u8(stageOutputsQ[i - 1].bytes, Self.stride(inChannels), size.height, size.width, inChannels,
+                                 stage.patchSize, stage.stride, stage.patchSize / 2, out.height, out.width,
+                                 UInt8(input.zeroPoint), columnsQ.bytes, columnStride,
+                                 rows.lowerBound, rows.count)
+            }
+            gemm(embedding, rows: out.pixels, a: columnsQ.bytes, lda: columnStride, into: tokens.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
+        } else {
+            embedImage(stage)
+        }
+        pool.runRanges(count: out.pixels) { rows in
+            ck_layer_norm_f32(tokens.pointer + rows.lowerBound * c, tokens.pointer + rows.lowerBound * c, rows.count, c,
+                              stage.patchNorm.gamma.pointer, stage.patchNorm.beta.pointer, eps)
+        }
+        for (j, block) in stage.blocks.enumerated() {
+            runBlock(block, layers.blocks[j], stage: stage, index: i, block: j)
+        }
+        let output = activations[QuantPoint.stageOutput(i)]!
+        let ld = Self.stride(c)
+        pool.runRanges(count: out.pixels) { rows in
+            ck_layer_norm_quantize_u8(tokens.pointer + rows.lowerBound * c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld,
+                                      rows.count, c, stage.norm.gamma.pointer, stage.norm.beta.pointer, eps,
+                                      output.inverseScale, output.zeroPoint)
+        }
+    }
+
+    /// The first convolution, in fp32 on the normalised image, in bands of output rows.
+    private func embedImage(_ stage: StageWeights) {
+        let out = plan.stageSizes[0], input = plan.input, channels = weights.description.encoder.numChannels
+        let layer = stage.patchEmbedding, bands = (out.height + imageBandRows - 1) / imageBandRows
+        pool.runSlots(count: bands) { range, thread in
+            for band in range {
+                let first = band * imageBandRows, rows = min(imageBandRows, out.height - first)
+                ck_im2col_hwc_f32(image.pointer, input.height, input.width, channels, stage.patchSize, stage.stride, stage.patchSize / 2,
+                                  out.height, out.width, imageColumns[thread].pointer, first, rows)
+                let target = tokens.pointer + first * out.width * stage.channels
+                BLAS.linear(imageColumns[thread].pointer, rows: rows * out.width, inner: layer.inFeatures, weight: layer.weight.pointer,
+                            outputs: layer.outFeatures, into: target)
+                ck_add_bias_rows_f32(target, rows * out.width, layer.outFeatures, layer.bias!.pointer)
+            }
+        }
+    }
+
+    private func runBlock(_ block: BlockWeights, _ layers: BlockLayers, stage: StageWeights, index i: Int, block j: Int) {
+        let size = plan.stageSizes[i]
+        let n = size.pixels, c = stage.channels, ld = Self.stride(c)
+        // h = h + Attention(LN1(h))
+        let norm1 = activations[QuantPoint.norm1(i, j)]!
+        layerNormQuantized(rows: n, channels: c, block.norm1, into: normedQ, params: norm1)
+        selfAttention(block, layers, stage: stage, index: i, block: j)
+        let attention = activations[QuantPoint.attention(i, j)]!
+        pool.runRanges(count: n) { rows in
+            ck_quantize_rows_u8(attended.pointer + rows.lowerBound * c, c, attendedQ.bytes + rows.lowerBound * ld, ld, rows.count, c,
+                                attention.inverseScale, attention.zeroPoint)
+        }
+        gemm(layers.output, rows: n, a: attendedQ.bytes, lda: ld, into: tokens.pointer, ldc: c, output: CK_QGEMM_OUT_F32_ACCUMULATE)
+        // h = h + MixFFN(LN2(h)): dense1 → depthwise 3×3 → GELU → dense2, u8 between them.
+        let norm2 = activations[QuantPoint.norm2(i, j)]!
+        layerNormQuantized(rows: n, channels: c, block.norm2, into: normedQ, params: norm2)
+        let hidden = block.dense1.outFeatures, hiddenLd = Self.stride(hidden)
+        let hiddenParams = activations[QuantPoint.hidden(i, j)]!, activated = activations[QuantPoint.activation(i, j)]!
+        gemm(layers.dense1, rows: n, a: normedQ.bytes, lda: ld, into: hiddenQ.bytes, ldc: hiddenLd, output: CK_QGEMM_OUT_U8,
+             outputParams: hiddenParams)
+        pool.runSlots(count: size.height) { rows, slot in
+            ck_dwconv3x3_gelu_u8(hiddenQ.bytes, hiddenLd, activatedQ.bytes, hiddenLd, size.height, size.width, hidden,
+                                 block.depthwiseWeight.pointer, block.depthwiseBias.pointer, hiddenParams.scale, hiddenParams.zeroPoint,
+                                 activated.inverseScale, activated.zeroPoint, rows.lowerBound, rows.count, convScratch[slot].pointer)
+        }
+        gemm(layers.dense2, rows: n, a: activatedQ.bytes, lda: hiddenLd, into: tokens.pointer, ldc: c,
+             output: CK_QGEMM_OUT_F32_ACCUMULATE)
+    }
+
+    /// Efficient self-attention of the quantized LN1 output into `attended` (fp32, before the output projection).
+    private func selfAttention(_ block: BlockWeights, _ layers: BlockLayers, stage: StageWeights, index i: Int, block j: Int) {
+        let size = plan.stageSizes[i], kvSize = plan.reducedSizes[i]
+        let n = size.pixels, m = kvSize.pixels, c = stage.channels, ld = Self.stride(c)
+        let queryParams = activations[QuantPoint.query(i, j)]!
+        gemm(layers.query, rows: n, a: normedQ.bytes, lda: ld, into: queryQ.bytes, ldc: ld, output: CK_QGEMM_OUT_U8, outputParams: queryParams)
+        var kvInput = UnsafePointer(normedQ.bytes)
+        if let reduction = layers.reduction, let norm = block.reductionNorm {
+            let sr = stage.srRatio, columnStride = Self.stride(sr * sr * c)
+            let norm1 = activations[QuantPoint.norm1(i, j)]!
+            ck_im2col_hwc_u8(normedQ.bytes, ld, size.height, size.width, c, sr, sr, 0, kvSize.height, kvSize.width,
+                             UInt8(norm1.zeroPoint), columnsQ.bytes, columnStride, 0, kvSize.height)
+            gemm(reduction, rows: m, a: columnsQ.bytes, lda: columnStride, into: reduced.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
+            let kv = activations[QuantPoint.keyValueInput(i, j)]!
+            ck_layer_norm_quantize_u8(reduced.pointer, reducedQ.bytes, ld, m, c, norm.gamma.pointer, norm.beta.pointer, eps,
+                                      kv.inverseScale, kv.zeroPoint)
+            kvInput = UnsafePointer(reducedQ.bytes)
+        }
+        gemm(layers.key, rows: m, a: kvInput, lda: ld, into: keys.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
+        gemm(layers.value, rows: m, a: kvInput, lda: ld, into: values.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
+        attention.run(queries: queryQ.bytes, queryParams: queryParams, keys: keys.pointer, values: values.pointer, rows: n,
+                      keyCount: m, channels: c, heads: stage.heads, rowBlock: plan.attentionRowBlocks[i], into: attended.pointer)
+    }
+
+    // MARK: Decoder and heads
+
+    /// F = ReLU(Σ_i upsample(stage_i · W'_iᵀ) + b'), the folded all-MLP decoder.
+    private func decode() {
+        let out = plan.outputSize, d = weights.decoder.width
+        for (i, layer) in decoderLayers.enumerated() {
+            let size = plan.stageSizes[i]
+            let source = UnsafePointer(stageOutputsQ[i].bytes), ld = Self.stride(weights.stages[i].channels)
+            if size == out {
+                gemm(layer, rows: size.pixels, a: source, lda: ld, into: fused.pointer, ldc: d,
+                     output: i == 0 ? CK_QGEMM_OUT_F32 : CK_QGEMM_OUT_F32_ACCUMULATE)
+            } else {
+                gemm(layer, rows: size.pixels, a: source, lda: ld, into: projected.pointer, ldc: d, output: CK_QGEMM_OUT_F32)
+                pool.runRanges(count: out.height) { rows in
+                    // Each thread resizes a band of output rows: the kernel takes a full map, so offset into it by band.
+                    resizeBand(projected.pointer, from: size, into: fused.pointer, to: out, channels: d, rows: rows, accumulate: i != 0)
+                }
+            }
+        }
+        let fusedParams = activations[QuantPoint.fused]!
+        let ld = Self.stride(d)
+        pool.runRanges(count: out.pixels) { rows in
+            let f = fused.pointer + rows.lowerBound * d
+            ck_add_bias_rows_f32(f, rows.count, d, weights.decoder.bias.pointer)
+            ck_relu_f32(f, rows.count * d)
+            ck_quantize_rows_u8(f, d, fusedQ.bytes + rows.lowerBound * ld, ld, rows.count, d, fusedParams.inverseScale, fusedParams.zeroPoint)
+        }
+    }
+
+    /// ARCHITECTURE §3.2 in int8: task maps, fp32 gates and cross-task maps, combine, classifier.
+    private func runTaskHeads() {
+        let n = plan.outputSize.pixels, d = weights.decoder.width, ld = Self.stride(d), concatLd = Self.stride(2 * d)
+        for (t, layers) in heads.enumerated() {
+            gemm(layers.taskMap, rows: n, a: fusedQ.bytes, lda: ld, into: taskMaps[t].pointer, ldc: d, output: CK_QGEMM_OUT_F32, relu: true)
+        }
+        for (t, head) in weights.heads.enumerated() {
+            crossMap.pointer.update(repeating: 0, count: n * d)
+            for gate in head.gates {
+                BLAS.linear(taskMaps[t].pointer, rows: n, inner: d, weight: gate.selfWeight.pointer, outputs: 1, into: gateSelf.pointer)
+                BLAS.linear(taskMaps[gate.otherTask].pointer, rows: n, inner: d, weight: gate.otherWeight.pointer, outputs: 1,
+                            into: gateOther.pointer)
+                ck_gate_accumulate_f32(gateSelf.pointer, gateOther.pointer, gate.bias, taskMaps[gate.otherTask].pointer, crossMap.pointer, n, d)
+            }
+            let concat = activations[QuantPoint.taskConcat(t)]!, combined = activations[QuantPoint.taskCombined(t)]!
+            ck_quantize_rows_u8(taskMaps[t].pointer, d, concatQ.bytes, concatLd, n, d, concat.inverseScale, concat.zeroPoint)
+            ck_quantize_rows_u8(crossMap.pointer, d, concatQ.bytes + d, concatLd, n, d, concat.inverseScale, concat.zeroPoint)
+            gemm(heads[t].combine, rows: n, a: concatQ.bytes, lda: concatLd, into: combinedQ.bytes, ldc: ld, output: CK_QGEMM_OUT_U8,
+                 relu: true, outputParams: combined)
+            classify(combinedQ.bytes, stride: ld, with: heads[t].classifier, into: logits[t])
+        }
+    }
+
+    private func classify(_ features: UnsafeMutablePointer<UInt8>, stride: Int, with layer: Int8Layer, into output: Tensor) {
+        let out = plan.outputSize
+        gemm(layer, rows: out.pixels, a: features, lda: stride, into: logitsRows.pointer, ldc: layer.outFeatures, output: CK_QGEMM_OUT_F32)
+        ck_hwc_to_chw_f32(logitsRows.pointer, output.pointer, out.height, out.width, layer.outFeatures)
+    }
+
+    // MARK: Helpers
+
+    private var eps: Float { weights.description.layerNormEps }
+
+    /// An int8 product split over the pool by rows (in whole tiles).
+    private func gemm(_ layer: Int8Layer, rows: Int, a: UnsafePointer<UInt8>, lda: Int, into c: UnsafeMutableRawPointer, ldc: Int,
+                      output: ck_qgemm_output, relu: Bool = false, outputParams: QuantParams? = nil) {
+        pool.runRanges(count: rows, alignment: 16) { range in
+            layer.run(rows: range, a: a, lda: lda, into: c, ldc: ldc, output: output, relu: relu, outputParams: outputParams)
+        }
+    }
+
+    private func gemm(_ layer: Int8Layer, rows: Int, a: UnsafeMutablePointer<UInt8>, lda: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+                      output: ck_qgemm_output, relu: Bool = false, outputParams: QuantParams? = nil) {
+        gemm(layer, rows: rows, a: UnsafePointer(a), lda: lda, into: UnsafeMutableRawPointer(c), ldc: ldc, output: output, relu: relu,
+             outputParams: outputParams)
+    }
+
+    private func gemm(_ layer: Int8Layer, rows: Int, a: UnsafeMutablePointer<UInt8>, lda: Int, into c: UnsafeMutablePointer<UInt8>, ldc: Int,
+                      output: ck_qgemm_output, relu: Bool = false, outputParams: QuantParams? = nil) {
+        gemm(layer, rows: rows, a: UnsafePointer(a), lda: lda, into: UnsafeMutableRawPointer(c), ldc: ldc, output: output, relu: relu,
+             outputParams: outputParams)
+    }
+
+    private func gemm(_ layer: Int8Layer, rows: Int, a: UnsafePointer<UInt8>, lda: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+                      output: ck_qgemm_output, relu: Bool = false, outputParams: QuantParams? = nil) {
+        gemm(layer, rows: rows, a: a, lda: lda, into: UnsafeMutableRawPointer(c), ldc: ldc, output: output, relu: relu,
+             outputParams: outputParams)
+    }
+
+    private func layerNormQuantized(rows n: Int, channels c: Int, _ norm: LayerNormWeights, into out: AlignedBytes, params: QuantParams) {
+        let ld = Self.stride(c)
+        pool.runRanges(count: n) { rows in
+            ck_layer_norm_quantize_u8(tokens.pointer + rows.lowerBound * c, out.bytes + rows.lowerBound * ld, ld, rows.count, c,
+                                      norm.gamma.pointer, norm.beta.pointer, eps, params.inverseScale, params.zeroPoint)
+        }
+    }
+}
+
+/// Bilinear resize (align_corners=False) of rows `rows` of the output only, so threads can share one resize.
+func resizeBand(_ source: UnsafePointer<Float>, from input: MapSize, into target: UnsafeMutablePointer<Float>, to output: MapSize,
+                channels: Int, rows: Range<Int>, accumulate: Bool) {
+    ck_resize_bilinear_hwc_rows_f32(source, input.height, input.width, channels, target, output.height, output.width,
+                                    rows.lowerBound, rows.count, accumulate ? 1 : 0)
+}

@@ -1,0 +1,151 @@
+import Foundation
+
+/// How a tensor of activations is written as u8: x ≈ (q − zeroPoint) · scale.
+public struct QuantParams: Codable, Equatable, Sendable {
+    public var scale: Float
+    public var zeroPoint: Int32
+
+    enum CodingKeys: String, CodingKey { case scale, zeroPoint = "zero_point" }
+
+    public init(scale: Float, zeroPoint: Int32) {
+        self.scale = scale
+        self.zeroPoint = zeroPoint
+    }
+
+    /// The affine u8 grid over [min, max], widened to contain 0 so that 0.0 (zero padding, ReLU) is exact.
+    public init(min: Float, max: Float) {
+        let lo = Swift.min(min, 0), hi = Swift.max(max, 0)
+        let scale = hi > lo ? (hi - lo) / 255 : 1
+        self.scale = scale
+        zeroPoint = Int32(Swift.max(0, Swift.min(255, (-lo / scale).rounded(.toNearestOrEven))))
+    }
+
+    public var inverseScale: Float { 1 / scale }
+}
+
+/// Weights of one layer as symmetric int8 per output channel: w ≈ values · scale[out].
+public struct QuantizedTensor {
+    /// Row-major [out][in], in the same input order as the layer's fp32 weight.
+    public let values: [Int8]
+    public let scale: [Float]
+
+    /// Quantizes [out][in] weights with scale = max |row| / 127 per row.
+    public init(weights: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int) {
+        var values = [Int8](repeating: 0, count: outFeatures * inFeatures)
+        var scale = [Float](repeating: 1, count: outFeatures)
+        for o in 0 ..< outFeatures {
+            let row = weights + o * inFeatures
+            var largest: Float = 0
+            for i in 0 ..< inFeatures { largest = Swift.max(largest, abs(row[i])) }
+            let s: Float = largest > 0 ? largest / 127 : 1
+            scale[o] = s
+            for i in 0 ..< inFeatures {
+                values[o * inFeatures + i] = Int8(Swift.max(-127, Swift.min(127, (row[i] / s).rounded(.toNearestOrEven))))
+            }
+        }
+        self.values = values
+        self.scale = scale
+    }
+
+    public init(values: [Int8], scale: [Float]) {
+        self.values = values
+        self.scale = scale
+    }
+
+    /// values · scale, as the fp32 weights the int8 layer stands for.
+    func dequantized(outFeatures: Int, inFeatures: Int) -> FloatBuffer {
+        let out = FloatBuffer(count: values.count)
+        for o in 0 ..< outFeatures {
+            for i in 0 ..< inFeatures { out[o * inFeatures + i] = Float(values[o * inFeatures + i]) * scale[o] }
+        }
+        return out
+    }
+}
+
+/// What an int8 model file records beside its weights (`__metadata__["mtlseg_quantization"]`):
+/// the u8 grid of every quantized activation, and how it was calibrated.
+public struct QuantizationRecord: Codable, Equatable, Sendable {
+    public static let metadataKey = "mtlseg_quantization"
+
+    public var formatVersion: Int = 1
+    /// Activation quantization per point in the network (see `QuantPoint`).
+    public var activations: [String: QuantParams]
+    public var calibration: CalibrationInfo
+
+    enum CodingKeys: String, CodingKey { case formatVersion = "format_version", activations, calibration }
+
+    public init(activations: [String: QuantParams], calibration: CalibrationInfo) {
+        self.activations = activations
+        self.calibration = calibration
+    }
+}
+
+/// How the activation ranges were measured.
+public struct CalibrationInfo: Codable, Equatable, Sendable {
+    public var method: String
+    public var images: Int
+    public var width: Int
+    public var height: Int
+    public var sourceModel: String
+    public var createdAt: String
+    /// Per task, the argmax agreement of int8 with fp32 measured by the tool (0…1), when it measured it.
+    public var agreement: [String: Double]?
+
+    enum CodingKeys: String, CodingKey {
+        case method, images, width, height, sourceModel = "source_model", createdAt = "created_at", agreement
+    }
+
+    public init(method: String, images: Int, width: Int, height: Int, sourceModel: String, createdAt: String,
+                agreement: [String: Double]? = nil) {
+        self.method = method
+        self.images = images
+        self.width = width
+        self.height = height
+        self.sourceModel = sourceModel
+        self.createdAt = createdAt
+        self.agreement = agreement
+    }
+}
+
+/// Names of the activations the int8 engine quantizes: the inputs of its int8
+/// layers. The fp32 engine reports the same points to a calibration observer.
+/// The image itself is not one: the first convolution runs in fp32 (see
+/// MTLSegFormerWeights.quantizingWeights).
+public enum QuantPoint {
+    public static func stageOutput(_ i: Int) -> String { "stage\(i).output" }
+    public static func norm1(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).norm1" }
+    public static func query(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).query" }
+    public static func keyValueInput(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).kv" }
+    public static func attention(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).attention" }
+    public static func norm2(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).norm2" }
+    public static func hidden(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).hidden" }
+    public static func activation(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).gelu" }
+    public static let fused = "decoder.fused"
+    /// concat[F_t, G_t], the combine conv's input.
+    public static func taskConcat(_ t: Int) -> String { "task\(t).concat" }
+    public static func taskCombined(_ t: Int) -> String { "task\(t).combined" }
+
+    /// Every point of a model, in network order.
+    public static func all(for d: ModelDescription) -> [String] {
+        var points: [String] = []
+        for i in 0 ..< d.encoder.stageCount {
+            for j in 0 ..< d.encoder.depths[i] {
+                points += [norm1(i, j), query(i, j)]
+                if d.encoder.srRatios[i] > 1 { points += [keyValueInput(i, j)] }
+                points += [attention(i, j), norm2(i, j), hidden(i, j), activation(i, j)]
+            }
+            points += [stageOutput(i)]
+        }
+        points += [fused]
+        if d.tasks.count > 1 {
+            for t in d.tasks.indices { points += [taskConcat(t), taskCombined(t)] }
+        }
+        return points
+    }
+}
+
+/// Receives the fp32 engine's activations at every quantization point: to measure
+/// them (calibration), or to change them in place (simulating quantization there).
+public protocol ActivationObserver: AnyObject {
+    func observe(_ point: String, values: UnsafeMutablePointer<Float>, count: Int)
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import MTLSegCore
+import MTLSegImage
+import MTLSegQuant
+
+struct CalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Quantize an fp32 model to int8, measuring activation ranges on a folder of images.",
+        discussion: """
+        Weights become symmetric int8 per output channel; each activation the int8 engine quantizes gets \
+        an asymmetric u8 grid from the min/max seen over the images (preprocessed exactly as mtlseg infer \
+        and the daemon do). The int8 file records the calibration in its metadata (mtlseg inspect shows it).
+
+        Example:  mtlseg calibrate --model crops.safetensors --images frames/ --out crops-int8.safetensors
+        """)
+
+    @Option(name: .long, help: "The fp32 model file or HF checkpoint directory.")
+    var model: String
+
+    @Option(name: .long, help: "Folder of PNG/JPEG images, or a text file listing image paths.")
+    var images: String
+
+    @Option(name: .long, help: "Where to write the int8 model file.")
+    var out: String
+
+    @Option(name: .long, help: "Input size WxH (default: the model's own; an HF checkpoint needs it or uses 512x512).")
+    var size: ImageSize?
+
+    @Option(name: .long, help: "Also rank the activation points by the argmax agreement lost when only that point is quantized, on these images.")
+    var sensitivityImages: String?
+
+    func run() throws {
+        let source = try ModelSource(path: model)
+        guard source.quantization == nil else { throw ToolError("\(model) is already an int8 model") }
+        let d = source.description
+        let fp32 = try MTLSegFormerWeights(source: source)
+        let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
+        let paths = try ImageList.paths(images)
+        guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
+        let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
+        let calibrator = Calibrator(weights: fp32, width: input.width, height: input.height)
+        let start = Date()
+        var used = 0
+        let grids = try calibrator.measureRanges(count: paths.count, input: { index, pixels in
+            // An unreadable image is skipped with a warning; the previous input stays and is observed again, which min/max ignores.
+            do {
+                preprocessor.process(try ImageFile.read(path: paths[index]), into: pixels)
+                used += 1
+            } catch {
+                FileHandle.standardError.write(Data("warning: skipping \(error)\n".utf8))
+            }
+        }, progress: { done in
+            FileHandle.standardError.write(Data("\rcalibrating \(done)/\(paths.count)".utf8))
+        })
+        FileHandle.standardError.write(Data("\n".utf8))
+        guard used > 0 else { throw ToolError("\(images): none of the \(paths.count) images could be read") }
+        let info = CalibrationInfo(method: "minmax", images: used, width: input.width, height: input.height,
+                                   sourceModel: (model as NSString).lastPathComponent,
+                                   createdAt: ISO8601DateFormatter().string(from: Date()))
+        if let sensitivityImages {
+            let inputs = try ImageList.paths(sensitivityImages).map { path -> FloatBuffer in
+                let buffer = FloatBuffer(count: preprocessor.outputCount)
+                preprocessor.process(try ImageFile.read(path: path), into: buffer.pointer)
+                return buffer
+            }
+            let entries = ActivationSensitivity.measure(weights: fp32, grids: grids, inputs: inputs, width: input.width, height: input.height,
+                                                        points: QuantPoint.all(for: d))
+            for entry in entries.sorted(by: { $0.agreement.min()! < $1.agreement.min()! }) {
+                let grid = grids[entry.point]!
+                print(String(format: "%-28@ agreement %@  scale %.4g zero point %d", entry.point,
+                             entry.agreement.map { String(format: "%.2f%%", $0 * 100) }.joined(separator: " "), grid.scale, grid.zeroPoint))
+            }
+        }
+        let quantized = QuantizedModel(fp32: fp32, activations: grids, calibration: info)
+        try Int8ModelWriter.write(quantized, to: out)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+        print(String(format: "%@: int8, %d images at %dx%d, min/max ranges, %.1f s; %.1f MB",
+                     out, used, input.width, input.height, Date().timeIntervalSince(start), Double(bytes) / 1e6))
+    }
+}

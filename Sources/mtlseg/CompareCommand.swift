@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import MTLSegCore
+import MTLSegImage
+
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Argmax agreement of a model (e.g. int8) with a reference (e.g. its fp32 source) on images.",
+        discussion: "Both run at the candidate's input size. Prints per task the share of pixels whose class agrees, and the largest logit difference.")
+
+    @Option(name: .long, help: "The model to judge (e.g. the int8 file).")
+    var model: String
+
+    @Option(name: .long, help: "The reference model (e.g. the fp32 file or HF checkpoint).")
+    var reference: String
+
+    @Option(name: .long, help: "Folder of PNG/JPEG images, or a text file listing them.")
+    var images: String
+
+    @Option(name: .long, help: "Threads.")
+    var threads: Int = 1
+
+    @Flag(name: .long, help: "End with one JSON line of the results.")
+    var json = false
+
+    func run() throws {
+        let candidateSource = try ModelSource(path: model), referenceSource = try ModelSource(path: reference)
+        let d = candidateSource.description
+        guard d.tasks.map(\.classCount) == referenceSource.description.tasks.map(\.classCount) else {
+            throw ToolError("\(model) and \(reference) do not have the same tasks and classes")
+        }
+        let paths = try ImageList.paths(images)
+        guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
+        let first = try ImageFile.read(path: paths[0])
+        let input = d.input ?? InputSize(width: first.width, height: first.height)
+        let candidate = try EngineFactory.make(source: candidateSource, weights: try MTLSegFormerWeights(source: candidateSource),
+                                               height: input.height, width: input.width, threads: threads)
+        let referenceEngine = try EngineFactory.make(source: referenceSource, weights: try MTLSegFormerWeights(source: referenceSource),
+                                                     height: input.height, width: input.width, threads: threads)
+        let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
+        let pixels = FloatBuffer(count: preprocessor.outputCount)
+        var agreeing = [Int](repeating: 0, count: d.tasks.count), total = [Int](repeating: 0, count: d.tasks.count)
+        var largest = [Float](repeating: 0, count: d.tasks.count)
+        for path in paths {
+            preprocessor.process(try ImageFile.read(path: path), into: pixels.pointer)
+            candidate.run(input: pixels.pointer)
+            referenceEngine.run(input: pixels.pointer)
+            for t in d.tasks.indices {
+                let a = SegmentationMask(logits: candidate.logits[t]), b = SegmentationMask(logits: referenceEngine.logits[t])
+                agreeing[t] += zip(a.classes, b.classes).filter { $0 == $1 }.count
+                total[t] += a.classes.count
+                let x = candidate.logits[t].values, y = referenceEngine.logits[t].values
+                largest[t] = max(largest[t], zip(x, y).map { abs($0 - $1) }.max() ?? 0)
+            }
+        }
+        print("\(model) (\(candidate.precisionName)) against \(reference) (\(referenceEngine.precisionName)), \(paths.count) images at \(input.width)x\(input.height)")
+        var report: [String: Any] = ["images": paths.count, "width": input.width, "height": input.height]
+        var tasks: [String: Any] = [:]
+        for (t, task) in d.tasks.enumerated() {
+            let agreement = Double(agreeing[t]) / Double(max(total[t], 1))
+            print(String(format: "  %@: argmax agreement %.2f%%, max |logit difference| %.4g", task.name, agreement * 100, largest[t]))
+            tasks[task.name] = ["argmax_agreement": agreement, "max_abs_logit_difference": Double(largest[t])]
+        }
+        report["tasks"] = tasks
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        }
+    }
+}

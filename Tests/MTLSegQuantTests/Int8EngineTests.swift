@@ -1,0 +1,133 @@
+import CKernels
+import Foundation
+import MTLSegCore
+import XCTest
+@testable import MTLSegQuant
+
+/// The int8 engine on the committed fixtures: close to fp32, identical across
+/// kernel sets and thread counts, and unchanged through an int8 model file.
+final class Int8EngineTests: XCTestCase {
+    private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("MTLSegCoreTests/Fixtures")
+
+    private struct Setup {
+        let fp32: MTLSegFormerWeights
+        let model: QuantizedModel
+        let inputs: [FloatBuffer]
+        let height: Int
+        let width: Int
+    }
+
+    /// The fixture calibrated on its reference input and a few variations of it.
+    private func calibrated(_ name: String, reference: String) throws -> Setup {
+        let source = try ModelSource(path: Self.fixtures.appendingPathComponent(name).path)
+        let fp32 = try MTLSegFormerWeights(source: source)
+        let file = try SafeTensorsFile(path: Self.fixtures.appendingPathComponent(reference).path)
+        let pixels = try file.floats(try XCTUnwrap(file.entry("pixel_values")))
+        let shape = file.entry("pixel_values")!.shape
+        let (height, width) = (shape[2], shape[3])
+        // Variations: flipped, darkened and shifted copies of the reference image.
+        var inputs = [pixels]
+        for variant in 1 ... 5 {
+            let copy = FloatBuffer(count: pixels.count)
+            for i in 0 ..< pixels.count {
+                let x = i % width
+                let mirrored = i - x + (variant % 2 == 0 ? width - 1 - x : x)
+                copy[i] = pixels[mirrored] * (1 - 0.1 * Float(variant)) + 0.05 * Float(variant)
+            }
+            inputs.append(copy)
+        }
+        let calibrator = Calibrator(weights: fp32, width: width, height: height)
+        let grids = calibrator.measureRanges(count: inputs.count) { i, target in target.update(from: inputs[i].pointer, count: inputs[i].count) }
+        let info = CalibrationInfo(method: "minmax", images: inputs.count, width: width, height: height, sourceModel: name, createdAt: "test")
+        return Setup(fp32: fp32, model: QuantizedModel(fp32: fp32, activations: grids, calibration: info), inputs: inputs,
+                     height: height, width: width)
+    }
+
+    private func logits(_ engine: SegmentationEngine, _ input: FloatBuffer) -> [[Float]] {
+        engine.run(input: input.pointer)
+        return engine.logits.map(\.values)
+    }
+
+    func testInt8FollowsFP32() throws {
+        for (model, reference) in [("mtl2-tiny.safetensors", "mtl2-tiny.reference.safetensors"),
+                                   ("mtl3-tiny.safetensors", "mtl3-tiny.reference.safetensors"),
+                                   ("segformer-tiny.safetensors", "segformer-tiny.reference.safetensors")] {
+            let setup = try calibrated(model, reference: reference)
+            let fp32 = FP32Engine(weights: setup.fp32, height: setup.height, width: setup.width)
+            let int8 = try setup.model.makeEngine(height: setup.height, width: setup.width, threads: 1)
+            var agreeing = 0, total = 0
+            for input in setup.inputs {
+                let expected = logits(fp32, input), actual = logits(int8, input)
+                for t in expected.indices {
+                    let scale = expected[t].map(abs).max()!
+                    let worst = zip(expected[t], actual[t]).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(worst, 0.1 * scale, "\(model) task \(t): int8 strays \(worst) from logits of size \(scale)")
+                    let a = SegmentationMask(logits: fp32.logits[t]).classes, b = SegmentationMask(logits: int8.logits[t]).classes
+                    agreeing += zip(a, b).filter { $0 == $1 }.count
+                    total += a.count
+                }
+            }
+            XCTAssertGreaterThan(Double(agreeing) / Double(total), 0.95, "\(model): argmax agreement with fp32")
+        }
+    }
+
+    func testEveryKernelSetAndThreadCountGivesTheSameLogits() throws {
+        let setup = try calibrated("mtl3-tiny.safetensors", reference: "mtl3-tiny.reference.safetensors")
+        var sets = [UnsafePointer<ck_qgemm_kernels>?](repeating: nil, count: 8)
+        let count = ck_qgemm_available(&sets, sets.count)
+        XCTAssertGreaterThan(count, 1, "this machine runs at least one SIMD set and the scalar one")
+        let baseline = logits(try setup.model.makeEngine(height: setup.height, width: setup.width, threads: 1), setup.inputs[0])
+        for set in sets.prefix(count).compactMap({ $0 }) {
+            for threads in [1, 3] {
+                let engine = try Int8Engine(weights: setup.model.weights, activations: setup.model.record.activations,
+                                            height: setup.height, width: setup.width, threads: threads, kernels: set)
+                XCTAssertEqual(logits(engine, setup.inputs[0]), baseline, "\(String(cString: set.pointee.name)), \(threads) threads")
+            }
+        }
+    }
+
+    func testInt8FileRoundTrip() throws {
+        let setup = try calibrated("mtl2-tiny.safetensors", reference: "mtl2-tiny.reference.safetensors")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-int8-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Int8ModelWriter.write(setup.model, to: path)
+        let source = try ModelSource(path: path)
+        XCTAssertEqual(source.quantization, setup.model.record)
+        XCTAssertEqual(source.file.entry("segformer.encoder.block.1.0.mlp.dense1.weight")?.dtype, .I8)
+        XCTAssertEqual(source.file.entry("segformer.encoder.patch_embeddings.0.proj.weight")?.dtype, .F32, "the first conv stays fp32")
+        let loaded = try EngineFactory.make(source: source, weights: try MTLSegFormerWeights(source: source),
+                                            height: setup.height, width: setup.width, threads: 1)
+        XCTAssertTrue(loaded.precisionName.hasPrefix("int8"))
+        let direct = try setup.model.makeEngine(height: setup.height, width: setup.width, threads: 1)
+        for input in setup.inputs.prefix(2) {
+            XCTAssertEqual(logits(loaded, input), logits(direct, input))
+        }
+    }
+
+    func testInt8FileMissingAWeightScaleNamesIt() throws {
+        let setup = try calibrated("mtl2-tiny.safetensors", reference: "mtl2-tiny.reference.safetensors")
+        let file = try SafeTensorsFile(bytes: try Int8ModelWriter.serialize(setup.model))
+        var writer = SafeTensorsWriter()
+        writer.metadata = file.metadata
+        let dropped = "mtl_head.combine.1.conv.weight_scale"
+        for entry in file.entries where entry.name != dropped {
+            writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: file.rawBytes(entry))
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-int8-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writer.write(to: path)
+        XCTAssertThrowsError(try MTLSegFormerWeights(source: try ModelSource(path: path))) { error in
+            XCTAssertEqual(error as? ModelError, .missingTensor(path: path, tensor: dropped))
+        }
+    }
+
+    func testGridsContainZeroAndCoverTheRange() {
+        let grid = QuantParams(min: -1.5, max: 3)
+        XCTAssertEqual(Float(grid.zeroPoint) * grid.scale, 1.5, accuracy: grid.scale / 2)
+        XCTAssertEqual(Float(255 - grid.zeroPoint) * grid.scale, 3, accuracy: grid.scale)
+        let relu = QuantParams(min: 0.2, max: 4)  // widened down to 0
+        XCTAssertEqual(relu.zeroPoint, 0)
+        XCTAssertEqual(relu.scale, 4 / 255, accuracy: 1e-7)
+    }
+}
