@@ -1,4 +1,5 @@
 #include "ckernels_attention_q8.h"
+#include "ops_internal.h"
 
 #include <math.h>
 
@@ -59,22 +60,44 @@ static inline float attention_expf(float x) {
     return p * scale.f;
 }
 
+// The portable version (and the reference of the x86 ones in ops_avx512.c / ops_avx2.c,
+// which take the same steps and write the same bytes). The max runs in 16 lanes: as a
+// single `max = s > max ? s : max` chain it does not vectorise, and that chain was
+// most of this kernel's time.
 CK_VECTOR_CLONES
-void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo, float *inv_sums) {
+static void softmax_exp_u8_portable(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
+                                    float *inv_sums) {
 #pragma clang fp reassociate(on)
     for (size_t r = 0; r < rows; r++) {
         const float *s = scores + r * lds;
         uint8_t *q = out + r * ldo;
-        float max = -INFINITY;
-        for (size_t c = 0; c < cols; c++) max = s[c] > max ? s[c] : max;
+        float lanes[16];
+        for (int k = 0; k < 16; k++) lanes[k] = -INFINITY;
+        size_t c = 0;
+        for (; c + 16 <= cols; c += 16)
+            for (int k = 0; k < 16; k++) lanes[k] = s[c + k] > lanes[k] ? s[c + k] : lanes[k];
+        for (; c < cols; c++) lanes[0] = s[c] > lanes[0] ? s[c] : lanes[0];
+        float max = lanes[0];
+        for (int k = 1; k < 16; k++) max = lanes[k] > max ? lanes[k] : max;
         int32_t sum = 0;
-        for (size_t c = 0; c < cols; c++) {
+        for (c = 0; c < cols; c++) {
             const int32_t v = (int32_t)round_even(attention_expf(s[c] - max) * 255.0f);
             q[c] = (uint8_t)v;
             sum += v;
         }
         inv_sums[r] = 1.0f / (float)sum;  // the maximum writes 255, so sum ≥ 255
     }
+}
+
+void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo, float *inv_sums) {
+#if defined(CK_HAVE_X86_KERNELS)
+    switch (ck_ops_isa()) {
+    case CK_ISA_AVX512: ck_softmax_exp_u8_avx512(scores, lds, rows, cols, out, ldo, inv_sums); return;
+    case CK_ISA_AVX2: ck_softmax_exp_u8_avx2(scores, lds, rows, cols, out, ldo, inv_sums); return;
+    default: break;
+    }
+#endif
+    softmax_exp_u8_portable(scores, lds, rows, cols, out, ldo, inv_sums);
 }
 
 CK_VECTOR_CLONES

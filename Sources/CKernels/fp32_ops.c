@@ -249,3 +249,19 @@ void ck_min_max_f32(const float *x, size_t n, float *min_out, float *max_out) {
     *min_out = lo;
     *max_out = hi;
 }
+
+void ck_histogram_f32(const float *x, size_t n, float lo, float hi, size_t bins, uint64_t *counts) {
+    const float per = hi > lo ? (float)bins / (hi - lo) : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float f = (x[i] - lo) * per;
+        f = f < 0.0f ? 0.0f : f;
+        size_t b = (size_t)f;
+        counts[b < bins ? b : bins - 1]++;
+    }
+}
+
+CK_VECTOR_CLONES
+void ck_column_sums_f32(const float *x, size_t rows, size_t channels, double *sums) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < channels; c++) sums[c] += x[r * channels + c];
+}

@@ -1,4 +1,5 @@
 #include "ckernels_q8.h"
+#include "ops_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -113,27 +114,28 @@ static inline float q8_gelu(float x) {
     return 0.5f * x * (1.0f + erf);
 }
 
+// The portable version (the x86 ones in ops_avx512.c take the same steps). Each tap is
+// converted and accumulated in one pass, and interior pixels skip the bounds checks.
 CK_VECTOR_CLONES
-void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
-                          size_t channels, const float *weight, const float *bias,
-                          float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
-                          size_t first_row, size_t row_count, float *scratch) {
+static void dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                                       size_t channels, const float *weight, const float *bias,
+                                       float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
+                                       size_t first_row, size_t row_count, float *scratch) {
     float *acc = scratch;
-    float *centred = scratch + channels;
     const float zp = (float)in_zero_point;
     for (size_t y = first_row; y < first_row + row_count && y < height; y++) {
         for (size_t x = 0; x < width; x++) {
+            const int interior = y > 0 && y + 1 < height && x > 0 && x + 1 < width;
             for (size_t c = 0; c < channels; c++) acc[c] = 0.0f;
             for (int dy = -1; dy <= 1; dy++) {
                 const long sy = (long)y + dy;
-                if (sy < 0 || sy >= (long)height) continue;
+                if (!interior && (sy < 0 || sy >= (long)height)) continue;
                 for (int dx = -1; dx <= 1; dx++) {
                     const long sx = (long)x + dx;
-                    if (sx < 0 || sx >= (long)width) continue;
+                    if (!interior && (sx < 0 || sx >= (long)width)) continue;
                     const uint8_t *q = in + ((size_t)sy * width + (size_t)sx) * ldi;
                     const float *w = weight + (size_t)((dy + 1) * 3 + (dx + 1)) * channels;
-                    for (size_t c = 0; c < channels; c++) centred[c] = (float)q[c] - zp;
-                    for (size_t c = 0; c < channels; c++) acc[c] += centred[c] * w[c];
+                    for (size_t c = 0; c < channels; c++) acc[c] += ((float)q[c] - zp) * w[c];
                 }
             }
             uint8_t *o = out + (y * width + x) * ldo;
@@ -141,6 +143,21 @@ void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ld
                 o[c] = quantize(q8_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
         }
     }
+}
+
+void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                          size_t channels, const float *weight, const float *bias,
+                          float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
+                          size_t first_row, size_t row_count, float *scratch) {
+#if defined(CK_HAVE_X86_KERNELS)
+    if (0 && ck_ops_isa() == CK_ISA_AVX512) { /* TEMP */
+        ck_dwconv3x3_gelu_u8_avx512(in, ldi, out, ldo, height, width, channels, weight, bias, in_scale, in_zero_point,
+                                    out_inv_scale, out_zero_point, first_row, row_count);
+        return;
+    }
+#endif
+    dwconv3x3_gelu_u8_portable(in, ldi, out, ldo, height, width, channels, weight, bias, in_scale, in_zero_point,
+                               out_inv_scale, out_zero_point, first_row, row_count, scratch);
 }
 
 CK_VECTOR_CLONES

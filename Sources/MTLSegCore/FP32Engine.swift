@@ -44,6 +44,7 @@ public final class FP32Engine: SegmentationEngine {
     public weak var observer: ActivationObserver?
 
     public init(weights: MTLSegFormerWeights, height: Int, width: Int) {
+        precondition(weights.int8Layers.allSatisfy(\.hasFloatWeights), "the fp32 engine needs weights loaded with floatWeights: true")
         self.weights = weights
         let description = weights.description
         let plan = ForwardPlan(description: description, height: height, width: width)
@@ -130,7 +131,7 @@ public final class FP32Engine: SegmentationEngine {
             runBlock(block, stage: stage, index: i, block: j, tokens: tokens)
         }
         ck_layer_norm_f32(tokens, tokens, out.pixels, c, stage.norm.gamma.pointer, stage.norm.beta.pointer, eps)
-        observe(QuantPoint.stageOutput(i), tokens, out.pixels * c)
+        observe(QuantPoint.stageOutput(i), tokens, rows: out.pixels, channels: c)
     }
 
     private func runBlock(_ block: BlockWeights, stage: StageWeights, index i: Int, block j: Int, tokens: UnsafeMutablePointer<Float>) {
@@ -139,19 +140,19 @@ public final class FP32Engine: SegmentationEngine {
         let c = stage.channels
         // h = h + Attention(LN1(h))
         ck_layer_norm_f32(tokens, normed, n, c, block.norm1.gamma.pointer, block.norm1.beta.pointer, eps)
-        observe(QuantPoint.norm1(i, j), normed, n * c)
+        observe(QuantPoint.norm1(i, j), normed, rows: n, channels: c)
         selfAttention(block, stage: stage, index: i, block: j)
-        observe(QuantPoint.attention(i, j), attended, n * c)
+        observe(QuantPoint.attention(i, j), attended, rows: n, channels: c)
         linear(attended, rows: n, block.output, into: tokens, accumulate: true)
         // h = h + MixFFN(LN2(h)):  dense1 → depthwise 3×3 → GELU → dense2
         ck_layer_norm_f32(tokens, normed, n, c, block.norm2.gamma.pointer, block.norm2.beta.pointer, eps)
-        observe(QuantPoint.norm2(i, j), normed, n * c)
+        observe(QuantPoint.norm2(i, j), normed, rows: n, channels: c)
         linear(normed, rows: n, block.dense1, into: hidden)
-        observe(QuantPoint.hidden(i, j), hidden, n * block.dense1.outFeatures)
+        observe(QuantPoint.hidden(i, j), hidden, rows: n, channels: block.dense1.outFeatures)
         ck_dwconv3x3_hwc_f32(hidden, hiddenConvolved, size.height, size.width, block.dense1.outFeatures,
                              block.depthwiseWeight.pointer, block.depthwiseBias.pointer)
         ck_gelu_erf_f32(hiddenConvolved, n * block.dense1.outFeatures)
-        observe(QuantPoint.activation(i, j), hiddenConvolved, n * block.dense1.outFeatures)
+        observe(QuantPoint.activation(i, j), hiddenConvolved, rows: n, channels: block.dense1.outFeatures)
         linear(hiddenConvolved, rows: n, block.dense2, into: tokens, accumulate: true)
     }
 
@@ -161,7 +162,7 @@ public final class FP32Engine: SegmentationEngine {
         let n = size.pixels, m = kvSize.pixels
         let c = stage.channels
         linear(normed, rows: n, block.query, into: query)
-        observe(QuantPoint.query(i, j), query, n * c)
+        observe(QuantPoint.query(i, j), query, rows: n, channels: c)
         // Keys and values come from a spatially reduced map: a conv with kernel = stride = sr, then LayerNorm.
         var kvInput = UnsafePointer(normed)
         if let reduction = block.reduction, let norm = block.reductionNorm {
@@ -169,7 +170,7 @@ public final class FP32Engine: SegmentationEngine {
                               0, kvSize.height)
             linear(columns, rows: m, reduction, into: reduced)
             ck_layer_norm_f32(reduced, reduced, m, c, norm.gamma.pointer, norm.beta.pointer, eps)
-            observe(QuantPoint.keyValueInput(i, j), reduced, m * c)
+            observe(QuantPoint.keyValueInput(i, j), reduced, rows: m, channels: c)
             kvInput = UnsafePointer(reduced)
         }
         linear(kvInput, rows: m, block.key, into: keys)
@@ -210,7 +211,7 @@ public final class FP32Engine: SegmentationEngine {
         }
         ck_add_bias_rows_f32(fused, out.pixels, d, weights.decoder.bias.pointer)
         ck_relu_f32(fused, out.pixels * d)
-        observe(QuantPoint.fused, fused, out.pixels * d)
+        observe(QuantPoint.fused, fused, rows: out.pixels, channels: d)
     }
 
     /// ARCHITECTURE §3.2: task maps, gated cross-task maps, combination, classifier.
@@ -234,11 +235,11 @@ public final class FP32Engine: SegmentationEngine {
             BLAS.linear(taskMaps[t], rows: n, inner: d, weight: combine.weight.pointer, outputs: d, ldw: 2 * d, into: combined)
             BLAS.linear(crossMap, rows: n, inner: d, weight: combine.weight.pointer + d, outputs: d, ldw: 2 * d,
                         into: combined, accumulate: true)
-            observe(QuantPoint.taskConcat(t), taskMaps[t], n * d)
-            observe(QuantPoint.taskConcat(t), crossMap, n * d)
+            observe(QuantPoint.taskConcat(t), taskMaps[t], rows: n, channels: d)
+            observe(QuantPoint.taskConcat(t), crossMap, rows: n, channels: d)
             ck_add_bias_rows_f32(combined, n, d, combine.bias!.pointer)
             ck_relu_f32(combined, n * d)
-            observe(QuantPoint.taskCombined(t), combined, n * d)
+            observe(QuantPoint.taskCombined(t), combined, rows: n, channels: d)
             classify(combined, with: head.classifier, into: logits[t])
         }
     }
@@ -254,8 +255,8 @@ public final class FP32Engine: SegmentationEngine {
 
     private var eps: Float { weights.description.layerNormEps }
 
-    private func observe(_ point: @autoclosure () -> String, _ values: UnsafeMutablePointer<Float>, _ count: Int) {
-        observer?.observe(point(), values: values, count: count)
+    private func observe(_ point: @autoclosure () -> String, _ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+        observer?.observe(point(), values: values, rows: rows, channels: channels)
     }
 
     /// y = x·Wᵀ + b over `rows` rows (or y += … with `accumulate`).

@@ -30,8 +30,8 @@ public struct ForwardPlan {
     let gateCount: Int
     let logitsCount: Int
 
-    /// Largest score block kept at once: 1 Mi floats (4 MiB).
-    static let scoreBudget = 1 << 20
+    /// Largest score block kept at once: 64 Ki floats (256 KiB, within L2).
+    static let scoreBudget = 1 << 16
 
     public init(description: ModelDescription, height: Int, width: Int) {
         let e = description.encoder

@@ -41,9 +41,11 @@ public final class Int8Engine {
     }
 
     // Buffers. u8 maps have rows of `stride(C)` bytes so the kernels can read whole k-groups.
-    private let image: FloatBuffer
-    private let imageColumns: [FloatBuffer]
-    private let imageBandRows: Int
+    /// The fp32 input of a patch embedding that runs in fp32: the image, or the previous stage's output.
+    private let floatMap: FloatBuffer
+    /// Per thread, the patches of a band of output rows of such an embedding.
+    private let floatColumns: [FloatBuffer]
+    private static let floatColumnBudget = 1 << 16
     private let columnsQ: AlignedBytes
     private let tokens: FloatBuffer
     private let stageOutputsQ: [AlignedBytes]
@@ -59,8 +61,10 @@ public final class Int8Engine {
     private let hiddenQ: AlignedBytes
     private let activatedQ: AlignedBytes
     private let convScratch: [FloatBuffer]
-    private let projected: FloatBuffer
-    private let fused: FloatBuffer
+    /// The decoder's projections of stages 2…, and per thread a band of rows of the full-resolution sum.
+    private let projections: [FloatBuffer]
+    private let decoderBands: [FloatBuffer]
+    private let decoderBandRows: Int
     private let fusedQ: AlignedBytes
     private let taskMaps: [FloatBuffer]
     private let crossMap: FloatBuffer
@@ -106,7 +110,8 @@ public final class Int8Engine {
                     dense2: Int8Layer(block.dense2, input: activations[QuantPoint.activation(i, j)]!, kernels: kernels),
                     reduction: block.reduction.map { Int8Layer($0, input: norm1, kernels: kernels) })
             }
-            let embedding = i == 0 ? nil : Int8Layer(stage.patchEmbedding, input: activations[QuantPoint.stageOutput(i - 1)]!, kernels: kernels)
+            let embedding = stage.patchEmbedding.quantized == nil ? nil
+                : Int8Layer(stage.patchEmbedding, input: activations[QuantPoint.stageOutput(i - 1)]!, kernels: kernels)
             return StageLayers(patchEmbedding: embedding, blocks: blocks)
         }
         decoderLayers = weights.decoder.stageProjections.enumerated().map {
@@ -137,12 +142,14 @@ public final class Int8Engine {
         }
         let out = plan.outputSize.pixels
         let width = d.decoderHiddenSize
-        image = FloatBuffer(count: plan.input.pixels * e.numChannels)
-        // The fp32 first convolution gathers its patches in bands of output rows, one band buffer per thread.
-        let first = plan.stageSizes[0], patch = e.patchSizes[0] * e.patchSizes[0] * e.numChannels
-        let bandRows = max(1, min(first.height, (1 << 18) / max(1, first.width * patch)))
-        imageBandRows = bandRows
-        imageColumns = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: bandRows * first.width * patch) }
+        // fp32 patch embeddings gather their patches in bands of output rows, one band buffer per thread.
+        var floatInput = plan.input.pixels * e.numChannels, floatPatchRow = 0
+        for (i, stage) in weights.stages.enumerated() where stage.patchEmbedding.quantized == nil {
+            if i > 0 { floatInput = max(floatInput, plan.stageSizes[i - 1].pixels * e.hiddenSizes[i - 1]) }
+            floatPatchRow = max(floatPatchRow, plan.stageSizes[i].width * stage.patchEmbedding.inFeatures)
+        }
+        floatMap = FloatBuffer(count: floatInput)
+        floatColumns = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: max(Self.floatColumnBudget, floatPatchRow)) }
         columnsQ = AlignedBytes(count: columns)
         tokens = FloatBuffer(count: tokenFloats)
         stageOutputsQ = (0 ..< e.stageCount).map { AlignedBytes(count: plan.stageSizes[$0].pixels * stride(e.hiddenSizes[$0])) }
@@ -158,8 +165,10 @@ public final class Int8Engine {
         hiddenQ = AlignedBytes(count: hidden)
         activatedQ = AlignedBytes(count: hidden)
         convScratch = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: 2 * maxHidden) }
-        projected = FloatBuffer(count: (0 ..< e.stageCount).map { plan.stageSizes[$0].pixels * width }.max()!)
-        fused = FloatBuffer(count: out * width)
+        projections = (1 ..< e.stageCount).map { FloatBuffer(count: plan.stageSizes[$0].pixels * width) }
+        let bandRows = max(1, min(plan.outputSize.height, (1 << 17) / max(1, plan.outputSize.width * width)))
+        decoderBandRows = bandRows
+        decoderBands = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: bandRows * plan.outputSize.width * width) }
         fusedQ = AlignedBytes(count: out * stride(width))
         let tasks = d.tasks.count
         taskMaps = tasks > 1 ? (0 ..< tasks).map { _ in FloatBuffer(count: out * width) } : []
@@ -184,7 +193,7 @@ public final class Int8Engine {
             stageMilliseconds.append((name, Double(now - clock) / 1e6))
             clock = now
         }
-        ck_chw_to_hwc_f32(input, image.pointer, plan.input.height, plan.input.width, e.numChannels)
+        ck_chw_to_hwc_f32(input, floatMap.pointer, plan.input.height, plan.input.width, e.numChannels)
         for i in weights.stages.indices {
             runStage(i)
             lap("stage \(i + 1)")
@@ -219,7 +228,7 @@ public final class Int8Engine {
             }
             gemm(embedding, rows: out.pixels, a: columnsQ.bytes, lda: columnStride, into: tokens.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
         } else {
-            embedImage(stage)
+            embedFloat(i)
         }
         pool.runRanges(count: out.pixels) { rows in
             ck_layer_norm_f32(tokens.pointer + rows.lowerBound * c, tokens.pointer + rows.lowerBound * c, rows.count, c,
@@ -230,24 +239,38 @@ public final class Int8Engine {
         }
         let output = activations[QuantPoint.stageOutput(i)]!
         let ld = Self.stride(c)
+        // The stage's output: u8 for the decoder and an int8 next embedding; also fp32 when the next embedding runs in fp32.
+        let nextIsFloat = i + 1 < stages.count && stages[i + 1].patchEmbedding == nil
         pool.runRanges(count: out.pixels) { rows in
-            ck_layer_norm_quantize_u8(tokens.pointer + rows.lowerBound * c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld,
-                                      rows.count, c, stage.norm.gamma.pointer, stage.norm.beta.pointer, eps,
-                                      output.inverseScale, output.zeroPoint)
+            let offset = rows.lowerBound * c
+            if nextIsFloat {
+                ck_layer_norm_f32(tokens.pointer + offset, floatMap.pointer + offset, rows.count, c, stage.norm.gamma.pointer,
+                                  stage.norm.beta.pointer, eps)
+                ck_quantize_rows_u8(floatMap.pointer + offset, c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld, rows.count, c,
+                                    output.inverseScale, output.zeroPoint)
+            } else {
+                ck_layer_norm_quantize_u8(tokens.pointer + offset, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld,
+                                          rows.count, c, stage.norm.gamma.pointer, stage.norm.beta.pointer, eps,
+                                          output.inverseScale, output.zeroPoint)
+            }
         }
     }
 
-    /// The first convolution, in fp32 on the normalised image, in bands of output rows.
-    private func embedImage(_ stage: StageWeights) {
-        let out = plan.stageSizes[0], input = plan.input, channels = weights.description.encoder.numChannels
-        let layer = stage.patchEmbedding, bands = (out.height + imageBandRows - 1) / imageBandRows
+    /// A patch embedding in fp32 on `floatMap` (the image, or the previous stage's output), in bands of output rows.
+    private func embedFloat(_ i: Int) {
+        let stage = weights.stages[i], out = plan.stageSizes[i]
+        let input = i == 0 ? plan.input : plan.stageSizes[i - 1]
+        let channels = i == 0 ? weights.description.encoder.numChannels : weights.stages[i - 1].channels
+        let layer = stage.patchEmbedding
+        let bandRows = max(1, min(out.height, floatColumns[0].count / (out.width * layer.inFeatures)))
+        let bands = (out.height + bandRows - 1) / bandRows
         pool.runSlots(count: bands) { range, thread in
             for band in range {
-                let first = band * imageBandRows, rows = min(imageBandRows, out.height - first)
-                ck_im2col_hwc_f32(image.pointer, input.height, input.width, channels, stage.patchSize, stage.stride, stage.patchSize / 2,
-                                  out.height, out.width, imageColumns[thread].pointer, first, rows)
+                let first = band * bandRows, rows = min(bandRows, out.height - first)
+                ck_im2col_hwc_f32(floatMap.pointer, input.height, input.width, channels, stage.patchSize, stage.stride, stage.patchSize / 2,
+                                  out.height, out.width, floatColumns[thread].pointer, first, rows)
                 let target = tokens.pointer + first * out.width * stage.channels
-                BLAS.linear(imageColumns[thread].pointer, rows: rows * out.width, inner: layer.inFeatures, weight: layer.weight.pointer,
+                BLAS.linear(floatColumns[thread].pointer, rows: rows * out.width, inner: layer.inFeatures, weight: layer.weight.pointer,
                             outputs: layer.outFeatures, into: target)
                 ck_add_bias_rows_f32(target, rows * out.width, layer.outFeatures, layer.bias!.pointer)
             }
@@ -309,30 +332,35 @@ public final class Int8Engine {
 
     // MARK: Decoder and heads
 
-    /// F = ReLU(Σ_i upsample(stage_i · W'_iᵀ) + b'), the folded all-MLP decoder.
+    /// F = ReLU(Σ_i upsample(stage_i · W'_iᵀ) + b'), the folded all-MLP decoder,
+    /// written as u8. The deeper stages' projections are made whole at their own
+    /// (small) resolutions; the full-resolution sum is only ever a band of rows.
     private func decode() {
-        let out = plan.outputSize, d = weights.decoder.width
-        for (i, layer) in decoderLayers.enumerated() {
-            let size = plan.stageSizes[i]
-            let source = UnsafePointer(stageOutputsQ[i].bytes), ld = Self.stride(weights.stages[i].channels)
-            if size == out {
-                gemm(layer, rows: size.pixels, a: source, lda: ld, into: fused.pointer, ldc: d,
-                     output: i == 0 ? CK_QGEMM_OUT_F32 : CK_QGEMM_OUT_F32_ACCUMULATE)
-            } else {
-                gemm(layer, rows: size.pixels, a: source, lda: ld, into: projected.pointer, ldc: d, output: CK_QGEMM_OUT_F32)
-                pool.runRanges(count: out.height) { rows in
-                    // Each thread resizes a band of output rows: the kernel takes a full map, so offset into it by band.
-                    resizeBand(projected.pointer, from: size, into: fused.pointer, to: out, channels: d, rows: rows, accumulate: i != 0)
-                }
-            }
+        let out = plan.outputSize, d = weights.decoder.width, ld = Self.stride(d)
+        for i in 1 ..< decoderLayers.count {
+            gemm(decoderLayers[i], rows: plan.stageSizes[i].pixels, a: stageOutputsQ[i].bytes, lda: Self.stride(weights.stages[i].channels),
+                 into: projections[i - 1].pointer, ldc: d, output: CK_QGEMM_OUT_F32)
         }
         let fusedParams = activations[QuantPoint.fused]!
-        let ld = Self.stride(d)
-        pool.runRanges(count: out.pixels) { rows in
-            let f = fused.pointer + rows.lowerBound * d
-            ck_add_bias_rows_f32(f, rows.count, d, weights.decoder.bias.pointer)
-            ck_relu_f32(f, rows.count * d)
-            ck_quantize_rows_u8(f, d, fusedQ.bytes + rows.lowerBound * ld, ld, rows.count, d, fusedParams.inverseScale, fusedParams.zeroPoint)
+        let bands = (out.height + decoderBandRows - 1) / decoderBandRows
+        pool.runSlots(count: bands) { range, slot in
+            for band in range {
+                let first = band * decoderBandRows, rows = min(decoderBandRows, out.height - first)
+                let pixels = first * out.width ..< (first + rows) * out.width
+                // The band buffer stands for rows first..<first+rows of the full map.
+                let map = decoderBands[slot].pointer - pixels.lowerBound * d
+                decoderLayers[0].run(rows: pixels, a: stageOutputsQ[0].bytes, lda: Self.stride(weights.stages[0].channels),
+                                     into: UnsafeMutableRawPointer(map), ldc: d, output: CK_QGEMM_OUT_F32)
+                for i in 1 ..< decoderLayers.count {
+                    resizeBand(projections[i - 1].pointer, from: plan.stageSizes[i], into: map, to: out, channels: d,
+                               rows: first ..< first + rows, accumulate: true)
+                }
+                let f = map + pixels.lowerBound * d
+                ck_add_bias_rows_f32(f, pixels.count, d, weights.decoder.bias.pointer)
+                ck_relu_f32(f, pixels.count * d)
+                ck_quantize_rows_u8(f, d, fusedQ.bytes + pixels.lowerBound * ld, ld, pixels.count, d, fusedParams.inverseScale,
+                                    fusedParams.zeroPoint)
+            }
         }
     }
 

@@ -76,9 +76,11 @@ public struct MTLSegFormerWeights {
     /// Parameters as stored in the file (before the folds), for reports.
     public let parameterCount: Int
 
-    public init(source: ModelSource) throws {
+    /// Reads and checks every weight. `floatWeights: false` skips the fp32 form of
+    /// int8 layers, which only the fp32 engine uses, to save memory.
+    public init(source: ModelSource, floatWeights: Bool = true) throws {
         let d = source.description
-        let reader = WeightReader(source: source)
+        let reader = WeightReader(source: source, dequantize: floatWeights)
         let e = d.encoder
         var parameters = 0
         func count(_ layer: LinearWeights) -> LinearWeights { parameters += layer.parameterCount; return layer }
@@ -193,32 +195,57 @@ public struct MTLSegFormerWeights {
                             parameterCount: parameterCount)
     }
 
-    /// The layers the int8 engine runs as int8 products, in network order (all but the first convolution).
-    public var int8Layers: [LinearWeights] {
-        var layers: [LinearWeights] = []
+    /// The folded decoder's shared bias plus `shift`.
+    public func addingToDecoderBias(_ shift: [Float]) -> MTLSegFormerWeights {
+        let bias = FloatBuffer((0 ..< decoder.width).map { decoder.bias[$0] + shift[$0] })
+        return MTLSegFormerWeights(description: description, stages: stages,
+                                   decoder: FusedDecoderWeights(width: decoder.width, stageProjections: decoder.stageProjections, bias: bias),
+                                   classifier: classifier, heads: heads, parameterCount: parameterCount)
+    }
+
+    /// Each int8 layer with the quantization point of its input (`QuantPoint`).
+    public var int8LayerInputs: [(layer: LinearWeights, input: String)] {
+        var pairs: [(LinearWeights, String)] = []
         for (i, stage) in stages.enumerated() {
-            if i > 0 { layers.append(stage.patchEmbedding) }
-            for b in stage.blocks {
-                layers += [b.query] + (b.reduction.map { [$0] } ?? []) + [b.key, b.value, b.output, b.dense1, b.dense2]
+            for (j, b) in stage.blocks.enumerated() {
+                let kv = b.reduction == nil ? QuantPoint.norm1(i, j) : QuantPoint.keyValueInput(i, j)
+                pairs.append((b.query, QuantPoint.norm1(i, j)))
+                if let reduction = b.reduction { pairs.append((reduction, QuantPoint.norm1(i, j))) }
+                pairs += [(b.key, kv), (b.value, kv), (b.output, QuantPoint.attention(i, j)), (b.dense1, QuantPoint.norm2(i, j)),
+                          (b.dense2, QuantPoint.activation(i, j))]
             }
         }
-        layers += decoder.stageProjections
-        if let classifier { layers.append(classifier) }
-        for head in heads { layers += [head.taskMap, head.combine, head.classifier] }
-        return layers
+        for (i, projection) in decoder.stageProjections.enumerated() { pairs.append((projection, QuantPoint.stageOutput(i))) }
+        if let classifier { pairs.append((classifier, QuantPoint.fused)) }
+        for (t, head) in heads.enumerated() {
+            pairs += [(head.taskMap, QuantPoint.fused), (head.combine, QuantPoint.taskConcat(t)), (head.classifier, QuantPoint.taskCombined(t))]
+        }
+        return pairs
     }
+
+    /// The layers the int8 engine runs as int8 products, in network order (all but the patch embeddings).
+    public var int8Layers: [LinearWeights] { int8LayerInputs.map(\.layer) }
 
     /// These weights with every int8 layer's weights quantized (symmetric int8 per output channel).
     ///
-    /// The first convolution stays fp32: its input is the normalised image, whose
-    /// three channels lie on three different u8 grids, and requantizing them onto
-    /// one grid cost 0.5 % argmax agreement on the b0 anchor, more than any other
-    /// activation (`mtlseg calibrate --sensitivity-images`); it is 2 % of the MACs.
+    /// The overlapping patch embeddings stay fp32 (10 % of b0's executed MACs).
+    /// Each one starts a stage's residual stream, which every block of the stage
+    /// builds on, so its errors travel furthest: on the b0 anchor, rounding the
+    /// image, a stage output or an embedding's weights cost 0.3–0.5 % argmax
+    /// agreement each, more than any other single activation or layer
+    /// (`mtlseg calibrate --sensitivity-images`).
     public func quantizingWeights() -> MTLSegFormerWeights {
-        let q = { (layer: LinearWeights) in layer.quantizingWeights() }
-        let stages = self.stages.enumerated().map { i, s in
+        let embeddings = Set(stages.map(\.patchEmbedding.name))
+        return mappingLayers { embeddings.contains($0.name) ? $0 : $0.quantizingWeights() }
+    }
+
+    /// These weights with `transform` applied to every layer that has a weight
+    /// matrix (all but the gates), in network order, the first convolution first.
+    public func mappingLayers(_ transform: (LinearWeights) -> LinearWeights) -> MTLSegFormerWeights {
+        let q = transform
+        let stages = self.stages.map { s in
             StageWeights(channels: s.channels, heads: s.heads, srRatio: s.srRatio, patchSize: s.patchSize, stride: s.stride,
-                         patchEmbedding: i == 0 ? s.patchEmbedding : q(s.patchEmbedding), patchNorm: s.patchNorm,
+                         patchEmbedding: q(s.patchEmbedding), patchNorm: s.patchNorm,
                          blocks: s.blocks.map { b in
                              BlockWeights(norm1: b.norm1, query: q(b.query), key: q(b.key), value: q(b.value), reduction: b.reduction.map(q),
                                           reductionNorm: b.reductionNorm, output: q(b.output), norm2: b.norm2, dense1: q(b.dense1),

@@ -29,7 +29,9 @@ public struct QuantizedTensor {
     public let values: [Int8]
     public let scale: [Float]
 
-    /// Quantizes [out][in] weights with scale = max |row| / 127 per row.
+    /// Quantizes [out][in] weights per row (output channel), symmetric: of the
+    /// scales that clip the row's largest weights at 70…100 % of max |w|, the one
+    /// with the smallest squared rounding-plus-clipping error.
     public init(weights: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int) {
         var values = [Int8](repeating: 0, count: outFeatures * inFeatures)
         var scale = [Float](repeating: 1, count: outFeatures)
@@ -37,10 +39,21 @@ public struct QuantizedTensor {
             let row = weights + o * inFeatures
             var largest: Float = 0
             for i in 0 ..< inFeatures { largest = Swift.max(largest, abs(row[i])) }
-            let s: Float = largest > 0 ? largest / 127 : 1
-            scale[o] = s
+            guard largest > 0 else { continue }
+            var best = (error: Double.infinity, scale: largest / 127)
+            for step in 0 ... 30 {
+                let s = largest * (1 - 0.01 * Float(step)) / 127
+                var error = 0.0
+                for i in 0 ..< inFeatures {
+                    let q = Swift.max(-127, Swift.min(127, (row[i] / s).rounded(.toNearestOrEven)))
+                    let e = Double(row[i] - q * s)
+                    error += e * e
+                }
+                if error < best.error { best = (error, s) }
+            }
+            scale[o] = best.scale
             for i in 0 ..< inFeatures {
-                values[o * inFeatures + i] = Int8(Swift.max(-127, Swift.min(127, (row[i] / s).rounded(.toNearestOrEven))))
+                values[o * inFeatures + i] = Int8(Swift.max(-127, Swift.min(127, (row[i] / best.scale).rounded(.toNearestOrEven))))
             }
         }
         self.values = values
@@ -147,5 +160,6 @@ public enum QuantPoint {
 /// Receives the fp32 engine's activations at every quantization point: to measure
 /// them (calibration), or to change them in place (simulating quantization there).
 public protocol ActivationObserver: AnyObject {
-    func observe(_ point: String, values: UnsafeMutablePointer<Float>, count: Int)
+    /// `values` holds `rows` rows of `channels` values (channels last).
+    func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int)
 }

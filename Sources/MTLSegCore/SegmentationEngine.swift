@@ -23,13 +23,34 @@ public enum Precision: String, CaseIterable, Sendable {
 
 /// Opens the engine a model file calls for.
 public enum EngineFactory {
-    public static func make(source: ModelSource, weights: MTLSegFormerWeights, height: Int, width: Int, threads: Int,
+    /// The engine for the model at `path`, with its description. The file is
+    /// closed before the engine's memory is laid out, so the two never add up.
+    public static func open(path: String, size: InputSize? = nil, threads: Int,
+                            precision: Precision = .auto) throws -> (engine: SegmentationEngine, description: ModelDescription) {
+        let (description, weights, record) = try { () throws -> (ModelDescription, MTLSegFormerWeights, QuantizationRecord?) in
+            let source = try ModelSource(path: path)
+            let int8 = precision == .auto && source.quantization != nil
+            return (source.description, try MTLSegFormerWeights(source: source, floatWeights: !int8), int8 ? source.quantization : nil)
+        }()
+        let input = size ?? description.input ?? InputSize(width: 512, height: 512)
+        if let record {
+            setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
+            return (try Int8Engine(weights: weights, activations: record.activations, height: input.height, width: input.width,
+                                   threads: threads), description)
+        }
+        setMatrixThreads(threads)
+        return (FP32Engine(weights: weights, height: input.height, width: input.width), description)
+    }
+
+    /// The engine for `source` at height×width; `weights` are read from it unless given.
+    public static func make(source: ModelSource, weights: MTLSegFormerWeights? = nil, height: Int, width: Int, threads: Int,
                             precision: Precision = .auto) throws -> SegmentationEngine {
         if precision == .auto, let record = source.quantization {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
+            let weights = try weights ?? MTLSegFormerWeights(source: source, floatWeights: false)
             return try Int8Engine(weights: weights, activations: record.activations, height: height, width: width, threads: threads)
         }
         setMatrixThreads(threads)
-        return FP32Engine(weights: weights, height: height, width: width)
+        return FP32Engine(weights: try weights ?? MTLSegFormerWeights(source: source), height: height, width: width)
     }
 }

@@ -34,6 +34,24 @@ public struct LinearWeights {
 
     public var parameterCount: Int { inFeatures * outFeatures + (bias?.count ?? 0) }
 
+    /// False for an int8 layer loaded without its fp32 weights (for the int8 engine only).
+    public var hasFloatWeights: Bool { weight.count == inFeatures * outFeatures }
+
+    /// This layer with `shift` added to its bias (which it gains if it had none).
+    public func addingToBias(_ shift: [Float]) -> LinearWeights {
+        let bias = FloatBuffer(count: outFeatures)
+        for o in 0 ..< outFeatures { bias[o] = (self.bias?[o] ?? 0) + shift[o] }
+        return LinearWeights(name: name, layout: layout, inFeatures: inFeatures, outFeatures: outFeatures, weight: weight, bias: bias,
+                             quantized: quantized)
+    }
+
+    /// This layer computing with the fp32 values its int8 weights stand for, to see in the fp32 engine what they cost.
+    public func withDequantizedWeights() -> LinearWeights {
+        let q = quantized ?? QuantizedTensor(weights: weight.pointer, outFeatures: outFeatures, inFeatures: inFeatures)
+        return LinearWeights(name: name, layout: layout, inFeatures: inFeatures, outFeatures: outFeatures,
+                             weight: q.dequantized(outFeatures: outFeatures, inFeatures: inFeatures), bias: bias, quantized: q)
+    }
+
     /// This layer with its weights quantized to int8 (symmetric, per output channel).
     public func quantizingWeights() -> LinearWeights {
         LinearWeights(name: name, layout: layout, inFeatures: inFeatures, outFeatures: outFeatures, weight: weight, bias: bias,
@@ -56,6 +74,8 @@ public struct BatchNormAffine {
 /// description, and applies the load-time rewrites (layout changes, folds).
 struct WeightReader {
     let source: ModelSource
+    /// Whether int8 layers also get their dequantized fp32 weights (the fp32 engine needs them, the int8 engine does not).
+    var dequantize = true
 
     /// In an int8 model file a layer's weight is I8 with a per-output-channel
     /// F32 `<name>.weight_scale`; the fp32 weight is its dequantized form.
@@ -66,7 +86,7 @@ struct WeightReader {
         let scale = try source.tensor(prefix + ".weight_scale", shape: [shape[0]])
         let quantized = QuantizedTensor(values: values, scale: scale.array)
         let inFeatures = shape.dropFirst().reduce(1, *)
-        return (quantized.dequantized(outFeatures: shape[0], inFeatures: inFeatures), quantized)
+        return (dequantize ? quantized.dequantized(outFeatures: shape[0], inFeatures: inFeatures) : FloatBuffer(count: 0), quantized)
     }
 
     func linear(_ prefix: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws -> LinearWeights {
@@ -88,7 +108,7 @@ struct WeightReader {
         let (original, quantized) = try weight(prefix, shape: [outChannels, inChannels, kernel, kernel])
         let order = ConvLayout(outChannels: outChannels, inChannels: inChannels, kernel: kernel)
         let packed = FloatBuffer(count: original.count)
-        order.toPatchOrder(original.pointer, packed.pointer)
+        if original.count > 0 { order.toPatchOrder(original.pointer, packed.pointer) }
         let packedQuantized = quantized.map { q -> QuantizedTensor in
             var values = [Int8](repeating: 0, count: q.values.count)
             q.values.withUnsafeBufferPointer { src in values.withUnsafeMutableBufferPointer { order.toPatchOrder(src.baseAddress!, $0.baseAddress!) } }

@@ -14,21 +14,38 @@ public struct Calibrator {
         self.height = height
     }
 
-    /// Runs every input (a normalised [C][H][W] image at width×height, produced by `input(i)`
-    /// into the given buffer) through the fp32 engine and returns the observed grids.
-    public func measureRanges(count: Int, input: (Int, UnsafeMutablePointer<Float>) throws -> Void,
-                              progress: (Int) -> Void = { _ in }) rethrows -> [String: QuantParams] {
+    /// Runs every input (a normalised [C][H][W] image at width×height, written by
+    /// `input(i)` into the given buffer, which returns false to skip it) through the fp32 engine and returns the
+    /// grid `method` chooses for every quantization point. Methods that need
+    /// histograms take a second pass over the inputs.
+    public func measure(count: Int, method: RangeMethod = .minMax, input: (Int, UnsafeMutablePointer<Float>) throws -> Bool,
+                        progress: (Int) -> Void = { _ in }) rethrows -> ActivationStatistics {
         let engine = FP32Engine(weights: weights, height: height, width: width)
-        let observer = MinMaxObserver()
-        engine.observer = observer
         let pixels = FloatBuffer(count: weights.description.encoder.numChannels * width * height)
+        let ranges = MinMaxObserver()
+        engine.observer = ranges
         for i in 0 ..< count {
-            try input(i, pixels.pointer)
-            engine.run(input: pixels.pointer)
+            if try input(i, pixels.pointer) { engine.run(input: pixels.pointer) }
             progress(i + 1)
         }
-        return observer.quantParams()
+        let means = ranges.channelMeans()
+        guard method.needsHistogram else { return ActivationStatistics(grids: ranges.quantParams(), channelMeans: means) }
+        let histograms = HistogramObserver(ranges: ranges.ranges)
+        engine.observer = histograms
+        for i in 0 ..< count {
+            if try input(i, pixels.pointer) { engine.run(input: pixels.pointer) }
+            progress(count + i + 1)
+        }
+        return ActivationStatistics(grids: histograms.histograms.mapValues { $0.grid(method).params }, channelMeans: means)
     }
+}
+
+/// What calibration measured of the activations.
+public struct ActivationStatistics {
+    /// The u8 grid of every quantization point.
+    public let grids: [String: QuantParams]
+    /// The mean of every channel at every point, for bias correction.
+    public let channelMeans: [String: [Float]]
 }
 
 /// An int8 model in memory: quantized weights and activation grids, as an int8 model file holds them.
@@ -42,15 +59,52 @@ public struct QuantizedModel {
     }
 
     /// Quantizes the weights of `fp32` and pairs them with measured activation grids.
-    public init(fp32: MTLSegFormerWeights, activations: [String: QuantParams], calibration: CalibrationInfo) {
+    ///
+    /// Rounding a layer's weights shifts its outputs on average by ΔW·E[x];
+    /// with the input's channel means from calibration that shift is known and
+    /// is taken back out of the bias ("bias correction"). Layers whose input
+    /// means are unknown (the head's combine conv, over a concatenation) keep
+    /// their bias.
+    public init(fp32: MTLSegFormerWeights, statistics: ActivationStatistics, calibration: CalibrationInfo) {
         var description = fp32.description
         if description.input == nil { description.input = InputSize(width: calibration.width, height: calibration.height) }
-        let quantized = fp32.quantizingWeights()
-        weights = quantized.replacingDescription(description)
-        record = QuantizationRecord(activations: activations, calibration: calibration)
+        let inputs = Dictionary(uniqueKeysWithValues: fp32.int8LayerInputs.map { ($0.layer.name, $0.input) })
+        var decoderShift = [Float](repeating: 0, count: fp32.decoder.width)
+        let decoderNames = Set(fp32.decoder.stageProjections.map(\.name))
+        let quantized = fp32.quantizingWeights().mappingLayers { layer in
+            guard layer.quantized != nil, let point = inputs[layer.name], !point.hasSuffix(".concat"),
+                  let means = statistics.channelMeans[point], layer.inFeatures % means.count == 0 else { return layer }
+            let shift = BiasCorrection.shift(of: layer, inputMeans: means)
+            if decoderNames.contains(layer.name) {
+                // The folded decoder's projections have no bias of their own; the shared one follows upsampling, which keeps constants.
+                for o in shift.indices { decoderShift[o] += shift[o] }
+                return layer
+            }
+            return layer.addingToBias(shift)
+        }
+        weights = quantized.replacingDescription(description).addingToDecoderBias(decoderShift)
+        record = QuantizationRecord(activations: statistics.grids, calibration: calibration)
     }
 
     public func makeEngine(height: Int, width: Int, threads: Int) throws -> Int8Engine {
         try Int8Engine(weights: weights, activations: record.activations, height: height, width: width, threads: threads)
+    }
+}
+
+/// The mean output shift that rounding a layer's weights causes.
+enum BiasCorrection {
+    /// −(W_q − W)·E[x] per output, where E[x] repeats the channel means along the
+    /// layer's input (for a conv's patches, channels vary fastest).
+    static func shift(of layer: LinearWeights, inputMeans means: [Float]) -> [Float] {
+        let q = layer.quantized!
+        return (0 ..< layer.outFeatures).map { o in
+            var sum = 0.0
+            for k in 0 ..< layer.inFeatures {
+                let exact = Double(layer.weight[o * layer.inFeatures + k])
+                let rounded = Double(q.values[o * layer.inFeatures + k]) * Double(q.scale[o])
+                sum += (exact - rounded) * Double(means[k % means.count])
+            }
+            return Float(sum)
+        }
     }
 }

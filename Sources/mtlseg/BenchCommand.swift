@@ -32,12 +32,9 @@ struct BenchCommand: ParsableCommand {
     var fp32 = false
 
     func run() throws {
-        let source = try ModelSource(path: model)
-        let d = source.description
-        let weights = try MTLSegFormerWeights(source: source)
-        let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
-        let engine = try EngineFactory.make(source: source, weights: weights, height: input.height, width: input.width,
-                                            threads: threads, precision: fp32 ? .fp32 : .auto)
+        let (engine, d) = try EngineFactory.open(path: model, size: size.map { InputSize(width: $0.width, height: $0.height) },
+                                                 threads: threads, precision: fp32 ? .fp32 : .auto)
+        let input = InputSize(width: engine.plan.input.width, height: engine.plan.input.height)
         let cost = ModelCost(description: d, plan: engine.plan)
         // A fixed pseudo-random input: the timing does not depend on the values.
         let pixels = FloatBuffer(count: d.encoder.numChannels * input.width * input.height)

@@ -28,6 +28,12 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "Input size WxH (default: the model's own; an HF checkpoint needs it or uses 512x512).")
     var size: ImageSize?
 
+    @Option(name: .long, help: "How activation ranges are chosen: minmax, percentile (see --percentile), mse.")
+    var method: String = "mse"
+
+    @Option(name: .long, help: "For --method percentile: the percentile kept at each end.")
+    var percentile: Double = 99.99
+
     @Option(name: .long, help: "Also rank the activation points by the argmax agreement lost when only that point is quantized, on these images.")
     var sensitivityImages: String?
 
@@ -41,22 +47,36 @@ struct CalibrateCommand: ParsableCommand {
         guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         let calibrator = Calibrator(weights: fp32, width: input.width, height: input.height)
+        let rangeMethod: RangeMethod
+        switch method {
+        case "minmax": rangeMethod = .minMax
+        case "percentile":
+            guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
+            rangeMethod = .percentile(tail: (100 - percentile) / 100)
+        case "mse": rangeMethod = .mse
+        default: throw ValidationError("--method must be minmax, percentile or mse (got '\(method)')")
+        }
+        let passes = rangeMethod == .minMax ? 1 : 2
         let start = Date()
-        var used = 0
-        let grids = try calibrator.measureRanges(count: paths.count, input: { index, pixels in
-            // An unreadable image is skipped with a warning; the previous input stays and is observed again, which min/max ignores.
+        var unreadable = Set<Int>()
+        let statistics = try calibrator.measure(count: paths.count, method: rangeMethod, input: { index, pixels in
+            // An unreadable image is skipped with a warning (once, though a second pass asks again).
+            guard !unreadable.contains(index) else { return false }
             do {
                 preprocessor.process(try ImageFile.read(path: paths[index]), into: pixels)
-                used += 1
+                return true
             } catch {
-                FileHandle.standardError.write(Data("warning: skipping \(error)\n".utf8))
+                unreadable.insert(index)
+                FileHandle.standardError.write(Data("\nwarning: skipping \(error)\n".utf8))
+                return false
             }
         }, progress: { done in
-            FileHandle.standardError.write(Data("\rcalibrating \(done)/\(paths.count)".utf8))
+            FileHandle.standardError.write(Data("\rcalibrating \(done)/\(passes * paths.count)".utf8))
         })
         FileHandle.standardError.write(Data("\n".utf8))
+        let used = paths.count - unreadable.count
         guard used > 0 else { throw ToolError("\(images): none of the \(paths.count) images could be read") }
-        let info = CalibrationInfo(method: "minmax", images: used, width: input.width, height: input.height,
+        let info = CalibrationInfo(method: rangeMethod.description, images: used, width: input.width, height: input.height,
                                    sourceModel: (model as NSString).lastPathComponent,
                                    createdAt: ISO8601DateFormatter().string(from: Date()))
         if let sensitivityImages {
@@ -65,18 +85,17 @@ struct CalibrateCommand: ParsableCommand {
                 preprocessor.process(try ImageFile.read(path: path), into: buffer.pointer)
                 return buffer
             }
-            let entries = ActivationSensitivity.measure(weights: fp32, grids: grids, inputs: inputs, width: input.width, height: input.height,
+            let entries = ActivationSensitivity.measure(weights: fp32, grids: statistics.grids, inputs: inputs, width: input.width, height: input.height,
                                                         points: QuantPoint.all(for: d))
-            for entry in entries.sorted(by: { $0.agreement.min()! < $1.agreement.min()! }) {
-                let grid = grids[entry.point]!
-                print(String(format: "%-28@ agreement %@  scale %.4g zero point %d", entry.point,
-                             entry.agreement.map { String(format: "%.2f%%", $0 * 100) }.joined(separator: " "), grid.scale, grid.zeroPoint))
+            let weightEntries = WeightSensitivity.measure(weights: fp32, inputs: inputs, width: input.width, height: input.height)
+            for entry in (entries + weightEntries).sorted(by: { $0.agreement.min()! < $1.agreement.min()! }) {
+                print(String(format: "%-56@ agreement %@", entry.point, entry.agreement.map { String(format: "%.2f%%", $0 * 100) }.joined(separator: " ")))
             }
         }
-        let quantized = QuantizedModel(fp32: fp32, activations: grids, calibration: info)
+        let quantized = QuantizedModel(fp32: fp32, statistics: statistics, calibration: info)
         try Int8ModelWriter.write(quantized, to: out)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-        print(String(format: "%@: int8, %d images at %dx%d, min/max ranges, %.1f s; %.1f MB",
-                     out, used, input.width, input.height, Date().timeIntervalSince(start), Double(bytes) / 1e6))
+        print(String(format: "%@: int8, %d images at %dx%d, %@ ranges, %.1f s; %.1f MB",
+                     out, used, input.width, input.height, rangeMethod.description, Date().timeIntervalSince(start), Double(bytes) / 1e6))
     }
 }

@@ -21,6 +21,9 @@ struct CompareCommand: ParsableCommand {
     @Option(name: .long, help: "Threads.")
     var threads: Int = 1
 
+    @Flag(name: .long, help: "Run an int8 --model through the fp32 engine (its dequantized weights): the share of the error its weights cause.")
+    var fp32 = false
+
     @Flag(name: .long, help: "End with one JSON line of the results.")
     var json = false
 
@@ -34,9 +37,9 @@ struct CompareCommand: ParsableCommand {
         guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
         let first = try ImageFile.read(path: paths[0])
         let input = d.input ?? InputSize(width: first.width, height: first.height)
-        let candidate = try EngineFactory.make(source: candidateSource, weights: try MTLSegFormerWeights(source: candidateSource),
-                                               height: input.height, width: input.width, threads: threads)
-        let referenceEngine = try EngineFactory.make(source: referenceSource, weights: try MTLSegFormerWeights(source: referenceSource),
+        let candidate = try EngineFactory.make(source: candidateSource,
+                                               height: input.height, width: input.width, threads: threads, precision: fp32 ? .fp32 : .auto)
+        let referenceEngine = try EngineFactory.make(source: referenceSource,
                                                      height: input.height, width: input.width, threads: threads)
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         let pixels = FloatBuffer(count: preprocessor.outputCount)

@@ -39,14 +39,13 @@ struct InferCommand: ParsableCommand {
     func run() throws {
         let source = try ModelSource(path: model)
         let d = source.description
-        let weights = try MTLSegFormerWeights(source: source)
         let picture = try ImageFile.read(path: image)
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input
             ?? InputSize(width: picture.width, height: picture.height)
         guard d.encoder.numChannels == 3 else {
             throw ValidationError("the model takes \(d.encoder.numChannels) channels; images are RGB")
         }
-        let engine = try EngineFactory.make(source: source, weights: weights, height: input.height, width: input.width, threads: threads)
+        let engine = try EngineFactory.make(source: source, height: input.height, width: input.width, threads: threads)
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         let pixels = FloatBuffer(count: preprocessor.outputCount)
         preprocessor.process(picture, into: pixels.pointer)

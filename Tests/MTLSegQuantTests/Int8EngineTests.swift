@@ -38,9 +38,12 @@ final class Int8EngineTests: XCTestCase {
             inputs.append(copy)
         }
         let calibrator = Calibrator(weights: fp32, width: width, height: height)
-        let grids = calibrator.measureRanges(count: inputs.count) { i, target in target.update(from: inputs[i].pointer, count: inputs[i].count) }
+        let statistics = calibrator.measure(count: inputs.count) { i, target in
+            target.update(from: inputs[i].pointer, count: inputs[i].count)
+            return true
+        }
         let info = CalibrationInfo(method: "minmax", images: inputs.count, width: width, height: height, sourceModel: name, createdAt: "test")
-        return Setup(fp32: fp32, model: QuantizedModel(fp32: fp32, activations: grids, calibration: info), inputs: inputs,
+        return Setup(fp32: fp32, model: QuantizedModel(fp32: fp32, statistics: statistics, calibration: info), inputs: inputs,
                      height: height, width: width)
     }
 

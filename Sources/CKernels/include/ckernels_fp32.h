@@ -5,6 +5,7 @@
 // an h×w×C map is at (y*w + x)*C + c, which is also HF's token order.
 // Built at -O3 in every configuration so that the compiler vectorises the loops.
 #include <stddef.h>
+#include <stdint.h>
 
 /// LayerNorm over the last dimension of `rows` rows of `channels` values (biased
 /// variance, as PyTorch). `out` may equal `in`.
@@ -68,5 +69,12 @@ void ck_gate_accumulate_f32(const float *self_score, const float *other_score, f
 
 /// The smallest and largest of n values (calibration statistics).
 void ck_min_max_f32(const float *x, size_t n, float *min_out, float *max_out);
+
+/// Adds each of n values to `counts`, a histogram of `bins` equal bins over
+/// [lo, hi]; values outside go to the first or last bin.
+void ck_histogram_f32(const float *x, size_t n, float lo, float hi, size_t bins, uint64_t *counts);
+
+/// sums[c] += Σ_r x[r][c] over `rows` rows of `channels` values (calibration means).
+void ck_column_sums_f32(const float *x, size_t rows, size_t channels, double *sums);
 
 #endif

@@ -1,0 +1,40 @@
+#ifndef CKERNELS_OPS_INTERNAL_H
+#define CKERNELS_OPS_INTERNAL_H
+// Hand-vectorised versions of some kernels of attention_q8.c and q8_ops.c, one file
+// per ISA, and the runtime choice between them (the portable C stays the fallback,
+// and is all that other architectures build).
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define CK_HAVE_X86_KERNELS 1
+
+enum { CK_ISA_BASE = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 };
+
+/// The widest of the ISAs above that this CPU (and OS) runs; computed once, race-free
+/// (every thread computes the same value).
+static inline int ck_ops_isa(void) {
+    static int cached = -1;
+    int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        __builtin_cpu_init();
+        isa = (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+                  ? CK_ISA_AVX512
+                  : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? CK_ISA_AVX2 : CK_ISA_BASE;
+        __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
+    }
+    return isa;
+}
+
+void ck_softmax_exp_u8_avx512(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
+                              float *inv_sums);
+void ck_softmax_exp_u8_avx2(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
+                            float *inv_sums);
+void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                                 size_t channels, const float *weight, const float *bias,
+                                 float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
+                                 size_t first_row, size_t row_count);
+#endif
+
+#endif

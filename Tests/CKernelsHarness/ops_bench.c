@@ -1,0 +1,310 @@
+// Times the int8 engine's non-GEMM kernels (current sources) against the old
+// versions kept in ops_ref.c, on SegFormer-b0's shapes at 512×512, and checks the
+// new outputs against the old ones (u8 outputs within ±1, floats within tolerance).
+// Build from the package root (plain -O3, as SwiftPM does: the ISA is chosen at run time):
+//   /opt/swift/usr/bin/clang -std=c11 -D_GNU_SOURCE -O3 -ISources/CKernels/include -ISources/CKernels \
+//     Sources/CKernels/{attention_q8,q8_ops,fp32_ops,ops_avx512,ops_avx2}.c \
+//     Tests/CKernelsHarness/ops_{bench,ref}.c -lm -o /tmp/ops_bench
+//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln]   (times and checks)
+//   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
+#include "ckernels_attention_q8.h"
+#include "ckernels_fp32.h"
+#include "ckernels_q8.h"
+#include "ops_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void ref_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo, float *inv_sums);
+void ref_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point);
+void ref_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                           size_t channels, const float *weight, const float *bias,
+                           float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
+                           size_t first_row, size_t row_count, float *scratch);
+void ref_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels,
+                        const float *gamma, const float *beta, float eps);
+void ref_resize_bilinear_hwc_rows_f32(const float *in, size_t in_height, size_t in_width, size_t channels,
+                                      float *out, size_t out_height, size_t out_width,
+                                      size_t first_row, size_t row_count, int accumulate);
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) { // [0, 1)
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 16777216.0));
+}
+static float nrand(void) { // ~N(0,1)
+    float s = 0; for (int i = 0; i < 4; i++) s += frand();
+    return (s - 2.0f) * 1.7320508f;
+}
+static void *alloc(size_t n) {
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
+    memset(p, 0, (n + 63) / 64 * 64 + 64);
+    return p;
+}
+
+static int reps = 15;
+static int failures = 0;
+
+typedef void (*work_fn)(void *ctx, int use_ref);
+static int cmp_d(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
+static void time_both(const char *name, work_fn f, void *ctx) {
+    double old_t[64], new_t[64];
+    int n = reps < 64 ? reps : 64;
+    f(ctx, 0); f(ctx, 1); // warm
+    for (int i = 0; i < n; i++) { // interleave to share the noise
+        double t0 = now(); f(ctx, 1); double t1 = now(); f(ctx, 0); double t2 = now();
+        old_t[i] = t1 - t0; new_t[i] = t2 - t1;
+    }
+    qsort(old_t, n, sizeof(double), cmp_d); qsort(new_t, n, sizeof(double), cmp_d);
+    printf("%-28s old best %7.3f med %7.3f ms | new best %7.3f med %7.3f ms | x%.2f\n", name,
+           old_t[0] * 1e3, old_t[n / 2] * 1e3, new_t[0] * 1e3, new_t[n / 2] * 1e3, old_t[n / 2] / new_t[n / 2]);
+}
+
+// ---- softmax: 63488 rows of 256 per forward pass, in blocks of 256 rows (L2-resident scores).
+typedef struct { float *scores; uint8_t *e_new, *e_old; float *inv_new, *inv_old; size_t rows, cols, ld, blocks; } sm_ctx;
+static void sm_work(void *p, int use_ref) {
+    sm_ctx *c = p;
+    for (size_t b = 0; b < c->blocks; b++) {
+        if (use_ref) ref_softmax_exp_u8(c->scores, c->cols, c->rows, c->cols, c->e_old, c->ld, c->inv_old);
+        else ck_softmax_exp_u8(c->scores, c->cols, c->rows, c->cols, c->e_new, c->ld, c->inv_new);
+    }
+}
+static void softmax_case(int timing) {
+    for (int variant = 0; variant < 6; variant++) {
+        static const size_t colsv[] = {256, 256, 1, 17, 64, 1000};
+        static const float spread[] = {3.0f, 30.0f, 1.0f, 5.0f, 0.3f, 8.0f};
+        sm_ctx c = {.rows = 256, .cols = colsv[variant], .blocks = 248};
+        c.ld = (c.cols + 15) / 16 * 16 + 16;
+        c.scores = alloc(c.rows * c.cols * 4);
+        c.e_new = alloc(c.rows * c.ld); c.e_old = alloc(c.rows * c.ld);
+        c.inv_new = alloc(c.rows * 4); c.inv_old = alloc(c.rows * 4);
+        for (size_t i = 0; i < c.rows * c.cols; i++) c.scores[i] = nrand() * spread[variant];
+        if (variant == 1) for (size_t i = 0; i < c.cols; i++) c.scores[i] = -1e30f; // a row far below
+        if (variant == 3) c.scores[3] = -INFINITY;
+        ref_softmax_exp_u8(c.scores, c.cols, c.rows, c.cols, c.e_old, c.ld, c.inv_old);
+        memset(c.e_new, 0xAB, c.rows * c.ld);
+        ck_softmax_exp_u8(c.scores, c.cols, c.rows, c.cols, c.e_new, c.ld, c.inv_new);
+        int maxd = 0; double maxrel = 0; size_t diffs = 0, pad_clobber = 0;
+        for (size_t r = 0; r < c.rows; r++) {
+            for (size_t k = 0; k < c.cols; k++) {
+                int d = abs((int)c.e_new[r * c.ld + k] - (int)c.e_old[r * c.ld + k]);
+                if (d) diffs++;
+                if (d > maxd) maxd = d;
+            }
+            for (size_t k = c.cols; k < c.ld; k++) pad_clobber += c.e_new[r * c.ld + k] != 0xAB;
+            double rel = fabs(c.inv_new[r] - c.inv_old[r]) / c.inv_old[r];
+            if (rel > maxrel) maxrel = rel;
+        }
+        printf("softmax cols=%-4zu spread %-5g: max |Δe| %d (%zu of %zu differ), max rel Δinv_sum %.2e%s\n", c.cols,
+               spread[variant], maxd, diffs, c.rows * c.cols, maxrel, pad_clobber ? "  WROTE PAST COLS" : "");
+        if (maxd > 1 || maxrel > 1e-2 || pad_clobber) failures++;
+#if defined(CK_HAVE_X86_KERNELS)
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { // the AVX2 set, whatever the dispatch picks
+            ck_softmax_exp_u8_avx2(c.scores, c.cols, c.rows, c.cols, c.e_new, c.ld, c.inv_new);
+            int d2 = 0;
+            for (size_t i = 0; i < c.rows; i++)
+                for (size_t k = 0; k < c.cols; k++) {
+                    int d = abs((int)c.e_new[i * c.ld + k] - (int)c.e_old[i * c.ld + k]);
+                    if (d > d2) d2 = d;
+                }
+            printf("  (avx2 version: max |Δe| %d)\n", d2);
+            if (d2 > 1) failures++;
+        }
+#endif
+        if (timing && variant == 0) time_both("softmax_exp_u8 (fwd pass)", sm_work, &c);
+        free(c.scores); free(c.e_new); free(c.e_old); free(c.inv_new); free(c.inv_old);
+    }
+}
+
+// ---- dwconv3x3 + GELU: 128²×128, 64²×256, 32²×640, 16²×1024, two calls each.
+typedef struct { uint8_t *in, *out_new, *out_old; float *w, *b, *scratch; size_t h, wd, ch, ld; } dw_ctx;
+static void dw_run(dw_ctx *c, int use_ref, size_t first, size_t count) {
+    if (use_ref) ref_dwconv3x3_gelu_u8(c->in, c->ld, c->out_old, c->ld, c->h, c->wd, c->ch, c->w, c->b, 0.05f, 117, 1.0f / 0.03f, 20, first, count, c->scratch);
+    else ck_dwconv3x3_gelu_u8(c->in, c->ld, c->out_new, c->ld, c->h, c->wd, c->ch, c->w, c->b, 0.05f, 117, 1.0f / 0.03f, 20, first, count, c->scratch);
+}
+static dw_ctx dw_make(size_t h, size_t w, size_t ch, size_t ld) {
+    dw_ctx c = {.h = h, .wd = w, .ch = ch, .ld = ld};
+    c.in = alloc(h * w * ld); c.out_new = alloc(h * w * ld); c.out_old = alloc(h * w * ld);
+    c.w = alloc(9 * ch * 4); c.b = alloc(ch * 4); c.scratch = alloc(2 * ch * 4);
+    for (size_t i = 0; i < h * w * ld; i++) c.in[i] = (uint8_t)(117 + nrand() * 30 < 0 ? 0 : (117 + nrand() * 30 > 255 ? 255 : 117 + nrand() * 30));
+    for (size_t i = 0; i < 9 * ch; i++) c.w[i] = nrand() * 0.3f;
+    for (size_t i = 0; i < ch; i++) c.b[i] = nrand();
+    return c;
+}
+static void dw_free(dw_ctx *c) { free(c->in); free(c->out_new); free(c->out_old); free(c->w); free(c->b); free(c->scratch); }
+static dw_ctx dw_shapes[4];
+static void dw_work(void *p, int use_ref) {
+    (void)p;
+    for (int s = 0; s < 4; s++)
+        for (int k = 0; k < 2; k++) dw_run(&dw_shapes[s], use_ref, 0, dw_shapes[s].h);
+}
+static void dw_compare(dw_ctx *c, const char *what) {
+    int maxd = 0; size_t diffs = 0, clobber = 0;
+    for (size_t p = 0; p < c->h * c->wd; p++) {
+        for (size_t k = 0; k < c->ch; k++) {
+            int d = abs((int)c->out_new[p * c->ld + k] - (int)c->out_old[p * c->ld + k]);
+            diffs += d != 0; if (d > maxd) maxd = d;
+        }
+        for (size_t k = c->ch; k < c->ld; k++) clobber += c->out_new[p * c->ld + k] != 0xCD;
+    }
+    printf("dwconv %-26s %4zux%-4zux%-5zu ld %-5zu: max |Δ| %d (%zu of %zu differ)%s\n", what, c->h, c->wd, c->ch, c->ld, maxd,
+           diffs, c->h * c->wd * c->ch, clobber ? "  WROTE PAST CHANNELS" : "");
+    if (maxd > 1 || clobber) failures++;
+}
+static void dwconv_case(int timing) {
+    static const size_t shapes[][4] = {{128, 128, 128, 128}, {64, 64, 256, 256}, {32, 32, 640, 640}, {16, 16, 1024, 1024},
+                                       {5, 7, 40, 48}, {1, 1, 3, 16}, {2, 3, 20, 32}, {9, 4, 1, 16}};
+    for (int s = 0; s < 8; s++) {
+        dw_ctx c = dw_make(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]);
+        memset(c.out_new, 0xCD, c.h * c.wd * c.ld);
+        dw_run(&c, 1, 0, c.h);
+        dw_run(&c, 0, 0, c.h);
+        dw_compare(&c, "(whole)");
+        // Row bands, as two threads run it.
+        memset(c.out_new, 0xCD, c.h * c.wd * c.ld);
+        for (size_t y = 0; y < c.h; y += 3) dw_run(&c, 0, y, 3);
+        dw_compare(&c, "(bands of 3 rows)");
+        if (s < 4 && timing) dw_shapes[s] = c; else dw_free(&c);
+    }
+    if (timing) {
+        time_both("dwconv3x3_gelu_u8 (fwd)", dw_work, NULL);
+        for (int s = 0; s < 4; s++) dw_free(&dw_shapes[s]);
+    }
+}
+
+// ---- bilinear upsampling of 256-channel maps 64², 32², 16² to 128², accumulating.
+typedef struct { float *in[3]; float *out_new, *out_old; } rs_ctx;
+static const size_t rs_in[3] = {64, 32, 16};
+static void rs_work(void *p, int use_ref) {
+    rs_ctx *c = p;
+    for (int s = 0; s < 3; s++) {
+        if (use_ref) ref_resize_bilinear_hwc_rows_f32(c->in[s], rs_in[s], rs_in[s], 256, c->out_old, 128, 128, 0, 128, 1);
+        else ck_resize_bilinear_hwc_rows_f32(c->in[s], rs_in[s], rs_in[s], 256, c->out_new, 128, 128, 0, 128, 1);
+    }
+}
+static void resize_check(size_t ih, size_t iw, size_t ch, size_t oh, size_t ow, int acc, size_t band) {
+    float *in = alloc(ih * iw * ch * 4), *a = alloc(oh * ow * ch * 4), *b = alloc(oh * ow * ch * 4);
+    for (size_t i = 0; i < ih * iw * ch; i++) in[i] = nrand();
+    for (size_t i = 0; i < oh * ow * ch; i++) a[i] = b[i] = acc ? nrand() : 0.0f;
+    ref_resize_bilinear_hwc_rows_f32(in, ih, iw, ch, a, oh, ow, 0, oh, acc);
+    for (size_t y = 0; y < oh; y += band) ck_resize_bilinear_hwc_rows_f32(in, ih, iw, ch, b, oh, ow, y, band, acc);
+    double maxabs = 0, maxrel = 0;
+    for (size_t i = 0; i < oh * ow * ch; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > maxabs) maxabs = d;
+        double r = d / (fabs(a[i]) > 1e-3 ? fabs(a[i]) : 1e-3);
+        if (r > maxrel) maxrel = r;
+    }
+    printf("resize %zux%zux%zu -> %zux%zu acc=%d band %zu: max |Δ| %.2e, max rel %.2e\n", ih, iw, ch, oh, ow, acc, band, maxabs, maxrel);
+    if (maxabs > 1e-5) failures++;
+    free(in); free(a); free(b);
+}
+static void resize_case(int timing) {
+    resize_check(64, 64, 256, 128, 128, 1, 128);
+    resize_check(32, 32, 256, 128, 128, 1, 7);
+    resize_check(16, 16, 256, 128, 128, 0, 128);
+    resize_check(7, 5, 19, 13, 22, 0, 3);
+    resize_check(13, 22, 3, 7, 5, 1, 2);
+    resize_check(1, 1, 5, 4, 4, 0, 4);
+    resize_check(128, 128, 19, 512, 512, 0, 100);
+    resize_check(3, 9, 33, 3, 9, 1, 1);
+    if (!timing) return;
+    rs_ctx c;
+    for (int s = 0; s < 3; s++) {
+        c.in[s] = alloc(rs_in[s] * rs_in[s] * 256 * 4);
+        for (size_t i = 0; i < rs_in[s] * rs_in[s] * 256; i++) c.in[s][i] = nrand();
+    }
+    c.out_new = alloc(128 * 128 * 256 * 4); c.out_old = alloc(128 * 128 * 256 * 4);
+    time_both("resize x3 -> 128² (fwd)", rs_work, &c);
+    for (int s = 0; s < 3; s++) free(c.in[s]);
+    free(c.out_new); free(c.out_old);
+}
+
+// ---- layer norms: (16384, 32), (4096, 64), (1024, 160), (256, 256); per pass ≈ 5 of each stage's size.
+static const size_t ln_shapes[][3] = {{16384, 32, 5}, {4096, 64, 5}, {1024, 160, 5}, {256, 256, 5}};
+typedef struct { float *in[4], *outf[4], *g[4], *b[4]; uint8_t *outq[4]; } ln_ctx;
+static void lnq_work(void *p, int use_ref) {
+    ln_ctx *c = p;
+    for (int s = 0; s < 4; s++)
+        for (size_t k = 0; k < ln_shapes[s][2]; k++) {
+            if (use_ref) ref_layer_norm_quantize_u8(c->in[s], c->outq[s], ln_shapes[s][1], ln_shapes[s][0], ln_shapes[s][1], c->g[s], c->b[s], 1e-6f, 1 / 0.04f, 128);
+            else ck_layer_norm_quantize_u8(c->in[s], c->outq[s], ln_shapes[s][1], ln_shapes[s][0], ln_shapes[s][1], c->g[s], c->b[s], 1e-6f, 1 / 0.04f, 128);
+        }
+}
+static void lnf_work(void *p, int use_ref) {
+    ln_ctx *c = p;
+    for (int s = 0; s < 4; s++)
+        for (size_t k = 0; k < ln_shapes[s][2]; k++) {
+            if (use_ref) ref_layer_norm_f32(c->in[s], c->outf[s], ln_shapes[s][0], ln_shapes[s][1], c->g[s], c->b[s], 1e-6f);
+            else ck_layer_norm_f32(c->in[s], c->outf[s], ln_shapes[s][0], ln_shapes[s][1], c->g[s], c->b[s], 1e-6f);
+        }
+}
+static void ln_case(int timing) {
+    static const size_t extra[][2] = {{7, 1}, {5, 3}, {9, 17}, {3, 100}, {2, 1000}};
+    for (int s = 0; s < 9; s++) {
+        size_t rows = s < 4 ? ln_shapes[s][0] : extra[s - 4][0], ch = s < 4 ? ln_shapes[s][1] : extra[s - 4][1];
+        float *in = alloc(rows * ch * 4), *g = alloc(ch * 4), *b = alloc(ch * 4), *fa = alloc(rows * ch * 4), *fb = alloc(rows * ch * 4);
+        uint8_t *qa = alloc(rows * (ch + 16)), *qb = alloc(rows * (ch + 16));
+        for (size_t i = 0; i < rows * ch; i++) in[i] = nrand() * 3 + (i / ch % 5) * 40.0f; // offsets test the variance
+        for (size_t i = 0; i < ch; i++) { g[i] = 1 + nrand() * 0.3f; b[i] = nrand() * 0.2f; }
+        ref_layer_norm_quantize_u8(in, qa, ch + 16, rows, ch, g, b, 1e-6f, 1 / 0.04f, 128);
+        ck_layer_norm_quantize_u8(in, qb, ch + 16, rows, ch, g, b, 1e-6f, 1 / 0.04f, 128);
+        ref_layer_norm_f32(in, fa, rows, ch, g, b, 1e-6f);
+        ck_layer_norm_f32(in, fb, rows, ch, g, b, 1e-6f);
+        int maxq = 0; size_t qd = 0; double maxf = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < ch; k++) {
+                int d = abs((int)qa[r * (ch + 16) + k] - (int)qb[r * (ch + 16) + k]);
+                qd += d != 0; if (d > maxq) maxq = d;
+                double e = fabs((double)fa[r * ch + k] - fb[r * ch + k]) / (fabs(fa[r * ch + k]) > 1e-2 ? fabs(fa[r * ch + k]) : 1e-2);
+                if (e > maxf) maxf = e;
+            }
+        // In place, as the engines call it.
+        memcpy(fb, in, rows * ch * 4);
+        ck_layer_norm_f32(fb, fb, rows, ch, g, b, 1e-6f);
+        double maxip = 0;
+        for (size_t i = 0; i < rows * ch; i++) { double e = fabs((double)fa[i] - fb[i]); if (e > maxip) maxip = e; }
+        printf("layernorm %5zux%-4zu: quantize_u8 max |Δ| %d (%zu differ); f32 max rel Δ %.2e, in-place max |Δ| %.2e\n", rows, ch, maxq, qd,
+               maxf, maxip);
+        if (maxq > 1 || maxf > 1e-4) failures++;
+        free(in); free(g); free(b); free(fa); free(fb); free(qa); free(qb);
+    }
+    if (!timing) return;
+    ln_ctx c;
+    for (int s = 0; s < 4; s++) {
+        size_t n = ln_shapes[s][0] * ln_shapes[s][1];
+        c.in[s] = alloc(n * 4); c.outf[s] = alloc(n * 4); c.outq[s] = alloc(n); c.g[s] = alloc(ln_shapes[s][1] * 4); c.b[s] = alloc(ln_shapes[s][1] * 4);
+        for (size_t i = 0; i < n; i++) c.in[s][i] = nrand() * 3;
+        for (size_t i = 0; i < ln_shapes[s][1]; i++) { c.g[s][i] = 1; c.b[s][i] = 0.1f; }
+    }
+    time_both("layer_norm_quantize_u8", lnq_work, &c);
+    time_both("layer_norm_f32", lnf_work, &c);
+    for (int s = 0; s < 4; s++) { free(c.in[s]); free(c.outf[s]); free(c.outq[s]); free(c.g[s]); free(c.b[s]); }
+}
+
+int main(int argc, char **argv) {
+    int timing = 1;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--check")) timing = 0;
+        else if (!strncmp(argv[i], "--only=", 7)) only = argv[i] + 7;
+        else reps = atoi(argv[i]);
+    }
+    if (!only || strstr(only, "softmax")) softmax_case(timing);
+    if (!only || strstr(only, "dwconv")) dwconv_case(timing);
+    if (!only || strstr(only, "resize")) resize_case(timing);
+    if (!only || strstr(only, "ln")) ln_case(timing);
+    if (failures) { printf("ops_bench: %d checks FAILED\n", failures); return 1; }
+    printf("ops_bench: all checks passed\n");
+    return 0;
+}
