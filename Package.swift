@@ -33,7 +33,7 @@ let package = Package(
 
         // Executables.
         .executableTarget(name: "mtlseg", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegQuant",
+            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "CKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -150,7 +150,7 @@ void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ld
                           float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
                           size_t first_row, size_t row_count, float *scratch) {
 #if defined(CK_HAVE_X86_KERNELS)
-    if (0 && ck_ops_isa() == CK_ISA_AVX512) { /* TEMP */
+    if (ck_ops_isa() == CK_ISA_AVX512) {
         ck_dwconv3x3_gelu_u8_avx512(in, ldi, out, ldo, height, width, channels, weight, bias, in_scale, in_zero_point,
                                     out_inv_scale, out_zero_point, first_row, row_count);
         return;

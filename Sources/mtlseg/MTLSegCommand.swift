@@ -10,4 +10,9 @@ struct MTLSegCommand: ParsableCommand {
         or an HF SegFormer checkpoint directory (config.json + model.safetensors).
         """,
         subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self, CalibrateCommand.self, CompareCommand.self])
+
+    static func main() {
+        BLASEnvironment.prepare()
+        main(nil)
+    }
 }
