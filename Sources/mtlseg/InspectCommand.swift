@@ -18,7 +18,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let source = try ModelSource(path: model)
-        let weights = try MTLSegFormerWeights(source: source)
+        let weights = try MTLSegFormerWeights(source: source, floatWeights: source.quantization == nil)
         let d = source.description
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
         let plan = ForwardPlan(description: d, height: input.height, width: input.width)
@@ -33,6 +33,12 @@ struct InspectCommand: ParsableCommand {
                 "macs_at": ["width": input.width, "height": input.height],
                 "macs": cost.definedMACs, "macs_executed": cost.executedMACs,
                 "logits_size": ["width": plan.outputSize.width, "height": plan.outputSize.height],
+                "precision": source.quantization == nil ? "fp32" : "int8",
+                "calibration": source.quantization.map { q -> [String: Any] in
+                    ["method": q.calibration.method, "images": q.calibration.images, "width": q.calibration.width,
+                     "height": q.calibration.height, "source_model": q.calibration.sourceModel, "created_at": q.calibration.createdAt,
+                     "quantized_activations": q.activations.count]
+                } ?? NSNull(),
             ]
             let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -46,6 +52,13 @@ struct InspectCommand: ParsableCommand {
             print("task        \(task.name): \(task.classes.count) classes (\(task.classes.joined(separator: ", ")))")
         }
         print("input       \(d.input.map { "\($0.width)x\($0.height)" } ?? "any (images run at their own size)")")
+        if let q = source.quantization {
+            let c = q.calibration
+            print("precision   int8: \(weights.int8Layers.count) int8 layers, \(q.activations.count) quantized activations")
+            print("calibrated  \(c.method) ranges from \(c.images) images at \(c.width)x\(c.height), from \(c.sourceModel), \(c.createdAt)")
+        } else {
+            print("precision   fp32")
+        }
         print("parameters  \(weights.parameterCount.formatted())")
         print(String(format: "MACs        %.3f G at %dx%d as defined; %.3f G executed (decoder folded)",
                      Double(cost.definedMACs) / 1e9, input.width, input.height, Double(cost.executedMACs) / 1e9))
