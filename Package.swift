@@ -9,11 +9,13 @@ let package = Package(
     name: "mtlseg",
     products: [
         .executable(name: "mtlseg", targets: ["mtlseg"]),
+        .executable(name: "mtlsegd", targets: ["mtlsegd"]),
         .library(name: "MTLSegCore", targets: ["MTLSegCore"]),
         .library(name: "MTLSegImage", targets: ["MTLSegImage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries.
@@ -30,10 +32,21 @@ let package = Package(
         .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "MTLSegImage", dependencies: ["CImageCodecs"]),
         .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "MTLSegImage", "CKernels"]),
+        .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage"]),
+        .target(name: "MTLSegWire"),
+        .target(name: "MTLSegDaemon", dependencies: [
+            "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "CSystemd",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
 
         // Executables.
         .executableTarget(name: "mtlseg", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "CKernels",
+            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "mtlsegd", dependencies: [
+            "MTLSegDaemon", "MTLSegCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -42,8 +55,11 @@ let package = Package(
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
         .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore"]),
+        .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire"]),
+        .testTarget(name: "MTLSegDaemonTests", dependencies: ["MTLSegDaemon", "MTLSegWire", "MTLSegCapture"]),
         // Runs the built `mtlseg` binary end to end, as a user would.
         .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),
+        .testTarget(name: "MTLSegCaptureTests", dependencies: ["MTLSegCapture"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <linux/videodev2.h>
 #include <libv4l2.h>
+#include <libv4lconvert.h>
+#include <dlfcn.h>
+#include <poll.h>
 
 static inline int CV4L2_open(const char *path, int flags) { return v4l2_open(path, flags); }
 static inline int CV4L2_close(int fd) { return v4l2_close(fd); }
@@ -31,5 +34,38 @@ static const unsigned long CV4L2_VIDIOC_QBUF = VIDIOC_QBUF;
 static const unsigned long CV4L2_VIDIOC_DQBUF = VIDIOC_DQBUF;
 static const unsigned long CV4L2_VIDIOC_STREAMON = VIDIOC_STREAMON;
 static const unsigned long CV4L2_VIDIOC_STREAMOFF = VIDIOC_STREAMOFF;
+
+
+// libv4lconvert, called directly so that the capture side picks (and knows) the device's native
+// format and converts it to RGB24 itself. It is always loaded (libv4l2 depends on it), but the
+// module map links only libv4l2 and the linker will not resolve symbols of a dependency's
+// dependency, so its few functions are looked up at run time. Returns NULL/-1 if it is absent.
+static inline struct v4lconvert_data *CV4L2_convert_create(int fd) {
+    struct v4lconvert_data *(*create)(int) = (struct v4lconvert_data *(*)(int))dlsym(RTLD_DEFAULT, "v4lconvert_create");
+    return create ? create(fd) : NULL;
+}
+static inline void CV4L2_convert_destroy(struct v4lconvert_data *data) {
+    void (*destroy)(struct v4lconvert_data *) = (void (*)(struct v4lconvert_data *))dlsym(RTLD_DEFAULT, "v4lconvert_destroy");
+    if (destroy && data) destroy(data);
+}
+/// Fills `src` with the native format libv4lconvert would capture in to deliver `dest`.
+static inline int CV4L2_convert_try_format(struct v4lconvert_data *data, struct v4l2_format *dest, struct v4l2_format *src) {
+    int (*try_format)(struct v4lconvert_data *, struct v4l2_format *, struct v4l2_format *) =
+        (int (*)(struct v4lconvert_data *, struct v4l2_format *, struct v4l2_format *))dlsym(RTLD_DEFAULT, "v4lconvert_try_format");
+    return try_format ? try_format(data, dest, src) : -1;
+}
+static inline int CV4L2_convert(struct v4lconvert_data *data, const struct v4l2_format *src, const struct v4l2_format *dest,
+                                unsigned char *src_bytes, int src_size, unsigned char *dest_bytes, int dest_size) {
+    int (*convert)(struct v4lconvert_data *, const struct v4l2_format *, const struct v4l2_format *, unsigned char *, int,
+                   unsigned char *, int) =
+        (int (*)(struct v4lconvert_data *, const struct v4l2_format *, const struct v4l2_format *, unsigned char *, int,
+                 unsigned char *, int))dlsym(RTLD_DEFAULT, "v4lconvert_convert");
+    return convert ? convert(data, src, dest, src_bytes, src_size, dest_bytes, dest_size) : -1;
+}
+static inline const char *CV4L2_convert_error(struct v4lconvert_data *data) {
+    const char *(*message)(struct v4lconvert_data *) =
+        (const char *(*)(struct v4lconvert_data *))dlsym(RTLD_DEFAULT, "v4lconvert_get_error_message");
+    return message ? message(data) : "libv4lconvert not loaded";
+}
 
 #endif

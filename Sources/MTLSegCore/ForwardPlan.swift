@@ -31,7 +31,7 @@ public struct ForwardPlan {
     let logitsCount: Int
 
     /// Largest score block kept at once: 64 Ki floats (256 KiB, within L2).
-    static let scoreBudget = 1 << 16
+    static let scoreBudget = 1 << 13
 
     public init(description: ModelDescription, height: Int, width: Int) {
         let e = description.encoder

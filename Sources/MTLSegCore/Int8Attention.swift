@@ -64,9 +64,12 @@ final class Int8Attention {
         valueScale.deallocate()
     }
 
-    /// attended[n][c] (fp32, before the output projection) from u8 queries [n][stride(c)] and fp32 keys and values [m][c].
+    /// The attention output [n][stride(c)] quantized with `outputParams` (the input of the output projection), from u8
+    /// queries [n][stride(c)] and fp32 keys and values [m][c]; `attended` [n][c] is fp32 scratch. Each block of rows
+    /// runs all heads and is quantized while it is still in cache.
     func run(queries: UnsafePointer<UInt8>, queryParams: QuantParams, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-             rows n: Int, keyCount m: Int, channels c: Int, heads: Int, rowBlock: Int, into attended: UnsafeMutablePointer<Float>) {
+             rows n: Int, keyCount m: Int, channels c: Int, heads: Int, rowBlock: Int, scratch attended: UnsafeMutablePointer<Float>,
+             outputParams: QuantParams, into attendedQ: UnsafeMutablePointer<UInt8>) {
         let set = kernels.pointee
         let d = c / heads
         let ldq = Int8Engine.stride(c), ldk = Int8Engine.stride(c), ldv = Int8Engine.stride(m), lde = Int8Engine.stride(m)
@@ -84,13 +87,12 @@ final class Int8Attention {
             set.pack(valueBase + h * d * ldv, d, m, ldv, packedValues[h].pointer)
             ck_row_sums_s8(valueBase + h * d * ldv, d, m, ldv, -set.a_shift, valueOffsets[h])
         }
-        let blocksPerHead = (n + rowBlock - 1) / rowBlock
-        let parts = heads * blocksPerHead
-        pool.runSlots(count: parts) { range, thread in
+        let blocks = (n + rowBlock - 1) / rowBlock
+        pool.runSlots(count: blocks) { range, thread in
             let score = scores[thread].pointer, e = exponentials[thread].bytes, inverse = inverseSums[thread].pointer
-            for part in range {
-                let h = part / blocksPerHead, row = (part % blocksPerHead) * rowBlock
-                let rows = min(rowBlock, n - row)
+            for block in range {
+              let row = block * rowBlock, rows = min(rowBlock, n - row)
+              for h in 0 ..< heads {
                 var scoreEpilogue = ck_qgemm_epilogue(offset: keyOffsets[h], scale: keyScale, bias: nil, relu: 0,
                                                       output: CK_QGEMM_OUT_F32, out_scale_inv: 1, out_zero_point: 0)
                 set.gemm(rows, m, d, queries + row * ldq + h * d, ldq, packedKeys[h].pointer, &scoreEpilogue, score, m)
@@ -100,6 +102,9 @@ final class Int8Attention {
                 let out = attended + row * c + h * d
                 set.gemm(rows, d, m, e, lde, packedValues[h].pointer, &valueEpilogue, out, c)
                 ck_scale_rows_f32(out, c, rows, d, inverse)
+              }
+              ck_quantize_rows_u8(attended + row * c, c, attendedQ + row * ldq, ldq, rows, c, outputParams.inverseScale,
+                                  outputParams.zeroPoint)
             }
         }
     }

@@ -43,9 +43,10 @@ public final class Int8Engine {
     // Buffers. u8 maps have rows of `stride(C)` bytes so the kernels can read whole k-groups.
     /// The fp32 input of a patch embedding that runs in fp32: the image, or the previous stage's output.
     private let floatMap: FloatBuffer
-    /// Per thread, the patches of a band of output rows of such an embedding.
-    private let floatColumns: [FloatBuffer]
-    private static let floatColumnBudget = 1 << 16
+    /// Per stage, the weights of an fp32 patch embedding packed for ck_conv2d_f32 (nil for int8 embeddings).
+    private let packedFloatEmbeddings: [AlignedBytes?]
+    /// The image of the current run (channels-first), which the first embedding reads in place.
+    private var image: UnsafePointer<Float>?
     private let columnsQ: AlignedBytes
     private let tokens: FloatBuffer
     private let stageOutputsQ: [AlignedBytes]
@@ -142,14 +143,21 @@ public final class Int8Engine {
         }
         let out = plan.outputSize.pixels
         let width = d.decoderHiddenSize
-        // fp32 patch embeddings gather their patches in bands of output rows, one band buffer per thread.
-        var floatInput = plan.input.pixels * e.numChannels, floatPatchRow = 0
-        for (i, stage) in weights.stages.enumerated() where stage.patchEmbedding.quantized == nil {
-            if i > 0 { floatInput = max(floatInput, plan.stageSizes[i - 1].pixels * e.hiddenSizes[i - 1]) }
-            floatPatchRow = max(floatPatchRow, plan.stageSizes[i].width * stage.patchEmbedding.inFeatures)
+        // fp32 patch embeddings are direct convolutions on the image or on the previous stage's fp32 output.
+        var floatInput = 0
+        for (i, stage) in weights.stages.enumerated() where stage.patchEmbedding.quantized == nil && i > 0 {
+            floatInput = max(floatInput, plan.stageSizes[i - 1].pixels * e.hiddenSizes[i - 1])
         }
         floatMap = FloatBuffer(count: floatInput)
-        floatColumns = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: max(Self.floatColumnBudget, floatPatchRow)) }
+        packedFloatEmbeddings = weights.stages.enumerated().map { i, stage in
+            let layer = stage.patchEmbedding
+            guard layer.quantized == nil else { return nil }
+            let channels = i == 0 ? e.numChannels : e.hiddenSizes[i - 1]
+            let packed = AlignedBytes(count: ck_conv2d_f32_packed_size(layer.outFeatures, stage.patchSize, channels) * 4)
+            ck_conv2d_f32_pack(layer.weight.pointer, layer.outFeatures, stage.patchSize, channels,
+                               packed.pointer.assumingMemoryBound(to: Float.self))
+            return packed
+        }
         columnsQ = AlignedBytes(count: columns)
         tokens = FloatBuffer(count: tokenFloats)
         stageOutputsQ = (0 ..< e.stageCount).map { AlignedBytes(count: plan.stageSizes[$0].pixels * stride(e.hiddenSizes[$0])) }
@@ -184,7 +192,6 @@ public final class Int8Engine {
 
     /// Runs the network on a [channels][height][width] normalised image; results are in `logits`.
     public func run(input: UnsafePointer<Float>) {
-        let e = weights.description.encoder
         stageMilliseconds.removeAll(keepingCapacity: true)
         var clock = DispatchTime.now().uptimeNanoseconds
         func lap(_ name: String) {
@@ -193,7 +200,8 @@ public final class Int8Engine {
             stageMilliseconds.append((name, Double(now - clock) / 1e6))
             clock = now
         }
-        ck_chw_to_hwc_f32(input, floatMap.pointer, plan.input.height, plan.input.width, e.numChannels)
+        image = input
+        defer { image = nil }
         for i in weights.stages.indices {
             runStage(i)
             lap("stage \(i + 1)")
@@ -262,18 +270,15 @@ public final class Int8Engine {
         let input = i == 0 ? plan.input : plan.stageSizes[i - 1]
         let channels = i == 0 ? weights.description.encoder.numChannels : weights.stages[i - 1].channels
         let layer = stage.patchEmbedding
-        let bandRows = max(1, min(out.height, floatColumns[0].count / (out.width * layer.inFeatures)))
-        let bands = (out.height + bandRows - 1) / bandRows
-        pool.runSlots(count: bands) { range, thread in
-            for band in range {
-                let first = band * bandRows, rows = min(bandRows, out.height - first)
-                ck_im2col_hwc_f32(floatMap.pointer, input.height, input.width, channels, stage.patchSize, stage.stride, stage.patchSize / 2,
-                                  out.height, out.width, floatColumns[thread].pointer, first, rows)
-                let target = tokens.pointer + first * out.width * stage.channels
-                BLAS.linear(floatColumns[thread].pointer, rows: rows * out.width, inner: layer.inFeatures, weight: layer.weight.pointer,
-                            outputs: layer.outFeatures, into: target)
-                ck_add_bias_rows_f32(target, rows * out.width, layer.outFeatures, layer.bias!.pointer)
-            }
+        let packed = UnsafePointer(packedFloatEmbeddings[i]!.pointer.assumingMemoryBound(to: Float.self))
+        // The image is channels-first; a previous stage's output in floatMap is channels-last.
+        let source = i == 0 ? image! : UnsafePointer(floatMap.pointer)
+        let rowStride = i == 0 ? input.width : input.width * channels
+        let pixelStride = i == 0 ? 1 : channels, channelStride = i == 0 ? input.pixels : 1
+        pool.runRanges(count: out.height) { rows in
+            ck_conv2d_f32(source, input.height, input.width, channels, rowStride, pixelStride, channelStride, packed,
+                          layer.outFeatures, stage.patchSize, stage.stride, stage.patchSize / 2, layer.bias?.pointer,
+                          tokens.pointer, out.height, out.width, rows.lowerBound, rows.count)
         }
     }
 
@@ -284,11 +289,6 @@ public final class Int8Engine {
         let norm1 = activations[QuantPoint.norm1(i, j)]!
         layerNormQuantized(rows: n, channels: c, block.norm1, into: normedQ, params: norm1)
         selfAttention(block, layers, stage: stage, index: i, block: j)
-        let attention = activations[QuantPoint.attention(i, j)]!
-        pool.runRanges(count: n) { rows in
-            ck_quantize_rows_u8(attended.pointer + rows.lowerBound * c, c, attendedQ.bytes + rows.lowerBound * ld, ld, rows.count, c,
-                                attention.inverseScale, attention.zeroPoint)
-        }
         gemm(layers.output, rows: n, a: attendedQ.bytes, lda: ld, into: tokens.pointer, ldc: c, output: CK_QGEMM_OUT_F32_ACCUMULATE)
         // h = h + MixFFN(LN2(h)): dense1 → depthwise 3×3 → GELU → dense2, u8 between them.
         let norm2 = activations[QuantPoint.norm2(i, j)]!
@@ -306,7 +306,7 @@ public final class Int8Engine {
              output: CK_QGEMM_OUT_F32_ACCUMULATE)
     }
 
-    /// Efficient self-attention of the quantized LN1 output into `attended` (fp32, before the output projection).
+    /// Efficient self-attention of the quantized LN1 output into `attendedQ` (u8, the output projection's input).
     private func selfAttention(_ block: BlockWeights, _ layers: BlockLayers, stage: StageWeights, index i: Int, block j: Int) {
         let size = plan.stageSizes[i], kvSize = plan.reducedSizes[i]
         let n = size.pixels, m = kvSize.pixels, c = stage.channels, ld = Self.stride(c)
@@ -327,7 +327,8 @@ public final class Int8Engine {
         gemm(layers.key, rows: m, a: kvInput, lda: ld, into: keys.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
         gemm(layers.value, rows: m, a: kvInput, lda: ld, into: values.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
         attention.run(queries: queryQ.bytes, queryParams: queryParams, keys: keys.pointer, values: values.pointer, rows: n,
-                      keyCount: m, channels: c, heads: stage.heads, rowBlock: plan.attentionRowBlocks[i], into: attended.pointer)
+                      keyCount: m, channels: c, heads: stage.heads, rowBlock: plan.attentionRowBlocks[i], scratch: attended.pointer,
+                      outputParams: activations[QuantPoint.attention(i, j)]!, into: attendedQ.bytes)
     }
 
     // MARK: Decoder and heads

@@ -25,14 +25,15 @@ public enum Precision: String, CaseIterable, Sendable {
 public enum EngineFactory {
     /// The engine for the model at `path`, with its description. The file is
     /// closed before the engine's memory is laid out, so the two never add up.
-    public static func open(path: String, size: InputSize? = nil, threads: Int,
+    /// The input size is `size`, else the model's own, else `defaultSize`.
+    public static func open(path: String, size: InputSize? = nil, defaultSize: InputSize = InputSize(width: 512, height: 512), threads: Int,
                             precision: Precision = .auto) throws -> (engine: SegmentationEngine, description: ModelDescription) {
         let (description, weights, record) = try { () throws -> (ModelDescription, MTLSegFormerWeights, QuantizationRecord?) in
             let source = try ModelSource(path: path)
             let int8 = precision == .auto && source.quantization != nil
             return (source.description, try MTLSegFormerWeights(source: source, floatWeights: !int8), int8 ? source.quantization : nil)
         }()
-        let input = size ?? description.input ?? InputSize(width: 512, height: 512)
+        let input = size ?? description.input ?? defaultSize
         if let record {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
             return (try Int8Engine(weights: weights, activations: record.activations, height: input.height, width: input.width,

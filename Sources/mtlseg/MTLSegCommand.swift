@@ -1,4 +1,5 @@
 import ArgumentParser
+import MTLSegCore
 
 @main
 struct MTLSegCommand: ParsableCommand {
@@ -9,7 +10,8 @@ struct MTLSegCommand: ParsableCommand {
         A model is an mtlseg model file (.safetensors with the model description in its metadata) \
         or an HF SegFormer checkpoint directory (config.json + model.safetensors).
         """,
-        subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self, CalibrateCommand.self, CompareCommand.self])
+        subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self, CalibrateCommand.self, CompareCommand.self,
+                      SubscribeCommand.self])
 
     static func main() {
         BLASEnvironment.prepare()

@@ -3,14 +3,15 @@ import Foundation
 
 /// OpenBLAS reads its settings from the environment when it loads, before
 /// `main` runs; setting them from inside the process is too late. So when they
-/// are unset, mtlseg sets them and starts itself again, once:
+/// are unset, the program (mtlseg, mtlsegd) sets them and starts itself again, once:
 /// - OPENBLAS_NUM_THREADS=1: the engines spread their work over their own
 ///   threads, and idle OpenBLAS workers would spin against them.
 /// - OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512: Debian's OpenBLAS
 ///   0.3.21 takes Zen 4/5 for Haswell and runs its AVX2 kernels at half speed.
 /// A value the user set is kept as it is.
-enum BLASEnvironment {
-    static func prepare() {
+public enum BLASEnvironment {
+    /// Call first thing in `main`.
+    public static func prepare() {
         guard getenv("MTLSEG_BLAS_PREPARED") == nil else { return }
         var changed = false
         if getenv("OPENBLAS_NUM_THREADS") == nil {

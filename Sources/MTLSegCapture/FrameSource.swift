@@ -1,0 +1,82 @@
+import Foundation
+
+/// One captured picture, as RGB8, with when and where in the stream it was taken.
+public struct Frame: Sendable {
+    public var width: Int
+    public var height: Int
+    /// Interleaved RGB, row-major, `width * 3` bytes a row.
+    public var pixels: [UInt8]
+    /// The source's own sequence number (a camera's driver sequence); gaps mean frames the source lost.
+    public var sequence: UInt64
+    /// Capture time on CLOCK_MONOTONIC (a camera's driver timestamp), in nanoseconds.
+    public var monotonicNanoseconds: UInt64
+    /// Capture time on the wall clock (CLOCK_REALTIME), in nanoseconds since 1970.
+    public var realtimeNanoseconds: UInt64
+
+    public init(width: Int, height: Int, pixels: [UInt8], sequence: UInt64, monotonicNanoseconds: UInt64, realtimeNanoseconds: UInt64) {
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+        self.sequence = sequence
+        self.monotonicNanoseconds = monotonicNanoseconds
+        self.realtimeNanoseconds = realtimeNanoseconds
+    }
+}
+
+/// Where a source stands, for logs, status and the watchdog.
+public enum SourceState: Equatable, Sendable, CustomStringConvertible {
+    case starting
+    case streaming
+    /// Open, but no frame for longer than the source's timeout.
+    case stalled(reason: String)
+    /// Lost (unplugged, I/O error, timeout); trying again after `retryInSeconds`.
+    case reconnecting(reason: String, retryInSeconds: Double)
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .starting: return "starting"
+        case .streaming: return "streaming"
+        case let .stalled(reason): return "stalled (\(reason))"
+        case let .reconnecting(reason, retry): return String(format: "reconnecting in %.1f s (%@)", retry, reason)
+        case .stopped: return "stopped"
+        }
+    }
+}
+
+/// Counts that only grow, read at any time from any thread.
+public struct SourceCounters: Equatable, Sendable {
+    /// Frames handed on.
+    public var captured: UInt64 = 0
+    /// Frames the driver lost: gaps in its sequence numbers.
+    public var droppedByDriver: UInt64 = 0
+    /// Times the source was torn down and opened again.
+    public var reopened: UInt64 = 0
+
+    public init() {}
+}
+
+/// A producer of frames: a V4L2 camera, a folder of images, a synthetic field.
+/// `start` returns at once; frames arrive on a thread of the source's own, the
+/// newest always handed on (a consumer that is busy simply misses frames).
+public protocol FrameSource: AnyObject {
+    /// What the source is, for logs ("/dev/video0 YUYV 640x480 @30", "synthetic 640x480 @15").
+    var name: String { get }
+    var counters: SourceCounters { get }
+    var state: SourceState { get }
+    func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void)
+    /// Stops and joins the source's thread; no frame is delivered after it returns.
+    func stop()
+}
+
+/// CLOCK_MONOTONIC and CLOCK_REALTIME now, in nanoseconds.
+public enum Clock {
+    public static func monotonicNanoseconds() -> UInt64 { read(CLOCK_MONOTONIC) }
+    public static func realtimeNanoseconds() -> UInt64 { read(CLOCK_REALTIME) }
+
+    private static func read(_ clock: clockid_t) -> UInt64 {
+        var t = timespec()
+        clock_gettime(clock, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import MTLSegImage
+
+/// The PNG and JPEG files of a folder (sorted by name) as frames at a fixed rate, looping forever.
+/// Each frame keeps its image's own size. A file that cannot be read is skipped, with one warning.
+public final class ImageFolderSource: FrameSource {
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    public let folder: String
+    public let framesPerSecond: Double
+    public let paths: [String]
+    private let warn: @Sendable (String) -> Void
+    private let thread = SourceThread()
+    private let status = SourceStatus()
+
+    /// Throws `CaptureError.noImages` if the folder cannot be listed or holds no PNG/JPEG.
+    /// `warn` receives one line per unreadable file (standard error by default).
+    public init(folder: String, framesPerSecond: Double = 15,
+                warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }) throws {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: folder)
+        } catch {
+            throw CaptureError.noImages(folder: folder, reason: "cannot list folder: \(error.localizedDescription)")
+        }
+        paths = names.filter { Self.extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+            .map { (folder as NSString).appendingPathComponent($0) }
+        guard !paths.isEmpty else { throw CaptureError.noImages(folder: folder, reason: "no .png, .jpg or .jpeg files") }
+        self.folder = folder
+        self.framesPerSecond = framesPerSecond
+        self.warn = warn
+    }
+
+    public var name: String { "folder \(folder) (\(paths.count) images) @\(FrameInterval(numerator: 1000, denominator: UInt32((framesPerSecond * 1000).rounded())))" }
+    public var counters: SourceCounters { status.counters }
+    public var state: SourceState { status.state }
+
+    public func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void) {
+        status.reset(stateChanged: stateChanged)
+        status.set(.starting)
+        thread.start(name: "folder \(folder)") { [self] thread in
+            run(thread, deliver: deliver)
+            status.set(.stopped)
+        }
+    }
+
+    public func stop() { thread.stop() }
+
+    private func run(_ thread: SourceThread, deliver: (Frame) -> Void) {
+        var clock = PacedFrameLoop(framesPerSecond: framesPerSecond)
+        var unreadable = Set<String>()
+        var sequence: UInt64 = 0
+        var index = 0
+        while clock.waitForNext(thread) {
+            // Find the next readable file, at most one full lap from here.
+            var image: RGBImage?
+            for _ in 0 ..< paths.count {
+                let path = paths[index]
+                index = (index + 1) % paths.count
+                if unreadable.contains(path) { continue }
+                do {
+                    image = try ImageFile.read(path: path)
+                    break
+                } catch {
+                    unreadable.insert(path)
+                    warn("skipping \(error)")
+                }
+            }
+            guard let image else {
+                status.set(.stalled(reason: "\(folder): none of its \(paths.count) images is readable"))
+                continue
+            }
+            let now = Clock.monotonicNanoseconds()
+            let frame = Frame(width: image.width, height: image.height, pixels: image.pixels, sequence: sequence,
+                              monotonicNanoseconds: now, realtimeNanoseconds: Clock.realtimeNanoseconds())
+            sequence += 1
+            status.update { $0.captured += 1 }
+            status.set(.streaming)
+            deliver(frame)
+        }
+    }
+}

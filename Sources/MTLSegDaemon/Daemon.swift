@@ -1,0 +1,88 @@
+import CSystemd
+import Foundation
+import MTLSegCapture
+import MTLSegCore
+import MTLSegWire
+
+/// mtlsegd assembled: the model, the capture source, the pipeline and the socket server.
+public final class Daemon: @unchecked Sendable {
+    public private(set) var config: DaemonConfig
+    private var model: LoadedModel
+    private let source: FrameSource
+    private let server: MaskServer
+    private let pipeline: InferencePipeline
+    private let started = Clock.monotonicNanoseconds()
+    private let reloadLock = NSLock()
+
+    /// Loads and warms the model and binds nothing yet; `makeSource` opens the configured source.
+    public init(config: DaemonConfig, makeSource: (DaemonConfig) throws -> FrameSource) throws {
+        self.config = config
+        model = try LoadedModel.load(path: config.model, threads: config.threads,
+                                     fallbackSize: InputSize(width: config.width, height: config.height))
+        source = try makeSource(config)
+        server = MaskServer(settings: MaskServer.Settings(config), stream: model.stream)
+        pipeline = InferencePipeline(source: source, engine: model.engine, description: model.description, server: server)
+        server.statsProvider = { [weak self] in self?.statsJSON() ?? Array("{}".utf8) }
+    }
+
+    /// Opens the socket, then starts capture and inference; tells systemd READY=1 once clients can connect.
+    public func start() throws {
+        try server.start()
+        pipeline.start()
+        DaemonLog.info("serving \(model.description.name) (\(model.stream.model.precision), \(model.description.tasks.count) task(s), "
+            + "masks \(model.stream.maskWidth)x\(model.stream.maskHeight)) from \(source.name) on \(config.socketPath)")
+        _ = sd_notify(0, "READY=1\nSTATUS=serving")
+    }
+
+    /// Stops capture, finishes the frame in flight, closes every client.
+    public func stop() {
+        _ = sd_notify(0, "STOPPING=1")
+        pipeline.stop()
+        server.stop()
+        DaemonLog.info("stopped")
+    }
+
+    /// Loads `config`'s model beside the current one and switches to it; on failure the current model keeps serving.
+    @discardableResult
+    public func reload(config newConfig: DaemonConfig) -> Bool {
+        reloadLock.lock()
+        defer { reloadLock.unlock() }
+        do {
+            let loaded = try LoadedModel.load(path: newConfig.model, threads: newConfig.threads,
+                                              fallbackSize: InputSize(width: newConfig.width, height: newConfig.height))
+            pipeline.replaceEngine(loaded.engine, description: loaded.description)
+            server.changeStream(loaded.stream)
+            model = loaded
+            config.model = newConfig.model
+            DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
+            return true
+        } catch {
+            DaemonLog.error("reload failed, still serving \(model.description.name): \(error)")
+            return false
+        }
+    }
+
+    public var counters: PipelineCounters { pipeline.counters }
+    public var clients: [ClientCounters] { server.clientCounters }
+    public var departedClients: [ClientCounters] { server.departedClients }
+    public var stream: StreamDescription { model.stream }
+
+    /// The counters and state, as STATS carries them.
+    func statsJSON() -> [UInt8] {
+        let now = Clock.monotonicNanoseconds()
+        let last = pipeline.lastPublishedNanoseconds
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let counters = (try? JSONSerialization.jsonObject(with: encoder.encode(pipeline.counters))) ?? [:]
+        let clients = server.clientCounters.map { ["id": $0.id, "name": $0.name, "uid": $0.uid, "delivered": $0.delivered, "dropped": $0.dropped] }
+        let report: [String: Any] = [
+            "uptime_s": Double(now - started) / 1e9,
+            "source": ["name": pipeline.sourceName, "state": pipeline.sourceState.description],
+            "model": ["name": model.description.name, "sha256": model.stream.model.sha256, "precision": model.stream.model.precision],
+            "counters": counters,
+            "clients": clients,
+            "last_frame_age_s": last == 0 ? NSNull() : Double(now - last) / 1e9 as Any,
+        ]
+        return Array((try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])) ?? Data("{}".utf8))
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import TOMLKit
+
+/// mtlsegd's settings: the TOML file (`/etc/mtlseg/mtlsegd.toml`), then command-line flags on top.
+public struct DaemonConfig: Equatable, Sendable {
+    /// Model file (int8 or fp32) or HF checkpoint directory.
+    public var model: String = DaemonConfig.defaultModel
+    /// Threads the engine may use.
+    public var threads: Int = 2
+    /// A V4L2 device path (/dev/video0, /dev/v4l/by-id/…), a folder of images, or "synthetic".
+    public var source: String = "auto"
+    public var width: Int = 640
+    public var height: Int = 480
+    public var fps: Double = 15
+    public var socketPath: String = "/run/mtlseg/mtlsegd.sock"
+    public var socketMode: mode_t = 0o660
+    /// Peers allowed besides root and the daemon's own user; both empty: anyone who can open the socket.
+    public var allowUIDs: [UInt32] = []
+    public var allowGIDs: [UInt32] = []
+    public var maxClients: Int = 16
+    /// A client that takes no data for this long is disconnected.
+    public var clientTimeout: Double = 2
+    /// No frame for this long: the source counts as stalled.
+    public var stallTimeout: Double = 2
+
+    public static let defaultPath = "/etc/mtlseg/mtlsegd.toml"
+    public static let defaultModel = "/var/lib/mtlseg/model.safetensors"
+
+    public init() {}
+
+    /// A key or value the daemon cannot use, named as it is written in the file.
+    public struct Problem: Error, Equatable, CustomStringConvertible {
+        public let file: String
+        public let key: String
+        public let reason: String
+        public var description: String { "\(file): \(key): \(reason)" }
+    }
+
+    /// Reads a TOML file over the defaults. Unknown keys are errors (a typo must not be silently ignored).
+    public static func load(path: String) throws -> DaemonConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw Problem(file: path, key: "(file)", reason: "cannot be read (\((error as NSError).localizedDescription))")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String = "<config>") throws -> DaemonConfig {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw Problem(file: file, key: "(syntax)", reason: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        }
+        guard let json = (try? JSONSerialization.jsonObject(with: Data(table.convert(to: .json).utf8))) as? [String: Any] else {
+            throw Problem(file: file, key: "(syntax)", reason: "not a TOML table")
+        }
+        var config = DaemonConfig()
+        var reader = KeyReader(file: file, values: json, prefix: "")
+        config.model = try reader.string("model") ?? config.model
+        config.threads = try reader.integer("threads", in: 1 ... 256) ?? config.threads
+        if var source = try reader.table("source") {
+            config.source = try source.string("device") ?? config.source
+            config.width = try source.integer("width", in: 16 ... 8192) ?? config.width
+            config.height = try source.integer("height", in: 16 ... 8192) ?? config.height
+            config.fps = try source.number("fps", in: 0.1 ... 1000) ?? config.fps
+            config.stallTimeout = try source.number("stall_timeout_s", in: 0.1 ... 3600) ?? config.stallTimeout
+            try source.rejectUnknown()
+        }
+        if var socket = try reader.table("socket") {
+            config.socketPath = try socket.string("path") ?? config.socketPath
+            if let mode = try socket.string("mode") {
+                guard let value = mode_t(mode, radix: 8), value <= 0o777 else {
+                    throw Problem(file: file, key: "socket.mode", reason: "'\(mode)' is not an octal file mode such as \"0660\"")
+                }
+                config.socketMode = value
+            }
+            config.allowUIDs = try socket.ids("allow_uids") ?? config.allowUIDs
+            config.allowGIDs = try socket.ids("allow_gids") ?? config.allowGIDs
+            config.maxClients = try socket.integer("max_clients", in: 1 ... 1024) ?? config.maxClients
+            if let ms = try socket.integer("client_timeout_ms", in: 10 ... 600_000) { config.clientTimeout = Double(ms) / 1000 }
+            try socket.rejectUnknown()
+        }
+        try reader.rejectUnknown()
+        return config
+    }
+}
+
+/// Reads typed values out of a parsed table, remembering which keys were used.
+private struct KeyReader {
+    let file: String
+    let values: [String: Any]
+    let prefix: String
+    var used: Set<String> = []
+
+    init(file: String, values: [String: Any], prefix: String) {
+        self.file = file
+        self.values = values
+        self.prefix = prefix
+    }
+
+    private func problem(_ key: String, _ reason: String) -> DaemonConfig.Problem {
+        DaemonConfig.Problem(file: file, key: prefix + key, reason: reason)
+    }
+
+    mutating func string(_ key: String) throws -> String? {
+        guard let value = values[key] else { return nil }
+        used.insert(key)
+        guard let text = value as? String, !text.isEmpty else { throw problem(key, "must be a non-empty string") }
+        return text
+    }
+
+    mutating func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let value = values[key] else { return nil }
+        used.insert(key)
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c", number.doubleValue == number.doubleValue.rounded() else {
+            throw problem(key, "must be an integer")
+        }
+        guard range.contains(number.intValue) else { throw problem(key, "\(number.intValue) is outside \(range.lowerBound)…\(range.upperBound)") }
+        return number.intValue
+    }
+
+    mutating func number(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let value = values[key] else { return nil }
+        used.insert(key)
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { throw problem(key, "must be a number") }
+        guard range.contains(number.doubleValue) else { throw problem(key, "\(number.doubleValue) is outside \(range.lowerBound)…\(range.upperBound)") }
+        return number.doubleValue
+    }
+
+    mutating func ids(_ key: String) throws -> [UInt32]? {
+        guard let value = values[key] else { return nil }
+        used.insert(key)
+        guard let list = value as? [Any] else { throw problem(key, "must be a list of numeric ids") }
+        return try list.map {
+            guard let number = $0 as? NSNumber, number.intValue >= 0, number.intValue <= Int(UInt32.max) else {
+                throw problem(key, "must be a list of numeric ids")
+            }
+            return UInt32(number.intValue)
+        }
+    }
+
+    mutating func table(_ key: String) throws -> KeyReader? {
+        guard let value = values[key] else { return nil }
+        used.insert(key)
+        guard let table = value as? [String: Any] else { throw problem(key, "must be a table ([\(key)])") }
+        return KeyReader(file: file, values: table, prefix: prefix + key + ".")
+    }
+
+    func rejectUnknown() throws {
+        if let key = values.keys.sorted().first(where: { !used.contains($0) }) {
+            throw problem(key, "unknown key")
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import Foundation
+
+/// Lines on stderr in the form journald reads priorities from ("<6>message"),
+/// which plain terminals show as is.
+public enum DaemonLog {
+    public enum Level: Int { case error = 3, warning = 4, notice = 5, info = 6, debug = 7 }
+
+    private static let lock = NSLock()
+
+    public static func write(_ level: Level, _ message: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        FileHandle.standardError.write(Data("<\(level.rawValue)>\(message)\n".utf8))
+    }
+
+    public static func info(_ message: String) { write(.info, message) }
+    public static func warning(_ message: String) { write(.warning, message) }
+    public static func error(_ message: String) { write(.error, message) }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import MTLSegCapture
+import MTLSegCore
+import MTLSegImage
+
+/// Capture → latest-frame slot → preprocessing → inference → publishing.
+///
+/// The source's thread only drops each frame into the slot; one inference
+/// thread takes the newest frame, converts, resizes and normalises it straight
+/// into the engine's input (no full-size float image), runs the model, turns
+/// the logits into class-id masks and hands them to the server.
+public final class InferencePipeline: @unchecked Sendable {
+    public static let latencyNames = ["queue", "preprocess", "inference", "postprocess"]
+
+    private let source: FrameSource
+    private let server: MaskServer
+    private let slot = LatestFrameSlot()
+    private let lock = NSLock()
+    private var engine: SegmentationEngine
+    private var description: ModelDescription
+    private var preprocessor: ModelInputPreprocessor
+    private var input: FloatBuffer
+    private var statistics = PipelineCounters()
+    private var lastPublished: UInt64 = 0
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    private var stopping = false
+
+    public init(source: FrameSource, engine: SegmentationEngine, description: ModelDescription, server: MaskServer) {
+        self.source = source
+        self.server = server
+        self.engine = engine
+        self.description = description
+        preprocessor = ModelInputPreprocessor(targetWidth: engine.plan.input.width, targetHeight: engine.plan.input.height,
+                                              mean: description.mean, std: description.std)
+        input = FloatBuffer(count: preprocessor.outputCount)
+    }
+
+    public var counters: PipelineCounters {
+        lock.lock()
+        defer { lock.unlock() }
+        var c = statistics
+        c.captured = source.counters.captured
+        c.droppedByDriver = source.counters.droppedByDriver
+        return c
+    }
+
+    /// CLOCK_MONOTONIC nanoseconds of the last published frame (0: none yet).
+    public var lastPublishedNanoseconds: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return lastPublished
+    }
+
+    public var sourceState: SourceState { source.state }
+    public var sourceName: String { source.name }
+
+    public func start() {
+        source.start(deliver: { [slot, weak self] frame in
+            if slot.put(frame) {
+                self?.lock.lock()
+                self?.statistics.skippedBeforeInference += 1
+                self?.lock.unlock()
+            }
+        }, stateChanged: { state in
+            DaemonLog.info("source: \(state)")
+        })
+        let thread = Thread { [self] in
+            inferenceLoop()
+            finished.signal()
+        }
+        thread.name = "mtlsegd-inference"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stops capture, lets the frame in flight finish, and joins the inference thread.
+    public func stop() {
+        source.stop()
+        lock.lock()
+        stopping = true
+        lock.unlock()
+        slot.close()
+        if thread != nil { finished.wait() }
+    }
+
+    /// Runs the next frames on another engine (model reload); the frame in flight finishes on the old one.
+    public func replaceEngine(_ newEngine: SegmentationEngine, description newDescription: ModelDescription) {
+        let newPreprocessor = ModelInputPreprocessor(targetWidth: newEngine.plan.input.width, targetHeight: newEngine.plan.input.height,
+                                                     mean: newDescription.mean, std: newDescription.std)
+        let newInput = FloatBuffer(count: newPreprocessor.outputCount)
+        lock.lock()
+        engine = newEngine
+        description = newDescription
+        preprocessor = newPreprocessor
+        input = newInput
+        lock.unlock()
+    }
+
+    private func inferenceLoop() {
+        while true {
+            lock.lock()
+            let done = stopping
+            lock.unlock()
+            if done { return }
+            guard let frame = slot.take(timeout: 0.5) else { continue }
+            lock.lock()
+            let engine = self.engine, preprocessor = self.preprocessor, input = self.input
+            lock.unlock()
+            let start = Clock.monotonicNanoseconds()
+            frame.pixels.withUnsafeBufferPointer {
+                preprocessor.process(rgbPixels: $0.baseAddress!, width: frame.width, height: frame.height, rowStride: frame.width * 3,
+                                     into: input.pointer)
+            }
+            let preprocessed = Clock.monotonicNanoseconds()
+            engine.run(input: input.pointer)
+            let inferred = Clock.monotonicNanoseconds()
+            let masks = engine.logits.map { SegmentationMask(logits: $0).classes }
+            let postprocessed = Clock.monotonicNanoseconds()
+            let latencies = [start &- min(frame.monotonicNanoseconds, start), preprocessed - start, inferred - preprocessed, postprocessed - inferred]
+                .map { UInt32(min($0 / 1000, UInt64(UInt32.max))) }
+            server.publish(PublishedFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.monotonicNanoseconds,
+                                          captureRealtimeNanoseconds: frame.realtimeNanoseconds, latenciesMicroseconds: latencies,
+                                          masks: masks))
+            lock.lock()
+            statistics.inferred += 1
+            statistics.published += 1
+            lastPublished = Clock.monotonicNanoseconds()
+            lock.unlock()
+        }
+    }
+}

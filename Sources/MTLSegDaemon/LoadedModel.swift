@@ -1,0 +1,46 @@
+import Foundation
+import MTLSegCore
+import MTLSegWire
+
+/// A model loaded and warmed for serving: its engine and the stream description clients get.
+public struct LoadedModel {
+    public let path: String
+    public let description: ModelDescription
+    public let engine: SegmentationEngine
+    public let stream: StreamDescription
+
+    /// Loads `path`, builds its engine at the model's input size (or `fallbackSize` when it declares none) and runs it once.
+    public static func load(path: String, threads: Int, fallbackSize: InputSize) throws -> LoadedModel {
+        let modelFile = (path as NSString).appendingPathComponent(isDirectory(path) ? "model.safetensors" : "")
+        let identity: String
+        do {
+            identity = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: modelFile.isEmpty ? path : modelFile), options: .alwaysMapped))
+        } catch {
+            throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        let (opened, description) = try EngineFactory.open(path: path, defaultSize: fallbackSize, threads: threads)
+        // Warm up: the first run touches every buffer and weight.
+        let warm = FloatBuffer(count: description.encoder.numChannels * opened.plan.input.pixels)
+        opened.run(input: warm.pointer)
+        let palette = DefaultPalette.colors
+        let tasks = description.tasks.enumerated().map { index, task in
+            StreamDescription.Task(index: index, name: task.name, classes: task.classes,
+                                   colors: task.colors ?? (0 ..< task.classCount).map { palette[$0 % palette.count] })
+        }
+        let precision = opened.precisionName.hasPrefix("int8") ? "int8" : "fp32"
+        let stream = StreamDescription(model: .init(name: description.name, variant: description.variant, precision: precision, sha256: identity),
+                                       maskWidth: opened.plan.outputSize.width, maskHeight: opened.plan.outputSize.height,
+                                       tasks: tasks, encoding: .raw, latencies: InferencePipeline.latencyNames)
+        return LoadedModel(path: path, description: description, engine: opened, stream: stream)
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var directory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
+    }
+}
+
+/// Class colours for tasks whose model names none: black, then distinct hues.
+enum DefaultPalette {
+    static let colors: [[Int]] = [[0, 0, 0], [0, 200, 0], [255, 200, 0], [200, 0, 200], [0, 128, 255], [255, 64, 64], [128, 128, 128], [0, 255, 255]]
+}

@@ -1,0 +1,194 @@
+import Foundation
+import MTLSegWire
+
+/// The masks of one inferred frame, as the pipeline hands them to the server.
+public struct PublishedFrame: Sendable {
+    public var sequence: UInt64
+    public var captureMonotonicNanoseconds: UInt64
+    public var captureRealtimeNanoseconds: UInt64
+    public var latenciesMicroseconds: [UInt32]
+    /// Raw class ids per task, in task order.
+    public var masks: [[UInt8]]
+
+    public init(sequence: UInt64, captureMonotonicNanoseconds: UInt64, captureRealtimeNanoseconds: UInt64,
+                latenciesMicroseconds: [UInt32], masks: [[UInt8]]) {
+        self.sequence = sequence
+        self.captureMonotonicNanoseconds = captureMonotonicNanoseconds
+        self.captureRealtimeNanoseconds = captureRealtimeNanoseconds
+        self.latenciesMicroseconds = latenciesMicroseconds
+        self.masks = masks
+    }
+}
+
+/// Publishes frames on the Unix socket to every connected client (PROTOCOL.md).
+/// Each client has its own thread and a one-frame mailbox: a slow client loses
+/// frames (and is told how many), a stuck one is dropped after the timeout, and
+/// neither ever delays the pipeline or the other clients.
+public final class MaskServer: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var path: String
+        public var mode: mode_t
+        public var allowUIDs: [UInt32]
+        public var allowGIDs: [UInt32]
+        public var maxClients: Int
+        public var clientTimeout: Double
+        /// Time a new client has to send HELLO.
+        public var helloTimeout: Double = 5
+
+        public init(path: String, mode: mode_t, allowUIDs: [UInt32], allowGIDs: [UInt32], maxClients: Int, clientTimeout: Double) {
+            self.path = path
+            self.mode = mode
+            self.allowUIDs = allowUIDs
+            self.allowGIDs = allowGIDs
+            self.maxClients = maxClients
+            self.clientTimeout = clientTimeout
+        }
+
+        public init(_ config: DaemonConfig) {
+            self.init(path: config.socketPath, mode: config.socketMode, allowUIDs: config.allowUIDs, allowGIDs: config.allowGIDs,
+                      maxClients: config.maxClients, clientTimeout: config.clientTimeout)
+        }
+    }
+
+    public let settings: Settings
+    private let lock = NSLock()
+    private var stream: StreamDescription
+    private var sessions: [Int: ClientSession] = [:]
+    /// Counters of clients that have left, kept so totals stay true.
+    private var departed: [ClientCounters] = []
+    private var nextID = 1
+    private var listener: UnixSocket?
+    private var acceptThread: Thread?
+    private var stopping = false
+    private let acceptDone = DispatchSemaphore(value: 0)
+    /// Answers STATS_REQUEST: the daemon's counters as a JSON object.
+    public var statsProvider: @Sendable () -> [UInt8] = { Array("{}".utf8) }
+
+    /// `stream` describes all tasks (each client gets its subset) with encoding `.raw`.
+    public init(settings: Settings, stream: StreamDescription) {
+        self.settings = settings
+        self.stream = stream
+    }
+
+    /// Binds the socket and starts accepting; returns once clients can connect.
+    public func start() throws {
+        let socket = try UnixSocket.listen(at: settings.path, mode: settings.mode)
+        listener = socket
+        let thread = Thread { [self] in acceptLoop(socket) }
+        thread.name = "mtlsegd-accept"
+        acceptThread = thread
+        thread.start()
+    }
+
+    /// Hands a frame to every client's mailbox.
+    public func publish(_ frame: PublishedFrame) {
+        lock.lock()
+        let current = Array(sessions.values)
+        lock.unlock()
+        for session in current { session.offer(frame) }
+    }
+
+    /// A new model: every client gets STREAM_CHANGED before the next frame.
+    public func changeStream(_ description: StreamDescription) {
+        lock.lock()
+        stream = description
+        let current = Array(sessions.values)
+        lock.unlock()
+        for session in current { session.changeStream(description) }
+    }
+
+    public var clientCounters: [ClientCounters] {
+        lock.lock()
+        defer { lock.unlock() }
+        return sessions.values.map(\.counters).sorted { $0.id < $1.id }
+    }
+
+    public var departedClients: [ClientCounters] {
+        lock.lock()
+        defer { lock.unlock() }
+        return departed
+    }
+
+    public var clientCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return sessions.count
+    }
+
+    /// Stops accepting, says goodbye to every client, removes the socket file.
+    public func stop() {
+        lock.lock()
+        stopping = true
+        let current = Array(sessions.values)
+        lock.unlock()
+        listener?.shutdownBoth()
+        if acceptThread != nil { acceptDone.wait() }
+        for session in current { session.close(with: WireError(code: WireError.shuttingDown, message: "mtlsegd is stopping")) }
+        for session in current { session.join() }
+        unlink(settings.path)
+    }
+
+    // MARK: Accepting
+
+    private func acceptLoop(_ socket: UnixSocket) {
+        defer { acceptDone.signal() }
+        while true {
+            lock.lock()
+            let done = stopping
+            lock.unlock()
+            if done { return }
+            guard socket.wait(for: Int16(POLLIN), timeout: 0.2) else { continue }
+            // accept4 is not exported by Glibc's Swift module; set close-on-exec right after.
+            let fd = accept(socket.fd, nil, nil)
+            if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            if fd < 0 {
+                if errno == EINTR || errno == EAGAIN || errno == ECONNABORTED { continue }
+                lock.lock()
+                let done = stopping
+                lock.unlock()
+                if done { return }
+                DaemonLog.warning("\(settings.path): accept failed: \(String(cString: strerror(errno)))")
+                Thread.sleep(forTimeInterval: 0.1)
+                continue
+            }
+            admit(UnixSocket(fd: fd, path: settings.path))
+        }
+    }
+
+    private func admit(_ connection: UnixSocket) {
+        let peer = connection.peerCredentials() ?? (pid: -1, uid: UInt32.max, gid: UInt32.max)
+        if !isAllowed(uid: peer.uid, gid: peer.gid) {
+            DaemonLog.warning("refused a client: uid \(peer.uid) gid \(peer.gid) (pid \(peer.pid)) is not on the allow-list")
+            _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.notAllowed,
+                                                                           message: "uid \(peer.uid) gid \(peer.gid) may not connect"))), timeout: 0.2)
+            return
+        }
+        lock.lock()
+        if sessions.count >= settings.maxClients {
+            lock.unlock()
+            DaemonLog.warning("refused a client (pid \(peer.pid)): \(settings.maxClients) clients already connected")
+            _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
+                                                                           message: "\(settings.maxClients) clients already connected"))), timeout: 0.2)
+            return
+        }
+        let id = nextID
+        nextID += 1
+        let session = ClientSession(id: id, connection: connection, peerUID: peer.uid, stream: stream, settings: settings,
+                                    statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
+        sessions[id] = session
+        lock.unlock()
+        session.start()
+    }
+
+    private func isAllowed(uid: UInt32, gid: UInt32) -> Bool {
+        if uid == 0 || uid == getuid() { return true }
+        if settings.allowUIDs.isEmpty && settings.allowGIDs.isEmpty { return true }
+        return settings.allowUIDs.contains(uid) || settings.allowGIDs.contains(gid)
+    }
+
+    private func remove(_ session: ClientSession) {
+        lock.lock()
+        if sessions.removeValue(forKey: session.id) != nil { departed.append(session.counters) }
+        lock.unlock()
+    }
+}

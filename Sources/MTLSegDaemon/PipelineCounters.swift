@@ -1,0 +1,33 @@
+import Foundation
+
+/// The pipeline's counters. They add up: every captured frame is either
+/// skipped before inference (a newer one replaced it), inferred, or still in
+/// flight; every inferred frame is published.
+public struct PipelineCounters: Equatable, Sendable, Codable {
+    public var captured: UInt64 = 0
+    public var droppedByDriver: UInt64 = 0
+    public var skippedBeforeInference: UInt64 = 0
+    public var inferred: UInt64 = 0
+    public var published: UInt64 = 0
+
+    enum CodingKeys: String, CodingKey {
+        case captured, droppedByDriver = "dropped_by_driver", skippedBeforeInference = "skipped_before_inference", inferred, published
+    }
+
+    public init() {}
+}
+
+/// Per client: frames written to it, and frames it lost by not keeping up.
+public struct ClientCounters: Equatable, Sendable, Codable {
+    public var id: Int
+    public var name: String
+    public var uid: UInt32
+    public var delivered: UInt64 = 0
+    public var dropped: UInt64 = 0
+
+    public init(id: Int, name: String, uid: UInt32) {
+        self.id = id
+        self.name = name
+        self.uid = uid
+    }
+}

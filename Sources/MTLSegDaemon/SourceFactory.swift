@@ -1,0 +1,23 @@
+import Foundation
+import MTLSegCapture
+
+/// Opens the source a configuration names.
+public enum SourceFactory {
+    /// `source`: "synthetic"; a folder of images; a V4L2 device path; or "auto" — the first
+    /// camera (/dev/video0) when there is one, else the synthetic field.
+    public static func make(_ config: DaemonConfig) throws -> FrameSource {
+        var source = config.source
+        if source == "auto" {
+            source = FileManager.default.fileExists(atPath: "/dev/video0") ? "/dev/video0" : "synthetic"
+        }
+        if source == "synthetic" {
+            return SyntheticFieldSource(width: config.width, height: config.height, framesPerSecond: config.fps)
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue {
+            return try ImageFolderSource(folder: source, framesPerSecond: config.fps) { DaemonLog.warning($0) }
+        }
+        return V4L2Camera(path: source, request: CameraRequest(width: config.width, height: config.height, framesPerSecond: config.fps),
+                          timing: V4L2Camera.Timing(timeout: config.stallTimeout))
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+
+/// Why bytes could not be read as a message.
+public enum DecodeError: Error, Equatable, CustomStringConvertible {
+    case tooLarge(length: Int, limit: Int)
+    case empty
+    case unknownType(UInt8)
+    case malformed(type: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .tooLarge(length, limit): return "message of \(length) bytes is over the \(limit)-byte limit"
+        case .empty: return "message has no type byte"
+        case let .unknownType(type): return String(format: "unknown message type 0x%02x", type)
+        case let .malformed(type, reason): return "malformed \(type) message: \(reason)"
+        }
+    }
+
+    /// The ERROR code the server answers with.
+    public var wireCode: String {
+        if case .tooLarge = self { return WireError.tooLarge }
+        return WireError.badMessage
+    }
+}
+
+/// Messages to bytes: [u32 LE length of type + payload][u8 type][payload] (PROTOCOL.md).
+public enum MessageEncoder {
+    public static func encode(_ message: Message) -> [UInt8] {
+        var payload: [UInt8]
+        let type: MessageType
+        switch message {
+        case let .hello(hello): type = .hello; payload = json(hello)
+        case let .stream(stream): type = .stream; payload = json(stream)
+        case let .streamChanged(stream): type = .streamChanged; payload = json(stream)
+        case let .error(error): type = .error; payload = json(error)
+        case .statsRequest: type = .statsRequest; payload = []
+        case let .stats(bytes): type = .stats; payload = bytes
+        case let .frame(frame): type = .frame; payload = encodeFrame(frame)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(5 + payload.count)
+        appendLE(UInt32(payload.count + 1), to: &out)
+        out.append(type.rawValue)
+        out.append(contentsOf: payload)
+        return out
+    }
+
+    static func json<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try! encoder.encode(value))
+    }
+
+    static func encodeFrame(_ f: FrameMessage) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(40 + f.masks.reduce(0) { $0 + 6 + $1.data.count })
+        appendLE(f.sequence, to: &out)
+        appendLE(f.captureMonotonicNanoseconds, to: &out)
+        appendLE(f.captureRealtimeNanoseconds, to: &out)
+        appendLE(f.droppedForClient, to: &out)
+        out.append(UInt8(f.latenciesMicroseconds.count))
+        for latency in f.latenciesMicroseconds { appendLE(latency, to: &out) }
+        out.append(UInt8(f.masks.count))
+        for mask in f.masks {
+            out.append(mask.taskIndex)
+            out.append(mask.encoding.code)
+            appendLE(UInt32(mask.data.count), to: &out)
+            out.append(contentsOf: mask.data)
+        }
+        return out
+    }
+
+    static func appendLE<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+}
+
+/// Bytes to messages, incrementally: feed what the socket gave, take whole messages out.
+public struct MessageDecoder {
+    /// The largest message accepted (type byte + payload).
+    public let limit: Int
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    public init(limit: Int) { self.limit = limit }
+
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if start > 0 && start >= buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    public mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    /// Bytes received but not yet part of a whole message.
+    public var pendingCount: Int { buffer.count - start }
+
+    /// The next whole message, nil if more bytes are needed; throws on bytes that can never become a valid message.
+    public mutating func next() throws -> Message? {
+        guard buffer.count - start >= 4 else { return nil }
+        let length = Int(UInt32(buffer[start]) | UInt32(buffer[start + 1]) << 8 | UInt32(buffer[start + 2]) << 16 | UInt32(buffer[start + 3]) << 24)
+        guard length >= 1 else { throw DecodeError.empty }
+        guard length <= limit else { throw DecodeError.tooLarge(length: length, limit: limit) }
+        guard buffer.count - start >= 4 + length else { return nil }
+        let type = buffer[start + 4]
+        let payload = Array(buffer[(start + 5) ..< (start + 4 + length)])
+        start += 4 + length
+        return try Self.decode(type: type, payload: payload)
+    }
+
+    static func decode(type code: UInt8, payload: [UInt8]) throws -> Message {
+        guard let type = MessageType(rawValue: code) else { throw DecodeError.unknownType(code) }
+        switch type {
+        case .hello: return .hello(try json(Hello.self, payload, "HELLO"))
+        case .stream: return .stream(try json(StreamDescription.self, payload, "STREAM"))
+        case .streamChanged: return .streamChanged(try json(StreamDescription.self, payload, "STREAM_CHANGED"))
+        case .error: return .error(try json(WireError.self, payload, "ERROR"))
+        case .statsRequest:
+            guard payload.isEmpty else { throw DecodeError.malformed(type: "STATS_REQUEST", reason: "carries a payload") }
+            return .statsRequest
+        case .stats: return .stats(payload)
+        case .frame: return .frame(try decodeFrame(payload))
+        }
+    }
+
+    static func json<T: Decodable>(_ type: T.Type, _ payload: [UInt8], _ name: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(payload))
+        } catch {
+            throw DecodeError.malformed(type: name, reason: "payload is not the expected JSON object")
+        }
+    }
+
+    static func decodeFrame(_ p: [UInt8]) throws -> FrameMessage {
+        var reader = ByteReader(bytes: p)
+        func fail(_ reason: String) -> DecodeError { .malformed(type: "FRAME", reason: reason) }
+        guard let sequence = reader.u64(), let monotonic = reader.u64(), let realtime = reader.u64(), let dropped = reader.u32(),
+              let latencyCount = reader.u8() else { throw fail("truncated header") }
+        var latencies: [UInt32] = []
+        for _ in 0 ..< latencyCount {
+            guard let value = reader.u32() else { throw fail("truncated latencies") }
+            latencies.append(value)
+        }
+        guard let maskCount = reader.u8() else { throw fail("truncated mask count") }
+        var masks: [EncodedMask] = []
+        for _ in 0 ..< maskCount {
+            guard let task = reader.u8(), let code = reader.u8(), let length = reader.u32() else { throw fail("truncated mask header") }
+            guard let encoding = MaskEncoding(code: code) else { throw fail("unknown mask encoding \(code)") }
+            guard let data = reader.bytes(Int(length)) else { throw fail("mask data shorter than its length") }
+            masks.append(EncodedMask(taskIndex: task, encoding: encoding, data: data))
+        }
+        guard reader.remaining == 0 else { throw fail("\(reader.remaining) bytes after the last mask") }
+        return FrameMessage(sequence: sequence, captureMonotonicNanoseconds: monotonic, captureRealtimeNanoseconds: realtime,
+                            droppedForClient: dropped, latenciesMicroseconds: latencies, masks: masks)
+    }
+}
+
+/// Little-endian reads that return nil instead of reading past the end.
+struct ByteReader {
+    let bytes: [UInt8]
+    var offset = 0
+
+    var remaining: Int { bytes.count - offset }
+
+    mutating func u8() -> UInt8? {
+        guard remaining >= 1 else { return nil }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    mutating func u32() -> UInt32? { integer(UInt32.self) }
+    mutating func u64() -> UInt64? { integer(UInt64.self) }
+
+    mutating func integer<T: FixedWidthInteger>(_ type: T.Type) -> T? {
+        let size = MemoryLayout<T>.size
+        guard remaining >= size else { return nil }
+        var value: T = 0
+        for i in 0 ..< size { value |= T(bytes[offset + i]) << (8 * i) }
+        offset += size
+        return value
+    }
+
+    mutating func bytes(_ count: Int) -> [UInt8]? {
+        guard count >= 0, remaining >= count else { return nil }
+        defer { offset += count }
+        return Array(bytes[offset ..< offset + count])
+    }
+}

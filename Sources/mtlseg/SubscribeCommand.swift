@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import MTLSegCapture
+import MTLSegImage
+import MTLSegWire
+
+struct SubscribeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "subscribe",
+        abstract: "Read masks from a running mtlsegd: per-frame statistics, optionally the masks as PNG.",
+        discussion: """
+        Each line: sequence, frames this client lost, the pipeline's latencies, the end-to-end latency \
+        (capture to receipt, CLOCK_MONOTONIC), and per task the share of each class. With --png DIR each \
+        mask is written as DIR/<sequence>.<task>.png, an 8-bit grey image whose values are the class ids.
+        """)
+
+    @Option(name: .long, help: "The daemon's socket.")
+    var socket: String = "/run/mtlseg/mtlsegd.sock"
+
+    @Option(name: .long, help: "Frames to read (0: until interrupted).")
+    var count: Int = 0
+
+    @Option(name: .long, help: "Write masks as PNG (class ids as grey levels) into this folder.")
+    var png: String?
+
+    @Option(name: .long, help: "Mask encoding on the wire: raw or rle.")
+    var encoding: String = "rle"
+
+    @Option(name: .long, help: "Comma-separated task names to receive (default: all).")
+    var tasks: String?
+
+    @Flag(name: .long, help: "One JSON object per frame instead of text.")
+    var json = false
+
+    func run() throws {
+        guard let wireEncoding = MaskEncoding(rawValue: encoding) else { throw ValidationError("--encoding must be raw or rle") }
+        if let png { try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true) }
+        let client = try WireClient(path: socket, hello: Hello(encoding: wireEncoding, tasks: tasks?.split(separator: ",").map(String.init),
+                                                               name: "mtlseg subscribe"))
+        let stream = client.stream
+        if !json {
+            print("\(stream.model.name) (\(stream.model.precision), \(stream.model.sha256.prefix(12))): masks \(stream.maskWidth)x\(stream.maskHeight), "
+                + "tasks \(stream.tasks.map(\.name).joined(separator: ", "))")
+        }
+        var received = 0
+        let started = Date()
+        while count == 0 || received < count {
+            switch try client.next() {
+            case let .streamChanged(description):
+                if !json { print("stream changed: \(description.model.name) (\(description.model.sha256.prefix(12)))") }
+            case .stats:
+                break
+            case let .frame(frame):
+                received += 1
+                let endToEnd = Double(Clock.monotonicNanoseconds() &- frame.captureMonotonicNanoseconds) / 1e6
+                let masks = try client.masks(of: frame)
+                var fractions: [String: [Double]] = [:]
+                for task in client.stream.tasks {
+                    guard let mask = masks[task.name] else { continue }
+                    var counts = [Int](repeating: 0, count: task.classes.count)
+                    for id in mask where Int(id) < counts.count { counts[Int(id)] += 1 }
+                    fractions[task.name] = counts.map { Double($0) / Double(max(mask.count, 1)) }
+                    if let png {
+                        try ImageFile.writeGrayPNG(width: client.stream.maskWidth, height: client.stream.maskHeight, pixels: mask,
+                                                   path: (png as NSString).appendingPathComponent("\(frame.sequence).\(task.name).png"))
+                    }
+                }
+                let latencies = Dictionary(uniqueKeysWithValues: zip(client.stream.latencies, frame.latenciesMicroseconds.map { Double($0) / 1000 }))
+                if json {
+                    let line: [String: Any] = ["sequence": frame.sequence, "dropped": frame.droppedForClient, "latency_ms": latencies,
+                                               "end_to_end_ms": endToEnd, "class_fractions": fractions,
+                                               "capture_realtime_ns": frame.captureRealtimeNanoseconds]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+                } else {
+                    let timing = client.stream.latencies.map { String(format: "%@ %.1f", $0, latencies[$0] ?? 0) }.joined(separator: ", ")
+                    let shares = fractions.keys.sorted().map { name in
+                        "\(name) " + fractions[name]!.map { String(format: "%.0f%%", $0 * 100) }.joined(separator: "/")
+                    }.joined(separator: "  ")
+                    print(String(format: "#%llu lost %u  %@ ms  end-to-end %.1f ms  %@", frame.sequence, frame.droppedForClient, timing, endToEnd, shares))
+                }
+                fflush(stdout)
+            }
+        }
+        if !json {
+            print(String(format: "%d frames in %.1f s (%.1f fps)", received, Date().timeIntervalSince(started),
+                         Double(received) / max(Date().timeIntervalSince(started), 1e-9)))
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import MTLSegCore
+import MTLSegDaemon
+
+@main
+struct MTLSegDaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mtlsegd",
+        abstract: "Capture frames, segment them with an MTLSegFormer, publish the masks on a Unix socket.",
+        discussion: """
+        Settings come from the TOML file (--config, default \(DaemonConfig.defaultPath) when it exists); \
+        flags override it. SIGHUP reloads the file and the model (the old model keeps serving if the new one \
+        fails to load); SIGTERM stops. The socket protocol: Sources/MTLSegWire/PROTOCOL.md.
+        """)
+
+    static func main() {
+        BLASEnvironment.prepare()
+        main(nil)
+    }
+
+    @Option(name: .long, help: "TOML configuration file.")
+    var config: String?
+
+    @Option(name: .long, help: "Model file or HF checkpoint directory.")
+    var model: String?
+
+    @Option(name: .long, help: "A V4L2 device (/dev/video0, /dev/v4l/by-id/…), a folder of images, 'synthetic', or 'auto'.")
+    var source: String?
+
+    @Option(name: .long, help: "Path of the Unix socket to publish on.")
+    var socket: String?
+
+    @Option(name: .long, help: "Threads for inference.")
+    var threads: Int?
+
+    @Option(name: .long, help: "Capture size WxH.")
+    var size: String?
+
+    @Option(name: .long, help: "Capture frame rate.")
+    var fps: Double?
+
+    @Flag(name: .long, help: "Check the configuration (and that the model loads), then exit.")
+    var checkConfig = false
+
+    /// The file's settings with the flags on top.
+    func settings() throws -> DaemonConfig {
+        var settings = DaemonConfig()
+        let path = config ?? DaemonConfig.defaultPath
+        if config != nil || FileManager.default.fileExists(atPath: path) {
+            settings = try DaemonConfig.load(path: path)
+        }
+        if let model { settings.model = model }
+        if let source { settings.source = source }
+        if let socket { settings.socketPath = socket }
+        if let threads {
+            guard (1 ... 256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+            settings.threads = threads
+        }
+        if let size {
+            let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts.allSatisfy({ (16 ... 8192).contains($0) }) else { throw ValidationError("--size must be WxH, e.g. 640x480") }
+            settings.width = parts[0]
+            settings.height = parts[1]
+        }
+        if let fps {
+            guard fps > 0 && fps <= 1000 else { throw ValidationError("--fps must be in (0, 1000]") }
+            settings.fps = fps
+        }
+        return settings
+    }
+
+    func run() throws {
+        let settings = try settings()
+        let daemon = try Daemon(config: settings, makeSource: SourceFactory.make)
+        if checkConfig {
+            print("configuration OK: model \(settings.model) (\(daemon.stream.model.precision)), source \(settings.source), socket \(settings.socketPath)")
+            return
+        }
+        try daemon.start()
+        let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGHUP])
+        while true {
+            let signal = signals.wait()
+            if signal == SIGHUP {
+                do {
+                    daemon.reload(config: try self.settings())
+                } catch {
+                    DaemonLog.error("reload: \(error); still serving the current model")
+                }
+                continue
+            }
+            DaemonLog.info("signal \(signal): stopping")
+            daemon.stop()
+            return
+        }
+    }
+}
+
+/// Blocks the given signals in every thread and hands them out one at a time (sigwait), so the
+/// daemon reacts to them on its main thread, outside any signal handler.
+struct SignalWaiter {
+    private var set = sigset_t()
+
+    init(signals: [Int32]) {
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    func wait() -> Int32 {
+        var signal: Int32 = 0
+        var waitSet = set
+        sigwait(&waitSet, &signal)
+        return signal
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import XCTest
+
+/// Boots Debian's kernel with vivid under qemu (Tests/VividVM/run.sh) and runs `VividGuestTests`
+/// from this very test bundle inside it: real V4L2 capture, without a camera on the host.
+/// Needs root and qemu-system-x86, busybox-static, kmod, cpio (.ci/setup installs them); skipped
+/// otherwise, or when MTLSEG_SKIP_VM=1. About 10 s warm, 20 s with the kernel download.
+final class VividVMTests: XCTestCase {
+    func testCaptureFromVividInsideAVM() throws {
+        let environment = ProcessInfo.processInfo.environment
+        try XCTSkipIf(environment["MTLSEG_VIVID_GUEST"] == "1", "already inside the VM")
+        try XCTSkipIf(environment["MTLSEG_SKIP_VM"] == "1", "MTLSEG_SKIP_VM=1")
+        try XCTSkipUnless(getuid() == 0, "needs root (apt-get download, a VM)")
+        for tool in ["/usr/bin/qemu-system-x86_64", "/bin/busybox", "/sbin/depmod", "/usr/bin/cpio"] {
+            try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: tool), "\(tool) missing: run .ci/setup")
+        }
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = packageRoot.appendingPathComponent("Tests/VividVM/run.sh").path
+        let bundle = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script, bundle, "MTLSegCaptureTests.VividGuestTests"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        let started = Date()
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let seconds = Date().timeIntervalSince(started)
+        print(text)
+        print(String(format: "vivid VM: %.1f s", seconds))
+        XCTAssertEqual(process.terminationStatus, 0, "VM run failed; its console is printed above")
+        XCTAssertTrue(text.contains("Executed 2 tests, with 0 failures"), "the guest did not run both vivid tests")
+        XCTAssertFalse(text.contains("skipped"), "a vivid test skipped inside the VM")
+    }
+}

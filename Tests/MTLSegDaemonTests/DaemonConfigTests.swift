@@ -1,0 +1,57 @@
+import XCTest
+@testable import MTLSegDaemon
+
+final class DaemonConfigTests: XCTestCase {
+    func testAFullFile() throws {
+        let config = try DaemonConfig.parse("""
+            model = "/var/lib/mtlseg/crops.safetensors"
+            threads = 4
+            [source]
+            device = "/dev/video2"
+            width = 1280
+            height = 720
+            fps = 10
+            [socket]
+            path = "/run/x.sock"
+            mode = "0600"
+            allow_uids = [1000]
+            allow_gids = [44]
+            max_clients = 3
+            client_timeout_ms = 750
+            """)
+        XCTAssertEqual(config.model, "/var/lib/mtlseg/crops.safetensors")
+        XCTAssertEqual(config.threads, 4)
+        XCTAssertEqual(config.source, "/dev/video2")
+        XCTAssertEqual([config.width, config.height], [1280, 720])
+        XCTAssertEqual(config.fps, 10)
+        XCTAssertEqual(config.socketMode, 0o600)
+        XCTAssertEqual(config.allowUIDs, [1000])
+        XCTAssertEqual(config.allowGIDs, [44])
+        XCTAssertEqual(config.maxClients, 3)
+        XCTAssertEqual(config.clientTimeout, 0.75)
+    }
+
+    func testEmptyFileKeepsTheDefaults() throws {
+        XCTAssertEqual(try DaemonConfig.parse(""), DaemonConfig())
+    }
+
+    func testErrorsNameTheKey() {
+        func problem(_ text: String) -> DaemonConfig.Problem? {
+            do {
+                _ = try DaemonConfig.parse(text, file: "test.toml")
+                return nil
+            } catch {
+                return error as? DaemonConfig.Problem
+            }
+        }
+        XCTAssertEqual(problem("modell = \"x\"")?.key, "modell")
+        XCTAssertEqual(problem("[source]\nfsp = 3")?.key, "source.fsp")
+        XCTAssertEqual(problem("threads = \"two\"")?.key, "threads")
+        XCTAssertEqual(problem("threads = 0")?.key, "threads")
+        XCTAssertEqual(problem("[socket]\nmode = \"rw\"")?.key, "socket.mode")
+        XCTAssertEqual(problem("[socket]\nallow_uids = [-1]")?.key, "socket.allow_uids")
+        XCTAssertEqual(problem("source = 3")?.key, "source")
+        XCTAssertEqual(problem("threads = ")?.key, "(syntax)")
+        XCTAssertEqual(problem("threads = ")?.file, "test.toml")
+    }
+}

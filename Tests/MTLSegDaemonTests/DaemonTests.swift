@@ -1,0 +1,179 @@
+import Foundation
+import MTLSegCapture
+import MTLSegWire
+import XCTest
+@testable import MTLSegDaemon
+
+final class DaemonTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func config(fps: Double = 60, timeout: Double = 0.5) -> DaemonConfig {
+        var config = DaemonConfig()
+        config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
+        config.threads = 1
+        config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
+        config.clientTimeout = timeout
+        config.fps = fps
+        return config
+    }
+
+    private func startDaemon(_ config: DaemonConfig) throws -> Daemon {
+        let daemon = try Daemon(config: config) { _ in TestFrameSource(width: 160, height: 120, fps: config.fps) }
+        try daemon.start()
+        return daemon
+    }
+
+    func testHandshakeDescribesTheStreamAndFramesCarryMasks() throws {
+        let daemon = try startDaemon(config())
+        defer { daemon.stop() }
+        let client = try WireClient(path: daemon.config.socketPath, hello: Hello(encoding: .rle, tasks: ["rows"], name: "test"))
+        XCTAssertEqual(client.stream.tasks.map(\.name), ["rows"])
+        XCTAssertEqual(client.stream.tasks.first?.index, 1)
+        XCTAssertEqual([client.stream.maskWidth, client.stream.maskHeight], [26, 19], "the fixture's 102x75 input gives 26x19 masks")
+        XCTAssertEqual(client.stream.model.sha256.count, 64)
+        XCTAssertEqual(client.stream.latencies, InferencePipeline.latencyNames)
+        var sequences: [UInt64] = []
+        while sequences.count < 5 {
+            guard case let .frame(frame) = try client.next() else { continue }
+            let masks = try client.masks(of: frame)
+            XCTAssertEqual(Array(masks.keys), ["rows"])
+            XCTAssertEqual(masks["rows"]?.count, 26 * 19)
+            XCTAssertTrue(masks["rows"]!.allSatisfy { $0 < 3 }, "rows has 3 classes")
+            XCTAssertEqual(frame.latenciesMicroseconds.count, 4)
+            sequences.append(frame.sequence)
+        }
+        XCTAssertEqual(sequences, sequences.sorted())
+    }
+
+    func testAStuckClientIsDroppedAndDoesNotSlowTheOthers() throws {
+        let daemon = try startDaemon(config(fps: 200, timeout: 0.5))
+        defer { daemon.stop() }
+        let path = daemon.config.socketPath
+        // The stuck client completes the handshake, then never reads again.
+        let stuck = try WireClient(path: path, hello: Hello(name: "stuck"))
+        let tally = Tally()
+        let readers = (0 ..< 2).map { index in
+            Thread {
+                guard let client = try? WireClient(path: path, hello: Hello(encoding: index == 0 ? .raw : .rle, name: "reader \(index)")) else { return }
+                let end = Date().addingTimeInterval(3)
+                while Date() < end {
+                    if case let .frame(frame)? = try? client.next(timeout: 1) { tally.add(index, dropped: Int(frame.droppedForClient)) }
+                }
+            }
+        }
+        readers.forEach { $0.start() }
+        Thread.sleep(forTimeInterval: 3.5)
+        let counters = daemon.counters
+        // The stuck client's socket buffer filled and it was dropped after the timeout.
+        XCTAssertTrue(daemon.departedClients.contains { $0.name == "stuck" }, "clients: \(daemon.clients), left: \(daemon.departedClients)")
+        XCTAssertFalse(daemon.clients.contains { $0.name == "stuck" })
+        let (received, dropped) = tally.totals
+        for index in 0 ..< 2 {
+            let share = Double(received[index]) / Double(received[index] + dropped[index])
+            XCTAssertGreaterThanOrEqual(share, 0.95, "reader \(index) got \(received[index]) frames, lost \(dropped[index])")
+        }
+        XCTAssertGreaterThan(received.min()!, 100)
+        // The counters add up: every captured frame was skipped, inferred, or is in flight.
+        XCTAssertLessThanOrEqual(counters.captured - counters.skippedBeforeInference - counters.inferred, 2)
+        XCTAssertEqual(counters.inferred, counters.published)
+        _ = stuck
+    }
+
+    func testGarbageGetsAnErrorAndOtherClientsCarryOn() throws {
+        let daemon = try startDaemon(config())
+        defer { daemon.stop() }
+        let path = daemon.config.socketPath
+        // A well-behaved client reads throughout.
+        let good = try WireClient(path: path, hello: Hello(name: "good"))
+        let tally = Tally()
+        let reading = Thread {
+            while !Thread.current.isCancelled {
+                guard case .frame? = try? good.next(timeout: 1) else { continue }
+                tally.add(0, dropped: 0)
+            }
+        }
+        reading.start()
+        defer { reading.cancel() }
+        let garbage: [[UInt8]] = [
+            Array("GET / HTTP/1.1\r\n\r\n".utf8),                      // a length far over the limit
+            [5, 0, 0, 0, 0x09, 1, 2, 3, 4],                             // unknown type
+            [3, 0, 0, 0, 0x01, 0x7B],                                   // truncated HELLO, then silence
+            MessageEncoder.encode(.hello(Hello(protocol: 99))),         // unsupported protocol
+            MessageEncoder.encode(.hello(Hello(tasks: ["weeds"]))),     // unknown task
+            [0, 0, 0, 0],                                               // empty message
+        ]
+        for bytes in garbage {
+            let socket = try UnixSocket.connect(to: path)
+            XCTAssertTrue(socket.writeAll(bytes, timeout: 1))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var decoder = MessageDecoder(limit: 1 << 20)
+            var reply: Message?
+            let deadline = Date().addingTimeInterval(7)
+            while reply == nil, Date() < deadline, let count = socket.read(into: &buffer, timeout: 7), count > 0 {
+                decoder.append(Array(buffer[0 ..< count]))
+                reply = try decoder.next()
+            }
+            guard case let .error(error)? = reply else { return XCTFail("no ERROR for \(bytes.prefix(8))") }
+            XCTAssertFalse(error.message.isEmpty)
+            // Then the daemon closes the connection.
+            XCTAssertEqual(socket.read(into: &buffer, timeout: 2), 0, "connection not closed after \(error)")
+        }
+        let before = tally.totals.0[0]
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertGreaterThan(tally.totals.0[0], before, "the good client still receives frames")
+        XCTAssertEqual(daemon.clients.map(\.name), ["good"])
+    }
+
+    func testStatsAndReloadOntoABrokenModelKeepsServing() throws {
+        var settings = config()
+        let daemon = try startDaemon(settings)
+        defer { daemon.stop() }
+        let client = try WireClient(path: settings.socketPath)
+        let before = client.stream.model.sha256
+        settings.model = directory.appendingPathComponent("broken.safetensors").path
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: settings.model))
+        XCTAssertFalse(daemon.reload(config: settings))
+        XCTAssertEqual(daemon.stream.model.sha256, before)
+        try client.requestStats()
+        var gotStats = false, frames = 0
+        while !gotStats || frames < 3 {
+            switch try client.next(timeout: 2) {
+            case let .stats(bytes):
+                let stats = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+                XCTAssertNotNil((stats["counters"] as? [String: Any])?["published"])
+                gotStats = true
+            case .frame: frames += 1
+            case .streamChanged: XCTFail("a failed reload must not change the stream")
+            }
+        }
+    }
+}
+
+/// Frames received and lost per reader thread.
+private final class Tally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var received = [0, 0], dropped = [0, 0]
+
+    func add(_ index: Int, dropped lost: Int) {
+        lock.lock()
+        received[index] += 1
+        dropped[index] += lost
+        lock.unlock()
+    }
+
+    var totals: ([Int], [Int]) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (received, dropped)
+    }
+}
