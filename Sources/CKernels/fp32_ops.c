@@ -265,3 +265,14 @@ void ck_column_sums_f32(const float *x, size_t rows, size_t channels, double *su
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < channels; c++) sums[c] += x[r * channels + c];
 }
+
+CK_VECTOR_CLONES
+void ck_matmul_transposed_f32(const float *a, size_t m, size_t k, const float *w, size_t n, float *out) {
+#pragma clang fp reassociate(on)
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (size_t t = 0; t < k; t++) sum += a[i * k + t] * w[j * k + t];
+            out[i * n + j] = sum;
+        }
+}

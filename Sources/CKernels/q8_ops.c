@@ -165,3 +165,15 @@ void ck_fake_quantize_f32(float *x, size_t n, float scale, int32_t zero_point) {
     const float inv = 1.0f / scale;
     for (size_t i = 0; i < n; i++) x[i] = ((float)quantize(x[i], inv, zero_point) - (float)zero_point) * scale;
 }
+
+CK_VECTOR_CLONES
+void ck_dequantize_rows_u8(const uint8_t *in, size_t ldi, float *out, size_t ldo, size_t rows, size_t channels,
+                           float scale, int32_t zero_point) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < channels; c++) out[r * ldo + c] = ((float)in[r * ldi + c] - (float)zero_point) * scale;
+}
+
+CK_VECTOR_CLONES
+void ck_add_rows_f32(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}

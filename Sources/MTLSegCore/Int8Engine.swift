@@ -85,8 +85,8 @@ public final class Int8Engine {
         for point in QuantPoint.all(for: d) where activations[point] == nil {
             throw ModelError.badMetadata(path: d.name, field: "\(QuantizationRecord.metadataKey).activations.\(point)", reason: "missing")
         }
-        for layer in weights.int8Layers where layer.quantized == nil {
-            throw ModelError.wrongDType(path: d.name, tensor: layer.name + ".weight", expected: "I8", found: "F32")
+        for layer in weights.int8Layers where layer.quantized == nil && !layer.hasFloatWeights {
+            throw ModelError.wrongDType(path: d.name, tensor: layer.name + ".weight", expected: "I8 or F32", found: "nothing loaded")
         }
         precondition(16 % kernels.pointee.k_group == 0, "u8 row strides are multiples of 16")
         self.weights = weights

@@ -1,3 +1,4 @@
+import Foundation
 import MTLSegCore
 
 /// How an activation's u8 grid is chosen from what calibration saw.
@@ -9,12 +10,16 @@ public enum RangeMethod: Equatable, Sendable, CustomStringConvertible {
     /// The clipping range whose quantization error (rounding inside, clipping
     /// outside), weighted by the observed histogram, is smallest.
     case mse
+    /// The clipping range whose 256-level quantized distribution is closest to
+    /// the observed one in Kullback-Leibler divergence (TensorRT's calibration).
+    case entropy
 
     public var description: String {
         switch self {
         case .minMax: return "minmax"
         case let .percentile(tail): return "percentile(\(100 - tail * 100))"
         case .mse: return "mse"
+        case .entropy: return "entropy"
         }
     }
 
@@ -53,6 +58,8 @@ public struct ActivationHistogram {
             return QuantParamsChoice(lo: Float(Double(lo) + Double(first) * binWidth), hi: Float(Double(lo) + Double(last + 1) * binWidth))
         case .mse:
             return mseGrid()
+        case .entropy:
+            return entropyGrid()
         }
     }
 
@@ -85,6 +92,52 @@ public struct ActivationHistogram {
             }
         }
         return QuantParamsChoice(lo: best.lo, hi: best.hi)
+    }
+}
+
+extension ActivationHistogram {
+    /// Ranges that keep 0 and clip the histogram's ends on a coarse grid of bin
+    /// edges; for each, the observed counts inside are merged into 255 levels and
+    /// spread back, the clipped mass added to the end bins, and the candidate with
+    /// the smallest KL(observed ‖ quantized) wins.
+    func entropyGrid() -> QuantParamsChoice {
+        let bins = counts.count
+        let zeroEdge = lo >= 0 ? 0 : (hi <= 0 ? bins : Int((Double(-lo) / binWidth).rounded(.down)))
+        let stride = max(1, bins / 64)
+        var best = (divergence: Double.infinity, first: 0, last: bins)
+        for first in Swift.stride(from: 0, through: zeroEdge, by: stride) {
+            for last in Swift.stride(from: bins, through: max(zeroEdge, first + 1), by: -stride) where last - first >= 256 || (first == 0 && last == bins) {
+                let d = divergence(first: first, last: last)
+                if d < best.divergence { best = (d, first, last) }
+            }
+        }
+        func edge(_ i: Int) -> Float { Float(Double(lo) + Double(i) * binWidth) }
+        return QuantParamsChoice(lo: min(edge(best.first), 0), hi: max(edge(best.last), 0))
+    }
+
+    private func divergence(first: Int, last: Int) -> Double {
+        let total = Double(counts.reduce(0, +))
+        guard total > 0 else { return 0 }
+        // Observed distribution over [first, last), with the clipped tails folded into the end bins.
+        var p = counts[first ..< last].map(Double.init)
+        p[0] += Double(counts[0 ..< first].reduce(0, +))
+        p[p.count - 1] += Double(counts[last...].reduce(0, +))
+        // Quantized: merge into 255 levels, spread each level's mass evenly over its non-empty bins.
+        let levels = 255
+        var q = [Double](repeating: 0, count: p.count)
+        for level in 0 ..< levels {
+            let start = level * p.count / levels, end = (level + 1) * p.count / levels
+            guard end > start else { continue }
+            let mass = p[start ..< end].reduce(0, +)
+            let occupied = p[start ..< end].filter { $0 > 0 }.count
+            guard occupied > 0 else { continue }
+            for i in start ..< end where p[i] > 0 { q[i] = mass / Double(occupied) }
+        }
+        var kl = 0.0
+        for i in p.indices where p[i] > 0 {
+            kl += p[i] / total * log((p[i] / total) / max(q[i] / total, 1e-30))
+        }
+        return kl
     }
 }
 

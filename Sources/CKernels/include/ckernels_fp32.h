@@ -77,4 +77,7 @@ void ck_histogram_f32(const float *x, size_t n, float lo, float hi, size_t bins,
 /// sums[c] += Σ_r x[r][c] over `rows` rows of `channels` values (calibration means).
 void ck_column_sums_f32(const float *x, size_t rows, size_t channels, double *sums);
 
+/// out[m][n] = a[m][k] · w[n][k]ᵀ, plainly (small products for calibration reports, not the engines).
+void ck_matmul_transposed_f32(const float *a, size_t m, size_t k, const float *w, size_t n, float *out);
+
 #endif

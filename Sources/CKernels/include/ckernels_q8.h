@@ -40,4 +40,11 @@ void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ld
 /// x = (q(x) − zero_point)·scale in place: what quantizing on the u8 grid does to x.
 void ck_fake_quantize_f32(float *x, size_t n, float scale, int32_t zero_point);
 
+/// x = (q − zero_point)·scale for `rows` rows of `channels` bytes (row strides ldi, ldo).
+void ck_dequantize_rows_u8(const uint8_t *in, size_t ldi, float *out, size_t ldo, size_t rows, size_t channels,
+                           float scale, int32_t zero_point);
+
+/// y[c] += x[c] for n values.
+void ck_add_rows_f32(float *y, const float *x, size_t n);
+
 #endif

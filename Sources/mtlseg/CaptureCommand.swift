@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import MTLSegCapture
+import MTLSegImage
+
+/// `mtlseg capture`: save frames from a camera (or the synthetic field, or an image folder) as PNG,
+/// e.g. to collect calibration images from the camera the daemon will use.
+struct CaptureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Save frames from a camera as PNG (e.g. calibration images for `mtlseg calibrate`).",
+        discussion: """
+        --device is a V4L2 node (/dev/video0, or a /dev/v4l/by-id/... link; see `mtlseg devices`), \
+        `synthetic` (a made-up crop field seen from a UAV), or a folder of PNG/JPEG images.
+        """)
+
+    @Option(name: .long, help: "/dev/videoN, a /dev/v4l/by-id link, `synthetic`, or an image folder.")
+    var device: String
+
+    @Option(name: .long, help: "Number of frames to save.")
+    var count: Int
+
+    @Option(name: .long, help: "Folder for frame-NNNNNN.png (created if missing).")
+    var out: String
+
+    @Option(name: .long, help: "Seconds between saved frames (default: every frame the source delivers).")
+    var every: Double = 0
+
+    @Option(name: .long, help: "Frame size WxH to ask a camera (the nearest it supports is used) or the synthetic field for (default 640x480).")
+    var size: ImageSize?
+
+    @Option(name: .long, help: "Frame rate to ask for.")
+    var fps: Double = 15
+
+    @Option(name: .long, help: "Seconds without a frame before giving up.")
+    var timeout: Double = 10
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count must be at least 1") }
+        guard every >= 0 else { throw ValidationError("--every must not be negative") }
+        guard fps > 0 else { throw ValidationError("--fps must be positive") }
+    }
+
+    func run() throws {
+        let (width, height) = (size?.width ?? 640, size?.height ?? 480)
+        let source = try makeSource(width: width, height: height)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let inbox = FrameInbox()
+        source.start(deliver: { inbox.put($0) }, stateChanged: { inbox.note($0) })
+        defer { source.stop() }
+        print("capturing \(count) frames from \(source.name) into \(out)")
+        var saved = 0
+        var lastSavedAt: UInt64?
+        while saved < count {
+            guard let frame = inbox.take(timeout: timeout) else {
+                throw ToolError("\(device): no frame within \(timeout) s" + (inbox.lastProblem.map { ": \($0)" } ?? ""))
+            }
+            if let last = lastSavedAt, Double(frame.monotonicNanoseconds &- last) / 1e9 < every { continue }
+            lastSavedAt = frame.monotonicNanoseconds
+            saved += 1
+            let path = (out as NSString).appendingPathComponent(String(format: "frame-%06d.png", saved))
+            try ImageFile.writePNG(RGBImage(width: frame.width, height: frame.height, pixels: frame.pixels), path: path)
+            print("\(path)  \(frame.width)x\(frame.height)  sequence \(frame.sequence)")
+        }
+        let c = source.counters
+        print("\(source.name): \(c.captured) frames captured, \(c.droppedByDriver) dropped by the driver, \(c.reopened) reopens")
+    }
+
+    private func makeSource(width: Int, height: Int) throws -> FrameSource {
+        if device == "synthetic" {
+            return SyntheticFieldSource(width: width, height: height, framesPerSecond: fps)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: device, isDirectory: &isDirectory) else {
+            throw ToolError("\(device): no such device or folder (see `mtlseg devices`)")
+        }
+        if isDirectory.boolValue {
+            return try ImageFolderSource(folder: device, framesPerSecond: fps)
+        }
+        return V4L2Camera(path: device, request: CameraRequest(width: width, height: height, framesPerSecond: fps),
+                          timing: V4L2Camera.Timing(timeout: timeout))
+    }
+}
+
+/// Hands the newest frame from the source's thread to the command's; remembers why the source is
+/// not streaming, so a failure can say so.
+private final class FrameInbox: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var frame: Frame?
+    private var problem: String?
+
+    func put(_ newest: Frame) {
+        condition.lock()
+        frame = newest
+        condition.signal()
+        condition.unlock()
+    }
+
+    func note(_ state: SourceState) {
+        condition.lock()
+        switch state {
+        case let .reconnecting(reason, _), let .stalled(reason): problem = reason
+        default: break
+        }
+        condition.unlock()
+    }
+
+    var lastProblem: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return problem
+    }
+
+    func take(timeout: Double) -> Frame? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while frame == nil {
+            if !condition.wait(until: deadline) { break }
+        }
+        defer { frame = nil }
+        return frame
+    }
+}
