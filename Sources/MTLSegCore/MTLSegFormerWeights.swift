@@ -195,14 +195,6 @@ public struct MTLSegFormerWeights {
                             parameterCount: parameterCount)
     }
 
-    /// The folded decoder's shared bias plus `shift`.
-    public func addingToDecoderBias(_ shift: [Float]) -> MTLSegFormerWeights {
-        let bias = FloatBuffer((0 ..< decoder.width).map { decoder.bias[$0] + shift[$0] })
-        return MTLSegFormerWeights(description: description, stages: stages,
-                                   decoder: FusedDecoderWeights(width: decoder.width, stageProjections: decoder.stageProjections, bias: bias),
-                                   classifier: classifier, heads: heads, parameterCount: parameterCount)
-    }
-
     /// Each int8 layer with the quantization point of its input (`QuantPoint`).
     public var int8LayerInputs: [(layer: LinearWeights, input: String)] {
         var pairs: [(LinearWeights, String)] = []

@@ -93,30 +93,62 @@ public struct QuantizationRecord: Codable, Equatable, Sendable {
     }
 }
 
-/// How the activation ranges were measured.
+/// How the int8 model was made, and how well it held up.
 public struct CalibrationInfo: Codable, Equatable, Sendable {
     public var method: String
+    /// Images the ranges were measured on.
     public var images: Int
     public var width: Int
     public var height: Int
     public var sourceModel: String
     public var createdAt: String
-    /// Per task, the argmax agreement of int8 with fp32 measured by the tool (0…1), when it measured it.
-    public var agreement: [String: Double]?
+    /// Held-out images the accuracy below was measured on.
+    public var evalImages: Int?
+    /// Layers kept in fp32 to hold the accuracy budget.
+    public var fallbacks: [String]?
+    /// Per task, int8 against fp32 on the held-out images.
+    public var accuracy: [TaskAccuracy]?
 
     enum CodingKeys: String, CodingKey {
-        case method, images, width, height, sourceModel = "source_model", createdAt = "created_at", agreement
+        case method, images, width, height, sourceModel = "source_model", createdAt = "created_at", evalImages = "eval_images"
+        case fallbacks, accuracy
     }
 
     public init(method: String, images: Int, width: Int, height: Int, sourceModel: String, createdAt: String,
-                agreement: [String: Double]? = nil) {
+                evalImages: Int? = nil, fallbacks: [String]? = nil, accuracy: [TaskAccuracy]? = nil) {
         self.method = method
         self.images = images
         self.width = width
         self.height = height
         self.sourceModel = sourceModel
         self.createdAt = createdAt
+        self.evalImages = evalImages
+        self.fallbacks = fallbacks
+        self.accuracy = accuracy
+    }
+}
+
+/// How well one task's int8 masks hold up, over an evaluation set.
+public struct TaskAccuracy: Codable, Equatable, Sendable {
+    public var task: String
+    /// Share of pixels whose int8 class equals the fp32 class.
+    public var agreement: Double
+    /// Mean over classes of the IoU between the int8 and the fp32 masks (fp32 taken as ground truth), 0…100.
+    public var agreementMIoU: Double
+    /// With labels: mIoU (0…100) of fp32 and of int8 against them.
+    public var fp32MIoU: Double?
+    public var int8MIoU: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case task, agreement, agreementMIoU = "agreement_miou", fp32MIoU = "fp32_miou", int8MIoU = "int8_miou"
+    }
+
+    public init(task: String, agreement: Double, agreementMIoU: Double, fp32MIoU: Double? = nil, int8MIoU: Double? = nil) {
+        self.task = task
         self.agreement = agreement
+        self.agreementMIoU = agreementMIoU
+        self.fp32MIoU = fp32MIoU
+        self.int8MIoU = int8MIoU
     }
 }
 

@@ -63,26 +63,22 @@ public struct QuantizedModel {
     /// Rounding a layer's weights shifts its outputs on average by ΔW·E[x];
     /// with the input's channel means from calibration that shift is known and
     /// is taken back out of the bias ("bias correction"). Layers whose input
-    /// means are unknown (the head's combine conv, over a concatenation) keep
-    /// their bias.
+    /// means are unknown (the head's combine conv, over a concatenation) and the
+    /// decoder's projections (one shared bias) keep theirs.
     public init(fp32: MTLSegFormerWeights, statistics: ActivationStatistics, calibration: CalibrationInfo) {
         var description = fp32.description
         if description.input == nil { description.input = InputSize(width: calibration.width, height: calibration.height) }
         let inputs = Dictionary(uniqueKeysWithValues: fp32.int8LayerInputs.map { ($0.layer.name, $0.input) })
-        var decoderShift = [Float](repeating: 0, count: fp32.decoder.width)
         let decoderNames = Set(fp32.decoder.stageProjections.map(\.name))
         let quantized = fp32.quantizingWeights().mappingLayers { layer in
             guard layer.quantized != nil, let point = inputs[layer.name], !point.hasSuffix(".concat"),
                   let means = statistics.channelMeans[point], layer.inFeatures % means.count == 0 else { return layer }
-            let shift = BiasCorrection.shift(of: layer, inputMeans: means)
-            if decoderNames.contains(layer.name) {
-                // The folded decoder's projections have no bias of their own; the shared one follows upsampling, which keeps constants.
-                for o in shift.indices { decoderShift[o] += shift[o] }
-                return layer
-            }
-            return layer.addingToBias(shift)
+            // The folded decoder's projections share one bias; correcting it would tie them together (and a
+            // projection that later falls back to fp32 could not take its share back), so they are left as they are.
+            guard !decoderNames.contains(layer.name) else { return layer }
+            return layer.addingToBias(BiasCorrection.shift(of: layer, inputMeans: means))
         }
-        weights = quantized.replacingDescription(description).addingToDecoderBias(decoderShift)
+        weights = quantized.replacingDescription(description)
         record = QuantizationRecord(activations: statistics.grids, calibration: calibration)
     }
 

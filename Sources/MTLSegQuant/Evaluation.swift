@@ -1,22 +1,6 @@
 import Foundation
 import MTLSegCore
 
-/// How well one task's int8 masks hold up, over an evaluation set.
-public struct TaskAccuracy: Codable, Equatable, Sendable {
-    public var task: String
-    /// Share of pixels whose int8 class equals the fp32 class.
-    public var agreement: Double
-    /// Mean over classes of the IoU between the int8 and the fp32 masks (fp32 taken as ground truth), 0…100.
-    public var agreementMIoU: Double
-    /// With labels: mIoU (0…100) of fp32 and of int8 against them.
-    public var fp32MIoU: Double?
-    public var int8MIoU: Double?
-
-    enum CodingKeys: String, CodingKey {
-        case task, agreement, agreementMIoU = "agreement_miou", fp32MIoU = "fp32_miou", int8MIoU = "int8_miou"
-    }
-}
-
 /// Intersection and union counts per class, accumulated over images.
 struct ConfusionCounts {
     var intersection: [Int]
@@ -53,36 +37,63 @@ struct ConfusionCounts {
     var pixelAgreement: Double { total == 0 ? 1 : Double(agreeing) / Double(total) }
 }
 
-/// Runs an int8 engine beside the fp32 one on evaluation inputs, one input at a time (nothing is kept).
-public struct AccuracyEvaluator {
+/// Judges int8 engines against the fp32 model on evaluation inputs. The fp32
+/// masks are computed once and kept (they are small); the inputs and labels are
+/// read again for every judgement, so memory does not grow with their number.
+public final class AccuracyEvaluator {
+    public typealias Input = (Int, UnsafeMutablePointer<Float>) throws -> Bool
+    /// Label map of input i for task t, at the label's own size; nil when there is none.
+    public typealias Labels = (Int, Int) throws -> (width: Int, height: Int, classes: [UInt8])?
+
     public let description: ModelDescription
-    public let fp32: FP32Engine
+    private let count: Int
+    private let input: Input
+    private let labels: Labels
+    private let pixels: FloatBuffer
+    /// Per input and task: the fp32 masks (nil for inputs that could not be read).
+    private var reference: [[[UInt8]]?] = []
+    private var labelledFP32: [ConfusionCounts]
+    private var sawLabels: [Bool]
 
-    public init(fp32Weights: MTLSegFormerWeights, width: Int, height: Int) {
+    public init(fp32Weights: MTLSegFormerWeights, width: Int, height: Int, count: Int, input: @escaping Input,
+                labels: @escaping Labels = { _, _ in nil }) throws {
         description = fp32Weights.description
-        fp32 = FP32Engine(weights: fp32Weights, height: height, width: width)
-    }
-
-    /// `input(i, buffer)` writes evaluation input i (false: skip it); `labels(i, task)` gives its label map, if any,
-    /// at `labelSize(i)` (masks are compared at the label's resolution).
-    public func evaluate(_ int8: SegmentationEngine, count: Int, input: (Int, UnsafeMutablePointer<Float>) throws -> Bool,
-                         labels: (Int, Int) throws -> (width: Int, height: Int, classes: [UInt8])? = { _, _ in nil }) rethrows -> [TaskAccuracy] {
+        self.count = count
+        self.input = input
+        self.labels = labels
         let tasks = description.tasks
-        var agreement = tasks.map { ConfusionCounts(classes: $0.classCount) }
-        var labelledFP32 = agreement, labelledInt8 = agreement
-        var sawLabels = [Bool](repeating: false, count: tasks.count)
-        let pixels = FloatBuffer(count: description.encoder.numChannels * fp32.plan.input.pixels)
+        labelledFP32 = tasks.map { ConfusionCounts(classes: $0.classCount) }
+        sawLabels = [Bool](repeating: false, count: tasks.count)
+        let fp32 = FP32Engine(weights: fp32Weights, height: height, width: width)
+        pixels = FloatBuffer(count: description.encoder.numChannels * fp32.plan.input.pixels)
         for i in 0 ..< count {
-            guard try input(i, pixels.pointer) else { continue }
+            guard try input(i, pixels.pointer) else {
+                reference.append(nil)
+                continue
+            }
             fp32.run(input: pixels.pointer)
-            int8.run(input: pixels.pointer)
+            reference.append(fp32.logits.map { SegmentationMask(logits: $0).classes })
             for t in tasks.indices {
-                let reference = SegmentationMask(logits: fp32.logits[t]), candidate = SegmentationMask(logits: int8.logits[t])
-                agreement[t].add(truth: reference.classes, prediction: candidate.classes)
                 if let label = try labels(i, t) {
                     sawLabels[t] = true
                     labelledFP32[t].add(truth: label.classes,
                                         prediction: SegmentationMask(logits: fp32.logits[t], width: label.width, height: label.height).classes)
+                }
+            }
+        }
+    }
+
+    /// Per task: agreement and agreement-mIoU with fp32, and with labels the mIoU of both.
+    public func evaluate(_ int8: SegmentationEngine) throws -> [TaskAccuracy] {
+        let tasks = description.tasks
+        var agreement = tasks.map { ConfusionCounts(classes: $0.classCount) }
+        var labelledInt8 = agreement
+        for i in 0 ..< count {
+            guard let masks = reference[i], try input(i, pixels.pointer) else { continue }
+            int8.run(input: pixels.pointer)
+            for t in tasks.indices {
+                agreement[t].add(truth: masks[t], prediction: SegmentationMask(logits: int8.logits[t]).classes)
+                if sawLabels[t], let label = try labels(i, t) {
                     labelledInt8[t].add(truth: label.classes,
                                         prediction: SegmentationMask(logits: int8.logits[t], width: label.width, height: label.height).classes)
                 }

@@ -118,24 +118,27 @@ extension ActivationHistogram {
     private func divergence(first: Int, last: Int) -> Double {
         let total = Double(counts.reduce(0, +))
         guard total > 0 else { return 0 }
-        // Observed distribution over [first, last), with the clipped tails folded into the end bins.
-        var p = counts[first ..< last].map(Double.init)
+        // Reference: the observed distribution over [first, last), the clipped tails folded into the end bins.
+        let inside = counts[first ..< last].map(Double.init)
+        var p = inside
         p[0] += Double(counts[0 ..< first].reduce(0, +))
         p[p.count - 1] += Double(counts[last...].reduce(0, +))
-        // Quantized: merge into 255 levels, spread each level's mass evenly over its non-empty bins.
+        // Candidate: the values inside merged into 255 levels, each level's mass spread evenly over its non-empty bins.
         let levels = 255
         var q = [Double](repeating: 0, count: p.count)
         for level in 0 ..< levels {
             let start = level * p.count / levels, end = (level + 1) * p.count / levels
             guard end > start else { continue }
-            let mass = p[start ..< end].reduce(0, +)
-            let occupied = p[start ..< end].filter { $0 > 0 }.count
+            let mass = inside[start ..< end].reduce(0, +)
+            let occupied = inside[start ..< end].filter { $0 > 0 }.count
             guard occupied > 0 else { continue }
-            for i in start ..< end where p[i] > 0 { q[i] = mass / Double(occupied) }
+            for i in start ..< end where inside[i] > 0 { q[i] = mass / Double(occupied) }
         }
+        // Both normalised over the candidate range; a bin the candidate leaves empty costs as if it held a trace.
+        let qTotal = max(q.reduce(0, +), 1e-30)
         var kl = 0.0
         for i in p.indices where p[i] > 0 {
-            kl += p[i] / total * log((p[i] / total) / max(q[i] / total, 1e-30))
+            kl += p[i] / total * log((p[i] / total) / max(q[i] / qTotal, 1e-12))
         }
         return kl
     }

@@ -7,13 +7,24 @@ import MTLSegQuant
 struct CalibrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibrate",
-        abstract: "Quantize an fp32 model to int8, measuring activation ranges on a folder of images.",
+        abstract: "Quantize an fp32 model to int8 from a folder of images, with an accuracy report and budget.",
         discussion: """
-        Weights become symmetric int8 per output channel; each activation the int8 engine quantizes gets \
-        an asymmetric u8 grid from the min/max seen over the images (preprocessed exactly as mtlseg infer \
-        and the daemon do). The int8 file records the calibration in its metadata (mtlseg inspect shows it).
+        1. The images (a folder, or a text file listing paths) are split, seeded: --eval-split of them are \
+        held out; the rest are run through the fp32 model, preprocessed exactly as infer and mtlsegd do, and \
+        the range of every activation the int8 engine quantizes is measured (streaming: histograms, never \
+        stored activations). --method picks each activation's u8 grid: mse (default; least squared error), \
+        entropy (least KL divergence), percentile, minmax.
+        2. Weights become int8 per output channel; each layer's SQNR (its output with input and weights \
+        quantized) is measured on a few calibration images.
+        3. int8 is judged against fp32 on the held-out images: per task pixel agreement and agreement-mIoU, \
+        and with --labels the real mIoU of both. With --max-drop, the layers with the lowest SQNR go back to \
+        fp32 one by one until every task loses at most that many agreement-mIoU points; if even all of them \
+        cannot, nothing is written and the tool exits non-zero saying why.
+        4. The int8 model (the calibration recorded in its metadata; see mtlseg inspect) and a report \
+        (OUT.report.md and OUT.report.json) are written.
 
-        Example:  mtlseg calibrate --model crops.safetensors --images frames/ --out crops-int8.safetensors
+        Example:  mtlseg calibrate --model crops.safetensors --images frames/ --out crops-int8.safetensors --max-drop 0.5
+        Labels:   --labels DIR reads DIR/<task>/<image name>.png, grey levels = class ids (255: ignore).
         """)
 
     @Option(name: .long, help: "The fp32 model file or HF checkpoint directory.")
@@ -28,74 +39,207 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "Input size WxH (default: the model's own; an HF checkpoint needs it or uses 512x512).")
     var size: ImageSize?
 
-    @Option(name: .long, help: "How activation ranges are chosen: minmax, percentile (see --percentile), mse.")
+    @Option(name: .long, help: "How activation ranges are chosen: mse, entropy, percentile, minmax.")
     var method: String = "mse"
 
     @Option(name: .long, help: "For --method percentile: the percentile kept at each end.")
     var percentile: Double = 99.99
 
-    @Option(name: .long, help: "Also rank the activation points by the argmax agreement lost when only that point is quantized, on these images.")
-    var sensitivityImages: String?
+    @Option(name: .long, help: "Share of the images held out for evaluation.")
+    var evalSplit: Double = 0.2
+
+    @Option(name: .long, help: "Held-out images to evaluate on (a folder or list), instead of splitting --images.")
+    var evalImages: String?
+
+    @Option(name: .long, help: "Seed of the split.")
+    var seed: UInt64 = 1
+
+    @Option(name: .long, help: "Label maps per task for the held-out images: DIR/<task>/<image name>.png.")
+    var labels: String?
+
+    @Option(name: .long, help: "Accuracy budget: agreement-mIoU points any task may lose; layers fall back to fp32 until it holds.")
+    var maxDrop: Double?
+
+    @Option(name: .long, help: "Report path without extension (default: OUT without .safetensors, plus .report).")
+    var report: String?
+
+    @Option(name: .long, help: "Threads for the latency figures in the report.")
+    var threads: Int = 1
+
+    func validate() throws {
+        guard evalSplit > 0 && evalSplit < 1 else { throw ValidationError("--eval-split must be between 0 and 1") }
+        if let maxDrop { guard maxDrop >= 0 && maxDrop <= 100 else { throw ValidationError("--max-drop must be between 0 and 100") } }
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+    }
 
     func run() throws {
+        let started = Date()
         let source = try ModelSource(path: model)
         guard source.quantization == nil else { throw ToolError("\(model) is already an int8 model") }
         let d = source.description
         let fp32 = try MTLSegFormerWeights(source: source)
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
-        let paths = try ImageList.paths(images)
-        guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
+        let rangeMethod = try parseMethod()
+
+        // The images: unreadable ones are skipped with a warning naming them; none usable is an error.
+        let listed = try ImageList.paths(images)
+        guard !listed.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
-        let calibrator = Calibrator(weights: fp32, width: input.width, height: input.height)
-        let rangeMethod: RangeMethod
-        switch method {
-        case "minmax": rangeMethod = .minMax
-        case "percentile":
-            guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
-            rangeMethod = .percentile(tail: (100 - percentile) / 100)
-        case "mse": rangeMethod = .mse
-        default: throw ValidationError("--method must be minmax, percentile or mse (got '\(method)')")
-        }
-        let passes = rangeMethod == .minMax ? 1 : 2
-        let start = Date()
-        var unreadable = Set<Int>()
-        let statistics = try calibrator.measure(count: paths.count, method: rangeMethod, input: { index, pixels in
-            // An unreadable image is skipped with a warning (once, though a second pass asks again).
-            guard !unreadable.contains(index) else { return false }
+        var skipped: [String] = []
+        let reader = { (path: String, target: UnsafeMutablePointer<Float>) -> Bool in
+            guard !skipped.contains(path) else { return false }
             do {
-                preprocessor.process(try ImageFile.read(path: paths[index]), into: pixels)
+                preprocessor.process(try ImageFile.read(path: path), into: target)
                 return true
             } catch {
-                unreadable.insert(index)
+                skipped.append(path)
                 FileHandle.standardError.write(Data("\nwarning: skipping \(error)\n".utf8))
                 return false
             }
-        }, progress: { done in
-            FileHandle.standardError.write(Data("\rcalibrating \(done)/\(passes * paths.count)".utf8))
-        })
-        FileHandle.standardError.write(Data("\n".utf8))
-        let used = paths.count - unreadable.count
-        guard used > 0 else { throw ToolError("\(images): none of the \(paths.count) images could be read") }
-        let info = CalibrationInfo(method: rangeMethod.description, images: used, width: input.width, height: input.height,
-                                   sourceModel: (model as NSString).lastPathComponent,
-                                   createdAt: ISO8601DateFormatter().string(from: Date()))
-        if let sensitivityImages {
-            let inputs = try ImageList.paths(sensitivityImages).map { path -> FloatBuffer in
-                let buffer = FloatBuffer(count: preprocessor.outputCount)
-                preprocessor.process(try ImageFile.read(path: path), into: buffer.pointer)
-                return buffer
-            }
-            let entries = ActivationSensitivity.measure(weights: fp32, grids: statistics.grids, inputs: inputs, width: input.width, height: input.height,
-                                                        points: QuantPoint.all(for: d))
-            let weightEntries = WeightSensitivity.measure(weights: fp32, inputs: inputs, width: input.width, height: input.height)
-            for entry in (entries + weightEntries).sorted(by: { $0.agreement.min()! < $1.agreement.min()! }) {
-                print(String(format: "%-56@ agreement %@", entry.point, entry.agreement.map { String(format: "%.2f%%", $0 * 100) }.joined(separator: " ")))
-            }
         }
-        let quantized = QuantizedModel(fp32: fp32, statistics: statistics, calibration: info)
-        try Int8ModelWriter.write(quantized, to: out)
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-        print(String(format: "%@: int8, %d images at %dx%d, %@ ranges, %.1f s; %.1f MB",
-                     out, used, input.width, input.height, rangeMethod.description, Date().timeIntervalSince(start), Double(bytes) / 1e6))
+        let (calibrationPaths, evalPaths) = try evalImages.map { (listed, try ImageList.paths($0)) } ?? Self.split(listed, share: evalSplit, seed: seed)
+        guard !evalPaths.isEmpty else { throw ToolError("\(evalImages ?? images): no PNG or JPEG images to evaluate on") }
+        let progress = Progress()
+        let evaluator = try AccuracyEvaluator(fp32Weights: fp32, width: input.width, height: input.height, count: evalPaths.count,
+                                              input: { reader(evalPaths[$0], $1) },
+                                              labels: { try self.label(for: evalPaths[$0], task: d.tasks[$1].name) })
+        guard evalPaths.contains(where: { !skipped.contains($0) }) || calibrationPaths.contains(where: { !skipped.contains($0) }) else {
+            throw ToolError("\(images): none of the \(listed.count) images could be read")
+        }
+        let info = CalibrationInfo(method: rangeMethod.description, images: calibrationPaths.count, width: input.width, height: input.height,
+                                   sourceModel: (model as NSString).lastPathComponent, createdAt: ISO8601DateFormatter().string(from: Date()),
+                                   evalImages: evalPaths.count)
+        let session = CalibrationSession(fp32: fp32, width: input.width, height: input.height,
+                                         options: CalibrationSession.Options(method: rangeMethod, maxDrop: maxDrop))
+        var result: CalibrationSession.Result
+        do {
+            result = try session.run(calibrationCount: calibrationPaths.count, calibration: { reader(calibrationPaths[$0], $1) },
+                                     evaluator: evaluator, info: info, progress: progress.show)
+        } catch is NoUsableImages {
+            progress.finish()
+            throw ToolError("\(images): none of the \(calibrationPaths.count) calibration images could be read")
+        }
+        progress.finish()
+        let usedCalibration = calibrationPaths.filter { !skipped.contains($0) }.count
+        guard usedCalibration > 0 else { throw ToolError("\(images): none of the \(calibrationPaths.count) calibration images could be read") }
+        var record = result.model.record
+        record.calibration.images = usedCalibration
+        record.calibration.evalImages = evalPaths.filter { !skipped.contains($0) }.count
+        result.model = QuantizedModel(weights: result.model.weights, record: record)
+
+        var latency: (fp32: Double, int8: Double)?
+        if result.budgetHeld {
+            try Int8ModelWriter.write(result.model, to: out)
+            latency = try Self.latencies(fp32: fp32, model: result.model, width: input.width, height: input.height, threads: threads)
+        }
+        let reportBase = report ?? ((out as NSString).pathExtension == "safetensors" ? (out as NSString).deletingPathExtension : out) + ".report"
+        let summary = CalibrationReport(model: model, output: out, method: rangeMethod.description, width: input.width, height: input.height,
+                                        calibrationImages: usedCalibration, evalImages: record.calibration.evalImages ?? 0,
+                                        skippedImages: skipped, maxDrop: maxDrop, budgetHeld: result.budgetHeld, failure: result.failure,
+                                        tasks: result.accuracy, layers: result.layers, fallbacks: record.calibration.fallbacks ?? [],
+                                        seconds: Date().timeIntervalSince(started), fp32MedianMilliseconds: latency?.fp32,
+                                        int8MedianMilliseconds: latency?.int8, threads: threads)
+        try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"))
+        try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
+        for task in result.accuracy {
+            print(String(format: "%@: agreement %.2f%%, agreement-mIoU %.2f%@", task.task, task.agreement * 100, task.agreementMIoU,
+                         task.int8MIoU.map { String(format: ", mIoU int8 %.2f (fp32 %.2f)", $0, task.fp32MIoU ?? 0) } ?? ""))
+        }
+        print("fp32 fallbacks: \(summary.fallbacks.isEmpty ? "none" : summary.fallbacks.joined(separator: ", "))")
+        print("report: \(reportBase).md, \(reportBase).json")
+        guard result.budgetHeld else { throw ToolError("budget not held, no model written: \(result.failure ?? "")") }
+        print("\(out): int8, \(usedCalibration) calibration images at \(input.width)x\(input.height), \(rangeMethod) ranges")
+    }
+
+    private func parseMethod() throws -> RangeMethod {
+        switch method {
+        case "minmax": return .minMax
+        case "mse": return .mse
+        case "entropy": return .entropy
+        case "percentile":
+            guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
+            return .percentile(tail: (100 - percentile) / 100)
+        default: throw ValidationError("--method must be mse, entropy, percentile or minmax (got '\(method)')")
+        }
+    }
+
+    /// A seeded shuffle, then the first `share` (at least one image, when there are two or more) held out.
+    static func split(_ paths: [String], share: Double, seed: UInt64) -> (calibration: [String], evaluation: [String]) {
+        guard paths.count > 1 else { return (paths, paths) }
+        var generator = SplitMix(seed: seed)
+        var shuffled = paths
+        for i in stride(from: shuffled.count - 1, to: 0, by: -1) {
+            shuffled.swapAt(i, Int(generator.next() % UInt64(i + 1)))
+        }
+        let held = min(paths.count - 1, max(1, Int((Double(paths.count) * share).rounded())))
+        return (Array(shuffled[held...]).sorted(), Array(shuffled[..<held]).sorted())
+    }
+
+    private func label(for image: String, task: String) throws -> (width: Int, height: Int, classes: [UInt8])? {
+        guard let labels else { return nil }
+        let name = ((image as NSString).lastPathComponent as NSString).deletingPathExtension + ".png"
+        let path = ((labels as NSString).appendingPathComponent(task) as NSString).appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let map = try ImageFile.read(path: path)
+        return (map.width, map.height, stride(from: 0, to: map.pixels.count, by: 3).map { map.pixels[$0] })
+    }
+
+    /// Median of 10 runs of each engine at the calibrated size.
+    static func latencies(fp32: MTLSegFormerWeights, model: QuantizedModel, width: Int, height: Int, threads: Int) throws -> (Double, Double) {
+        func median(_ engine: SegmentationEngine) -> Double {
+            let input = FloatBuffer(count: fp32.description.encoder.numChannels * width * height)
+            engine.run(input: input.pointer)
+            var times: [Double] = []
+            for _ in 0 ..< 10 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                engine.run(input: input.pointer)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            return times.sorted()[5]
+        }
+        setMatrixThreads(threads)
+        let fp32Time = median(FP32Engine(weights: fp32, height: height, width: width))
+        setMatrixThreads(1)
+        return (fp32Time, median(try model.makeEngine(height: height, width: width, threads: threads)))
+    }
+}
+
+/// A tiny seeded generator (SplitMix64), so a split is the same on every machine.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A progress bar on a terminal; plain lines at each tenth otherwise.
+final class Progress {
+    private let terminal = isatty(STDERR_FILENO) != 0
+    private var lastStage = ""
+    private var lastTenth = -1
+
+    func show(_ stage: String, _ done: Int, _ total: Int) {
+        let total = max(total, 1)
+        if terminal {
+            let width = 30, filled = done * width / total
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+            FileHandle.standardError.write(Data("\r\(stage.padding(toLength: 18, withPad: " ", startingAt: 0)) [\(bar)] \(done)/\(total)".utf8))
+        } else {
+            let tenth = done * 10 / total
+            if stage != lastStage || tenth != lastTenth {
+                FileHandle.standardError.write(Data("\(stage): \(done)/\(total)\n".utf8))
+            }
+            lastTenth = tenth
+        }
+        lastStage = stage
+    }
+
+    func finish() {
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -1,0 +1,88 @@
+import Foundation
+import MTLSegCore
+
+/// What `mtlseg calibrate` did and measured, written as JSON and as Markdown.
+public struct CalibrationReport: Codable {
+    public var model: String
+    public var output: String
+    public var method: String
+    public var width: Int
+    public var height: Int
+    public var calibrationImages: Int
+    public var evalImages: Int
+    public var skippedImages: [String]
+    public var maxDrop: Double?
+    public var budgetHeld: Bool
+    public var failure: String?
+    public var tasks: [TaskAccuracy]
+    public var layers: [CalibrationSession.LayerReport]
+    public var fallbacks: [String]
+    public var seconds: Double
+    public var fp32MedianMilliseconds: Double?
+    public var int8MedianMilliseconds: Double?
+    public var threads: Int
+
+    enum CodingKeys: String, CodingKey {
+        case model, output, method, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
+        case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, layers, fallbacks, seconds
+        case fp32MedianMilliseconds = "fp32_median_ms", int8MedianMilliseconds = "int8_median_ms", threads
+    }
+
+    public init(model: String, output: String, method: String, width: Int, height: Int, calibrationImages: Int, evalImages: Int,
+                skippedImages: [String], maxDrop: Double?, budgetHeld: Bool, failure: String?, tasks: [TaskAccuracy],
+                layers: [CalibrationSession.LayerReport], fallbacks: [String], seconds: Double, fp32MedianMilliseconds: Double?,
+                int8MedianMilliseconds: Double?, threads: Int) {
+        self.model = model
+        self.output = output
+        self.method = method
+        self.width = width
+        self.height = height
+        self.calibrationImages = calibrationImages
+        self.evalImages = evalImages
+        self.skippedImages = skippedImages
+        self.maxDrop = maxDrop
+        self.budgetHeld = budgetHeld
+        self.failure = failure
+        self.tasks = tasks
+        self.layers = layers
+        self.fallbacks = fallbacks
+        self.seconds = seconds
+        self.fp32MedianMilliseconds = fp32MedianMilliseconds
+        self.int8MedianMilliseconds = int8MedianMilliseconds
+        self.threads = threads
+    }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    public func markdown() -> String {
+        var lines = ["# Calibration report: \(model)", ""]
+        lines.append("- output: `\(output)`" + (budgetHeld ? "" : " (not written: the budget was not held)"))
+        lines.append("- method: \(method); input \(width)x\(height)")
+        lines.append("- images: \(calibrationImages) for ranges, \(evalImages) held out for evaluation" +
+                     (skippedImages.isEmpty ? "" : "; skipped (unreadable): \(skippedImages.joined(separator: ", "))"))
+        lines.append("- budget: " + (maxDrop.map { String(format: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))
+        if let failure { lines.append("- **budget not held**: \(failure)") }
+        lines.append("- fp32 fallbacks: " + (fallbacks.isEmpty ? "none" : fallbacks.map { "`\($0)`" }.joined(separator: ", ")))
+        lines.append(String(format: "- time taken: %.1f s", seconds))
+        if let fp32 = fp32MedianMilliseconds, let int8 = int8MedianMilliseconds {
+            lines.append(String(format: "- latency on this machine (%d thread%@, median): fp32 %.2f ms, int8 %.2f ms (%.2f×)",
+                                threads, threads == 1 ? "" : "s", fp32, int8, fp32 / int8))
+        }
+        lines += ["", "## Tasks (int8 against fp32 on the held-out images)", "",
+                  "| task | pixel agreement | agreement-mIoU | mIoU fp32 (labels) | mIoU int8 (labels) |", "|---|---|---|---|---|"]
+        for t in tasks {
+            lines.append(String(format: "| %@ | %.2f %% | %.2f | %@ | %@ |", t.task, t.agreement * 100, t.agreementMIoU,
+                                t.fp32MIoU.map { String(format: "%.2f", $0) } ?? "–", t.int8MIoU.map { String(format: "%.2f", $0) } ?? "–"))
+        }
+        lines += ["", "## Layers, worst first (SQNR of the layer's output with its input and weights quantized)", "",
+                  "| layer | SQNR (dB) | runs in |", "|---|---|---|"]
+        for layer in layers.sorted(by: { ($0.sqnr ?? .infinity) < ($1.sqnr ?? .infinity) }) {
+            lines.append("| `\(layer.name)` | \(layer.sqnr.map { String(format: "%.1f", $0) } ?? "–") | \(layer.fallback ? "fp32" : "int8") |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

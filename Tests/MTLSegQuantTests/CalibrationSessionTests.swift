@@ -1,0 +1,114 @@
+import Foundation
+import MTLSegCore
+import XCTest
+@testable import MTLSegQuant
+
+/// The calibration session on the 2-task fixture: budgets, fallbacks, and what the int8 file records.
+final class CalibrationSessionTests: XCTestCase {
+    private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("MTLSegCoreTests/Fixtures")
+
+    private struct Setup {
+        let fp32: MTLSegFormerWeights
+        let inputs: [FloatBuffer]
+        let height: Int
+        let width: Int
+    }
+
+    private func setup() throws -> Setup {
+        let fp32 = try MTLSegFormerWeights(source: try ModelSource(path: Self.fixtures.appendingPathComponent("mtl2-tiny.safetensors").path))
+        let file = try SafeTensorsFile(path: Self.fixtures.appendingPathComponent("mtl2-tiny.reference.safetensors").path)
+        let pixels = try file.floats(try XCTUnwrap(file.entry("pixel_values")))
+        let shape = file.entry("pixel_values")!.shape
+        // Twelve variations of the reference input: shifted, scaled, noisy.
+        var generator = SystemRandomNumberGenerator()
+        let inputs = (0 ..< 12).map { variant -> FloatBuffer in
+            let copy = FloatBuffer(count: pixels.count)
+            for i in 0 ..< pixels.count {
+                copy[i] = pixels[(i + variant * 37) % pixels.count] * (1 - 0.05 * Float(variant)) + Float.random(in: -0.2 ... 0.2, using: &generator)
+            }
+            return copy
+        }
+        return Setup(fp32: fp32, inputs: inputs, height: shape[2], width: shape[3])
+    }
+
+    private func run(_ s: Setup, maxDrop: Double?) throws -> CalibrationSession.Result {
+        let calibration = Array(s.inputs[0 ..< 8]), evaluation = Array(s.inputs[8...])
+        let copy = { (source: [FloatBuffer]) -> AccuracyEvaluator.Input in
+            { i, target in
+                target.update(from: source[i].pointer, count: source[i].count)
+                return true
+            }
+        }
+        let evaluator = try AccuracyEvaluator(fp32Weights: s.fp32, width: s.width, height: s.height, count: evaluation.count, input: copy(evaluation))
+        let info = CalibrationInfo(method: "mse", images: calibration.count, width: s.width, height: s.height, sourceModel: "mtl2-tiny", createdAt: "test")
+        return try CalibrationSession(fp32: s.fp32, width: s.width, height: s.height, options: .init(method: .mse, maxDrop: maxDrop))
+            .run(calibrationCount: calibration.count, calibration: copy(calibration), evaluator: evaluator, info: info)
+    }
+
+    func testABudgetBelowWhatInt8DeliversForcesFallbacksInSQNROrder() throws {
+        let s = try setup()
+        let plain = try run(s, maxDrop: nil)
+        XCTAssertTrue(plain.budgetHeld)
+        XCTAssertTrue(plain.layers.allSatisfy { !$0.fallback })
+        let worstDrop = plain.accuracy.map { 100 - $0.agreementMIoU }.max()!
+        XCTAssertGreaterThan(worstDrop, 0, "the tiny model must lose something in int8 for this test to mean anything")
+        // A budget just under the plain model's worst drop needs at least one fallback, and the lowest-SQNR layer goes first.
+        let budgeted = try run(s, maxDrop: worstDrop * 0.9)
+        let fallbacks = budgeted.model.record.calibration.fallbacks ?? []
+        XCTAssertFalse(fallbacks.isEmpty)
+        let worstLayer = budgeted.layers.min { ($0.sqnr ?? .infinity) < ($1.sqnr ?? .infinity) }!
+        XCTAssertEqual(fallbacks.first, worstLayer.name)
+        if budgeted.budgetHeld {
+            XCTAssertTrue(budgeted.accuracy.allSatisfy { 100 - $0.agreementMIoU <= worstDrop * 0.9 })
+        }
+        // The fallen-back layers are fp32 in the model and run so in the engine.
+        for name in fallbacks {
+            XCTAssertNil(budgeted.model.weights.int8Layers.first { $0.name == name }?.quantized, name)
+        }
+    }
+
+    func testAnImpossibleBudgetSaysWhy() throws {
+        let result = try run(try setup(), maxDrop: 0)
+        XCTAssertFalse(result.budgetHeld)
+        let failure = try XCTUnwrap(result.failure)
+        XCTAssertTrue(failure.contains("activations"), failure)
+        XCTAssertEqual(result.model.record.calibration.fallbacks?.count, result.layers.count, "every layer was tried in fp32 first")
+    }
+
+    func testTheInt8FileRecordsTheCalibration() throws {
+        let s = try setup()
+        let result = try run(s, maxDrop: 100)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-cal-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Int8ModelWriter.write(result.model, to: path)
+        let source = try ModelSource(path: path)
+        let record = try XCTUnwrap(source.quantization)
+        XCTAssertEqual(record, result.model.record)
+        XCTAssertEqual(record.calibration.method, "mse")
+        XCTAssertEqual(record.calibration.accuracy?.map(\.task), ["plants", "rows"])
+        XCTAssertEqual(record.calibration.images, 8)
+        // The loaded file gives the same logits as the model in memory.
+        let loaded = try EngineFactory.make(source: source, height: s.height, width: s.width, threads: 1)
+        let direct = try result.model.makeEngine(height: s.height, width: s.width, threads: 1)
+        loaded.run(input: s.inputs[0].pointer)
+        direct.run(input: s.inputs[0].pointer)
+        XCTAssertEqual(loaded.logits.map(\.values), direct.logits.map(\.values))
+    }
+
+    func testRangeMethodsChooseSensibleGrids() {
+        // A Gaussian-like bulk with a few far outliers.
+        var histogram = ActivationHistogram(lo: -10, hi: 10, bins: 2048)
+        for bin in 0 ..< 2048 {
+            let x = Double(bin - 1024) / 102.4
+            histogram.counts[bin] = UInt64(100_000 * exp(-x * x / 2))
+        }
+        histogram.counts[2047] += 3
+        let minMax = histogram.grid(.minMax), mse = histogram.grid(.mse), percentile = histogram.grid(.percentile(tail: 0.001))
+        XCTAssertEqual(minMax.hi, 10)
+        XCTAssertLessThan(mse.hi, 8, "MSE clips the far outliers")
+        XCTAssertGreaterThan(mse.hi, 2)
+        XCTAssertLessThan(percentile.hi, 5)
+        XCTAssertLessThanOrEqual(histogram.grid(.entropy).hi, 10)
+    }
+}
