@@ -43,6 +43,7 @@ struct SubscribeCommand: ParsableCommand {
                 + "tasks \(stream.tasks.map(\.name).joined(separator: ", "))")
         }
         var received = 0
+        var endToEnd: [Double] = [], overhead: [Double] = [], lost: UInt64 = 0
         let started = Date()
         while count == 0 || received < count {
             switch try client.next() {
@@ -52,7 +53,8 @@ struct SubscribeCommand: ParsableCommand {
                 break
             case let .frame(frame):
                 received += 1
-                let endToEnd = Double(Clock.monotonicNanoseconds() &- frame.captureMonotonicNanoseconds) / 1e6
+                let latency = Double(Clock.monotonicNanoseconds() &- frame.captureMonotonicNanoseconds) / 1e6
+                lost += UInt64(frame.droppedForClient)
                 let masks = try client.masks(of: frame)
                 var fractions: [String: [Double]] = [:]
                 for task in client.stream.tasks {
@@ -66,9 +68,11 @@ struct SubscribeCommand: ParsableCommand {
                     }
                 }
                 let latencies = Dictionary(uniqueKeysWithValues: zip(client.stream.latencies, frame.latenciesMicroseconds.map { Double($0) / 1000 }))
+                endToEnd.append(latency)
+                overhead.append(latency - (latencies["inference"] ?? 0))
                 if json {
                     let line: [String: Any] = ["sequence": frame.sequence, "dropped": frame.droppedForClient, "latency_ms": latencies,
-                                               "end_to_end_ms": endToEnd, "class_fractions": fractions,
+                                               "end_to_end_ms": latency, "class_fractions": fractions,
                                                "capture_realtime_ns": frame.captureRealtimeNanoseconds]
                     print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
                 } else {
@@ -76,14 +80,21 @@ struct SubscribeCommand: ParsableCommand {
                     let shares = fractions.keys.sorted().map { name in
                         "\(name) " + fractions[name]!.map { String(format: "%.0f%%", $0 * 100) }.joined(separator: "/")
                     }.joined(separator: "  ")
-                    print(String(format: "#%llu lost %u  %@ ms  end-to-end %.1f ms  %@", frame.sequence, frame.droppedForClient, timing, endToEnd, shares))
+                    print(String(format: "#%llu lost %u  %@ ms  end-to-end %.1f ms  %@", frame.sequence, frame.droppedForClient, timing, latency, shares))
                 }
                 fflush(stdout)
             }
         }
-        if !json {
-            print(String(format: "%d frames in %.1f s (%.1f fps)", received, Date().timeIntervalSince(started),
-                         Double(received) / max(Date().timeIntervalSince(started), 1e-9)))
+        let seconds = Date().timeIntervalSince(started)
+        let median = { (values: [Double]) -> Double in values.isEmpty ? 0 : values.sorted()[values.count / 2] }
+        if json {
+            let summary: [String: Any] = ["summary": true, "frames": received, "lost": lost, "seconds": seconds,
+                                          "fps": Double(received) / max(seconds, 1e-9), "end_to_end_median_ms": median(endToEnd),
+                                          "pipeline_overhead_median_ms": median(overhead)]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "%d frames in %.1f s (%.1f fps), %llu lost; end-to-end median %.2f ms, of which outside inference %.2f ms",
+                         received, seconds, Double(received) / max(seconds, 1e-9), lost, median(endToEnd), median(overhead)))
         }
     }
 }
