@@ -1,4 +1,3 @@
-import CSystemd
 import Foundation
 import MTLSegCapture
 import MTLSegCore
@@ -13,10 +12,13 @@ public final class Daemon: @unchecked Sendable {
     private let pipeline: InferencePipeline
     private let started = Clock.monotonicNanoseconds()
     private let reloadLock = NSLock()
+    private var notifier: ServiceNotifier?
 
     /// Loads and warms the model and binds nothing yet; `makeSource` opens the configured source.
     public init(config: DaemonConfig, makeSource: (DaemonConfig) throws -> FrameSource) throws {
         self.config = config
+        // Loading and warming a large model can take a while: ask systemd for time beyond TimeoutStartSec.
+        ServiceNotifier.send("EXTEND_TIMEOUT_USEC=60000000\nSTATUS=loading \(config.model)")
         model = try LoadedModel.load(path: config.model, threads: config.threads,
                                      fallbackSize: InputSize(width: config.width, height: config.height))
         source = try makeSource(config)
@@ -29,14 +31,22 @@ public final class Daemon: @unchecked Sendable {
     public func start() throws {
         try server.start()
         pipeline.start()
+        let notifier = ServiceNotifier(stallAfter: max(config.stallTimeout, 3 / config.fps)) { [pipeline, server] in
+            let counters = pipeline.counters
+            return ServiceNotifier.Health(lastFrameNanoseconds: pipeline.lastPublishedNanoseconds, published: counters.published,
+                                          clients: server.clientCount, sourceState: pipeline.sourceState.description)
+        }
+        self.notifier = notifier
         DaemonLog.info("serving \(model.description.name) (\(model.stream.model.precision), \(model.description.tasks.count) task(s), "
             + "masks \(model.stream.maskWidth)x\(model.stream.maskHeight)) from \(source.name) on \(config.socketPath)")
-        _ = sd_notify(0, "READY=1\nSTATUS=serving")
+        ServiceNotifier.send("READY=1\nSTATUS=serving")
+        notifier.start()
     }
 
     /// Stops capture, finishes the frame in flight, closes every client.
     public func stop() {
-        _ = sd_notify(0, "STOPPING=1")
+        ServiceNotifier.send("STOPPING=1")
+        notifier?.stop()
         pipeline.stop()
         server.stop()
         DaemonLog.info("stopped")
@@ -46,7 +56,11 @@ public final class Daemon: @unchecked Sendable {
     @discardableResult
     public func reload(config newConfig: DaemonConfig) -> Bool {
         reloadLock.lock()
-        defer { reloadLock.unlock() }
+        defer {
+            ServiceNotifier.send("READY=1")
+            reloadLock.unlock()
+        }
+        ServiceNotifier.send("RELOADING=1\nMONOTONIC_USEC=\(Clock.monotonicNanoseconds() / 1000)\nEXTEND_TIMEOUT_USEC=60000000")
         do {
             let loaded = try LoadedModel.load(path: newConfig.model, threads: newConfig.threads,
                                               fallbackSize: InputSize(width: newConfig.width, height: newConfig.height))

@@ -14,6 +14,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var fps: Double = 15
     public var socketPath: String = "/run/mtlseg/mtlsegd.sock"
     public var socketMode: mode_t = 0o660
+    /// The group the socket file belongs to (name or number), so its members may connect; nil: the daemon's own.
+    public var socketGroup: String?
     /// Peers allowed besides root and the daemon's own user; both empty: anyone who can open the socket.
     public var allowUIDs: [UInt32] = []
     public var allowGIDs: [UInt32] = []
@@ -77,6 +79,7 @@ public struct DaemonConfig: Equatable, Sendable {
                 }
                 config.socketMode = value
             }
+            config.socketGroup = try socket.string("group") ?? config.socketGroup
             config.allowUIDs = try socket.ids("allow_uids") ?? config.allowUIDs
             config.allowGIDs = try socket.ids("allow_gids") ?? config.allowGIDs
             config.maxClients = try socket.integer("max_clients", in: 1 ... 1024) ?? config.maxClients

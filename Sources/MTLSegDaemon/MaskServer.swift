@@ -28,6 +28,7 @@ public final class MaskServer: @unchecked Sendable {
     public struct Settings: Sendable {
         public var path: String
         public var mode: mode_t
+        public var group: String?
         public var allowUIDs: [UInt32]
         public var allowGIDs: [UInt32]
         public var maxClients: Int
@@ -47,6 +48,7 @@ public final class MaskServer: @unchecked Sendable {
         public init(_ config: DaemonConfig) {
             self.init(path: config.socketPath, mode: config.socketMode, allowUIDs: config.allowUIDs, allowGIDs: config.allowGIDs,
                       maxClients: config.maxClients, clientTimeout: config.clientTimeout)
+            group = config.socketGroup
         }
     }
 
@@ -73,6 +75,17 @@ public final class MaskServer: @unchecked Sendable {
     /// Binds the socket and starts accepting; returns once clients can connect.
     public func start() throws {
         let socket = try UnixSocket.listen(at: settings.path, mode: settings.mode)
+        if let group = settings.group {
+            let gid: gid_t
+            if let number = gid_t(group) {
+                gid = number
+            } else if let entry = getgrnam(group) {
+                gid = entry.pointee.gr_gid
+            } else {
+                throw UnixSocket.Failure(call: "chown (no group '\(group)')", path: settings.path, code: EINVAL)
+            }
+            guard chown(settings.path, uid_t.max, gid) == 0 else { throw UnixSocket.Failure(call: "chown to group \(group)", path: settings.path, code: errno) }
+        }
         listener = socket
         let thread = Thread { [self] in acceptLoop(socket) }
         thread.name = "mtlsegd-accept"

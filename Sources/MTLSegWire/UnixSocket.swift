@@ -9,6 +9,12 @@ public final class UnixSocket {
         public let call: String
         public let path: String
         public let code: Int32
+
+        public init(call: String, path: String, code: Int32) {
+            self.call = call
+            self.path = path
+            self.code = code
+        }
         public var description: String { "\(path): \(call) failed: \(String(cString: strerror(code)))" }
     }
 

@@ -1,0 +1,88 @@
+import Foundation
+import MTLSegCapture
+import XCTest
+@testable import MTLSegDaemon
+
+/// The daemon's messages to systemd, caught on a real datagram socket.
+final class ServiceNotifierTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-notify-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        unsetenv("NOTIFY_SOCKET")
+        unsetenv("WATCHDOG_USEC")
+        unsetenv("WATCHDOG_PID")
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func testWatchdogOnlyWhileFramesFlowAndReloadCarriesItsTime() throws {
+        let notify = try NotifySocket(path: directory.appendingPathComponent("notify").path)
+        setenv("NOTIFY_SOCKET", notify.path, 1)
+        setenv("WATCHDOG_USEC", "400000", 1)  // ticks every 0.2 s
+        setenv("WATCHDOG_PID", "\(getpid())", 1)
+        var config = DaemonConfig()
+        config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
+        config.threads = 1
+        config.fps = 30
+        config.stallTimeout = 0.5
+        config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
+        let source = PausableSource(TestFrameSource(width: 160, height: 120, fps: 30))
+        let daemon = try Daemon(config: config) { _ in source }
+        try daemon.start()
+        defer { daemon.stop() }
+
+        let flowing = notify.collect(for: 1.5)
+        XCTAssertTrue(flowing.contains { $0.contains("READY=1") })
+        XCTAssertGreaterThanOrEqual(flowing.filter { $0.contains("WATCHDOG=1") }.count, 3, "\(flowing)")
+        XCTAssertTrue(flowing.contains { $0.contains("STATUS=") && $0.contains("fps") })
+
+        source.paused = true
+        _ = notify.collect(for: 1.0)  // frames stop; the last ones age past the stall timeout
+        let stalled = notify.collect(for: 1.0)
+        XCTAssertFalse(stalled.contains { $0.contains("WATCHDOG=1") }, "no watchdog while no frame flows: \(stalled)")
+        XCTAssertFalse(stalled.isEmpty, "STATUS goes on")
+
+        source.paused = false
+        let recovered = notify.collect(for: 1.5)
+        XCTAssertTrue(recovered.contains { $0.contains("WATCHDOG=1") }, "watchdog resumes: \(recovered)")
+
+        let before = Clock.monotonicNanoseconds() / 1000
+        daemon.reload(config: config)
+        let after = Clock.monotonicNanoseconds() / 1000
+        let reload = notify.collect(for: 0.5).first { $0.contains("RELOADING=1") }
+        let stamp = reload?.split(separator: "\n").first { $0.hasPrefix("MONOTONIC_USEC=") }.flatMap { UInt64($0.dropFirst("MONOTONIC_USEC=".count)) }
+        XCTAssertNotNil(stamp, "RELOADING=1 carries MONOTONIC_USEC: \(reload ?? "nothing")")
+        if let stamp { XCTAssertTrue((before ... after).contains(stamp)) }
+    }
+}
+
+/// Passes frames on, or swallows them while paused (a camera that stalls).
+final class PausableSource: FrameSource, @unchecked Sendable {
+    private let inner: TestFrameSource
+    private let lock = NSLock()
+    private var isPaused = false
+
+    init(_ inner: TestFrameSource) { self.inner = inner }
+
+    var paused: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return isPaused }
+        set { lock.lock(); isPaused = newValue; lock.unlock() }
+    }
+
+    var name: String { inner.name }
+    var counters: SourceCounters { inner.counters }
+    var state: SourceState { paused ? .stalled(reason: "paused by the test") : .streaming }
+
+    func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void) {
+        inner.start(deliver: { [weak self] frame in
+            if self?.paused == false { deliver(frame) }
+        }, stateChanged: stateChanged)
+    }
+
+    func stop() { inner.stop() }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import MTLSegWire
+import XCTest
+
+/// mtlsegd as systemd runs it: the built binary, the unit file, the install script.
+final class ServiceTests: XCTestCase {
+    private var directory: URL!
+    private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The build's products directory (where this test bundle and mtlsegd are).
+    private static var products: URL {
+        var url = Bundle(for: ServiceTests.self).bundleURL
+        if url.pathExtension == "xctest" { url.deleteLastPathComponent() }
+        return url
+    }
+
+    override func setUpWithError() throws {
+        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-service-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testReadyComesOnlyOnceClientsCanConnectAndTermStopsCleanly() throws {
+        let notify = try NotifySocket(path: directory.appendingPathComponent("notify").path)
+        let socket = directory.appendingPathComponent("mtlsegd.sock").path
+        let model = Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
+        let daemon = Process()
+        daemon.executableURL = Self.products.appendingPathComponent("mtlsegd")
+        daemon.arguments = ["--model", model, "--source", "synthetic", "--size", "160x120", "--fps", "30", "--socket", socket, "--threads", "1",
+                            "--config", "/dev/null"]  // an empty configuration: the defaults
+        daemon.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": notify.path]) { $1 }
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer { if daemon.isRunning { daemon.terminate() } }
+        var ready = false
+        let deadline = Date().addingTimeInterval(30)
+        while !ready && Date() < deadline, let message = notify.receive(timeout: 30) {
+            ready = message.split(separator: "\n").contains("READY=1")
+        }
+        XCTAssertTrue(ready, "no READY=1")
+        // At the moment READY=1 arrives, the socket already takes clients.
+        let client = try WireClient(path: socket, hello: Hello(name: "ready check"))
+        guard case .frame = try client.next(timeout: 5) else { return XCTFail("no frame after READY") }
+        let stopping = Date()
+        daemon.terminate()  // SIGTERM
+        daemon.waitUntilExit()
+        XCTAssertEqual(daemon.terminationStatus, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(stopping), 2, "stops within 2 s")
+        XCTAssertTrue(notify.collect(for: 0.2).contains { $0.contains("STOPPING=1") }, "STOPPING=1 before exit")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "the socket file is removed")
+    }
+
+    /// The unit with ExecStart pointing at the binary this build made (verify checks that it exists).
+    private func unitUnderTest() throws -> String {
+        let text = try String(contentsOf: Self.repository.appendingPathComponent("systemd/mtlsegd.service"), encoding: .utf8)
+        let path = directory.appendingPathComponent("mtlsegd.service").path
+        try text.replacingOccurrences(of: "/usr/bin/mtlsegd", with: Self.products.appendingPathComponent("mtlsegd").path)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testTheUnitVerifiesWithoutAWord() throws {
+        // systemd-analyze only warns (rc 0) on unknown keys and bad values, so any output is a failure.
+        let result = try run("/usr/bin/systemd-analyze", ["verify", try unitUnderTest()])
+        XCTAssertEqual(result.status, 0)
+        XCTAssertEqual(result.output, "", result.output)
+    }
+
+    func testTheUnitIsHardened() throws {
+        let result = try run("/usr/bin/systemd-analyze", ["security", "--offline=true", try unitUnderTest()])
+        let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.contains("Overall exposure level") }, result.output)
+        let score = try XCTUnwrap(Double(line.split(separator: ":").last!.split(separator: " ").first!))
+        XCTAssertLessThanOrEqual(score, 1.0, String(line))
+        // Camera access stays possible.
+        let unit = try String(contentsOfFile: try unitUnderTest(), encoding: .utf8)
+        XCTAssertTrue(unit.contains("DeviceAllow=char-video4linux rw") && unit.contains("SupplementaryGroups=video"))
+    }
+
+    func testInstallLaysOutEveryFileWhereTheUnitExpectsIt() throws {
+        let destination = directory.appendingPathComponent("root")
+        let model = Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
+        let environment = ["DESTDIR": destination.path, "MTLSEG_BIN_DIR": Self.products.path, "DEMO_MODEL": model]
+        let script = Self.repository.appendingPathComponent("systemd/install.sh").path
+        let first = try run("/bin/bash", [script], environment: environment)
+        XCTAssertEqual(first.status, 0, first.output)
+        let again = try run("/bin/bash", [script], environment: environment)
+        XCTAssertEqual(again.status, 0, "idempotent: \(again.output)")
+        func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: destination.path + path) }
+        let unit = try String(contentsOfFile: destination.path + "/usr/lib/systemd/system/mtlsegd.service", encoding: .utf8)
+        // ExecStart's binary and config, and the model the config names, are where the unit and config say.
+        let execStart = try XCTUnwrap(unit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+        let words = execStart.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
+        XCTAssertTrue(exists(words[0]), words[0])
+        XCTAssertTrue(exists(words[words.firstIndex(of: "--config")! + 1]))
+        XCTAssertTrue(exists("/usr/bin/mtlseg"))
+        XCTAssertTrue(exists("/usr/lib/sysusers.d/mtlseg.conf") && exists("/usr/lib/tmpfiles.d/mtlseg.conf"))
+        XCTAssertTrue(exists("/var/lib/mtlseg/model.safetensors"))
+        let config = try String(contentsOfFile: destination.path + "/etc/mtlseg/mtlsegd.toml", encoding: .utf8)
+        XCTAssertTrue(config.contains("model = \"/var/lib/mtlseg/model.safetensors\""))
+        XCTAssertTrue(config.contains("path = \"/run/mtlseg/mtlsegd.sock\"") && unit.contains("RuntimeDirectory=mtlseg"))
+        // The installed config is valid for the installed daemon (model path overridden: it lives under DESTDIR here).
+        let check = try run(destination.path + "/usr/bin/mtlsegd",
+                            ["--check-config", "--config", destination.path + "/etc/mtlseg/mtlsegd.toml",
+                             "--model", destination.path + "/var/lib/mtlseg/model.safetensors"])
+        XCTAssertEqual(check.status, 0, check.output)
+        let removed = try run("/bin/bash", [script, "--uninstall"], environment: environment)
+        XCTAssertEqual(removed.status, 0, removed.output)
+        XCTAssertFalse(exists("/usr/bin/mtlsegd"))
+        XCTAssertTrue(exists("/etc/mtlseg/mtlsegd.toml"), "the user's configuration is kept")
+    }
+}

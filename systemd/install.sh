@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs mtlseg as a service: release binaries, the unit, sysusers and tmpfiles
+# entries, the default configuration (kept if one exists) and the demo model
+# (kept if a model is installed). Idempotent; honours DESTDIR (then touches only
+# files under it); `--uninstall` removes what it installed, keeping /etc/mtlseg
+# and /var/lib/mtlseg (they hold the user's settings and models).
+#
+#   sudo systemd/install.sh                # build, install, enable and start
+#   DESTDIR=/tmp/root systemd/install.sh   # lay the files out under /tmp/root only
+#   sudo systemd/install.sh --uninstall
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dest="${DESTDIR:-}"
+prefix="${PREFIX:-/usr}"
+demo_model="${DEMO_MODEL:-$root/calibration/demo/crops-int8.safetensors}"
+
+bin="$dest$prefix/bin"
+unitdir="$dest$prefix/lib/systemd/system"
+sysusers="$dest$prefix/lib/sysusers.d"
+tmpfiles="$dest$prefix/lib/tmpfiles.d"
+docdir="$dest$prefix/share/doc/mtlseg"
+etc="$dest/etc/mtlseg"
+state="$dest/var/lib/mtlseg"
+
+live() { [ -z "$dest" ] && [ -d /run/systemd/system ]; }
+
+if [ "${1:-}" = "--uninstall" ]; then
+  if live; then systemctl disable --now mtlsegd.service 2>/dev/null || true; fi
+  rm -f "$bin/mtlsegd" "$bin/mtlseg" "$unitdir/mtlsegd.service" "$sysusers/mtlseg.conf" "$tmpfiles/mtlseg.conf"
+  rm -rf "$docdir"
+  if live; then systemctl daemon-reload; fi
+  echo "uninstalled (kept $etc and $state)"
+  exit 0
+fi
+
+# MTLSEG_BIN_DIR: already built binaries to install instead of building release ones (tests, packaging).
+if [ -n "${MTLSEG_BIN_DIR:-}" ]; then
+  release="$MTLSEG_BIN_DIR"
+else
+  (cd "$root" && swift build -c release --product mtlseg && swift build -c release --product mtlsegd)
+  release="$(cd "$root" && swift build -c release --show-bin-path)"
+fi
+
+install -D -m 0755 "$release/mtlsegd" "$bin/mtlsegd"
+install -D -m 0755 "$release/mtlseg" "$bin/mtlseg"
+install -D -m 0644 "$root/systemd/mtlsegd.service" "$unitdir/mtlsegd.service"
+install -D -m 0644 "$root/systemd/mtlseg.sysusers" "$sysusers/mtlseg.conf"
+install -D -m 0644 "$root/systemd/mtlseg.tmpfiles" "$tmpfiles/mtlseg.conf"
+install -D -m 0644 "$root/README.md" "$docdir/README.md"
+install -D -m 0644 "$root/Sources/MTLSegWire/PROTOCOL.md" "$docdir/PROTOCOL.md"
+# The configuration and the model are the user's once installed: never overwritten.
+[ -e "$etc/mtlsegd.toml" ] || install -D -m 0644 "$root/systemd/mtlsegd.toml" "$etc/mtlsegd.toml"
+if [ ! -e "$state/model.safetensors" ]; then
+  if [ -e "$demo_model" ]; then
+    install -D -m 0644 "$demo_model" "$state/model.safetensors"
+  else
+    echo "note: no demo model at $demo_model; put a model at $state/model.safetensors" >&2
+  fi
+fi
+
+if live; then
+  systemd-sysusers "$sysusers/mtlseg.conf"
+  systemd-tmpfiles --create "$tmpfiles/mtlseg.conf"
+  chown -R mtlseg:mtlseg "$state"
+  systemctl daemon-reload
+  systemctl enable --now mtlsegd.service
+  systemctl --no-pager status mtlsegd.service | head -5
+else
+  echo "installed under ${dest:-/} (systemd not running here: users, tmpfiles and the service are left to the target system)"
+fi
