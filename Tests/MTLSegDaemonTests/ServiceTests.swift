@@ -41,10 +41,12 @@ final class ServiceTests: XCTestCase {
         let notify = try NotifySocket(path: directory.appendingPathComponent("notify").path)
         let socket = directory.appendingPathComponent("mtlsegd.sock").path
         let model = Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
+        let config = directory.appendingPathComponent("empty.toml")
+        try Data("# the defaults\n".utf8).write(to: config)
         let daemon = Process()
         daemon.executableURL = Self.products.appendingPathComponent("mtlsegd")
         daemon.arguments = ["--model", model, "--source", "synthetic", "--size", "160x120", "--fps", "30", "--socket", socket, "--threads", "1",
-                            "--config", "/dev/null"]  // an empty configuration: the defaults
+                            "--config", config.path]
         daemon.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": notify.path]) { $1 }
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
