@@ -28,6 +28,15 @@ public struct DaemonConfig: Equatable, Sendable {
     public static let defaultPath = "/etc/mtlseg/mtlsegd.toml"
     public static let defaultModel = "/var/lib/mtlseg/model.safetensors"
 
+    /// Where the built-in default looks for a model when none is configured: the
+    /// installed one, else the demo model of the source tree the binary was built in
+    /// (`.build/<triple>/<config>/mtlsegd` → `calibration/demo/`).
+    public static func defaultModelCandidates(executable: String) -> [String] {
+        let tree = URL(fileURLWithPath: executable).resolvingSymlinksInPath()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return [defaultModel, tree.appendingPathComponent("calibration/demo/crops-int8.safetensors").path]
+    }
+
     public init() {}
 
     /// A key or value the daemon cannot use, named as it is written in the file.

@@ -23,6 +23,9 @@ struct SubscribeCommand: ParsableCommand {
     @Option(name: .long, help: "Write masks as PNG (class ids as grey levels) into this folder.")
     var png: String?
 
+    @Flag(name: .long, help: "With --png: draw masks in their class colours instead of class ids as grey levels.")
+    var color = false
+
     @Option(name: .long, help: "Mask encoding on the wire: raw or rle.")
     var encoding: String = "rle"
 
@@ -63,8 +66,13 @@ struct SubscribeCommand: ParsableCommand {
                     for id in mask where Int(id) < counts.count { counts[Int(id)] += 1 }
                     fractions[task.name] = counts.map { Double($0) / Double(max(mask.count, 1)) }
                     if let png {
-                        try ImageFile.writeGrayPNG(width: client.stream.maskWidth, height: client.stream.maskHeight, pixels: mask,
-                                                   path: (png as NSString).appendingPathComponent("\(frame.sequence).\(task.name).png"))
+                        let path = (png as NSString).appendingPathComponent("\(frame.sequence).\(task.name).png")
+                        let (w, h) = (client.stream.maskWidth, client.stream.maskHeight)
+                        if color {
+                            try ImageFile.writePNG(colorize(mask: mask, width: w, height: h, colors: task.colors.map { $0.map { UInt8(clamping: $0) } }), path: path)
+                        } else {
+                            try ImageFile.writeGrayPNG(width: w, height: h, pixels: mask, path: path)
+                        }
                     }
                 }
                 let latencies = Dictionary(uniqueKeysWithValues: zip(client.stream.latencies, frame.latenciesMicroseconds.map { Double($0) / 1000 }))

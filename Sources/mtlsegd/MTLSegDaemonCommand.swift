@@ -50,7 +50,13 @@ struct MTLSegDaemonCommand: ParsableCommand {
         if config != nil || FileManager.default.fileExists(atPath: path) {
             settings = try DaemonConfig.load(path: path)
         }
-        if let model { settings.model = model }
+        if let model {
+            settings.model = model
+        } else if settings.model == DaemonConfig.defaultModel {
+            // Nothing configured: the installed model, else the demo model of this source tree.
+            let candidates = DaemonConfig.defaultModelCandidates(executable: "/proc/self/exe")
+            settings.model = candidates.first { FileManager.default.fileExists(atPath: $0) } ?? DaemonConfig.defaultModel
+        }
         if let source { settings.source = source }
         if let socket { settings.socketPath = socket }
         if let threads {
