@@ -42,8 +42,10 @@ modprobe -d "$K" -S "$KVER" --show-depends vivid | awk '$1=="insmod"{print $2}' 
 cp "$K/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$R/lib/modules/$KVER/"
 depmod -b "$R" "$KVER"
 copy() { mkdir -p "$R$(dirname "$1")"; cp -L "$1" "$R$1"; }
-mkdir -p "$R$(dirname "$BIN")"
-strip --strip-debug -o "$R$BIN" "$BIN"  # debug info is most of a debug build's size; the guest needs none
+# The binary goes to a fixed place: its host path may lie under /tmp, which the guest mounts over.
+GUEST_BIN="/guest/$(basename "$BIN")"
+mkdir -p "$R/guest"
+strip --strip-debug -o "$R$GUEST_BIN" "$BIN"  # debug info is most of a debug build's size; the guest needs none
 ldd "$BIN" | awk '/=>/ && $3 ~ /^\//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r l; do copy "$l"; done
 cat > "$R/init" <<INIT
 #!/bin/sh
@@ -51,7 +53,7 @@ export PATH=/bin HOME=/tmp MTLSEG_VIVID_GUEST=1
 mount -t proc p /proc; mount -t sysfs s /sys; mount -t devtmpfs d /dev; mount -t tmpfs t /tmp
 modprobe vivid n_devs=1 || echo "modprobe vivid failed"
 cd /tmp
-$BIN $ARGS; rc=\$?
+$GUEST_BIN $ARGS; rc=\$?
 echo "GUEST_TEST_RC=\$rc"
 printf "\\\\\$(printf %03o \$rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
 poweroff -f
