@@ -52,6 +52,10 @@ public final class Int8Engine {
     private let stageOutputsQ: [AlignedBytes]
     private let normedQ: AlignedBytes
     private let queryQ: AlignedBytes
+    /// fp32 attention only: queries and one score block per thread.
+    private let attentionInInt8: Bool
+    private let queryF: FloatBuffer
+    private let scoreBlocks: [FloatBuffer]
     private let attention: Int8Attention
     private let reduced: FloatBuffer
     private let reducedQ: AlignedBytes
@@ -79,8 +83,9 @@ public final class Int8Engine {
     static func stride(_ channels: Int) -> Int { (channels + 15) / 16 * 16 }
 
     /// `weights` must carry int8 forms of all int8 layers and `activations` a grid for every `QuantPoint`.
+    /// `attentionInInt8: false` runs attention's two products in fp32 (BLAS) instead.
     public init(weights: MTLSegFormerWeights, activations: [String: QuantParams], height: Int, width: Int, threads: Int = 1,
-                kernels: UnsafePointer<ck_qgemm_kernels> = ck_qgemm_select()) throws {
+                attentionInInt8: Bool = true, kernels: UnsafePointer<ck_qgemm_kernels> = ck_qgemm_select()) throws {
         let d = weights.description
         for point in QuantPoint.all(for: d) where activations[point] == nil {
             throw ModelError.badMetadata(path: d.name, field: "\(QuantizationRecord.metadataKey).activations.\(point)", reason: "missing")
@@ -163,6 +168,9 @@ public final class Int8Engine {
         stageOutputsQ = (0 ..< e.stageCount).map { AlignedBytes(count: plan.stageSizes[$0].pixels * stride(e.hiddenSizes[$0])) }
         normedQ = AlignedBytes(count: normed)
         queryQ = AlignedBytes(count: normed)
+        self.attentionInInt8 = attentionInInt8
+        queryF = FloatBuffer(count: attentionInInt8 ? 0 : tokenFloats)
+        scoreBlocks = attentionInInt8 ? [] : (0 ..< pool.threadCount).map { _ in FloatBuffer(count: plan.scoreCount) }
         attention = Int8Attention(plan: plan, encoder: e, pool: pool, kernels: kernels)
         reduced = FloatBuffer(count: reducedFloats)
         reducedQ = AlignedBytes(count: reducedBytes)
@@ -311,7 +319,11 @@ public final class Int8Engine {
         let size = plan.stageSizes[i], kvSize = plan.reducedSizes[i]
         let n = size.pixels, m = kvSize.pixels, c = stage.channels, ld = Self.stride(c)
         let queryParams = activations[QuantPoint.query(i, j)]!
-        gemm(layers.query, rows: n, a: normedQ.bytes, lda: ld, into: queryQ.bytes, ldc: ld, output: CK_QGEMM_OUT_U8, outputParams: queryParams)
+        if attentionInInt8 {
+            gemm(layers.query, rows: n, a: normedQ.bytes, lda: ld, into: queryQ.bytes, ldc: ld, output: CK_QGEMM_OUT_U8, outputParams: queryParams)
+        } else {
+            gemm(layers.query, rows: n, a: normedQ.bytes, lda: ld, into: queryF.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
+        }
         var kvInput = UnsafePointer(normedQ.bytes)
         if let reduction = layers.reduction, let norm = block.reductionNorm {
             let sr = stage.srRatio, columnStride = Self.stride(sr * sr * c)
@@ -326,9 +338,35 @@ public final class Int8Engine {
         }
         gemm(layers.key, rows: m, a: kvInput, lda: ld, into: keys.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
         gemm(layers.value, rows: m, a: kvInput, lda: ld, into: values.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
-        attention.run(queries: queryQ.bytes, queryParams: queryParams, keys: keys.pointer, values: values.pointer, rows: n,
-                      keyCount: m, channels: c, heads: stage.heads, rowBlock: plan.attentionRowBlocks[i], scratch: attended.pointer,
-                      outputParams: activations[QuantPoint.attention(i, j)]!, into: attendedQ.bytes)
+        let output = activations[QuantPoint.attention(i, j)]!
+        if attentionInInt8 {
+            attention.run(queries: queryQ.bytes, queryParams: queryParams, keys: keys.pointer, values: values.pointer, rows: n,
+                          keyCount: m, channels: c, heads: stage.heads, rowBlock: plan.attentionRowBlocks[i], scratch: attended.pointer,
+                          outputParams: output, into: attendedQ.bytes)
+        } else {
+            floatAttention(rows: n, keyCount: m, channels: c, heads: stage.heads, rowBlock: plan.attentionRowBlocks[i], output: output)
+        }
+    }
+
+    /// softmax(q·kᵀ/√d)·v per head in fp32 (BLAS), the result quantized for the output projection.
+    private func floatAttention(rows n: Int, keyCount m: Int, channels c: Int, heads: Int, rowBlock: Int, output: QuantParams) {
+        let d = c / heads, scale = 1 / Float(d).squareRoot(), ld = Self.stride(c)
+        let blocks = (n + rowBlock - 1) / rowBlock
+        pool.runSlots(count: blocks) { range, slot in
+            let scores = scoreBlocks[slot].pointer
+            for block in range {
+                let row = block * rowBlock, count = min(rowBlock, n - row)
+                for head in 0 ..< heads {
+                    let offset = head * d
+                    BLAS.linear(queryF.pointer + row * c + offset, rows: count, inner: d, lda: c, weight: keys.pointer + offset, outputs: m,
+                                ldw: c, into: scores, ldc: m)
+                    ck_softmax_rows_f32(scores, count, m, scale)
+                    BLAS.multiply(scores, rows: count, inner: m, lda: m, values.pointer + offset, columns: d, ldb: c,
+                                  into: attended.pointer + row * c + offset, ldc: c)
+                }
+                ck_quantize_rows_u8(attended.pointer + row * c, c, attendedQ.bytes + row * ld, ld, count, c, output.inverseScale, output.zeroPoint)
+            }
+        }
     }
 
     // MARK: Decoder and heads

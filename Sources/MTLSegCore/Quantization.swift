@@ -84,8 +84,13 @@ public struct QuantizationRecord: Codable, Equatable, Sendable {
     /// Activation quantization per point in the network (see `QuantPoint`).
     public var activations: [String: QuantParams]
     public var calibration: CalibrationInfo
+    /// How attention's two matrix products run: "int8" (absent: the default) or "fp32".
+    public var attention: String?
 
-    enum CodingKeys: String, CodingKey { case formatVersion = "format_version", activations, calibration }
+    enum CodingKeys: String, CodingKey { case formatVersion = "format_version", activations, calibration, attention }
+
+    /// Whether attention's products run in int8.
+    public var attentionInInt8: Bool { attention != "fp32" }
 
     public init(activations: [String: QuantParams], calibration: CalibrationInfo) {
         self.activations = activations

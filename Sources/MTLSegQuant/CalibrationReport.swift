@@ -6,6 +6,8 @@ public struct CalibrationReport: Codable {
     public var model: String
     public var output: String
     public var method: String
+    /// Attention's two matrix products: "int8" or "fp32".
+    public var attention: String = "int8"
     public var width: Int
     public var height: Int
     public var calibrationImages: Int
@@ -23,7 +25,7 @@ public struct CalibrationReport: Codable {
     public var threads: Int
 
     enum CodingKeys: String, CodingKey {
-        case model, output, method, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
+        case model, output, method, attention, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
         case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, layers, fallbacks, seconds
         case fp32MedianMilliseconds = "fp32_median_ms", int8MedianMilliseconds = "int8_median_ms", threads
     }
@@ -61,7 +63,7 @@ public struct CalibrationReport: Codable {
     public func markdown() -> String {
         var lines = ["# Calibration report: \(model)", ""]
         lines.append("- output: `\(output)`" + (budgetHeld ? "" : " (not written: the budget was not held)"))
-        lines.append("- method: \(method); input \(width)x\(height)")
+        lines.append("- method: \(method); input \(width)x\(height); attention products in \(attention)")
         lines.append("- images: \(calibrationImages) for ranges, \(evalImages) held out for evaluation" +
                      (skippedImages.isEmpty ? "" : "; skipped (unreadable): \(skippedImages.joined(separator: ", "))"))
         lines.append("- budget: " + (maxDrop.map { String(format: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))

@@ -11,10 +11,13 @@ public struct CalibrationSession {
         public var maxDrop: Double?
         /// Calibration images the per-layer SQNR is measured on (it costs a few products per layer).
         public var sqnrImages = 8
+        /// Whether attention's two matrix products run in int8 (else fp32).
+        public var attentionInInt8 = true
 
-        public init(method: RangeMethod = .mse, maxDrop: Double? = nil) {
+        public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true) {
             self.method = method
             self.maxDrop = maxDrop
+            self.attentionInInt8 = attentionInInt8
         }
     }
 
@@ -60,6 +63,11 @@ public struct CalibrationSession {
             }) { progress("measuring ranges", $0, passes * calibrationCount) }
         guard used > 0 else { throw NoUsableImages() }
         var model = QuantizedModel(fp32: fp32, statistics: statistics, calibration: info)
+        if !options.attentionInInt8 {
+            var record = model.record
+            record.attention = "fp32"
+            model = QuantizedModel(weights: model.weights, record: record)
+        }
 
         // Per-layer SQNR on a few calibration images, for the report and the fallback order.
         let plan = ForwardPlan(description: fp32.description, height: height, width: width)

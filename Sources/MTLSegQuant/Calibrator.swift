@@ -83,7 +83,8 @@ public struct QuantizedModel {
     }
 
     public func makeEngine(height: Int, width: Int, threads: Int) throws -> Int8Engine {
-        try Int8Engine(weights: weights, activations: record.activations, height: height, width: width, threads: threads)
+        try Int8Engine(weights: weights, activations: record.activations, height: height, width: width, threads: threads,
+                       attentionInInt8: record.attentionInInt8)
     }
 }
 

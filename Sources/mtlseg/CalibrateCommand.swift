@@ -63,6 +63,9 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "Report path without extension (default: OUT without .safetensors, plus .report).")
     var report: String?
 
+    @Option(name: .long, help: "Attention's two matrix products (q·kᵀ, p·v): int8 or fp32.")
+    var attention: String = "int8"
+
     @Option(name: .long, help: "Threads for the latency figures in the report.")
     var threads: Int = 1
 
@@ -70,6 +73,7 @@ struct CalibrateCommand: ParsableCommand {
         guard evalSplit > 0 && evalSplit < 1 else { throw ValidationError("--eval-split must be between 0 and 1") }
         if let maxDrop { guard maxDrop >= 0 && maxDrop <= 100 else { throw ValidationError("--max-drop must be between 0 and 100") } }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard attention == "int8" || attention == "fp32" else { throw ValidationError("--attention must be int8 or fp32") }
     }
 
     func run() throws {
@@ -110,7 +114,8 @@ struct CalibrateCommand: ParsableCommand {
                                    sourceModel: (model as NSString).lastPathComponent, createdAt: ISO8601DateFormatter().string(from: Date()),
                                    evalImages: evalPaths.count)
         let session = CalibrationSession(fp32: fp32, width: input.width, height: input.height,
-                                         options: CalibrationSession.Options(method: rangeMethod, maxDrop: maxDrop))
+                                         options: CalibrationSession.Options(method: rangeMethod, maxDrop: maxDrop,
+                                                                             attentionInInt8: attention == "int8"))
         var result: CalibrationSession.Result
         do {
             result = try session.run(calibrationCount: calibrationPaths.count, calibration: { reader(calibrationPaths[$0], $1) },
@@ -133,12 +138,13 @@ struct CalibrateCommand: ParsableCommand {
             latency = try Self.latencies(fp32: fp32, model: result.model, width: input.width, height: input.height, threads: threads)
         }
         let reportBase = report ?? ((out as NSString).pathExtension == "safetensors" ? (out as NSString).deletingPathExtension : out) + ".report"
-        let summary = CalibrationReport(model: model, output: out, method: rangeMethod.description, width: input.width, height: input.height,
+        var summary = CalibrationReport(model: model, output: out, method: rangeMethod.description, width: input.width, height: input.height,
                                         calibrationImages: usedCalibration, evalImages: record.calibration.evalImages ?? 0,
                                         skippedImages: skipped, maxDrop: maxDrop, budgetHeld: result.budgetHeld, failure: result.failure,
                                         tasks: result.accuracy, layers: result.layers, fallbacks: record.calibration.fallbacks ?? [],
                                         seconds: Date().timeIntervalSince(started), fp32MedianMilliseconds: latency?.fp32,
                                         int8MedianMilliseconds: latency?.int8, threads: threads)
+        summary.attention = attention
         try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"))
         try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
         for task in result.accuracy {

@@ -54,7 +54,9 @@ struct InspectCommand: ParsableCommand {
         print("input       \(d.input.map { "\($0.width)x\($0.height)" } ?? "any (images run at their own size)")")
         if let q = source.quantization {
             let c = q.calibration
-            print("precision   int8: \(weights.int8Layers.count) int8 layers, \(q.activations.count) quantized activations")
+            let fallbacks = weights.int8Layers.filter { $0.quantized == nil }.count
+            print("precision   int8: \(weights.int8Layers.count - fallbacks) int8 layers (\(fallbacks) kept fp32), attention products in "
+                + "\(q.attentionInInt8 ? "int8" : "fp32"), \(q.activations.count) quantized activations")
             print("calibrated  \(c.method) ranges from \(c.images) images at \(c.width)x\(c.height), from \(c.sourceModel), \(c.createdAt)")
         } else {
             print("precision   fp32")

@@ -32,7 +32,7 @@ final class CalibrationSessionTests: XCTestCase {
         return Setup(fp32: fp32, inputs: inputs, height: shape[2], width: shape[3])
     }
 
-    private func run(_ s: Setup, maxDrop: Double?) throws -> CalibrationSession.Result {
+    private func run(_ s: Setup, maxDrop: Double?, attentionInInt8: Bool = true) throws -> CalibrationSession.Result {
         let calibration = Array(s.inputs[0 ..< 8]), evaluation = Array(s.inputs[8...])
         let copy = { (source: [FloatBuffer]) -> AccuracyEvaluator.Input in
             { i, target in
@@ -42,8 +42,23 @@ final class CalibrationSessionTests: XCTestCase {
         }
         let evaluator = try AccuracyEvaluator(fp32Weights: s.fp32, width: s.width, height: s.height, count: evaluation.count, input: copy(evaluation))
         let info = CalibrationInfo(method: "mse", images: calibration.count, width: s.width, height: s.height, sourceModel: "mtl2-tiny", createdAt: "test")
-        return try CalibrationSession(fp32: s.fp32, width: s.width, height: s.height, options: .init(method: .mse, maxDrop: maxDrop))
+        return try CalibrationSession(fp32: s.fp32, width: s.width, height: s.height, options: .init(method: .mse, maxDrop: maxDrop, attentionInInt8: attentionInInt8))
             .run(calibrationCount: calibration.count, calibration: copy(calibration), evaluator: evaluator, info: info)
+    }
+
+    func testAttentionCanRunInFP32() throws {
+        let s = try setup()
+        let int8 = try run(s, maxDrop: nil)
+        let fp32Attention = try run(s, maxDrop: nil, attentionInInt8: false)
+        XCTAssertEqual(fp32Attention.model.record.attention, "fp32")
+        XCTAssertNil(int8.model.record.attention)
+        // Both engines follow fp32 closely; they differ from each other (the products really changed precision).
+        let a = try int8.model.makeEngine(height: s.height, width: s.width, threads: 1)
+        let b = try fp32Attention.model.makeEngine(height: s.height, width: s.width, threads: 2)
+        a.run(input: s.inputs[0].pointer)
+        b.run(input: s.inputs[0].pointer)
+        XCTAssertNotEqual(a.logits.map(\.values), b.logits.map(\.values))
+        XCTAssertTrue(fp32Attention.accuracy.allSatisfy { $0.agreement > 0.9 }, "\(fp32Attention.accuracy)")
     }
 
     func testABudgetBelowWhatInt8DeliversForcesFallbacksInSQNROrder() throws {
