@@ -124,7 +124,8 @@ final class ClientSession: @unchecked Sendable {
                 stream = newStream
                 guard selectTasks(), send(.streamChanged(clientStream())) else { return }
             }
-            if let frame {
+            // A client that asked for no task (e.g. one that only wants STATS) gets no frames.
+            if let frame, !taskIndices.isEmpty {
                 guard send(.frame(encode(frame, dropped: lost))) else {
                     DaemonLog.warning("client \(id) took no data for \(settings.clientTimeout) s: disconnected")
                     return

@@ -89,13 +89,22 @@ public final class Daemon: @unchecked Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let counters = (try? JSONSerialization.jsonObject(with: encoder.encode(pipeline.counters))) ?? [:]
         let clients = server.clientCounters.map { ["id": $0.id, "name": $0.name, "uid": $0.uid, "delivered": $0.delivered, "dropped": $0.dropped] }
+        let percentiles = pipeline.recentPublished.percentiles()
+        var latency: [String: Any] = [:]
+        for (index, name) in InferencePipeline.latencyNames.enumerated() where index < percentiles.count {
+            latency[name] = ["p50": percentiles[index][0], "p90": percentiles[index][1], "p99": percentiles[index][2]]
+        }
         let report: [String: Any] = [
             "uptime_s": Double(now - started) / 1e9,
             "source": ["name": pipeline.sourceName, "state": pipeline.sourceState.description],
             "model": ["name": model.description.name, "sha256": model.stream.model.sha256, "precision": model.stream.model.precision],
             "counters": counters,
+            "fps": ["captured": pipeline.recentCaptures.rate(now: now), "published": pipeline.recentPublished.rate(now: now)],
+            "latency_ms": latency,
             "clients": clients,
-            "last_frame_age_s": last == 0 ? NSNull() : Double(now - last) / 1e9 as Any,
+            "clients_departed": server.departedClients.count,
+            // Since start when nothing has been published yet, so a stall from the start shows too.
+            "last_frame_age_s": Double(now - (last == 0 ? started : last)) / 1e9,
         ]
         return Array((try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])) ?? Data("{}".utf8))
     }

@@ -21,6 +21,9 @@ public final class InferencePipeline: @unchecked Sendable {
     private var preprocessor: ModelInputPreprocessor
     private var input: FloatBuffer
     private var statistics = PipelineCounters()
+    /// Recent capture and publishing times (and latencies), for live rates and percentiles.
+    let recentCaptures = RecentFrames()
+    let recentPublished = RecentFrames()
     private var lastPublished: UInt64 = 0
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
@@ -56,7 +59,8 @@ public final class InferencePipeline: @unchecked Sendable {
     public var sourceName: String { source.name }
 
     public func start() {
-        source.start(deliver: { [slot, weak self] frame in
+        source.start(deliver: { [slot, recentCaptures, weak self] frame in
+            recentCaptures.record(at: Clock.monotonicNanoseconds())
             if slot.put(frame) {
                 self?.lock.lock()
                 self?.statistics.skippedBeforeInference += 1
@@ -122,10 +126,12 @@ public final class InferencePipeline: @unchecked Sendable {
             server.publish(PublishedFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.monotonicNanoseconds,
                                           captureRealtimeNanoseconds: frame.realtimeNanoseconds, latenciesMicroseconds: latencies,
                                           masks: masks))
+            let now = Clock.monotonicNanoseconds()
+            recentPublished.record(at: now, latencies: latencies)
             lock.lock()
             statistics.inferred += 1
             statistics.published += 1
-            lastPublished = Clock.monotonicNanoseconds()
+            lastPublished = now
             lock.unlock()
         }
     }

@@ -11,7 +11,7 @@ struct MTLSegCommand: ParsableCommand {
         or an HF SegFormer checkpoint directory (config.json + model.safetensors).
         """,
         subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self, CalibrateCommand.self, CompareCommand.self,
-                      SubscribeCommand.self, DevicesCommand.self, CaptureCommand.self])
+                      SubscribeCommand.self, StatusCommand.self, DevicesCommand.self, CaptureCommand.self])
 
     static func main() {
         BLASEnvironment.prepare()

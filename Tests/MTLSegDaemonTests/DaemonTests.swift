@@ -134,6 +134,36 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(daemon.clients.map(\.name), ["good"])
     }
 
+    func testStatsShowAStallAsZeroFPSAndAGrowingAge() throws {
+        let settings = config(fps: 30)
+        let source = PausableSource(TestFrameSource(width: 160, height: 120, fps: 30))
+        let daemon = try Daemon(config: settings) { _ in source }
+        try daemon.start()
+        defer { daemon.stop() }
+        let client = try WireClient(path: settings.socketPath, hello: Hello(tasks: [], name: "status"))
+        func stats() throws -> [String: Any] {
+            try client.requestStats()
+            while true {
+                if case let .stats(bytes) = try client.next(timeout: 2) {
+                    return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+                }
+            }
+        }
+        Thread.sleep(forTimeInterval: 1.5)
+        let flowing = try stats()
+        XCTAssertGreaterThan((flowing["fps"] as? [String: Double])?["published"] ?? 0, 5)
+        XCTAssertLessThan(flowing["last_frame_age_s"] as? Double ?? 99, 0.5)
+        XCTAssertNotNil((flowing["latency_ms"] as? [String: Any])?["inference"])
+        source.paused = true
+        Thread.sleep(forTimeInterval: 2.1)
+        let stalled = try stats()
+        XCTAssertEqual((stalled["fps"] as? [String: Double])?["published"], 0)
+        let age = stalled["last_frame_age_s"] as? Double ?? 0
+        XCTAssertGreaterThan(age, 1.5)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertGreaterThan(try stats()["last_frame_age_s"] as? Double ?? 0, age, "the age grows")
+    }
+
     func testStatsAndReloadOntoABrokenModelKeepsServing() throws {
         var settings = config()
         let daemon = try startDaemon(settings)

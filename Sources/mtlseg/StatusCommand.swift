@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import MTLSegWire
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running mtlsegd's state: source, rates, latency percentiles, drops, clients, model.",
+        discussion: """
+        Rates and percentiles cover the last moments (2 s, 512 frames), so a stalled source shows 0 fps and \
+        a growing last-frame age, never stale numbers. --json prints the daemon's STATS object as it is.
+        """)
+
+    @Option(name: .long, help: "The daemon's socket.")
+    var socket: String = "/run/mtlseg/mtlsegd.sock"
+
+    @Flag(name: .long, help: "Print the raw JSON.")
+    var json = false
+
+    func run() throws {
+        // Only the statistics are wanted: ask for no task, so no frame is sent.
+        let client = try WireClient(path: socket, hello: Hello(tasks: [], name: "mtlseg status"))
+        try client.requestStats()
+        var bytes: [UInt8] = []
+        while bytes.isEmpty {
+            if case let .stats(reply) = try client.next(timeout: 5) { bytes = reply }
+        }
+        if json {
+            print(String(decoding: bytes, as: UTF8.self))
+            return
+        }
+        guard let stats = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw ToolError("the daemon's STATS is not a JSON object")
+        }
+        let source = stats["source"] as? [String: Any] ?? [:]
+        let model = stats["model"] as? [String: Any] ?? [:]
+        let counters = stats["counters"] as? [String: Any] ?? [:]
+        let fps = stats["fps"] as? [String: Double] ?? [:]
+        func number(_ value: Any?) -> Double { (value as? NSNumber)?.doubleValue ?? 0 }
+        print("model      \(model["name"] ?? "?") (\(model["precision"] ?? "?"), \(String(describing: model["sha256"] ?? "").prefix(12)))")
+        print("source     \(source["name"] ?? "?"): \(source["state"] ?? "?")")
+        print(String(format: "uptime     %.0f s, last frame %.1f s ago", number(stats["uptime_s"]), number(stats["last_frame_age_s"])))
+        print(String(format: "fps        captured %.1f, published %.1f", fps["captured"] ?? 0, fps["published"] ?? 0))
+        print("frames     captured \(counters["captured"] ?? 0), published \(counters["published"] ?? 0); dropped: by the driver "
+            + "\(counters["dropped_by_driver"] ?? 0), skipped before inference \(counters["skipped_before_inference"] ?? 0)")
+        if let latency = stats["latency_ms"] as? [String: [String: Double]] {
+            for name in ["queue", "preprocess", "inference", "postprocess"] {
+                guard let p = latency[name] else { continue }
+                print(String(format: "latency    %-11@ p50 %6.2f  p90 %6.2f  p99 %6.2f ms", name, p["p50"] ?? 0, p["p90"] ?? 0, p["p99"] ?? 0))
+            }
+        }
+        let clients = stats["clients"] as? [[String: Any]] ?? []
+        print("clients    \(clients.count) connected, \(stats["clients_departed"] ?? 0) left")
+        for c in clients where (c["name"] as? String) != "mtlseg status" {
+            print("  #\(c["id"] ?? "?") \(c["name"] ?? "") (uid \(c["uid"] ?? "?")): delivered \(c["delivered"] ?? 0), dropped \(c["dropped"] ?? 0)")
+        }
+    }
+}
