@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
         .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore"]),
         .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire"]),
-        .testTarget(name: "MTLSegDaemonTests", dependencies: ["MTLSegDaemon", "MTLSegWire", "MTLSegCapture", "mtlsegd"]),
+        .testTarget(name: "MTLSegDaemonTests", dependencies: ["MTLSegDaemon", "MTLSegWire", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg"]),
         // Runs the built `mtlseg` binary end to end, as a user would.
         .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),
         .testTarget(name: "MTLSegCaptureTests", dependencies: ["MTLSegCapture"]),

@@ -1,0 +1,68 @@
+import Foundation
+import MTLSegImage
+import XCTest
+
+/// The Python client (clients/python), written from PROTOCOL.md alone, against a running mtlsegd:
+/// it must decode exactly the masks `mtlseg subscribe --png` writes for the same frames.
+final class PythonClientTests: XCTestCase {
+    private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    private static var products: URL {
+        var url = Bundle(for: PythonClientTests.self).bundleURL
+        if url.pathExtension == "xctest" { url.deleteLastPathComponent() }
+        return url
+    }
+
+    func testPythonClientDecodesWhatSubscribeWrites() throws {
+        let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlseg-python-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let socket = directory.appendingPathComponent("mtlsegd.sock").path
+        let config = directory.appendingPathComponent("empty.toml")
+        try Data("# the defaults\n".utf8).write(to: config)
+        let daemon = Process()
+        daemon.executableURL = Self.products.appendingPathComponent("mtlsegd")
+        daemon.arguments = ["--model", Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl3-tiny.safetensors").path,
+                            "--source", "synthetic", "--size", "160x120", "--fps", "40", "--socket", socket, "--threads", "1", "--config", config.path]
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+
+        // Both consumers at once: the Python client (raw class ids to .bin) and mtlseg subscribe (grey PNGs).
+        let subscribe = Process()
+        subscribe.executableURL = Self.products.appendingPathComponent("mtlseg")
+        subscribe.arguments = ["subscribe", "--socket", socket, "--count", "160", "--png", directory.appendingPathComponent("png").path]
+        subscribe.standardOutput = FileHandle.nullDevice
+        try subscribe.run()
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", Self.repository.appendingPathComponent("clients/python/check_against_subscribe.py").path,
+                            socket, "120", directory.appendingPathComponent("bin").path]
+        let output = Pipe()
+        python.standardOutput = output
+        try python.run()
+        let summaryText = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        python.waitUntilExit()
+        subscribe.waitUntilExit()
+        XCTAssertEqual(python.terminationStatus, 0, summaryText)
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(summaryText.utf8)) as? [String: Any], summaryText)
+        XCTAssertEqual(summary["frames"] as? Int, 120)
+        XCTAssertEqual(summary["dropped"] as? Int, 0, "consecutive: no frame published in between was lost")
+        let (width, height) = (summary["mask_width"] as! Int, summary["mask_height"] as! Int)
+
+        var compared = 0
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("bin").path)
+        for file in files {
+            let name = (file as NSString).deletingPathExtension  // <sequence>.<task>
+            let png = directory.appendingPathComponent("png/\(name).png").path
+            guard FileManager.default.fileExists(atPath: png) else { continue }
+            let mine = [UInt8](try Data(contentsOf: directory.appendingPathComponent("bin/\(file)")))
+            let image = try ImageFile.read(path: png)
+            XCTAssertEqual([image.width, image.height], [width, height])
+            XCTAssertEqual(mine, stride(from: 0, to: image.pixels.count, by: 3).map { image.pixels[$0] }, name)
+            compared += 1
+        }
+        XCTAssertGreaterThanOrEqual(compared, 3 * 100, "at least 100 frames of all three tasks compared")
+    }
+}

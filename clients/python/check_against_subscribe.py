@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""For tests: reads N consecutive frames and writes each mask as raw class ids to
+OUT/<sequence>.<task>.bin; prints one JSON summary line.
+
+    python3 clients/python/check_against_subscribe.py SOCKET N OUT
+"""
+import json
+import os
+import sys
+
+from mtlseg_client import Subscriber
+
+path, count, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+os.makedirs(out, exist_ok=True)
+sequences, dropped = [], 0
+with Subscriber(path, encoding="rle", name="python check", reconnect=False) as stream:
+    for frame in stream.frames():
+        for task, mask in frame.masks.items():
+            with open(os.path.join(out, f"{frame.sequence}.{task}.bin"), "wb") as f:
+                f.write(mask)
+        sequences.append(frame.sequence)
+        dropped += frame.dropped if len(sequences) > 1 else 0
+        if len(sequences) == count:
+            break
+print(json.dumps({"frames": len(sequences), "first": sequences[0], "last": sequences[-1], "dropped": dropped,
+                  "mask_width": stream.description["mask_width"], "mask_height": stream.description["mask_height"]}))

@@ -1,0 +1,24 @@
+#!/usr/bin/env python3
+"""Prints fps and, per task, the share of each class, once a second.
+
+    python3 clients/python/example_fps.py [SOCKET]
+"""
+import sys
+import time
+
+from mtlseg_client import Subscriber
+
+path = sys.argv[1] if len(sys.argv) > 1 else "/run/mtlseg/mtlsegd.sock"
+with Subscriber(path, encoding="rle", name="example_fps") as stream:
+    count, started = 0, time.monotonic()
+    for frame in stream.frames():
+        count += 1
+        elapsed = time.monotonic() - started
+        if elapsed >= 1:
+            shares = []
+            for task in stream.description["tasks"]:
+                mask = frame.masks[task["name"]]
+                fractions = [mask.count(i) / len(mask) for i in range(len(task["classes"]))]
+                shares.append(task["name"] + " " + "/".join(f"{100 * f:.0f}%" for f in fractions))
+            print(f"{count / elapsed:5.1f} fps  lost {frame.dropped}  " + "  ".join(shares), flush=True)
+            count, started = 0, time.monotonic()
