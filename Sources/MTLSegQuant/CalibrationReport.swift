@@ -17,6 +17,8 @@ public struct CalibrationReport: Codable {
     public var budgetHeld: Bool
     public var failure: String?
     public var tasks: [TaskAccuracy]
+    /// Per task, with every layer's weights in fp32 and only the activations quantized.
+    public var activationsOnly: [TaskAccuracy] = []
     public var layers: [CalibrationSession.LayerReport]
     public var fallbacks: [String]
     public var seconds: Double
@@ -26,7 +28,7 @@ public struct CalibrationReport: Codable {
 
     enum CodingKeys: String, CodingKey {
         case model, output, method, attention, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
-        case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, layers, fallbacks, seconds
+        case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, activationsOnly = "activations_only", layers, fallbacks, seconds
         case fp32MedianMilliseconds = "fp32_median_ms", int8MedianMilliseconds = "int8_median_ms", threads
     }
 
@@ -79,6 +81,17 @@ public struct CalibrationReport: Codable {
         for t in tasks {
             lines.append(String(format: "| %@ | %.2f %% | %.2f | %@ | %@ |", t.task, t.agreement * 100, t.agreementMIoU,
                                 t.fp32MIoU.map { String(format: "%.2f", $0) } ?? "–", t.int8MIoU.map { String(format: "%.2f", $0) } ?? "–"))
+        }
+        if !activationsOnly.isEmpty {
+            lines += ["", "## What limits the accuracy", "",
+                      "The same evaluation with every layer's weights in fp32, only the activations quantized:", ""]
+            for (t, a) in zip(tasks, activationsOnly) {
+                let weights = a.agreementMIoU - t.agreementMIoU
+                lines.append(String(format: "- %@: agreement %.2f %%, agreement-mIoU %.2f — the activations' u8 grids cost %.2f points, "
+                                    + "the int8 weights %.2f more%@", t.task, a.agreement * 100, a.agreementMIoU, 100 - a.agreementMIoU, weights,
+                                    weights > 100 - a.agreementMIoU ? " (the weights limit it: a budget can move layers to fp32)"
+                                        : " (the activations limit it: try another --method, or richer calibration images)"))
+            }
         }
         lines += ["", "## Layers, worst first (SQNR of the layer's output with its input and weights quantized)", "",
                   "| layer | SQNR (dB) | runs in |", "|---|---|---|"]

@@ -36,6 +36,9 @@ public struct CalibrationSession {
         public var budgetHeld: Bool
         /// Why the budget could not be held, when it could not.
         public var failure: String?
+        /// The same evaluation with every layer's weights in fp32 (activations still u8): what the activations
+        /// alone cost, so the report can say whether weights or activations limit the accuracy.
+        public var activationsOnly: [TaskAccuracy]
     }
 
     public let fp32: MTLSegFormerWeights
@@ -105,10 +108,13 @@ public struct CalibrationSession {
         record.calibration.fallbacks = fallbacks
         record.calibration.accuracy = accuracy
         model = QuantizedModel(weights: model.weights, record: record)
+        let allFloat = model.fallingBack(Set(order), fp32: fp32)
+        let activationsOnly = try evaluator.evaluate(try allFloat.makeEngine(height: height, width: width, threads: 1))
         let layers = model.weights.int8Layers.map { layer in
             LayerReport(name: layer.name, sqnr: sqnr[layer.name].flatMap { $0.isFinite ? $0 : nil }, fallback: fallbacks.contains(layer.name))
         }
-        return Result(model: model, layers: layers, accuracy: accuracy, budgetHeld: failure == nil, failure: failure)
+        return Result(model: model, layers: layers, accuracy: accuracy, budgetHeld: failure == nil, failure: failure,
+                      activationsOnly: activationsOnly)
     }
 }
 

@@ -145,6 +145,7 @@ struct CalibrateCommand: ParsableCommand {
                                         seconds: Date().timeIntervalSince(started), fp32MedianMilliseconds: latency?.fp32,
                                         int8MedianMilliseconds: latency?.int8, threads: threads)
         summary.attention = attention
+        summary.activationsOnly = result.activationsOnly
         try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"))
         try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
         for task in result.accuracy {
