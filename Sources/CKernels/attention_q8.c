@@ -3,11 +3,7 @@
 
 #include <math.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CK_VECTOR_CLONES
-#endif
+#include "ck_math.h"
 
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 

@@ -1,52 +1,9 @@
 #include "ckernels_fp32.h"
+#include "ck_math.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-// Each kernel is compiled for AVX-512, AVX2 and baseline x86-64, and the loader
-// picks the widest the CPU runs (ifunc); other architectures build it once.
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CK_VECTOR_CLONES
-#endif
-
-// exp and erf written branch-free so that the loops calling them vectorise;
-// libm's expf/erff are calls per element and dominated the attention softmax
-// and the Mix-FFN GELU.
-
-/// e^x to about 2 ulp over the range where the result is a normal float.
-static inline float fast_expf(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    // Round to nearest by adding and removing 1.5·2^23 (roundf is a call without SSE4.1).
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    // Cody-Waite reduction: r = x − n·ln2 in two parts keeps r exact.
-    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { uint32_t i; float f; } scale = { .i = (uint32_t)((int32_t)n + 127) << 23 };
-    return p * scale.f;
-}
-
-/// erf(x) with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26, evaluated in float).
-static inline float fast_erff(float x) {
-    const float a = x < 0.0f ? -x : x;
-    const float t = 1.0f / (1.0f + 0.3275911f * a);
-    float p = 1.061405429f;
-    p = p * t - 1.453152027f;
-    p = p * t + 1.421413741f;
-    p = p * t - 0.284496736f;
-    p = p * t + 0.254829592f;
-    const float y = 1.0f - p * t * fast_expf(-a * a);
-    return x < 0.0f ? -y : y;
-}
 
 CK_VECTOR_CLONES
 void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels,
@@ -73,8 +30,7 @@ void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels
 
 CK_VECTOR_CLONES
 void ck_gelu_erf_f32(float *x, size_t n) {
-    const float inv_sqrt2 = 0.70710678118654752440f;
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + fast_erff(x[i] * inv_sqrt2));
+    for (size_t i = 0; i < n; i++) x[i] = ck_gelu(x[i]);
 }
 
 CK_VECTOR_CLONES
@@ -111,7 +67,7 @@ void ck_softmax_rows_f32(float *x, size_t rows, size_t cols, float scale) {
         float max = -INFINITY;
         for (size_t c = 0; c < cols; c++) max = y[c] > max ? y[c] : max;
         const float shift = max * scale;
-        for (size_t c = 0; c < cols; c++) y[c] = fast_expf(y[c] * scale - shift);
+        for (size_t c = 0; c < cols; c++) y[c] = ck_expf(y[c] * scale - shift);
         float sum = 0.0f;
         for (size_t c = 0; c < cols; c++) sum += y[c];
         const float inv = 1.0f / sum;
@@ -231,7 +187,7 @@ CK_VECTOR_CLONES
 void ck_gate_accumulate_f32(const float *self_score, const float *other_score, float bias,
                             const float *other, float *out, size_t pixels, size_t channels) {
     for (size_t p = 0; p < pixels; p++) {
-        const float a = 1.0f / (1.0f + fast_expf(-(self_score[p] + other_score[p] + bias)));
+        const float a = 1.0f / (1.0f + ck_expf(-(self_score[p] + other_score[p] + bias)));
         const float *src = other + p * channels;
         float *dst = out + p * channels;
         for (size_t c = 0; c < channels; c++) dst[c] += a * src[c];

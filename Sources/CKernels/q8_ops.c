@@ -1,15 +1,9 @@
 #include "ckernels_q8.h"
+#include "ck_math.h"
 #include "ops_internal.h"
 
 #include <math.h>
 #include <string.h>
-
-// Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the widest.
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CK_VECTOR_CLONES
-#endif
 
 /// round-half-even of x·inv_scale + zero point, clamped to a byte. The magic
 /// constant rounds in the FPU's default mode without a libm call.
@@ -83,37 +77,6 @@ void ck_im2col_hwc_u8(const uint8_t *in, size_t ldi, size_t height, size_t width
     }
 }
 
-// exp and erf without libm calls, so the GELU loop vectorises (as in fp32_ops.c).
-static inline float q8_expf(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { uint32_t i; float f; } scale = { .i = (uint32_t)((int32_t)n + 127) << 23 };
-    return p * scale.f;
-}
-
-static inline float q8_gelu(float x) {
-    const float z = x * 0.70710678118654752440f;
-    const float a = z < 0.0f ? -z : z;
-    const float t = 1.0f / (1.0f + 0.3275911f * a);
-    float p = 1.061405429f;
-    p = p * t - 1.453152027f;
-    p = p * t + 1.421413741f;
-    p = p * t - 0.284496736f;
-    p = p * t + 0.254829592f;
-    float erf = 1.0f - p * t * q8_expf(-a * a);
-    erf = z < 0.0f ? -erf : erf;
-    return 0.5f * x * (1.0f + erf);
-}
-
 // The portable version (the x86 ones in ops_avx512.c take the same steps). Each tap is
 // converted and accumulated in one pass, and interior pixels skip the bounds checks.
 CK_VECTOR_CLONES
@@ -140,7 +103,7 @@ static void dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *o
             }
             uint8_t *o = out + (y * width + x) * ldo;
             for (size_t c = 0; c < channels; c++)
-                o[c] = quantize(q8_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
+                o[c] = quantize(ck_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
         }
     }
 }

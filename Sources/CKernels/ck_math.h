@@ -1,0 +1,51 @@
+#ifndef CK_MATH_H
+#define CK_MATH_H
+// Shared by the kernel files: the vectorisation clones, and exp / erf / GELU
+// written branch-free so that the loops calling them vectorise (libm's expf and
+// erff are a call per element, which dominated softmax and GELU).
+#include <stdint.h>
+
+// Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the widest
+// the CPU runs (ifunc). Other architectures build each function once.
+#if defined(__x86_64__) && defined(__clang__)
+#define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CK_VECTOR_CLONES
+#endif
+
+/// e^x to about 2 ulp over the range where the result is a normal float.
+static inline float ck_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    // Round to nearest by adding and removing 1.5·2^23 (roundf is a call without SSE4.1).
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    // Cody-Waite reduction: r = x − n·ln2 in two parts keeps r exact.
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { uint32_t i; float f; } scale = { .i = (uint32_t)((int32_t)n + 127) << 23 };
+    return p * scale.f;
+}
+
+/// erf(x) with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26, evaluated in float).
+static inline float ck_erff(float x) {
+    const float a = x < 0.0f ? -x : x;
+    const float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    const float y = 1.0f - p * t * ck_expf(-a * a);
+    return x < 0.0f ? -y : y;
+}
+
+/// Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)).
+static inline float ck_gelu(float x) { return 0.5f * x * (1.0f + ck_erff(x * 0.70710678118654752440f)); }
+
+#endif
