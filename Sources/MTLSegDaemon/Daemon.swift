@@ -13,6 +13,7 @@ public final class Daemon: @unchecked Sendable {
     private let started = Clock.monotonicNanoseconds()
     private let reloadLock = NSLock()
     private var notifier: ServiceNotifier?
+    private var metrics: MetricsServer?
 
     /// Loads and warms the model and binds nothing yet; `makeSource` opens the configured source.
     public init(config: DaemonConfig, makeSource: (DaemonConfig) throws -> FrameSource) throws {
@@ -30,6 +31,11 @@ public final class Daemon: @unchecked Sendable {
     /// Opens the socket, then starts capture and inference; tells systemd READY=1 once clients can connect.
     public func start() throws {
         try server.start()
+        if let path = config.metricsSocket {
+            let metrics = MetricsServer(path: path) { [weak self] in self?.metricsText() ?? "" }
+            try metrics.start()
+            self.metrics = metrics
+        }
         pipeline.start()
         let notifier = ServiceNotifier(stallAfter: max(config.stallTimeout, 3 / config.fps)) { [pipeline, server] in
             let counters = pipeline.counters
@@ -48,6 +54,7 @@ public final class Daemon: @unchecked Sendable {
         ServiceNotifier.send("STOPPING=1")
         notifier?.stop()
         pipeline.stop()
+        metrics?.stop()
         server.stop()
         DaemonLog.info("stopped")
     }
@@ -80,6 +87,40 @@ public final class Daemon: @unchecked Sendable {
     public var clients: [ClientCounters] { server.clientCounters }
     public var departedClients: [ClientCounters] { server.departedClients }
     public var stream: StreamDescription { model.stream }
+
+    /// The same counters as STATS, and the stage latency histograms, in the Prometheus text format.
+    func metricsText() -> String {
+        let now = Clock.monotonicNanoseconds()
+        let c = pipeline.counters
+        let last = pipeline.lastPublishedNanoseconds
+        var out = PrometheusText()
+        out.metric("mtlseg_frames_captured_total", "counter", "Frames the source delivered.", [("", Double(c.captured))])
+        out.metric("mtlseg_frames_dropped_by_driver_total", "counter", "Frames the capture driver lost (sequence gaps).", [("", Double(c.droppedByDriver))])
+        out.metric("mtlseg_frames_skipped_total", "counter", "Frames replaced by a newer one before inference.", [("", Double(c.skippedBeforeInference))])
+        out.metric("mtlseg_frames_inferred_total", "counter", "Frames the model ran on.", [("", Double(c.inferred))])
+        out.metric("mtlseg_frames_published_total", "counter", "Frames published to clients.", [("", Double(c.published))])
+        let clients = server.clientCounters
+        func label(_ client: ClientCounters) -> String { "{client=\"\(client.id)\",name=\"\(PrometheusText.label(client.name))\"}" }
+        out.metric("mtlseg_client_frames_delivered_total", "counter", "Frames written to each connected client.", clients.map { (label($0), Double($0.delivered)) })
+        out.metric("mtlseg_client_frames_dropped_total", "counter", "Frames each connected client lost by not keeping up.", clients.map { (label($0), Double($0.dropped)) })
+        out.metric("mtlseg_clients", "gauge", "Connected clients.", [("", Double(clients.count))])
+        out.metric("mtlseg_fps", "gauge", "Frames per second over the last 2 s.",
+                   [("{kind=\"captured\"}", pipeline.recentCaptures.rate(now: now)), ("{kind=\"published\"}", pipeline.recentPublished.rate(now: now))])
+        out.metric("mtlseg_last_frame_age_seconds", "gauge", "Time since the last published frame (since start when none).",
+                   [("", Double(now - (last == 0 ? started : last)) / 1e9)])
+        out.metric("mtlseg_uptime_seconds", "gauge", "Time since the daemon started.", [("", Double(now - started) / 1e9)])
+        var samples: [(labels: String, value: Double)] = []
+        for (stage, histogram) in zip(InferencePipeline.latencyNames, pipeline.histograms.snapshot) {
+            for (bound, count) in zip(LatencyHistograms.bounds, histogram.buckets) {
+                samples.append(("_bucket{stage=\"\(stage)\",le=\"\(bound)\"}", Double(count)))
+            }
+            samples.append(("_bucket{stage=\"\(stage)\",le=\"+Inf\"}", Double(histogram.count)))
+            samples.append(("_sum{stage=\"\(stage)\"}", histogram.sum))
+            samples.append(("_count{stage=\"\(stage)\"}", Double(histogram.count)))
+        }
+        out.metric("mtlseg_stage_latency_seconds", "histogram", "Per-frame latency of each pipeline stage.", samples)
+        return out.text
+    }
 
     /// The counters and state, as STATS carries them.
     func statsJSON() -> [UInt8] {

@@ -24,6 +24,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var clientTimeout: Double = 2
     /// No frame for this long: the source counts as stalled.
     public var stallTimeout: Double = 2
+    /// Where to serve Prometheus metrics (HTTP on a Unix socket); nil: off.
+    public var metricsSocket: String?
 
     public static let defaultPath = "/etc/mtlseg/mtlsegd.toml"
     public static let defaultModel = "/var/lib/mtlseg/model.safetensors"
@@ -94,6 +96,10 @@ public struct DaemonConfig: Equatable, Sendable {
             config.maxClients = try socket.integer("max_clients", in: 1 ... 1024) ?? config.maxClients
             if let ms = try socket.integer("client_timeout_ms", in: 10 ... 600_000) { config.clientTimeout = Double(ms) / 1000 }
             try socket.rejectUnknown()
+        }
+        if var metrics = try reader.table("metrics") {
+            config.metricsSocket = try metrics.string("socket")
+            try metrics.rejectUnknown()
         }
         try reader.rejectUnknown()
         return config

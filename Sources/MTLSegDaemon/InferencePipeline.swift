@@ -24,6 +24,7 @@ public final class InferencePipeline: @unchecked Sendable {
     /// Recent capture and publishing times (and latencies), for live rates and percentiles.
     let recentCaptures = RecentFrames()
     let recentPublished = RecentFrames()
+    let histograms = LatencyHistograms(stages: InferencePipeline.latencyNames.count)
     private var lastPublished: UInt64 = 0
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
@@ -128,6 +129,7 @@ public final class InferencePipeline: @unchecked Sendable {
                                           masks: masks))
             let now = Clock.monotonicNanoseconds()
             recentPublished.record(at: now, latencies: latencies)
+            histograms.record(microseconds: latencies)
             lock.lock()
             statistics.inferred += 1
             statistics.published += 1

@@ -66,6 +66,7 @@ final class PausableSource: FrameSource, @unchecked Sendable {
     private let inner: TestFrameSource
     private let lock = NSLock()
     private var isPaused = false
+    private var delivered: UInt64 = 0
 
     init(_ inner: TestFrameSource) { self.inner = inner }
 
@@ -75,12 +76,23 @@ final class PausableSource: FrameSource, @unchecked Sendable {
     }
 
     var name: String { inner.name }
-    var counters: SourceCounters { inner.counters }
+    /// Only the frames passed on count as captured.
+    var counters: SourceCounters {
+        lock.lock()
+        defer { lock.unlock() }
+        var counters = SourceCounters()
+        counters.captured = delivered
+        return counters
+    }
     var state: SourceState { paused ? .stalled(reason: "paused by the test") : .streaming }
 
     func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void) {
         inner.start(deliver: { [weak self] frame in
-            if self?.paused == false { deliver(frame) }
+            guard let self, !self.paused else { return }
+            self.lock.lock()
+            self.delivered += 1
+            self.lock.unlock()
+            deliver(frame)
         }, stateChanged: stateChanged)
     }
 

@@ -1,0 +1,76 @@
+import Foundation
+import MTLSegWire
+import XCTest
+@testable import MTLSegDaemon
+
+/// The Prometheus text, read over its socket, parsed by the reference parser (prometheus_client),
+/// and compared with what STATS (mtlseg status) says at the same moment.
+final class MetricsTests: XCTestCase {
+    func testMetricsParseAndEqualStatus() throws {
+        let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-metrics-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var config = DaemonConfig()
+        config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
+        config.threads = 1
+        config.fps = 30
+        config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
+        config.metricsSocket = directory.appendingPathComponent("metrics.sock").path
+        let source = PausableSource(TestFrameSource(width: 160, height: 120, fps: 30))
+        let daemon = try Daemon(config: config) { _ in source }
+        try daemon.start()
+        defer { daemon.stop() }
+        let client = try WireClient(path: config.socketPath, hello: Hello(name: "metrics test"))
+        for _ in 0 ..< 10 { _ = try client.next(timeout: 2) }
+        source.paused = true  // freeze the counters so both views see the same numbers
+        Thread.sleep(forTimeInterval: 0.5)
+
+        let metricsSocket = try UnixSocket.connect(to: config.metricsSocket!)
+        XCTAssertTrue(metricsSocket.writeAll(Array("GET /metrics HTTP/1.0\r\n\r\n".utf8), timeout: 1))
+        var response = Data(), buffer = [UInt8](repeating: 0, count: 65536)
+        while let count = metricsSocket.read(into: &buffer, timeout: 2), count > 0 { response.append(contentsOf: buffer[0 ..< count]) }
+        let text = String(decoding: response, as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.0 200 OK"), text)
+        let body = try XCTUnwrap(text.components(separatedBy: "\r\n\r\n").dropFirst().first)
+
+        // Parse with prometheus_client (Debian's python3-prometheus-client; .ci/setup installs it) into {name{labels}: value}.
+        let parser = Process()
+        parser.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        parser.arguments = ["-c", """
+            import json, sys
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for family in text_string_to_metric_families(sys.stdin.read()):
+                for s in family.samples:
+                    out[s.name + json.dumps(s.labels, sort_keys=True)] = s.value
+            print(json.dumps(out))
+            """]
+        let input = Pipe(), output = Pipe()
+        parser.standardInput = input
+        parser.standardOutput = output
+        try parser.run()
+        input.fileHandleForWriting.write(Data(body.utf8))
+        try input.fileHandleForWriting.close()
+        let parsed = output.fileHandleForReading.readDataToEndOfFile()
+        parser.waitUntilExit()
+        XCTAssertEqual(parser.terminationStatus, 0, "prometheus_client could not parse:\n\(body)")
+        let samples = try XCTUnwrap(JSONSerialization.jsonObject(with: parsed) as? [String: Double])
+
+        try client.requestStats()
+        var stats: [String: Any] = [:]
+        while stats.isEmpty {
+            if case let .stats(bytes) = try client.next(timeout: 2) { stats = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]) }
+        }
+        let counters = try XCTUnwrap(stats["counters"] as? [String: Double])
+        XCTAssertEqual(samples["mtlseg_frames_captured_total{}"], counters["captured"])
+        XCTAssertEqual(samples["mtlseg_frames_published_total{}"], counters["published"])
+        XCTAssertEqual(samples["mtlseg_frames_inferred_total{}"], counters["inferred"])
+        XCTAssertEqual(samples["mtlseg_frames_skipped_total{}"], counters["skipped_before_inference"])
+        XCTAssertGreaterThan(samples["mtlseg_frames_published_total{}"] ?? 0, 9)
+        XCTAssertEqual(samples["mtlseg_stage_latency_seconds_count{\"stage\": \"inference\"}"], counters["published"])
+        XCTAssertEqual(samples["mtlseg_clients{}"], 1)
+        XCTAssertNotNil(samples["mtlseg_fps{\"kind\": \"published\"}"])
+        XCTAssertNotNil(samples["mtlseg_last_frame_age_seconds{}"])
+    }
+}
