@@ -15,7 +15,7 @@ prefix="${PREFIX:-/usr}"
 demo_model="${DEMO_MODEL:-$root/calibration/demo/crops-int8.safetensors}"
 
 bin="$dest$prefix/bin"
-unitdir="$dest$prefix/lib/systemd/system"
+unitdir="$dest${SYSTEMD_UNIT_DIR:-$prefix/lib/systemd/system}"
 sysusers="$dest$prefix/lib/sysusers.d"
 tmpfiles="$dest$prefix/lib/tmpfiles.d"
 docdir="$dest$prefix/share/doc/mtlseg"

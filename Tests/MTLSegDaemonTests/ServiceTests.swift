@@ -128,3 +128,49 @@ final class ServiceTests: XCTestCase {
         XCTAssertTrue(exists("/etc/mtlseg/mtlsegd.toml"), "the user's configuration is kept")
     }
 }
+
+/// The Debian package: built by systemd/build-deb.sh, inspected with dpkg-deb, judged by lintian, unpacked into a throwaway root.
+final class DebianPackageTests: XCTestCase {
+    private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testThePackageBuildsPassesLintianAndUnpacksWhereTheUnitExpects() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/lintian"), "lintian missing: run .ci/setup")
+        let build = try run("/bin/bash", [Self.repository.appendingPathComponent("systemd/build-deb.sh").path, "0.1.0"])
+        XCTAssertEqual(build.status, 0, build.output)
+        let deb = try XCTUnwrap(build.output.split(separator: "\n").last.map(String.init))
+        XCTAssertTrue(deb.hasSuffix(".deb"), build.output)
+
+        let info = try run("/usr/bin/dpkg-deb", ["--info", deb])
+        XCTAssertTrue(info.output.contains("Package: mtlseg") && info.output.contains("conffiles"), info.output)
+        let contents = try run("/usr/bin/dpkg-deb", ["--contents", deb]).output
+        for path in ["./usr/bin/mtlsegd", "./usr/bin/mtlseg", "./lib/systemd/system/mtlsegd.service", "./usr/lib/sysusers.d/mtlseg.conf",
+                     "./usr/lib/tmpfiles.d/mtlseg.conf", "./etc/mtlseg/mtlsegd.toml", "./var/lib/mtlseg/model.safetensors"] {
+            XCTAssertTrue(contents.contains(path), "\(path) missing from the package")
+        }
+        let lintian = try run("/usr/bin/lintian", ["--tag-display-limit", "0", deb])
+        let errors = lintian.output.split(separator: "\n").filter { $0.hasPrefix("E:") }
+        XCTAssertEqual(errors, [], lintian.output)
+
+        // Unpacked into a throwaway root, the daemon runs from it with the packaged configuration and model.
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-deb-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        XCTAssertEqual(try run("/usr/bin/dpkg-deb", ["-x", deb, root]).status, 0)
+        let check = try run(root + "/usr/bin/mtlsegd", ["--check-config", "--config", root + "/etc/mtlseg/mtlsegd.toml",
+                                                        "--model", root + "/var/lib/mtlseg/model.safetensors"])
+        XCTAssertEqual(check.status, 0, check.output)
+        XCTAssertTrue(check.output.contains("int8"), "the demo model is the int8 one: \(check.output)")
+    }
+}

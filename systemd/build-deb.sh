@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds dist/mtlseg_<version>_<arch>.deb: mtlseg and mtlsegd (Swift runtime linked in, so
+# only Debian's libraries are needed), the unit, sysusers and tmpfiles entries, the default
+# configuration (a conffile) and the demo model. Installing it creates the user, enables and
+# starts the service where systemd runs; purging removes the configuration and the models.
+#
+#   systemd/build-deb.sh [VERSION]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+version="${1:-0.1.0}"
+arch="$(dpkg --print-architecture)"
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+
+(cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlseg \
+  && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlsegd)
+bin="$(cd "$root" && swift build -c release --scratch-path .build-static --show-bin-path)"
+mkdir -p "$stage/bin"
+for tool in mtlseg mtlsegd; do strip --strip-unneeded -o "$stage/bin/$tool" "$bin/$tool"; done
+
+package="$stage/package"
+DESTDIR="$package" MTLSEG_BIN_DIR="$stage/bin" SYSTEMD_UNIT_DIR=/lib/systemd/system "$root/systemd/install.sh" >/dev/null
+doc="$package/usr/share/doc/mtlseg"
+cat > "$doc/copyright" <<COPYRIGHT
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: mtlseg
+Source: the mtlseg repository
+
+Files: *
+Copyright: 2026 the mtlseg authors
+License: MIT
+ Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+ and associated documentation files (the "Software"), to deal in the Software without
+ restriction, including without limitation the rights to use, copy, modify, merge, publish,
+ distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+ Software is furnished to do so, subject to the following conditions: the above copyright
+ notice and this permission notice shall be included in all copies or substantial portions of
+ the Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
+COPYRIGHT
+printf 'mtlseg (%s) unstable; urgency=medium\n\n  * Package built from the repository.\n\n -- mtlseg maintainers <maintainers@mtlseg.invalid>  %s\n' \
+  "$version" "$(date -R)" | gzip -9n > "$doc/changelog.gz"  # a native package: changelog.gz
+gzip -9n "$doc/README.md" "$doc/PROTOCOL.md"
+
+mkdir -p "$package/DEBIAN"
+cat > "$package/DEBIAN/control" <<CONTROL
+Package: mtlseg
+Version: $version
+Architecture: $arch
+Maintainer: mtlseg maintainers <maintainers@mtlseg.invalid>
+Section: video
+Priority: optional
+Depends: libopenblas0-pthread | libopenblas0, libv4l-0, libv4lconvert0, libsystemd0, libpng16-16, libjpeg62-turbo, libstdc++6, libgcc-s1, libc6, adduser, systemd
+Installed-Size: $(du -sk "$package" | cut -f1)
+Homepage: https://mtlseg.invalid/
+Description: live multi-task segmentation masks from a camera
+ mtlsegd captures frames from a V4L2 camera, runs an int8-quantized
+ MTLSegFormer on the CPU and publishes one mask per task per frame on a
+ Unix socket; mtlseg calibrates models, runs, benchmarks and inspects them.
+CONTROL
+echo "/etc/mtlseg/mtlsegd.toml" > "$package/DEBIAN/conffiles"
+cat > "$package/DEBIAN/postinst" <<'SCRIPT'
+#!/bin/sh
+set -e
+if [ "$1" = "configure" ]; then
+  systemd-sysusers /usr/lib/sysusers.d/mtlseg.conf
+  systemd-tmpfiles --create /usr/lib/tmpfiles.d/mtlseg.conf
+  chown -R mtlseg:mtlseg /var/lib/mtlseg
+  if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemctl enable mtlsegd.service >/dev/null
+    systemctl restart mtlsegd.service || true
+  fi
+fi
+SCRIPT
+cat > "$package/DEBIAN/prerm" <<'SCRIPT'
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
+  systemctl disable --now mtlsegd.service >/dev/null || true
+fi
+SCRIPT
+cat > "$package/DEBIAN/postrm" <<'SCRIPT'
+#!/bin/sh
+set -e
+if [ "$1" = "purge" ]; then
+  rm -rf /etc/mtlseg /var/lib/mtlseg
+fi
+if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+SCRIPT
+chmod 0755 "$package/DEBIAN/postinst" "$package/DEBIAN/prerm" "$package/DEBIAN/postrm"
+mkdir -p "$root/dist"
+out="$root/dist/mtlseg_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$package" "$out" >/dev/null
+echo "$out"
