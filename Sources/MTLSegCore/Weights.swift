@@ -45,13 +45,6 @@ public struct LinearWeights {
                              quantized: quantized)
     }
 
-    /// This layer computing with the fp32 values its int8 weights stand for, to see in the fp32 engine what they cost.
-    public func withDequantizedWeights() -> LinearWeights {
-        let q = quantized ?? QuantizedTensor(weights: weight.pointer, outFeatures: outFeatures, inFeatures: inFeatures)
-        return LinearWeights(name: name, layout: layout, inFeatures: inFeatures, outFeatures: outFeatures,
-                             weight: q.dequantized(outFeatures: outFeatures, inFeatures: inFeatures), bias: bias, quantized: q)
-    }
-
     /// This layer with its weights quantized to int8 (symmetric, per output channel).
     public func quantizingWeights() -> LinearWeights {
         LinearWeights(name: name, layout: layout, inFeatures: inFeatures, outFeatures: outFeatures, weight: weight, bias: bias,

@@ -7,7 +7,8 @@
 #
 # Environment: MTLSEG_ARM64_ROOT (the chroot, as in .ci/arm64), MTLSEG_X86_BIN (an x86 mtlseg;
 # default: `swift build --product mtlseg` here), FP32_TOL (largest |difference| allowed for fp32,
-# default 1e-3), INT8_TOL (for int8, default 0: the int8 kernels are exact integer arithmetic).
+# default 1e-3), INT8_TOL (for the int8 model, default 1e-3: its GEMMs are exact integers, but the fp32
+# ops between them (softmax, GELU, norms) differ by ISA in the last bits and can move a requantisation step).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 R="${MTLSEG_ARM64_ROOT:-/var/cache/mtlseg/arm64-sid}"
@@ -37,16 +38,15 @@ arm() { # arm CPU ARGS...: the AArch64 binary, its libraries (Swift runtime, ope
 # The int8 model: calibrated once, on x86, from the image itself; both builds then run the same file.
 mkdir -p "$work/calib"; cp "$image" "$work/calib/"
 models=("$fixtures"/segformer-tiny.safetensors "$fixtures"/mtl2-tiny.safetensors "$fixtures"/mtl3-tiny.safetensors)
-"$x86_bin" calibrate --model "$fixtures/mtl3-tiny.safetensors" --images "$work/calib" --out "$work/mtl3-tiny.int8.safetensors" \
-  --holdout "$work/calib" >/dev/null 2>&1 \
-  || "$x86_bin" calibrate --model "$fixtures/mtl3-tiny.safetensors" --images "$work/calib" --out "$work/mtl3-tiny.int8.safetensors" >/dev/null \
+"$x86_bin" calibrate --model "$fixtures/mtl3-tiny.safetensors" --images "$work/calib" --eval-images "$work/calib" \
+  --out "$work/mtl3-tiny.int8.safetensors" >/dev/null \
   || echo "compare_logits: calibration failed; int8 not compared" >&2
 [ -e "$work/mtl3-tiny.int8.safetensors" ] && models+=("$work/mtl3-tiny.int8.safetensors")
 
 status=0
 for model in "${models[@]}"; do
   name="$(basename "$model" .safetensors)"
-  tol="${FP32_TOL:-1e-3}"; [[ "$name" == *int8* ]] && tol="${INT8_TOL:-0}"
+  tol="${FP32_TOL:-1e-3}"; [[ "$name" == *int8* ]] && tol="${INT8_TOL:-1e-3}"
   mkdir -p "$work/$name"
   "$x86_bin" infer --model "$model" --image "$image" --out "$work/$name/x86" --logits "$work/$name/x86.npy" >/dev/null
   for cpu in max cortex-a72; do
@@ -59,7 +59,6 @@ ok = True
 refs = sorted(glob.glob(os.path.join(d, "x86*.npy")))
 assert refs, "no x86 logits"
 for ref in refs:
-    other = ref.replace("x86", cpu, 1) if os.path.basename(ref).startswith("x86") else None
     other = os.path.join(d, os.path.basename(ref).replace("x86", cpu, 1))
     a, b = np.load(ref), np.load(other)
     diff = float(np.max(np.abs(a.astype(np.float64) - b))) if a.shape == b.shape else float("inf")
