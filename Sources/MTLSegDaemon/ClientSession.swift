@@ -15,6 +15,8 @@ final class ClientSession: @unchecked Sendable {
     // Guarded by `condition`:
     private var mailbox: PublishedFrame?
     private var pendingStream: StreamDescription?
+    /// The model generation the client's current (or pending) description belongs to.
+    private var generation: Int
     private var closing: WireError?
     private var lostSinceDelivery: UInt32 = 0
     private var statistics: ClientCounters
@@ -26,11 +28,12 @@ final class ClientSession: @unchecked Sendable {
     private var decoder = MessageDecoder(limit: 1 << 16)
     private var readBuffer = [UInt8](repeating: 0, count: 4096)
 
-    init(id: Int, connection: UnixSocket, peerUID: UInt32, stream: StreamDescription, settings: MaskServer.Settings,
+    init(id: Int, connection: UnixSocket, peerUID: UInt32, stream: StreamDescription, generation: Int, settings: MaskServer.Settings,
          statsProvider: @escaping @Sendable () -> [UInt8], onExit: @escaping (ClientSession) -> Void) {
         self.id = id
         self.connection = connection
         self.stream = stream
+        self.generation = generation
         self.settings = settings
         self.statsProvider = statsProvider
         self.onExit = onExit
@@ -63,6 +66,11 @@ final class ClientSession: @unchecked Sendable {
     /// Leaves `frame` for the client; an undelivered older one is dropped.
     func offer(_ frame: PublishedFrame) {
         condition.lock()
+        // A frame of another model than the one this client is (or is about to be) told of is not for it.
+        guard frame.generation == generation else {
+            condition.unlock()
+            return
+        }
         if mailbox != nil {
             statistics.dropped += 1
             lostSinceDelivery &+= 1
@@ -72,9 +80,10 @@ final class ClientSession: @unchecked Sendable {
         condition.unlock()
     }
 
-    func changeStream(_ description: StreamDescription) {
+    func changeStream(_ description: StreamDescription, generation: Int) {
         condition.lock()
         pendingStream = description
+        self.generation = generation
         // A frame of the old model must not follow the new description.
         if mailbox != nil {
             mailbox = nil

@@ -12,6 +12,7 @@ public final class Daemon: @unchecked Sendable {
     private let pipeline: InferencePipeline
     private let started = Clock.monotonicNanoseconds()
     private let reloadLock = NSLock()
+    private var generation = 0
     private var notifier: ServiceNotifier?
     private var metrics: MetricsServer?
 
@@ -71,8 +72,10 @@ public final class Daemon: @unchecked Sendable {
         do {
             let loaded = try LoadedModel.load(path: newConfig.model, threads: newConfig.threads,
                                               fallbackSize: InputSize(width: newConfig.width, height: newConfig.height))
-            pipeline.replaceEngine(loaded.engine, description: loaded.description)
-            server.changeStream(loaded.stream)
+            generation += 1
+            // Clients learn of the new stream first; frames of the old model still in flight are then not sent to them.
+            server.changeStream(loaded.stream, generation: generation)
+            pipeline.replaceEngine(loaded.engine, description: loaded.description, generation: generation)
             model = loaded
             config.model = newConfig.model
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")

@@ -18,6 +18,7 @@ public final class InferencePipeline: @unchecked Sendable {
     private let lock = NSLock()
     private var engine: SegmentationEngine
     private var description: ModelDescription
+    private var generation = 0
     private var preprocessor: ModelInputPreprocessor
     private var input: FloatBuffer
     private var statistics = PipelineCounters()
@@ -90,13 +91,14 @@ public final class InferencePipeline: @unchecked Sendable {
     }
 
     /// Runs the next frames on another engine (model reload); the frame in flight finishes on the old one.
-    public func replaceEngine(_ newEngine: SegmentationEngine, description newDescription: ModelDescription) {
+    public func replaceEngine(_ newEngine: SegmentationEngine, description newDescription: ModelDescription, generation newGeneration: Int) {
         let newPreprocessor = ModelInputPreprocessor(targetWidth: newEngine.plan.input.width, targetHeight: newEngine.plan.input.height,
                                                      mean: newDescription.mean, std: newDescription.std)
         let newInput = FloatBuffer(count: newPreprocessor.outputCount)
         lock.lock()
         engine = newEngine
         description = newDescription
+        generation = newGeneration
         preprocessor = newPreprocessor
         input = newInput
         lock.unlock()
@@ -110,7 +112,7 @@ public final class InferencePipeline: @unchecked Sendable {
             if done { return }
             guard let frame = slot.take(timeout: 0.5) else { continue }
             lock.lock()
-            let engine = self.engine, preprocessor = self.preprocessor, input = self.input
+            let engine = self.engine, preprocessor = self.preprocessor, input = self.input, generation = self.generation
             lock.unlock()
             let start = Clock.monotonicNanoseconds()
             frame.pixels.withUnsafeBufferPointer {
@@ -126,7 +128,7 @@ public final class InferencePipeline: @unchecked Sendable {
                 .map { UInt32(min($0 / 1000, UInt64(UInt32.max))) }
             server.publish(PublishedFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.monotonicNanoseconds,
                                           captureRealtimeNanoseconds: frame.realtimeNanoseconds, latenciesMicroseconds: latencies,
-                                          masks: masks))
+                                          masks: masks, generation: generation))
             let now = Clock.monotonicNanoseconds()
             recentPublished.record(at: now, latencies: latencies)
             histograms.record(microseconds: latencies)

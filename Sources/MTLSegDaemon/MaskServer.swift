@@ -9,9 +9,13 @@ public struct PublishedFrame: Sendable {
     public var latenciesMicroseconds: [UInt32]
     /// Raw class ids per task, in task order.
     public var masks: [[UInt8]]
+    /// Which model made the masks (0 at start, then one more per reload): frames of a model
+    /// the stream no longer describes are never sent after its STREAM_CHANGED.
+    public var generation: Int = 0
 
     public init(sequence: UInt64, captureMonotonicNanoseconds: UInt64, captureRealtimeNanoseconds: UInt64,
-                latenciesMicroseconds: [UInt32], masks: [[UInt8]]) {
+                latenciesMicroseconds: [UInt32], masks: [[UInt8]], generation: Int = 0) {
+        self.generation = generation
         self.sequence = sequence
         self.captureMonotonicNanoseconds = captureMonotonicNanoseconds
         self.captureRealtimeNanoseconds = captureRealtimeNanoseconds
@@ -55,6 +59,7 @@ public final class MaskServer: @unchecked Sendable {
     public let settings: Settings
     private let lock = NSLock()
     private var stream: StreamDescription
+    private var generation = 0
     private var sessions: [Int: ClientSession] = [:]
     /// Counters of clients that have left, kept so totals stay true.
     private var departed: [ClientCounters] = []
@@ -101,13 +106,14 @@ public final class MaskServer: @unchecked Sendable {
         for session in current { session.offer(frame) }
     }
 
-    /// A new model: every client gets STREAM_CHANGED before the next frame.
-    public func changeStream(_ description: StreamDescription) {
+    /// A new model: every client gets STREAM_CHANGED before the next frame of `generation`.
+    public func changeStream(_ description: StreamDescription, generation: Int) {
         lock.lock()
         stream = description
+        self.generation = generation
         let current = Array(sessions.values)
         lock.unlock()
-        for session in current { session.changeStream(description) }
+        for session in current { session.changeStream(description, generation: generation) }
     }
 
     public var clientCounters: [ClientCounters] {
@@ -186,7 +192,7 @@ public final class MaskServer: @unchecked Sendable {
         }
         let id = nextID
         nextID += 1
-        let session = ClientSession(id: id, connection: connection, peerUID: peer.uid, stream: stream, settings: settings,
+        let session = ClientSession(id: id, connection: connection, peerUID: peer.uid, stream: stream, generation: generation, settings: settings,
                                     statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
         sessions[id] = session
         lock.unlock()
