@@ -50,13 +50,18 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // libFuzzer targets (Tests/Fuzz/run.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
+        .executableTarget(name: "mtlseg-fuzz", dependencies: ["MTLSegCore", "MTLSegDaemon", "MTLSegWire"]),
+
         // Tests.
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
         .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore"]),
         .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire"]),
-        .testTarget(name: "MTLSegDaemonTests", dependencies: ["MTLSegDaemon", "MTLSegWire", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg"]),
+        .testTarget(name: "MTLSegDaemonTests", dependencies: [
+            "MTLSegDaemon", "MTLSegWire", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg", "mtlseg-fuzz",
+        ]),
         // Runs the built `mtlseg` binary end to end, as a user would.
         .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),
         .testTarget(name: "MTLSegCaptureTests", dependencies: ["MTLSegCapture"]),

@@ -35,6 +35,15 @@ public struct ModelSource {
         }
     }
 
+    /// An mtlseg model file already in memory (`name` stands for its path in errors).
+    public init(bytes: Data, name: String) throws {
+        let file = try SafeTensorsFile(bytes: bytes, path: name)
+        guard let json = file.metadata[Self.metadataKey] else {
+            throw ModelError.badMetadata(path: name, field: Self.metadataKey, reason: "missing from __metadata__")
+        }
+        try self.init(path: name, description: try ModelDescription.decode(json: json, path: name), file: file)
+    }
+
     init(path: String, description: ModelDescription, file: SafeTensorsFile) throws {
         try description.validate(path: path)
         var entries: [String: SafeTensorsEntry] = [:]

@@ -61,6 +61,11 @@ public struct DaemonConfig: Equatable, Sendable {
     }
 
     public static func parse(_ text: String, file: String = "<config>") throws -> DaemonConfig {
+        if let (number, line) = TOMLPrecheck.firstUnsupportedLine(text) {
+            let shown = line.count > 60 ? String(line.prefix(60)) + "…" : line
+            throw Problem(file: file, key: "(syntax)",
+                          reason: "line \(number): expected `key = value`, `[table]` or a comment, got \(shown.debugDescription)")
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)

@@ -53,5 +53,9 @@ final class DaemonConfigTests: XCTestCase {
         XCTAssertEqual(problem("source = 3")?.key, "source")
         XCTAssertEqual(problem("threads = ")?.key, "(syntax)")
         XCTAssertEqual(problem("threads = ")?.file, "test.toml")
+        // Found by fuzzing: the TOML parser used to abort the process on this.
+        XCTAssertEqual(problem("threads = 2\n[\u{FFFD}ource]\ndevice = \"x\"")?.key, "(syntax)")
+        XCTAssertTrue(problem("threads = 2\n[{oue = ads = 2\n")?.reason.hasPrefix("line 2:") ?? false)
+        XCTAssertNil(problem("# café\nmodel = \"/m/é.safetensors\"\n[source]\ndevice = '/dev/vidéo'\n"), "non-ASCII in strings and comments is fine")
     }
 }
