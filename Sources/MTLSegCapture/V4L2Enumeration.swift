@@ -34,7 +34,9 @@ public enum FrameSizes: Equatable, Sendable {
         switch (a, b) {
         case let (.discrete(x), .discrete(y)): return x.map { [$0.width, $0.height] } == y.map { [$0.width, $0.height] }
         case let (.stepwise(a0, a1, a2, a3, a4, a5), .stepwise(b0, b1, b2, b3, b4, b5)):
-            return [a0, a1, a2, a3, a4, a5] == [b0, b1, b2, b3, b4, b5]
+            // Typed: with Swift 6.2's Foundation an untyped array literal could also be an IndexPath.
+            let first: [Int] = [a0, a1, a2, a3, a4, a5], second: [Int] = [b0, b1, b2, b3, b4, b5]
+            return first == second
         case (.unknown, .unknown): return true
         default: return false
         }
