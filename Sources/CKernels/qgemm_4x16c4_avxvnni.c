@@ -43,35 +43,8 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
                                  nvalid);
 }
 
-TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const int8_t *packed,
-                               const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c, size_t ldc) {
-    size_t kq = ckq_round_up(k, 4) / 4, esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
-    size_t npanels = (n + NR - 1) / NR;
-    ckq_panel_params params;
-    for (size_t pb = 0; pb < npanels; pb += NB) {
-        size_t pe = pb + NB < npanels ? pb + NB : npanels;
-        for (size_t i0 = 0; i0 < m; i0 += MR) {
-            size_t mvalid = m - i0 < MR ? m - i0 : MR;
-            for (size_t pnl = pb; pnl < pe; pnl++) {
-                size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
-                ckq_panel_params_init(&params, ep, j0, nvalid, NR);
-                tile(mvalid, nvalid, kq, a + i0 * lda, lda, packed + pnl * kq * NR * 4, &params, ep, output,
-                     c + (i0 * ldc + j0) * esize, ldc * esize);
-            }
-        }
-    }
-}
-
-TARGET static void gemm(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
-                        const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
-    switch (ep->output) {
-    case CK_QGEMM_OUT_F32: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32, c, ldc); break;
-    case CK_QGEMM_OUT_F32_ACCUMULATE:
-        gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32_ACCUMULATE, c, ldc);
-        break;
-    case CK_QGEMM_OUT_U8: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_U8, c, ldc); break;
-    }
-}
+#define CKQ_PACKED_T int8_t
+#include "qgemm_driver.h"
 
 const ck_qgemm_kernels ckq_avxvnni_4x16c4 = {
     .name = "avxvnni-4x16c4",
