@@ -76,7 +76,13 @@ final class FaultTests: XCTestCase {
         while daemon.clients.count > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
         XCTAssertEqual(daemon.clients.count, 0, "every churned session ended")
         XCTAssertLessThanOrEqual(openDescriptors, fds + 2, "file descriptors are flat")
-        XCTAssertLessThan(residentKilobytes - rss, 8 * 1024, "resident memory is flat (+\(residentKilobytes - rss) kB)")
+        if ProcessInfo.processInfo.environment["MTLSEG_EMULATED"] == nil {
+            XCTAssertLessThan(residentKilobytes - rss, 8 * 1024, "resident memory is flat (+\(residentKilobytes - rss) kB)")
+        } else {
+            // Under qemu-user RSS is the emulator's, and it keeps ~280 kB per ended thread (one per session here):
+            // Tests/ARM64/qemu_thread_rss.sh. The native runs check it.
+            print("emulated (MTLSEG_EMULATED): resident memory +\(residentKilobytes - rss) kB, not checked")
+        }
         // And the daemon still serves.
         let client = try WireClient(path: path)
         guard case .frame = try client.next(timeout: 2) else { return XCTFail("no frame after the churn") }
