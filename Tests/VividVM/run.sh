@@ -8,6 +8,8 @@
 # The kernel (resolved from linux-image-amd64 each run: old ABIs leave the mirror) is downloaded
 # once and kept, reduced to vmlinuz + media modules (~53 MB), in $MTLSEG_VIVID_CACHE
 # (default ~/.cache/mtlseg-vivid). The guest sees MTLSEG_VIVID_GUEST=1 in its environment.
+# MTLSEG_VIVID_FILES: host files (space-separated absolute paths) the binary reads, e.g. a model
+# fixture; each is copied into the guest at the same path.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [ARGS...]" >&2; exit 2; }
 BIN=$(realpath "$1"); shift
@@ -46,6 +48,7 @@ copy() { mkdir -p "$R$(dirname "$1")"; cp -L "$1" "$R$1"; }
 GUEST_BIN="/guest/$(basename "$BIN")"
 mkdir -p "$R/guest"
 strip --strip-debug -o "$R$GUEST_BIN" "$BIN"  # debug info is most of a debug build's size; the guest needs none
+for f in ${MTLSEG_VIVID_FILES:-}; do copy "$(realpath "$f")"; done
 ldd "$BIN" | awk '/=>/ && $3 ~ /^\//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r l; do copy "$l"; done
 cat > "$R/init" <<INIT
 #!/bin/sh
@@ -62,9 +65,11 @@ chmod +x "$R/init"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$W/initrd.cpio.gz"
 
 # 3. Boot. isa-debug-exit makes qemu exit with (guest status << 1) | 1; a panic or a hang gives
-#    0 or 124, never 1, so only a guest status of 0 passes.
+#    0 or 124, never 1, so only a guest status of 0 passes. `-cpu max`: on TCG's default qemu64
+#    model a model's first GEMM dies of SIGILL inside OpenBLAS (under qemu-user with that model it
+#    reports choosing its Haswell kernels); `max` advertises and emulates AVX2, as real x86-64 has.
 set +e
-timeout "${MTLSEG_VIVID_TIMEOUT:-240}" qemu-system-x86_64 -accel tcg -m 1G -smp 1 -nodefaults -display none -no-reboot \
+timeout "${MTLSEG_VIVID_TIMEOUT:-240}" qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp 1 -nodefaults -display none -no-reboot \
   -kernel "$K/boot/vmlinuz-$KVER" -initrd "$W/initrd.cpio.gz" -append 'console=ttyS0 quiet panic=-1' \
   -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null
 q=$?; set -e
