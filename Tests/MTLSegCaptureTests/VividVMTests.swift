@@ -2,9 +2,10 @@ import Foundation
 import XCTest
 
 /// Boots Debian's kernel with vivid under qemu (Tests/VividVM/run.sh) and runs `VividGuestTests`
-/// from this very test bundle inside it: real V4L2 capture, without a camera on the host.
+/// from this very test bundle inside it: real V4L2 capture, without a camera on the host; and
+/// `MTLSegDaemonTests.VividFaultGuestTests`, the daemon through 20 camera disconnects and module reloads.
 /// Needs root and qemu-system-x86, busybox-static, kmod, cpio (.ci/setup installs them); skipped
-/// otherwise, or when MTLSEG_SKIP_VM=1. About 10 s warm, 20 s with the kernel download.
+/// otherwise, or when MTLSEG_SKIP_VM=1. About 10 s warm plus the fault cycles, 20 s more with the kernel download.
 final class VividVMTests: XCTestCase {
     func testCaptureFromVividInsideAVM() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -20,7 +21,10 @@ final class VividVMTests: XCTestCase {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script, bundle, "MTLSegCaptureTests.VividGuestTests"]
+        // The bundle holds every test target; the daemon's camera-fault test needs its model in the guest.
+        process.arguments = [script, bundle, "MTLSegCaptureTests.VividGuestTests,MTLSegDaemonTests.VividFaultGuestTests"]
+        process.environment = environment.merging(
+            ["MTLSEG_VIVID_FILES": packageRoot.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path]) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -33,7 +37,7 @@ final class VividVMTests: XCTestCase {
         print(text)
         print(String(format: "vivid VM: %.1f s", seconds))
         XCTAssertEqual(process.terminationStatus, 0, "VM run failed; its console is printed above")
-        XCTAssertTrue(text.contains("Executed 2 tests, with 0 failures"), "the guest did not run both vivid tests")
+        XCTAssertTrue(text.contains("Executed 3 tests, with 0 failures"), "the guest did not run all three vivid tests")
         XCTAssertFalse(text.contains("skipped"), "a vivid test skipped inside the VM")
     }
 }
