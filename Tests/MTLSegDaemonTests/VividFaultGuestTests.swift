@@ -93,7 +93,9 @@ final class VividFaultGuestTests: XCTestCase {
             let recoverDeadline = Date().addingTimeInterval(20)
             while recovered == nil && Date() < recoverDeadline {
                 try noteState()
-                recovered = frames.waitForFrame(capturedAfter: faultAt, seconds: 0.1)
+                // Captured after the reload: only the new device can have made it (the old stream may still
+                // hand over frames it finished while the unbind was under way).
+                recovered = frames.waitForFrame(capturedAfter: reloadedAt, seconds: 0.1)
             }
             try noteState()
             guard let recoveredAt = recovered else {
