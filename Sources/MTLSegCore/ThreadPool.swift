@@ -1,17 +1,29 @@
+import CKernels
 import Foundation
+import Synchronization
 
 /// A fixed set of worker threads that run the parts of one operation at a time.
 /// `run` blocks until every part is done; the calling thread works too, so a
 /// pool of one thread is just a loop. Nothing is allocated per call.
+///
+/// A forward pass is a hundred or so short operations. Waking a sleeping thread
+/// through the kernel costs tens of microseconds each time (more in a VM), which
+/// at two threads added a fifth to a 512² frame; so between operations the
+/// workers, and the caller waiting for them, spin for a while before they sleep.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
-    private let shared = Shared()
+    private let shared: Shared
 
-    public init(threads: Int) {
+    /// `spinMicroseconds`: how long an idle thread polls for work (or the caller for the
+    /// last part) before it sleeps; by default 200 µs, or none when there are more threads
+    /// than CPUs (a spinning thread would then take turns from a working one).
+    public init(threads: Int, spinMicroseconds: Int? = nil) {
         threadCount = max(1, threads)
+        let spin = spinMicroseconds ?? (threadCount <= ProcessInfo.processInfo.activeProcessorCount ? 200 : 0)
+        shared = Shared(spinNanoseconds: UInt64(max(0, spin)) * 1000)
         for index in 1 ..< threadCount {
             let shared = self.shared
-            let thread = Thread { shared.workerLoop() }
+            let thread = Thread { shared.workerLoop(thread: index) }
             thread.name = "mtlseg-worker-\(index)"
             thread.start()
         }
@@ -19,100 +31,148 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit { shared.stop() }
 
-    /// Calls `body(part)` for every part in 0..<parts, spread over the threads.
-    public func run(parts: Int, _ body: (Int) -> Void) {
+    /// Calls `body(part, thread)` for every part in 0..<parts, spread over the threads; `thread`
+    /// (below `threadCount`) is the one running the part, which runs its parts one after another.
+    public func run(parts: Int, _ body: (_ part: Int, _ thread: Int) -> Void) {
         guard parts > 0 else { return }
         if threadCount == 1 || parts == 1 {
-            for part in 0 ..< parts { body(part) }
+            for part in 0 ..< parts { body(part, 0) }
             return
         }
         withoutActuallyEscaping(body) { shared.run(parts: parts, $0) }
     }
 
-    /// Splits `count` items into one contiguous range per thread, each starting at a multiple of `alignment`.
+    /// How many chunks each thread's share is cut into: threads take chunks as they finish the
+    /// last, so one that is held up (by the daemon's other threads, by the memory bus) hands
+    /// work to the others instead of keeping them waiting at the end of the operation.
+    private static let chunksPerThread = 4
+
+    /// Splits `count` items into contiguous ranges, each starting at a multiple of `alignment`.
     public func runRanges(count: Int, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
         runSlots(count: count, alignment: alignment) { range, _ in body(range) }
     }
 
-    /// As `runRanges`, also passing the chunk's index (below `threadCount`), so each chunk can use scratch memory of its own.
+    /// As `runRanges`, also passing the index of the thread running the range (below
+    /// `threadCount`), so each can use scratch memory of its own.
     public func runSlots(count: Int, alignment: Int = 1, _ body: (Range<Int>, Int) -> Void) {
-        let chunks = max(1, min(threadCount, (count + alignment - 1) / alignment))
+        let most = threadCount == 1 ? 1 : threadCount * Self.chunksPerThread
+        let chunks = max(1, min(most, (count + alignment - 1) / alignment))
         let perChunk = ((count + chunks - 1) / chunks + alignment - 1) / alignment * alignment
-        run(parts: chunks) { part in
+        run(parts: chunks) { part, thread in
             let start = part * perChunk
             let end = min(count, start + perChunk)
-            if start < end { body(start ..< end, part) }
+            if start < end { body(start ..< end, thread) }
         }
     }
 
     /// The state the workers share with the pool; it outlives the pool until the workers stop.
+    ///
+    /// One atomic word says which operation is current and which parts are left:
+    /// its generation (upper bits), part count and next unclaimed part. A thread
+    /// claims a part by compare-and-swap on the whole word, so a thread still
+    /// looking for work from an earlier operation can never claim a part of a later
+    /// one with a stale count, and `job` is only read while a claimed part of its
+    /// own operation is unfinished (so `run` has not returned and not replaced it).
     private final class Shared: @unchecked Sendable {
-        private let lock = NSCondition()
-        private var job: ((Int) -> Void)?
-        private var partCount = 0
-        private var nextPart = 0
-        private var unfinished = 0
-        private var generation = 0
-        private var stopping = false
+        private static let partBits = 16
+        private static let partMask = (1 << partBits) - 1
 
-        func run(parts: Int, _ body: @escaping (Int) -> Void) {
-            lock.lock()
+        private let spinNanoseconds: UInt64
+        private let state = Atomic<Int>(0)
+        private let unfinished = Atomic<Int>(0)
+        private let stopping = Atomic<Bool>(false)
+        private var job: ((Int, Int) -> Void)?
+        /// Sleepers: workers waiting for a new generation, the caller waiting for the last part.
+        private let lock = NSCondition()
+        private var sleepingWorkers = 0
+        private var callerSleeps = false
+
+        init(spinNanoseconds: UInt64) { self.spinNanoseconds = spinNanoseconds }
+
+        private static func generation(_ state: Int) -> Int { state >> (2 * partBits) }
+
+        func run(parts: Int, _ body: @escaping (Int, Int) -> Void) {
+            precondition(parts <= Self.partMask, "too many parts")
             job = body
-            partCount = parts
-            nextPart = 0
-            unfinished = parts
-            generation &+= 1
-            lock.broadcast()
-            lock.unlock()
-            work()
+            unfinished.store(parts, ordering: .relaxed)
+            let next = (Self.generation(state.load(ordering: .relaxed)) &+ 1) << (2 * Self.partBits) | parts << Self.partBits
+            state.store(next, ordering: .releasing)  // publishes job and unfinished
             lock.lock()
-            while unfinished > 0 { lock.wait() }
-            job = nil
+            if sleepingWorkers > 0 { lock.broadcast() }
             lock.unlock()
+            work(thread: 0)
+            if unfinished.load(ordering: .acquiring) > 0 && !spin(until: { self.unfinished.load(ordering: .acquiring) == 0 }) {
+                lock.lock()
+                callerSleeps = true
+                while unfinished.load(ordering: .acquiring) > 0 { lock.wait() }
+                callerSleeps = false
+                lock.unlock()
+            }
+            job = nil
         }
 
         func stop() {
+            stopping.store(true, ordering: .releasing)
             lock.lock()
-            stopping = true
             lock.broadcast()
             lock.unlock()
         }
 
-        /// Takes parts until none are left. The closure is only borrowed: every
-        /// reference to it is dropped before its part is counted as done, since
-        /// `run` hands out a non-escaping closure.
-        private func work() {
+        /// Polls `done` for up to the spin time; true once it holds.
+        private func spin(until done: () -> Bool) -> Bool {
+            guard spinNanoseconds > 0 else { return done() }
+            let deadline = DispatchTime.now().uptimeNanoseconds + spinNanoseconds
             while true {
-                lock.lock()
-                guard nextPart < partCount else {
-                    lock.unlock()
-                    return
+                for _ in 0 ..< 64 {
+                    if done() { return true }
+                    ck_cpu_relax()
                 }
-                let part = nextPart
-                nextPart += 1
-                var body = job
-                lock.unlock()
-                body?(part)
-                body = nil
-                lock.lock()
-                unfinished -= 1
-                if unfinished == 0 { lock.broadcast() }
-                lock.unlock()
+                if DispatchTime.now().uptimeNanoseconds > deadline { return done() }
             }
         }
 
-        func workerLoop() {
+        /// Claims and runs parts of the current operation until none are left.
+        private func work(thread: Int) {
+            var current = state.load(ordering: .acquiring)
+            while true {
+                let count = (current >> Self.partBits) & Self.partMask, part = current & Self.partMask
+                guard part < count else { return }
+                let (claimed, seen) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiring)
+                guard claimed else {
+                    current = seen
+                    continue
+                }
+                do {  // the closure is only borrowed: drop it before the part counts as done
+                    let body = job!
+                    body(part, thread)
+                }
+                if unfinished.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                    lock.lock()
+                    if callerSleeps { lock.broadcast() }
+                    lock.unlock()
+                }
+                current = state.load(ordering: .acquiring)
+            }
+        }
+
+        /// A new operation has started since generation `seen`, or the pool is stopping.
+        private func hasNews(since seen: Int) -> Bool {
+            Self.generation(state.load(ordering: .acquiring)) != seen || stopping.load(ordering: .relaxed)
+        }
+
+        func workerLoop(thread: Int) {
             var seen = 0
             while true {
-                lock.lock()
-                while generation == seen && !stopping { lock.wait() }
-                if stopping {
+                if !spin(until: { hasNews(since: seen) }) {
+                    lock.lock()
+                    sleepingWorkers += 1
+                    while !hasNews(since: seen) { lock.wait() }
+                    sleepingWorkers -= 1
                     lock.unlock()
-                    return
                 }
-                seen = generation
-                lock.unlock()
-                work()
+                if stopping.load(ordering: .acquiring) { return }
+                seen = Self.generation(state.load(ordering: .acquiring))
+                work(thread: thread)
             }
         }
     }

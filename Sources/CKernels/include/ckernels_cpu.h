@@ -5,4 +5,14 @@
 /// 1 when the CPU (and the OS) run AVX-512F code, else 0; 0 on other architectures.
 int ck_cpu_has_avx512f(void);
 
+/// Tells the core that the caller is spinning on a flag (x86 `pause`, AArch64 `yield`),
+/// which saves power and lets a sibling hyperthread run.
+static inline void ck_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

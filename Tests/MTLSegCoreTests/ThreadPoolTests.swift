@@ -1,0 +1,76 @@
+import CKernels
+import Foundation
+@testable import MTLSegCore
+import XCTest
+
+/// The pool hands every part of every operation to exactly one thread, whether its threads
+/// spin between operations, sleep, or are woken from sleep.
+final class ThreadPoolTests: XCTestCase {
+    /// Counts how often each part of one operation ran.
+    private final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private var counts: [Int]
+        init(_ parts: Int) { counts = Array(repeating: 0, count: parts) }
+        func add(_ part: Int) { lock.lock(); counts[part] += 1; lock.unlock() }
+        var all: [Int] { lock.lock(); defer { lock.unlock() }; return counts }
+    }
+
+    private func assertEveryPartRunsOnce(_ pool: ThreadPool, operations: Int, pauseMicroseconds: UInt32 = 0,
+                                         file: StaticString = #filePath, line: UInt = #line) {
+        for operation in 0 ..< operations {
+            let parts = 1 + operation % 9
+            let tally = Tally(parts)
+            pool.run(parts: parts) { part, _ in tally.add(part) }
+            if tally.all != Array(repeating: 1, count: parts) {
+                return XCTFail("operation \(operation): parts ran \(tally.all) times", file: file, line: line)
+            }
+            if pauseMicroseconds > 0 { usleep(pauseMicroseconds) }
+        }
+    }
+
+    func testSpinningWorkersRunEveryPartOnce() {
+        assertEveryPartRunsOnce(ThreadPool(threads: 3), operations: 20000)
+    }
+
+    func testSleepingWorkersRunEveryPartOnce() {
+        assertEveryPartRunsOnce(ThreadPool(threads: 3, spinMicroseconds: 0), operations: 3000)
+    }
+
+    /// Pauses longer than the spin, so every operation starts with the workers asleep.
+    func testWorkersWokenFromSleepRunEveryPartOnce() {
+        assertEveryPartRunsOnce(ThreadPool(threads: 2, spinMicroseconds: 20), operations: 200, pauseMicroseconds: 500)
+    }
+
+    /// Ranges cover the items once, start on the alignment, and a thread's slot is never in use twice at once
+    /// (each thread's scratch memory is its own).
+    func testRangesCoverTheItemsAlignedAndSlotsAreNeverShared() {
+        let pool = ThreadPool(threads: 2)
+        final class Slots: @unchecked Sendable {
+            let lock = NSLock()
+            var ranges: [Range<Int>] = []
+            var busy = [false, false]
+            var clashes = 0
+            func enter(_ slot: Int, _ range: Range<Int>) {
+                lock.lock(); defer { lock.unlock() }
+                ranges.append(range)
+                if busy[slot] { clashes += 1 }
+                busy[slot] = true
+            }
+            func leave(_ slot: Int) { lock.lock(); busy[slot] = false; lock.unlock() }
+        }
+        for count in [1, 2, 15, 16, 17, 100, 1000, 16384] {
+            for alignment in [1, 16] {
+                let slots = Slots()
+                pool.runSlots(count: count, alignment: alignment) { range, slot in
+                    slots.enter(slot, range)
+                    for _ in 0 ..< 200 { ck_cpu_relax() }  // long enough for the other thread to take a part meanwhile
+                    slots.leave(slot)
+                }
+                let ranges = slots.ranges.sorted { $0.lowerBound < $1.lowerBound }
+                XCTAssertEqual(ranges.flatMap { Array($0) }, Array(0 ..< count), "count \(count), alignment \(alignment)")
+                XCTAssertTrue(ranges.allSatisfy { $0.lowerBound % alignment == 0 })
+                XCTAssertEqual(slots.clashes, 0, "a slot ran two ranges at once")
+            }
+        }
+    }
+}
