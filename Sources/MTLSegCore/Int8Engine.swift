@@ -328,8 +328,10 @@ public final class Int8Engine {
         if let reduction = layers.reduction, let norm = block.reductionNorm {
             let sr = stage.srRatio, columnStride = Self.stride(sr * sr * c)
             let norm1 = activations[QuantPoint.norm1(i, j)]!
-            ck_im2col_hwc_u8(normedQ.bytes, ld, size.height, size.width, c, sr, sr, 0, kvSize.height, kvSize.width,
-                             UInt8(norm1.zeroPoint), columnsQ.bytes, columnStride, 0, kvSize.height)
+            pool.runRanges(count: kvSize.height) { rows in
+                ck_im2col_hwc_u8(normedQ.bytes, ld, size.height, size.width, c, sr, sr, 0, kvSize.height, kvSize.width,
+                                 UInt8(norm1.zeroPoint), columnsQ.bytes, columnStride, rows.lowerBound, rows.count)
+            }
             gemm(reduction, rows: m, a: columnsQ.bytes, lda: columnStride, into: reduced.pointer, ldc: c, output: CK_QGEMM_OUT_F32)
             let kv = activations[QuantPoint.keyValueInput(i, j)]!
             ck_layer_norm_quantize_u8(reduced.pointer, reducedQ.bytes, ld, m, c, norm.gamma.pointer, norm.beta.pointer, eps,
