@@ -48,12 +48,15 @@ copy() { mkdir -p "$R$(dirname "$1")"; cp -L "$1" "$R$1"; }
 GUEST_BIN="/guest/$(basename "$BIN")"
 mkdir -p "$R/guest"
 strip --strip-debug -o "$R$GUEST_BIN" "$BIN"  # debug info is most of a debug build's size; the guest needs none
-for f in ${MTLSEG_VIVID_FILES:-}; do copy "$(realpath "$f")"; done
+# Files go to /files/<path> and the init copies them to <path> once /tmp is mounted: a clone under
+# /tmp (as CI's may be) would otherwise be hidden by the guest's tmpfs.
+for f in ${MTLSEG_VIVID_FILES:-}; do f="$(realpath "$f")"; mkdir -p "$R/files$(dirname "$f")"; cp -L "$f" "$R/files$f"; done
 ldd "$BIN" | awk '/=>/ && $3 ~ /^\//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r l; do copy "$l"; done
 cat > "$R/init" <<INIT
 #!/bin/sh
 export PATH=/bin HOME=/tmp MTLSEG_VIVID_GUEST=1
 mount -t proc p /proc; mount -t sysfs s /sys; mount -t devtmpfs d /dev; mount -t tmpfs t /tmp
+[ -d /files ] && cp -a /files/. /
 modprobe vivid n_devs=1 || echo "modprobe vivid failed"
 cd /tmp
 $GUEST_BIN $ARGS; rc=\$?
