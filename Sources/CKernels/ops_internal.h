@@ -5,14 +5,18 @@
 // and is all that other architectures build).
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__clang__)
 #define CK_HAVE_X86_KERNELS 1
 
 enum { CK_ISA_BASE = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 };
 
-/// The widest of the ISAs above that this CPU (and OS) runs; computed once, race-free
-/// (every thread computes the same value).
+/// The widest of the ISAs above that this CPU (and OS) runs, capped like the GEMM kernels by
+/// MTLSEG_KERNELS (a set below avx512vnni keeps these kernels off AVX-512 too, "scalar" runs the
+/// portable ones: then every operation takes the steps an AArch64 build takes); computed once,
+/// race-free (every thread computes the same value).
 static inline int ck_ops_isa(void) {
     static int cached = -1;
     int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
@@ -22,6 +26,9 @@ static inline int ck_ops_isa(void) {
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
                   ? CK_ISA_AVX512
                   : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? CK_ISA_AVX2 : CK_ISA_BASE;
+        const char *cap = getenv("MTLSEG_KERNELS");
+        if (cap && (!strcmp(cap, "avxvnni") || !strcmp(cap, "avx2")) && isa > CK_ISA_AVX2) isa = CK_ISA_AVX2;
+        if (cap && !strcmp(cap, "scalar")) isa = CK_ISA_BASE;
         __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
     }
     return isa;
