@@ -157,10 +157,7 @@ public final class MaskServer: @unchecked Sendable {
             lock.unlock()
             if done { return }
             guard socket.wait(for: Int16(POLLIN), timeout: 0.2) else { continue }
-            // accept4 is not exported by Glibc's Swift module; set close-on-exec right after.
-            let fd = accept(socket.fd, nil, nil)
-            if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            if fd < 0 {
+            guard let client = socket.acceptClient() else {
                 if errno == EINTR || errno == EAGAIN || errno == ECONNABORTED { continue }
                 lock.lock()
                 let done = stopping
@@ -170,7 +167,7 @@ public final class MaskServer: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: 0.1)
                 continue
             }
-            admit(UnixSocket(fd: fd, path: settings.path))
+            admit(client)
         }
     }
 

@@ -31,9 +31,7 @@ public final class MetricsServer: @unchecked Sendable {
                 lock.unlock()
                 if done { return }
                 guard socket.wait(for: Int16(POLLIN), timeout: 0.2) else { continue }
-                let fd = accept(socket.fd, nil, nil)
-                guard fd >= 0 else { continue }
-                let client = UnixSocket(fd: fd, path: path)
+                guard let client = socket.acceptClient() else { continue }
                 // Read the request head (whatever it asks, the answer is the metrics), then answer and close.
                 _ = client.read(into: &request, timeout: 1)
                 let body = Array(render().utf8)

@@ -74,6 +74,16 @@ public final class UnixSocket {
         return socket
     }
 
+    /// Accepts one waiting connection on a listening socket, close-on-exec (accept4 is not
+    /// exported by Glibc's Swift module, so the flag is set right after). nil, with errno
+    /// set, when accept fails.
+    public func acceptClient() -> UnixSocket? {
+        let client = Glibc.accept(fd, nil, nil)
+        guard client >= 0 else { return nil }
+        _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+        return UnixSocket(fd: client, path: path)
+    }
+
     /// Waits up to `timeout` seconds for `events` (POLLIN/POLLOUT); false on timeout.
     public func wait(for events: Int16, timeout: Double) -> Bool {
         var descriptor = pollfd(fd: fd, events: events, revents: 0)
