@@ -12,19 +12,6 @@ final class FuzzTests: XCTestCase {
         return url
     }
 
-    private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 
     func testCorpusAndPastCrashesReplayCleanly() throws {
         let fuzz = Self.repository.appendingPathComponent("Tests/Fuzz")
@@ -34,14 +21,14 @@ final class FuzzTests: XCTestCase {
             inputs += try FileManager.default.contentsOfDirectory(atPath: fuzz.appendingPathComponent("crashes").path)
                 .filter { $0.hasPrefix(target + "-") }.map { fuzz.appendingPathComponent("crashes/\($0)").path }
             XCTAssertFalse(inputs.isEmpty)
-            let result = try run(Self.products.appendingPathComponent("mtlseg-fuzz").path, [target] + inputs)
+            let result = try runProcess(Self.products.appendingPathComponent("mtlseg-fuzz").path, [target] + inputs)
             XCTAssertEqual(result.status, 0, "\(target): \(result.output)")
         }
     }
 
     func testShortFuzzingRunsFindNothing() throws {
         let seconds = ProcessInfo.processInfo.environment["MTLSEG_FUZZ_SECONDS"] ?? "20"
-        let result = try run("/bin/bash", [Self.repository.appendingPathComponent("Tests/Fuzz/run.sh").path, seconds],
+        let result = try runProcess("/bin/bash", [Self.repository.appendingPathComponent("Tests/Fuzz/run.sh").path, seconds],
                              environment: ["SWIFT_BACKTRACE": "enable=no"])
         XCTAssertEqual(result.status, 0, result.output)
         for target in ["wire", "config", "model"] {

@@ -23,19 +23,6 @@ final class ServiceTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 
     func testReadyComesOnlyOnceClientsCanConnectAndTermStopsCleanly() throws {
         let notify = try NotifySocket(path: directory.appendingPathComponent("notify").path)
@@ -80,13 +67,13 @@ final class ServiceTests: XCTestCase {
 
     func testTheUnitVerifiesWithoutAWord() throws {
         // systemd-analyze only warns (rc 0) on unknown keys and bad values, so any output is a failure.
-        let result = try run("/usr/bin/systemd-analyze", ["verify", try unitUnderTest()])
+        let result = try runProcess("/usr/bin/systemd-analyze", ["verify", try unitUnderTest()])
         XCTAssertEqual(result.status, 0)
         XCTAssertEqual(result.output, "", result.output)
     }
 
     func testTheUnitIsHardened() throws {
-        let result = try run("/usr/bin/systemd-analyze", ["security", "--offline=true", try unitUnderTest()])
+        let result = try runProcess("/usr/bin/systemd-analyze", ["security", "--offline=true", try unitUnderTest()])
         let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.contains("Overall exposure level") }, result.output)
         // "→ Overall exposure level for mtlsegd.service: 0.6 SAFE 😀"; where systemd prints no emoji (TERM=dumb,
         // a non-UTF-8 locale) the face is ":-}", so take the first word after the unit name's colon.
@@ -103,9 +90,9 @@ final class ServiceTests: XCTestCase {
         let model = Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
         let environment = ["DESTDIR": destination.path, "MTLSEG_BIN_DIR": Self.products.path, "DEMO_MODEL": model]
         let script = Self.repository.appendingPathComponent("systemd/install.sh").path
-        let first = try run("/bin/bash", [script], environment: environment)
+        let first = try runProcess("/bin/bash", [script], environment: environment)
         XCTAssertEqual(first.status, 0, first.output)
-        let again = try run("/bin/bash", [script], environment: environment)
+        let again = try runProcess("/bin/bash", [script], environment: environment)
         XCTAssertEqual(again.status, 0, "idempotent: \(again.output)")
         func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: destination.path + path) }
         let unit = try String(contentsOfFile: destination.path + "/usr/lib/systemd/system/mtlsegd.service", encoding: .utf8)
@@ -121,11 +108,11 @@ final class ServiceTests: XCTestCase {
         XCTAssertTrue(config.contains("model = \"/var/lib/mtlseg/model.safetensors\""))
         XCTAssertTrue(config.contains("path = \"/run/mtlseg/mtlsegd.sock\"") && unit.contains("RuntimeDirectory=mtlseg"))
         // The installed config is valid for the installed daemon (model path overridden: it lives under DESTDIR here).
-        let check = try run(destination.path + "/usr/bin/mtlsegd",
+        let check = try runProcess(destination.path + "/usr/bin/mtlsegd",
                             ["--check-config", "--config", destination.path + "/etc/mtlseg/mtlsegd.toml",
                              "--model", destination.path + "/var/lib/mtlseg/model.safetensors"])
         XCTAssertEqual(check.status, 0, check.output)
-        let removed = try run("/bin/bash", [script, "--uninstall"], environment: environment)
+        let removed = try runProcess("/bin/bash", [script, "--uninstall"], environment: environment)
         XCTAssertEqual(removed.status, 0, removed.output)
         XCTAssertFalse(exists("/usr/bin/mtlsegd"))
         XCTAssertTrue(exists("/etc/mtlseg/mtlsegd.toml"), "the user's configuration is kept")
@@ -136,42 +123,30 @@ final class ServiceTests: XCTestCase {
 final class DebianPackageTests: XCTestCase {
     private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 
     func testThePackageBuildsPassesLintianAndUnpacksWhereTheUnitExpects() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/lintian"), "lintian missing: run .ci/setup")
-        let build = try run("/bin/bash", [Self.repository.appendingPathComponent("systemd/build-deb.sh").path, "0.1.0"])
+        let build = try runProcess("/bin/bash", [Self.repository.appendingPathComponent("systemd/build-deb.sh").path, "0.1.0"])
         XCTAssertEqual(build.status, 0, build.output)
         let deb = try XCTUnwrap(build.output.split(separator: "\n").last.map(String.init))
         XCTAssertTrue(deb.hasSuffix(".deb"), build.output)
 
-        let info = try run("/usr/bin/dpkg-deb", ["--info", deb])
+        let info = try runProcess("/usr/bin/dpkg-deb", ["--info", deb])
         XCTAssertTrue(info.output.contains("Package: mtlseg") && info.output.contains("conffiles"), info.output)
-        let contents = try run("/usr/bin/dpkg-deb", ["--contents", deb]).output
+        let contents = try runProcess("/usr/bin/dpkg-deb", ["--contents", deb]).output
         for path in ["./usr/bin/mtlsegd", "./usr/bin/mtlseg", "./lib/systemd/system/mtlsegd.service", "./usr/lib/sysusers.d/mtlseg.conf",
                      "./usr/lib/tmpfiles.d/mtlseg.conf", "./etc/mtlseg/mtlsegd.toml", "./var/lib/mtlseg/model.safetensors"] {
             XCTAssertTrue(contents.contains(path), "\(path) missing from the package")
         }
-        let lintian = try run("/usr/bin/lintian", ["--tag-display-limit", "0", deb])
+        let lintian = try runProcess("/usr/bin/lintian", ["--tag-display-limit", "0", deb])
         let errors = lintian.output.split(separator: "\n").filter { $0.hasPrefix("E:") }
         XCTAssertEqual(errors, [], lintian.output)
 
         // Unpacked into a throwaway root, the daemon runs from it with the packaged configuration and model.
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-deb-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        XCTAssertEqual(try run("/usr/bin/dpkg-deb", ["-x", deb, root]).status, 0)
-        let check = try run(root + "/usr/bin/mtlsegd", ["--check-config", "--config", root + "/etc/mtlseg/mtlsegd.toml",
+        XCTAssertEqual(try runProcess("/usr/bin/dpkg-deb", ["-x", deb, root]).status, 0)
+        let check = try runProcess(root + "/usr/bin/mtlsegd", ["--check-config", "--config", root + "/etc/mtlseg/mtlsegd.toml",
                                                         "--model", root + "/var/lib/mtlseg/model.safetensors"])
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.contains("int8"), "the demo model is the int8 one: \(check.output)")
