@@ -56,8 +56,9 @@ static inline float attention_expf(float x) {
     return p * scale.f;
 }
 
-// The portable version (and the reference of the x86 ones in ops_avx512.c / ops_avx2.c,
-// which take the same steps and write the same bytes). The max runs in 16 lanes: as a
+// The portable version, and the reference of the x86 ones: ops_avx2.c takes the same
+// steps and writes the same bytes; ops_avx512.c uses a shorter exp and may write a
+// byte one step off where 255·e sits within 7e-4 of a rounding boundary. The max runs in 16 lanes: as a
 // single `max = s > max ? s : max` chain it does not vectorise, and that chain was
 // most of this kernel's time.
 CK_VECTOR_CLONES

@@ -10,28 +10,28 @@
 
 static inline CK_AVX512 __mmask16 tail_mask(size_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
-/// e^x for x ≤ 0, the same steps as attention_expf in attention_q8.c (clamp at −87,
-/// Cody-Waite reduction, degree-6 Taylor polynomial), so its results are the same.
-static inline CK_AVX512 __m512 exp_nonpositive(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n); // n ≥ −126: 2^n is a normal float, as in the scalar version
+/// 255·2^t for t ≤ 0 (clamped at −126, where 2^t is still a normal float): t = n + f with
+/// n an integer and |f| ≤ ½, 2^f by a degree-4 polynomial fitted for least relative
+/// error (2.7e-6 in float; the portable version's e^x is good to ~1e-7), its
+/// coefficients scaled by 255. At 255·2.7e-6 = 7e-4 of a step, the byte written differs
+/// from the portable one only where 255·e lies that close to a rounding boundary, by 1.
+/// Half the operations of the portable steps, which this loop was bound by.
+static inline CK_AVX512 __m512 exp2_times255(__m512 t) {
+    t = _mm512_max_ps(t, _mm512_set1_ps(-126.0f));
+    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(255.0f * 0.009570101276040077f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(255.0f * 0.05591786280274391f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(255.0f * 0.240247443318367f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(255.0f * 0.6931217908859253f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(255.0f * 0.9999992847442627f));
+    return _mm512_scalef_ps(p, n);
 }
 
 CK_AVX512
 void ck_softmax_exp_u8_avx512(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                               float *inv_sums) {
-    const __m512 k255 = _mm512_set1_ps(255.0f), ninf = _mm512_set1_ps(-INFINITY);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), log2e = _mm512_set1_ps(1.44269504088896341f);
     for (size_t r = 0; r < rows; r++) {
         const float *s = scores + r * lds;
         uint8_t *q = out + r * ldo;
@@ -46,7 +46,10 @@ void ck_softmax_exp_u8_avx512(const float *scores, size_t lds, size_t rows, size
         }
         for (; c < cols; c += 16) m0 = _mm512_max_ps(m0, _mm512_mask_loadu_ps(ninf, tail_mask(cols - c), s + c));
         const float max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+        // t = (s − max)·log2 e. (As s·log2 e − max·log2 e in one FMA, the rounding of the
+        // second product is amplified past any use for scores around 1e30.)
         const __m512 vmax = _mm512_set1_ps(max);
+#define EXP_BYTES(x) _mm512_cvtps_epi32(exp2_times255(_mm512_mul_ps(_mm512_sub_ps((x), vmax), log2e)))
         // e = round_even(255·exp(s − max)), written as bytes and summed.
         __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
         // Bytes by packing (vpmovdb to memory is slow on Zen 4/5): packus(packus(v0, v1),
@@ -54,10 +57,10 @@ void ck_softmax_exp_u8_avx512(const float *scores, size_t lds, size_t rows, size
         // puts them in order. Values are in 0...255, so the saturating packs are exact.
         const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         for (c = 0; c + 64 <= cols; c += 64) {
-            const __m512i v0 = _mm512_cvtps_epi32(_mm512_mul_ps(exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + c), vmax)), k255));
-            const __m512i v1 = _mm512_cvtps_epi32(_mm512_mul_ps(exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + c + 16), vmax)), k255));
-            const __m512i v2 = _mm512_cvtps_epi32(_mm512_mul_ps(exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + c + 32), vmax)), k255));
-            const __m512i v3 = _mm512_cvtps_epi32(_mm512_mul_ps(exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s + c + 48), vmax)), k255));
+            const __m512i v0 = EXP_BYTES(_mm512_loadu_ps(s + c));
+            const __m512i v1 = EXP_BYTES(_mm512_loadu_ps(s + c + 16));
+            const __m512i v2 = EXP_BYTES(_mm512_loadu_ps(s + c + 32));
+            const __m512i v3 = EXP_BYTES(_mm512_loadu_ps(s + c + 48));
             sum0 = _mm512_add_epi32(sum0, _mm512_add_epi32(v0, v1));
             sum1 = _mm512_add_epi32(sum1, _mm512_add_epi32(v2, v3));
             const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(v0, v1), _mm512_packus_epi32(v2, v3));
@@ -65,11 +68,11 @@ void ck_softmax_exp_u8_avx512(const float *scores, size_t lds, size_t rows, size
         }
         for (; c < cols; c += 16) {
             const __mmask16 m = tail_mask(cols - c);
-            const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + c), vmax));
-            const __m512i v = _mm512_maskz_cvtps_epi32(m, _mm512_mul_ps(e, k255));
+            const __m512i v = _mm512_maskz_mov_epi32(m, EXP_BYTES(_mm512_maskz_loadu_ps(m, s + c)));
             sum0 = _mm512_add_epi32(sum0, v);
             _mm512_mask_cvtepi32_storeu_epi8(q + c, m, v);
         }
+#undef EXP_BYTES
         inv_sums[r] = 1.0f / (float)_mm512_reduce_add_epi32(_mm512_add_epi32(sum0, sum1));
     }
 }
@@ -125,16 +128,20 @@ static inline CK_AVX512 __m512 centred(const uint8_t *p, __mmask16 m, __m512i zp
 // input byte is converted once per output row, and out-of-map taps are zero vectors,
 // which add nothing (as the scalar version's skipped taps). Each pixel's taps are
 // summed in the scalar version's order (row by row, left to right, fused multiply-adds).
-// Four independent pixels per step keep the long GELU dependency chains overlapped.
+// The sums of a segment of up to 32 pixels go to a small buffer, and GELU and the
+// quantization run over it afterwards: done in the same step, each pixel's two long
+// dependency chains (9 taps, then GELU) ran back to back and the core waited on them.
 CK_AVX512
 void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                  size_t channels, const float *weight, const float *bias,
                                  float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
                                  size_t first_row, size_t row_count) {
+    enum { SEGMENT = 32 };
     const __m512i zp_in = _mm512_set1_epi32(in_zero_point);
     const __m512 scale = _mm512_set1_ps(in_scale), half_inv = _mm512_set1_ps(0.5f * out_inv_scale),
                  zero = _mm512_setzero_ps();
     const __m512i zp_out = _mm512_set1_epi32(out_zero_point);
+    __m512 sums[SEGMENT];
     const size_t end = first_row + row_count < height ? first_row + row_count : height;
     for (size_t y = first_row; y < end; y++) {
         const uint8_t *rows[3];
@@ -153,30 +160,148 @@ void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, si
                 carried[dy][0] = zero;
                 carried[dy][1] = rows[dy] ? centred(rows[dy] + c0, m, zp_in) : zero;
             }
-            for (size_t x0 = 0; x0 < width; x0 += 4) {
-                __m512 acc[4];
-                for (int dy = 0; dy < 3; dy++) {
-                    __m512 col[6];
-                    col[0] = carried[dy][0];
-                    col[1] = carried[dy][1];
-                    for (int j = 0; j < 4; j++) {
-                        const size_t x = x0 + 2 + (size_t)j;
-                        col[2 + j] = (rows[dy] && x - 1 < width) ? centred(rows[dy] + (x - 1) * ldi + c0, m, zp_in) : zero;
+            for (size_t xs = 0; xs < width; xs += SEGMENT) {
+                const size_t xe = xs + SEGMENT < width ? xs + SEGMENT : width;
+                for (size_t x0 = xs; x0 < xe; x0 += 4) {
+                    __m512 acc[4];
+                    for (int dy = 0; dy < 3; dy++) {
+                        __m512 col[6];
+                        col[0] = carried[dy][0];
+                        col[1] = carried[dy][1];
+                        for (int j = 0; j < 4; j++) {
+                            const size_t x = x0 + 2 + (size_t)j;
+                            col[2 + j] = (rows[dy] && x - 1 < width) ? centred(rows[dy] + (x - 1) * ldi + c0, m, zp_in) : zero;
+                        }
+                        for (int j = 0; j < 4; j++) {
+                            if (dy == 0) acc[j] = _mm512_mul_ps(col[j], w[0]);
+                            else acc[j] = _mm512_fmadd_ps(col[j], w[3 * dy], acc[j]);
+                            acc[j] = _mm512_fmadd_ps(col[j + 1], w[3 * dy + 1], acc[j]);
+                            acc[j] = _mm512_fmadd_ps(col[j + 2], w[3 * dy + 2], acc[j]);
+                        }
+                        carried[dy][0] = col[4];
+                        carried[dy][1] = col[5];
                     }
-                    for (int j = 0; j < 4; j++) {
-                        if (dy == 0) acc[j] = _mm512_mul_ps(col[j], w[0]);
-                        else acc[j] = _mm512_fmadd_ps(col[j], w[3 * dy], acc[j]);
-                        acc[j] = _mm512_fmadd_ps(col[j + 1], w[3 * dy + 1], acc[j]);
-                        acc[j] = _mm512_fmadd_ps(col[j + 2], w[3 * dy + 2], acc[j]);
-                    }
-                    carried[dy][0] = col[4];
-                    carried[dy][1] = col[5];
+                    for (int j = 0; j < 4; j++) sums[x0 - xs + (size_t)j] = _mm512_fmadd_ps(acc[j], scale, b);
                 }
-                for (int j = 0; j < 4; j++) {
-                    if (x0 + (size_t)j >= width) break;
-                    const __m128i q = quantize_scaled_u8(gelu_scaled(_mm512_fmadd_ps(acc[j], scale, b), half_inv), zp_out);
-                    _mm_mask_storeu_epi8(orow + (x0 + (size_t)j) * ldo + c0, m, q);
+                for (size_t x = xs; x < xe; x++) {
+                    const __m128i q = quantize_scaled_u8(gelu_scaled(sums[x - xs], half_inv), zp_out);
+                    _mm_mask_storeu_epi8(orow + x * ldo + c0, m, q);
                 }
+            }
+        }
+    }
+}
+
+// ---- LayerNorm over rows of `channels` floats, 16 rows at a time.
+//
+// Per row the work is two sums and one pass of arithmetic; with 32 to 256 channels a
+// row is 2 to 16 vectors, and reducing each row's sum across lanes on its own (a
+// chain of shuffles per row, twice) cost more than the arithmetic. Here each of 16
+// rows is first summed lane-wise, then one transposing tree turns the 16 partial
+// vectors into one vector of 16 row sums. Sums run in float, two-pass (mean first,
+// then Σ(x − mean)²), which is within a few ulp of the portable version's double sums;
+// the bytes written differ from it by one at most, at rounding boundaries.
+
+/// Lane r of the result is the sum of the 16 lanes of v[r].
+static inline CK_AVX512 __m512 transpose_sum16(const __m512 v[16]) {
+    __m512 pairs[8], quads[4], halves[2];
+    for (int i = 0; i < 8; i++) // per 128-bit block: (a0+a2, b0+b2, a1+a3, b1+b3)
+        pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) { // per 128-bit block: rows 4i…4i+3, one partial each
+        const __m512d a = _mm512_castps_pd(pairs[2 * i]), b = _mm512_castps_pd(pairs[2 * i + 1]);
+        quads[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    for (int i = 0; i < 2; i++) // blocks: (q0 0+1, q0 2+3, q1 0+1, q1 2+3)
+        halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/// Means and 1/√(variance + eps) of `count` (1…16) rows of `channels` floats (row stride ld).
+static inline CK_AVX512 void layer_norm_stats16(const float *in, size_t ld, size_t count, size_t channels, float eps,
+                                                float mean[16], float inv[16]) {
+    const __mmask16 tail = tail_mask(channels % 16 ? channels % 16 : 16);
+    const size_t full = (channels - 1) / 16; // whole vectors before the last (possibly partial) one
+    // The first sum is of x − x₀ (x₀ the row's first value): rows far from zero, as
+    // residual streams can be, then lose nothing to float rounding of a large sum.
+    __m512 partial[16];
+    float first[16];
+    for (size_t r = 0; r < 16; r++) {
+        const float *x = in + (r < count ? r : count - 1) * ld;
+        first[r] = x[0];
+        const __m512 x0 = _mm512_set1_ps(x[0]);
+        __m512 a = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, x + full * 16), x0), b = _mm512_setzero_ps();
+        size_t k = 0;
+        for (; k + 2 <= full; k += 2) {
+            a = _mm512_add_ps(a, _mm512_sub_ps(_mm512_loadu_ps(x + k * 16), x0));
+            b = _mm512_add_ps(b, _mm512_sub_ps(_mm512_loadu_ps(x + k * 16 + 16), x0));
+        }
+        if (k < full) a = _mm512_add_ps(a, _mm512_sub_ps(_mm512_loadu_ps(x + k * 16), x0));
+        partial[r] = _mm512_add_ps(a, b);
+    }
+    const __m512 n = _mm512_set1_ps((float)channels);
+    _mm512_storeu_ps(mean, _mm512_add_ps(_mm512_loadu_ps(first), _mm512_div_ps(transpose_sum16(partial), n)));
+    for (size_t r = 0; r < 16; r++) {
+        const float *x = in + (r < count ? r : count - 1) * ld;
+        const __m512 m = _mm512_set1_ps(mean[r]);
+        const __m512 last = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, x + full * 16), m);
+        __m512 a = _mm512_mul_ps(last, last), b = _mm512_setzero_ps();
+        size_t k = 0;
+        for (; k + 2 <= full; k += 2) {
+            const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + k * 16), m), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + k * 16 + 16), m);
+            a = _mm512_fmadd_ps(d0, d0, a);
+            b = _mm512_fmadd_ps(d1, d1, b);
+        }
+        if (k < full) {
+            const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + k * 16), m);
+            a = _mm512_fmadd_ps(d, d, a);
+        }
+        partial[r] = _mm512_add_ps(a, b);
+    }
+    const __m512 variance = _mm512_div_ps(transpose_sum16(partial), n);
+    _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_ps(_mm512_add_ps(variance, _mm512_set1_ps(eps)))));
+}
+
+CK_AVX512
+void ck_layer_norm_quantize_u8_avx512(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                      const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
+    const __m512 scale = _mm512_set1_ps(inv_scale);
+    const __m512i zp = _mm512_set1_epi32(zero_point);
+    float mean[16], inv[16];
+    for (size_t r0 = 0; r0 < rows; r0 += 16) {
+        const size_t count = rows - r0 < 16 ? rows - r0 : 16;
+        layer_norm_stats16(in + r0 * channels, channels, count, channels, eps, mean, inv);
+        for (size_t r = 0; r < count; r++) {
+            const float *x = in + (r0 + r) * channels;
+            uint8_t *q = out + (r0 + r) * ldo;
+            const __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(inv[r]);
+            for (size_t c = 0; c < channels; c += 16) {
+                const __mmask16 k = tail_mask(channels - c);
+                const __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), s),
+                                                 _mm512_maskz_loadu_ps(k, gamma + c), _mm512_maskz_loadu_ps(k, beta + c));
+                _mm_mask_storeu_epi8(q + c, k, quantize_scaled_u8(_mm512_mul_ps(y, scale), zp));
+            }
+        }
+    }
+}
+
+CK_AVX512
+void ck_layer_norm_f32_avx512(const float *in, float *out, size_t rows, size_t channels, const float *gamma, const float *beta,
+                              float eps) {
+    float mean[16], inv[16];
+    for (size_t r0 = 0; r0 < rows; r0 += 16) {
+        const size_t count = rows - r0 < 16 ? rows - r0 : 16;
+        layer_norm_stats16(in + r0 * channels, channels, count, channels, eps, mean, inv);
+        for (size_t r = 0; r < count; r++) {
+            const float *x = in + (r0 + r) * channels;
+            float *y = out + (r0 + r) * channels;
+            const __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(inv[r]);
+            for (size_t c = 0; c < channels; c += 16) {
+                const __mmask16 k = tail_mask(channels - c);
+                const __m512 v = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), s),
+                                                 _mm512_maskz_loadu_ps(k, gamma + c), _mm512_maskz_loadu_ps(k, beta + c));
+                _mm512_mask_storeu_ps(y + c, k, v);
             }
         }
     }

@@ -42,6 +42,10 @@ void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, si
                                  size_t channels, const float *weight, const float *bias,
                                  float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
                                  size_t first_row, size_t row_count);
+void ck_layer_norm_quantize_u8_avx512(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                      const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point);
+void ck_layer_norm_f32_avx512(const float *in, float *out, size_t rows, size_t channels, const float *gamma, const float *beta,
+                              float eps);
 void ck_conv2d_f32_avx512(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
                           size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,
                           size_t kernel, size_t stride, size_t padding, const float *bias, float *out,

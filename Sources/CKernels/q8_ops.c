@@ -33,9 +33,11 @@ void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t he
         for (size_t c = 0; c < channels; c++) out[p * ldo + c] = quantize(in[c * plane + p], inv_scale, zero_point);
 }
 
+// The portable version; x86 with AVX-512 runs ck_layer_norm_quantize_u8_avx512 (ops_avx512.c).
 CK_VECTOR_CLONES
-void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
-                               const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
+static void layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                            const float *gamma, const float *beta, float eps, float inv_scale,
+                                            int32_t zero_point) {
 #pragma clang fp reassociate(on)
     for (size_t r = 0; r < rows; r++) {
         const float *x = in + r * channels;
@@ -52,6 +54,17 @@ void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t
         const float m = (float)mean;
         for (size_t c = 0; c < channels; c++) q[c] = quantize((x[c] - m) * inv * gamma[c] + beta[c], inv_scale, zero_point);
     }
+}
+
+void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                               const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
+#if defined(CK_HAVE_X86_KERNELS)
+    if (ck_ops_isa() == CK_ISA_AVX512) {
+        ck_layer_norm_quantize_u8_avx512(in, out, ldo, rows, channels, gamma, beta, eps, inv_scale, zero_point);
+        return;
+    }
+#endif
+    layer_norm_quantize_u8_portable(in, out, ldo, rows, channels, gamma, beta, eps, inv_scale, zero_point);
 }
 
 void ck_im2col_hwc_u8(const uint8_t *in, size_t ldi, size_t height, size_t width, size_t channels,

@@ -266,7 +266,9 @@ static void ln_case(int timing) {
             for (size_t k = 0; k < ch; k++) {
                 int d = abs((int)qa[r * (ch + 16) + k] - (int)qb[r * (ch + 16) + k]);
                 qd += d != 0; if (d > maxq) maxq = d;
-                double e = fabs((double)fa[r * ch + k] - fb[r * ch + k]) / (fabs(fa[r * ch + k]) > 1e-2 ? fabs(fa[r * ch + k]) : 1e-2);
+                // Relative to the output's scale (unit variance before γ, β): the AVX-512 version sums in
+                // float, and its mean can sit one ulp from the portable one's (1.5e-5 at a mean of 160).
+                double e = fabs((double)fa[r * ch + k] - fb[r * ch + k]) / (fabs(fa[r * ch + k]) > 1 ? fabs(fa[r * ch + k]) : 1);
                 if (e > maxf) maxf = e;
             }
         // In place, as the engines call it.
@@ -274,7 +276,7 @@ static void ln_case(int timing) {
         ck_layer_norm_f32(fb, fb, rows, ch, g, b, 1e-6f);
         double maxip = 0;
         for (size_t i = 0; i < rows * ch; i++) { double e = fabs((double)fa[i] - fb[i]); if (e > maxip) maxip = e; }
-        printf("layernorm %5zux%-4zu: quantize_u8 max |Δ| %d (%zu differ); f32 max rel Δ %.2e, in-place max |Δ| %.2e\n", rows, ch, maxq, qd,
+        printf("layernorm %5zux%-4zu: quantize_u8 max |Δ| %d (%zu differ); f32 max Δ/max(|y|,1) %.2e, in-place max |Δ| %.2e\n", rows, ch, maxq, qd,
                maxf, maxip);
         if (maxq > 1 || maxf > 1e-4) failures++;
         free(in); free(g); free(b); free(fa); free(fb); free(qa); free(qb);
