@@ -3,6 +3,7 @@
 // Shared by the kernel files: the vectorisation clones, and exp / erf / GELU
 // written branch-free so that the loops calling them vectorise (libm's expf and
 // erff are a call per element, which dominated softmax and GELU).
+#include <stddef.h>
 #include <stdint.h>
 
 // Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the widest
@@ -47,5 +48,18 @@ static inline float ck_erff(float x) {
 
 /// Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)).
 static inline float ck_gelu(float x) { return 0.5f * x * (1.0f + ck_erff(x * 0.70710678118654752440f)); }
+
+/// The two source indices and the second one's weight of output index i when resizing
+/// in_size to out_size: PyTorch's align_corners=False, (i + 0.5)·scale − 0.5 clamped at 0.
+static inline void ck_bilinear_taps(size_t out_size, size_t in_size, size_t i, size_t *i0, size_t *i1, float *w1) {
+    const float scale = (float)in_size / (float)out_size;
+    float src = ((float)i + 0.5f) * scale - 0.5f;
+    if (src < 0.0f) src = 0.0f;
+    size_t lo = (size_t)src;
+    if (lo > in_size - 1) lo = in_size - 1;
+    *i0 = lo;
+    *i1 = lo + 1 < in_size ? lo + 1 : in_size - 1;
+    *w1 = src - (float)lo;
+}
 
 #endif

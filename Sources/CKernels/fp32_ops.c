@@ -137,18 +137,6 @@ void ck_im2col_hwc_f32(const float *in, size_t height, size_t width, size_t chan
     }
 }
 
-// PyTorch's source index for align_corners=False: (dst + 0.5)·scale − 0.5, clamped at 0.
-static void bilinear_taps(size_t out_size, size_t in_size, size_t i, size_t *i0, size_t *i1, float *w1) {
-    const float scale = (float)in_size / (float)out_size;
-    float src = ((float)i + 0.5f) * scale - 0.5f;
-    if (src < 0.0f) src = 0.0f;
-    size_t lo = (size_t)src;
-    if (lo > in_size - 1) lo = in_size - 1;
-    *i0 = lo;
-    *i1 = lo + 1 < in_size ? lo + 1 : in_size - 1;
-    *w1 = src - (float)lo;
-}
-
 CK_VECTOR_CLONES
 void ck_resize_bilinear_hwc_rows_f32(const float *in, size_t in_height, size_t in_width, size_t channels,
                                      float *out, size_t out_height, size_t out_width,
@@ -157,11 +145,11 @@ void ck_resize_bilinear_hwc_rows_f32(const float *in, size_t in_height, size_t i
     for (size_t y = first_row; y < end_row; y++) {
         size_t y0, y1;
         float wy;
-        bilinear_taps(out_height, in_height, y, &y0, &y1, &wy);
+        ck_bilinear_taps(out_height, in_height, y, &y0, &y1, &wy);
         for (size_t x = 0; x < out_width; x++) {
             size_t x0, x1;
             float wx;
-            bilinear_taps(out_width, in_width, x, &x0, &x1, &wx);
+            ck_bilinear_taps(out_width, in_width, x, &x0, &x1, &wx);
             const float *a = in + (y0 * in_width + x0) * channels;
             const float *b = in + (y0 * in_width + x1) * channels;
             const float *c = in + (y1 * in_width + x0) * channels;

@@ -67,6 +67,46 @@ void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t
     layer_norm_quantize_u8_portable(in, out, ldo, rows, channels, gamma, beta, eps, inv_scale, zero_point);
 }
 
+CK_VECTOR_CLONES
+void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+                                const size_t *widths, size_t channels, size_t out_height, size_t out_width,
+                                size_t first_row, size_t row_count, const float *bias, float inv_scale,
+                                int32_t zero_point, uint8_t *out, size_t ldo, float *scratch) {
+    const size_t end_row = first_row + row_count < out_height ? first_row + row_count : out_height;
+    for (size_t y = first_row; y < end_row; y++) {
+        // Each map's two source rows blended vertically for this output row, then blended
+        // horizontally per pixel: two taps per pixel instead of four.
+        float *blended[CK_DECODER_MAPS_MAX];
+        float *next = scratch;
+        for (size_t i = 0; i < map_count; i++) {
+            size_t y0, y1;
+            float wy;
+            ck_bilinear_taps(out_height, heights[i], y, &y0, &y1, &wy);
+            const float *r0 = maps[i] + y0 * widths[i] * channels, *r1 = maps[i] + y1 * widths[i] * channels;
+            const float w0 = 1.0f - wy;
+            blended[i] = next;
+            for (size_t k = 0; k < widths[i] * channels; k++) next[k] = w0 * r0[k] + wy * r1[k];
+            next += widths[i] * channels;
+        }
+        for (size_t x = 0; x < out_width; x++) {
+            float *o = band + ((y - first_row) * out_width + x) * channels;
+            for (size_t i = 0; i < map_count; i++) {
+                size_t x0, x1;
+                float wx;
+                ck_bilinear_taps(out_width, widths[i], x, &x0, &x1, &wx);
+                const float *a = blended[i] + x0 * channels, *b = blended[i] + x1 * channels;
+                const float w0 = 1.0f - wx;
+                for (size_t k = 0; k < channels; k++) o[k] += w0 * a[k] + wx * b[k];
+            }
+            uint8_t *q = out + (y * out_width + x) * ldo;
+            for (size_t k = 0; k < channels; k++) {
+                const float v = o[k] + bias[k];
+                q[k] = quantize(v > 0.0f ? v : 0.0f, inv_scale, zero_point);
+            }
+        }
+    }
+}
+
 void ck_im2col_hwc_u8(const uint8_t *in, size_t ldi, size_t height, size_t width, size_t channels,
                       size_t kernel, size_t stride, size_t padding, size_t out_height, size_t out_width,
                       uint8_t pad_value, uint8_t *cols, size_t ldc, size_t first_row, size_t row_count) {

@@ -70,6 +70,10 @@ public final class Int8Engine {
     private let projections: [FloatBuffer]
     private let decoderBands: [FloatBuffer]
     private let decoderBandRows: Int
+    /// The projections as ck_decoder_sum_quantize_u8 takes them.
+    private let decoderMaps: DecoderMaps
+    /// Per thread, one output row's worth of each projection blended vertically.
+    private let decoderRowScratch: [FloatBuffer]
     private let fusedQ: AlignedBytes
     private let taskMaps: [FloatBuffer]
     private let crossMap: FloatBuffer
@@ -184,6 +188,9 @@ public final class Int8Engine {
         projections = (1 ..< e.stageCount).map { FloatBuffer(count: plan.stageSizes[$0].pixels * width) }
         let bandRows = max(1, min(plan.outputSize.height, (1 << 17) / max(1, plan.outputSize.width * width)))
         decoderBandRows = bandRows
+        decoderMaps = DecoderMaps(maps: projections, sizes: Array(plan.stageSizes.dropFirst()))
+        let blendedRow = plan.stageSizes.dropFirst().map(\.width).reduce(0, +) * width
+        decoderRowScratch = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: blendedRow) }
         decoderBands = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: bandRows * plan.outputSize.width * width) }
         fusedQ = AlignedBytes(count: out * stride(width))
         let tasks = d.tasks.count
@@ -392,15 +399,10 @@ public final class Int8Engine {
                 let map = decoderBands[slot].pointer - pixels.lowerBound * d
                 decoderLayers[0].run(rows: pixels, a: stageOutputsQ[0].bytes, lda: Self.stride(weights.stages[0].channels),
                                      into: UnsafeMutableRawPointer(map), ldc: d, output: CK_QGEMM_OUT_F32)
-                for i in 1 ..< decoderLayers.count {
-                    resizeBand(projections[i - 1].pointer, from: plan.stageSizes[i], into: map, to: out, channels: d,
-                               rows: first ..< first + rows, accumulate: true)
-                }
-                let f = map + pixels.lowerBound * d
-                ck_add_bias_rows_f32(f, pixels.count, d, weights.decoder.bias.pointer)
-                ck_relu_f32(f, pixels.count * d)
-                ck_quantize_rows_u8(f, d, fusedQ.bytes + pixels.lowerBound * ld, ld, pixels.count, d, fusedParams.inverseScale,
-                                    fusedParams.zeroPoint)
+                ck_decoder_sum_quantize_u8(map + pixels.lowerBound * d, decoderMaps.count, decoderMaps.pointers, decoderMaps.heights,
+                                           decoderMaps.widths, d, out.height, out.width, first, rows, weights.decoder.bias.pointer,
+                                           fusedParams.inverseScale, fusedParams.zeroPoint, fusedQ.bytes, ld,
+                                           decoderRowScratch[slot].pointer)
             }
         }
     }
@@ -473,9 +475,29 @@ public final class Int8Engine {
     }
 }
 
-/// Bilinear resize (align_corners=False) of rows `rows` of the output only, so threads can share one resize.
-func resizeBand(_ source: UnsafePointer<Float>, from input: MapSize, into target: UnsafeMutablePointer<Float>, to output: MapSize,
-                channels: Int, rows: Range<Int>, accumulate: Bool) {
-    ck_resize_bilinear_hwc_rows_f32(source, input.height, input.width, channels, target, output.height, output.width,
-                                    rows.lowerBound, rows.count, accumulate ? 1 : 0)
+/// Pointers to the decoder's low-resolution projections and their sizes, in C arrays made once.
+private final class DecoderMaps {
+    let count: Int
+    let pointers: UnsafeMutablePointer<UnsafePointer<Float>?>
+    let heights: UnsafeMutablePointer<Int>
+    let widths: UnsafeMutablePointer<Int>
+
+    init(maps: [FloatBuffer], sizes: [MapSize]) {
+        precondition(maps.count <= Int(CK_DECODER_MAPS_MAX), "at most \(CK_DECODER_MAPS_MAX) encoder stages after the first")
+        count = maps.count
+        pointers = .allocate(capacity: max(1, count))
+        heights = .allocate(capacity: max(1, count))
+        widths = .allocate(capacity: max(1, count))
+        for i in 0 ..< count {
+            pointers[i] = UnsafePointer(maps[i].pointer)
+            heights[i] = sizes[i].height
+            widths[i] = sizes[i].width
+        }
+    }
+
+    deinit {
+        pointers.deallocate()
+        heights.deallocate()
+        widths.deallocate()
+    }
 }

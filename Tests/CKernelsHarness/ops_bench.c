@@ -5,7 +5,7 @@
 //   /opt/swift/usr/bin/clang -std=c11 -D_GNU_SOURCE -O3 -ISources/CKernels/include -ISources/CKernels \
 //     Sources/CKernels/{attention_q8,q8_ops,fp32_ops,ops_avx512,ops_avx2}.c \
 //     Tests/CKernelsHarness/ops_{bench,ref}.c -lm -o /tmp/ops_bench
-//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln]   (times and checks)
+//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder]   (times and checks)
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
 #include "ckernels_fp32.h"
@@ -230,6 +230,77 @@ static void resize_case(int timing) {
     free(c.out_new); free(c.out_old);
 }
 
+// ---- the folded decoder's sum: a 128² band of 256 channels + 64², 32², 16² maps resized, bias, ReLU, u8.
+// The old path is the one the engine took before: ck_resize_bilinear_hwc_rows_f32 per map (accumulating),
+// ck_add_bias_rows_f32, ck_relu_f32, ck_quantize_rows_u8, each over the whole band.
+typedef struct {
+    size_t oh, ow, ch, maps, band_rows;
+    size_t heights[3], widths[3];
+    float *in[3], *base, *band_old, *band_new, *bias, *scratch;
+    uint8_t *q_old, *q_new;
+} dec_ctx;
+static void dec_work(void *p, int use_ref) {
+    dec_ctx *c = p;
+    const size_t ld = c->ch + 16;
+    for (size_t y = 0; y < c->oh; y += c->band_rows) {
+        const size_t rows = c->oh - y < c->band_rows ? c->oh - y : c->band_rows, pixels = rows * c->ow;
+        float *band = use_ref ? c->band_old : c->band_new;
+        memcpy(band, c->base + y * c->ow * c->ch, pixels * c->ch * 4);
+        if (use_ref) {
+            for (size_t i = 0; i < c->maps; i++)
+                ck_resize_bilinear_hwc_rows_f32(c->in[i], c->heights[i], c->widths[i], c->ch, band - y * c->ow * c->ch, c->oh,
+                                                c->ow, y, rows, 1);
+            ck_add_bias_rows_f32(band, pixels, c->ch, c->bias);
+            ck_relu_f32(band, pixels * c->ch);
+            ck_quantize_rows_u8(band, c->ch, c->q_old + y * c->ow * ld, ld, pixels, c->ch, 1 / 0.05f, 3);
+        } else {
+            const float *maps[3] = {c->in[0], c->in[1], c->in[2]};
+            ck_decoder_sum_quantize_u8(band, c->maps, maps, c->heights, c->widths, c->ch, c->oh, c->ow, y, rows, c->bias,
+                                       1 / 0.05f, 3, c->q_new, ld, c->scratch);
+        }
+    }
+}
+static void decoder_check(dec_ctx *c, int timing) {
+    const size_t ld = c->ch + 16, out = c->oh * c->ow;
+    size_t scratch = 0;
+    for (size_t i = 0; i < c->maps; i++) {
+        c->in[i] = alloc(c->heights[i] * c->widths[i] * c->ch * 4);
+        for (size_t k = 0; k < c->heights[i] * c->widths[i] * c->ch; k++) c->in[i][k] = nrand();
+        scratch += c->widths[i] * c->ch;
+    }
+    c->scratch = alloc(scratch * 4);
+    c->base = alloc(out * c->ch * 4);
+    for (size_t k = 0; k < out * c->ch; k++) c->base[k] = nrand();
+    c->band_old = alloc(c->band_rows * c->ow * c->ch * 4); c->band_new = alloc(c->band_rows * c->ow * c->ch * 4);
+    c->bias = alloc(c->ch * 4);
+    for (size_t k = 0; k < c->ch; k++) c->bias[k] = nrand() * 0.5f;
+    c->q_old = alloc(out * ld); c->q_new = alloc(out * ld);
+    memset(c->q_new, 0xAB, out * ld);
+    dec_work(c, 1); dec_work(c, 0);
+    int maxd = 0; size_t diffs = 0, clobber = 0;
+    for (size_t p = 0; p < out; p++) {
+        for (size_t k = 0; k < c->ch; k++) {
+            int d = abs((int)c->q_old[p * ld + k] - (int)c->q_new[p * ld + k]);
+            diffs += d != 0; if (d > maxd) maxd = d;
+        }
+        for (size_t k = c->ch; k < ld; k++) clobber += c->q_new[p * ld + k] != 0xAB;
+    }
+    printf("decoder sum %zux%zux%zu, %zu maps, band %zu: max |Δ| %d (%zu of %zu differ)%s\n", c->oh, c->ow, c->ch, c->maps,
+           c->band_rows, maxd, diffs, out * c->ch, clobber ? "  WROTE PAST CHANNELS" : "");
+    if (maxd > 1 || clobber) failures++;
+    if (timing) time_both("decoder sum + quantize (fwd)", dec_work, c);
+    for (size_t i = 0; i < c->maps; i++) free(c->in[i]);
+    free(c->scratch); free(c->base); free(c->band_old); free(c->band_new); free(c->bias); free(c->q_old); free(c->q_new);
+}
+static void decoder_case(int timing) {
+    dec_ctx b0 = {.oh = 128, .ow = 128, .ch = 256, .maps = 3, .band_rows = 4, .heights = {64, 32, 16}, .widths = {64, 32, 16}};
+    decoder_check(&b0, timing);
+    dec_ctx odd = {.oh = 13, .ow = 22, .ch = 19, .maps = 3, .band_rows = 3, .heights = {7, 4, 1}, .widths = {11, 6, 2}};
+    decoder_check(&odd, 0);
+    dec_ctx one = {.oh = 5, .ow = 3, .ch = 40, .maps = 1, .band_rows = 5, .heights = {5}, .widths = {3}};
+    decoder_check(&one, 0);
+}
+
 // ---- layer norms: (16384, 32), (4096, 64), (1024, 160), (256, 256); per pass ≈ 5 of each stage's size.
 static const size_t ln_shapes[][3] = {{16384, 32, 5}, {4096, 64, 5}, {1024, 160, 5}, {256, 256, 5}};
 typedef struct { float *in[4], *outf[4], *g[4], *b[4]; uint8_t *outq[4]; } ln_ctx;
@@ -306,6 +377,7 @@ int main(int argc, char **argv) {
     if (!only || strstr(only, "dwconv")) dwconv_case(timing);
     if (!only || strstr(only, "resize")) resize_case(timing);
     if (!only || strstr(only, "ln")) ln_case(timing);
+    if (!only || strstr(only, "decoder")) decoder_case(timing);
     if (failures) { printf("ops_bench: %d checks FAILED\n", failures); return 1; }
     printf("ops_bench: all checks passed\n");
     return 0;

@@ -37,6 +37,21 @@ void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ld
                           float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
                           size_t first_row, size_t row_count, float *scratch);
 
+/// The most maps ck_decoder_sum_quantize_u8 takes (the encoder stages after the first).
+#define CK_DECODER_MAPS_MAX 8
+
+/// The folded all-MLP decoder's sum, for output rows first_row ..< first_row + row_count:
+/// F = ReLU(band + Σ_i resize(maps[i]) + bias), written quantized (row stride ldo).
+/// `band` holds those rows of the full-resolution term ([row_count·out_width][channels]) and
+/// is used as scratch. Each map i (at most CK_DECODER_MAPS_MAX) is [heights[i]][widths[i]][channels],
+/// resized bilinearly (align_corners=False, as PyTorch: blended vertically, then horizontally)
+/// to out_height×out_width. `scratch` holds Σ_i widths[i]·channels floats. Done pixel by pixel,
+/// a pixel's channels stay in L1 from the sum to the byte written.
+void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+                                const size_t *widths, size_t channels, size_t out_height, size_t out_width,
+                                size_t first_row, size_t row_count, const float *bias, float inv_scale,
+                                int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
+
 /// x = (q(x) − zero_point)·scale in place: what quantizing on the u8 grid does to x.
 void ck_fake_quantize_f32(float *x, size_t n, float scale, int32_t zero_point);
 
