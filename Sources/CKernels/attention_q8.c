@@ -97,11 +97,21 @@ void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols
     softmax_exp_u8_portable(scores, lds, rows, cols, out, ldo, inv_sums);
 }
 
+/// round-half-even of x·inv_scale + zero point, clamped to a byte (as ck_quantize_rows_u8).
+static inline uint8_t quantize_u8(float x, float inv_scale, int32_t zero_point) {
+    float v = round_even(x * inv_scale) + (float)zero_point;
+    v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+    return (uint8_t)(int32_t)v;
+}
+
 CK_VECTOR_CLONES
-void ck_scale_rows_f32(float *x, size_t ldx, size_t rows, size_t cols, const float *factors) {
-    for (size_t r = 0; r < rows; r++) {
-        float *row = x + r * ldx;
-        const float f = factors[r];
-        for (size_t c = 0; c < cols; c++) row[c] *= f;
-    }
+void ck_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,
+                                uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t h = 0; h < heads; h++) {
+            const float *x = in + r * ldi + h * head_dim;
+            uint8_t *q = out + r * ldo + h * head_dim;
+            const float f = factors[h * rows + r];
+            for (size_t c = 0; c < head_dim; c++) q[c] = quantize_u8(x[c] * f, inv_scale, zero_point);
+        }
 }

@@ -54,7 +54,7 @@ final class Int8Attention {
         let rowBlock = plan.attentionRowBlocks.max() ?? 1
         scores = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: plan.scoreCount) }
         exponentials = (0 ..< pool.threadCount).map { _ in AlignedBytes(count: rowBlock * Int8Engine.stride(maxKeys)) }
-        inverseSums = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: rowBlock) }
+        inverseSums = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: rowBlock * maxHeads) }
     }
 
     deinit {
@@ -96,15 +96,14 @@ final class Int8Attention {
                 var scoreEpilogue = ck_qgemm_epilogue(offset: keyOffsets[h], scale: keyScale, bias: nil, relu: 0,
                                                       output: CK_QGEMM_OUT_F32, out_scale_inv: 1, out_zero_point: 0)
                 set.gemm(rows, m, d, queries + row * ldq + h * d, ldq, packedKeys[h].pointer, &scoreEpilogue, score, m)
-                ck_softmax_exp_u8(score, m, rows, m, e, lde, inverse)
+                ck_softmax_exp_u8(score, m, rows, m, e, lde, inverse + h * rows)
                 var valueEpilogue = ck_qgemm_epilogue(offset: valueOffsets[h], scale: valueScale, bias: nil, relu: 0,
                                                       output: CK_QGEMM_OUT_F32, out_scale_inv: 1, out_zero_point: 0)
                 let out = attended + row * c + h * d
                 set.gemm(rows, d, m, e, lde, packedValues[h].pointer, &valueEpilogue, out, c)
-                ck_scale_rows_f32(out, c, rows, d, inverse)
               }
-              ck_quantize_rows_u8(attended + row * c, c, attendedQ + row * ldq, ldq, rows, c, outputParams.inverseScale,
-                                  outputParams.zeroPoint)
+              ck_scale_heads_quantize_u8(attended + row * c, c, rows, heads, d, inverse, attendedQ + row * ldq, ldq,
+                                         outputParams.inverseScale, outputParams.zeroPoint)
             }
         }
     }
