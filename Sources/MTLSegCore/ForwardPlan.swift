@@ -4,6 +4,11 @@ public struct MapSize: Equatable, CustomStringConvertible, Sendable {
     public let width: Int
     public var pixels: Int { height * width }
     public var description: String { "\(width)x\(height)" }
+
+    public init(height: Int, width: Int) {
+        self.height = height
+        self.width = width
+    }
 }
 
 /// Every shape of one forward pass at a fixed input size, and the activation

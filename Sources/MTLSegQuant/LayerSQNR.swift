@@ -10,10 +10,16 @@ public final class LayerSQNRObserver: ActivationObserver {
     private struct Consumer {
         let layer: LinearWeights
         let dequantized: FloatBuffer
-        /// nil: the point's rows are the layer's input rows; else a conv gathering k×k patches (stride k) of an h×w map.
-        let patches: (kernel: Int, height: Int, width: Int)?
+        /// nil: the point's rows are the layer's input rows; else a conv gathering k×k patches of an h×w map.
+        let patches: Patches?
         /// Input made of two observations of the point, concatenated (the head's combine conv).
         let concatenated: Bool
+    }
+
+    /// A convolution's view of its input map: k×k patches at a stride, zero-padded, into an output map.
+    private struct Patches {
+        let kernel, stride, padding: Int
+        let input, output: MapSize
     }
 
     private let grids: [String: QuantParams]
@@ -29,9 +35,18 @@ public final class LayerSQNRObserver: ActivationObserver {
         self.grids = grids
         for (layer, point) in weights.int8LayerInputs {
             guard let q = layer.quantized else { continue }
-            var patches: (Int, Int, Int)?
+            var patches: Patches?
             if case let .conv(kernel, _) = layer.layout, let stage = Self.stage(of: point) {
-                patches = (kernel, plan.stageSizes[stage].height, plan.stageSizes[stage].width)
+                let map = plan.stageSizes[stage]
+                if point == QuantPoint.stageOutput(stage), stage + 1 < weights.stages.count {
+                    // The next stage's overlapping patch embedding.
+                    patches = Patches(kernel: kernel, stride: weights.stages[stage + 1].stride, padding: kernel / 2, input: map,
+                                      output: plan.stageSizes[stage + 1])
+                } else {
+                    // A reduction (sr) conv: patches side by side.
+                    patches = Patches(kernel: kernel, stride: kernel, padding: 0, input: map,
+                                      output: MapSize(height: map.height / kernel, width: map.width / kernel))
+                }
             }
             consumers[point, default: []].append(Consumer(layer: layer, dequantized: q.dequantizedBuffer(outFeatures: layer.outFeatures, inFeatures: layer.inFeatures),
                                                           patches: patches, concatenated: point.hasSuffix(".concat")))
@@ -71,21 +86,20 @@ public final class LayerSQNRObserver: ActivationObserver {
     private func measure(_ consumer: Consumer, exact: [Float], rounded: [Float], rows: Int, channels: Int) {
         let layer = consumer.layer
         var x = exact, xq = rounded, count = rows
-        if let patches = consumer.patches {
-            let out = (patches.height / patches.kernel, patches.width / patches.kernel)
-            count = out.0 * out.1
+        if let p = consumer.patches {
+            count = p.output.pixels
             x = [Float](repeating: 0, count: count * layer.inFeatures)
             xq = x
             exact.withUnsafeBufferPointer { src in
                 x.withUnsafeMutableBufferPointer {
-                    ck_im2col_hwc_f32(src.baseAddress!, patches.height, patches.width, channels, patches.kernel, patches.kernel, 0,
-                                      out.0, out.1, $0.baseAddress!, 0, out.0)
+                    ck_im2col_hwc_f32(src.baseAddress!, p.input.height, p.input.width, channels, p.kernel, p.stride, p.padding,
+                                      p.output.height, p.output.width, $0.baseAddress!, 0, p.output.height)
                 }
             }
             rounded.withUnsafeBufferPointer { src in
                 xq.withUnsafeMutableBufferPointer {
-                    ck_im2col_hwc_f32(src.baseAddress!, patches.height, patches.width, channels, patches.kernel, patches.kernel, 0,
-                                      out.0, out.1, $0.baseAddress!, 0, out.0)
+                    ck_im2col_hwc_f32(src.baseAddress!, p.input.height, p.input.width, channels, p.kernel, p.stride, p.padding,
+                                      p.output.height, p.output.width, $0.baseAddress!, 0, p.output.height)
                 }
             }
         }
