@@ -43,7 +43,11 @@ public final class Int8Engine {
     // Buffers. u8 maps have rows of `stride(C)` bytes so the kernels can read whole k-groups.
     /// The fp32 input of a patch embedding that runs in fp32: the image, or the previous stage's output.
     private let floatMap: FloatBuffer
-    /// Per stage, the weights of an fp32 patch embedding packed for ck_conv2d_f32 (nil for int8 embeddings).
+    /// Per stage, a patch embedding outside int8 as a 16-bit integer convolution, where this CPU runs one fast.
+    private let int16Embeddings: [Int16Embedding?]
+    /// The bordered int16 input map of the 16-bit embeddings (one at a time).
+    private let int16Map: AlignedBytes
+    /// Per stage, the weights of an fp32 patch embedding packed for ck_conv2d_f32 (nil for the others).
     private let packedFloatEmbeddings: [AlignedBytes?]
     /// The image of the current run (channels-first), which the first embedding reads in place.
     private var image: UnsafePointer<Float>?
@@ -152,15 +156,24 @@ public final class Int8Engine {
         }
         let out = plan.outputSize.pixels
         let width = d.decoderHiddenSize
-        // fp32 patch embeddings are direct convolutions on the image or on the previous stage's fp32 output.
+        // Patch embeddings outside int8 are direct convolutions on the image or on the previous stage's output:
+        // in 16-bit integers where this CPU runs them fast, else in fp32.
+        let int16Embeddings = weights.stages.enumerated().map { i, stage -> Int16Embedding? in
+            guard stage.patchEmbedding.quantized == nil else { return nil }
+            return Int16Embedding(stage.patchEmbedding, kernel: stage.patchSize, stride: stage.stride,
+                                  inChannels: i == 0 ? e.numChannels : e.hiddenSizes[i - 1], input: i == 0 ? plan.input : plan.stageSizes[i - 1],
+                                  output: plan.stageSizes[i])
+        }
+        self.int16Embeddings = int16Embeddings
+        int16Map = AlignedBytes(count: 2 * (int16Embeddings.compactMap { $0?.mapCount }.max() ?? 0))
         var floatInput = 0
-        for (i, stage) in weights.stages.enumerated() where stage.patchEmbedding.quantized == nil && i > 0 {
+        for (i, stage) in weights.stages.enumerated() where stage.patchEmbedding.quantized == nil && int16Embeddings[i] == nil && i > 0 {
             floatInput = max(floatInput, plan.stageSizes[i - 1].pixels * e.hiddenSizes[i - 1])
         }
         floatMap = FloatBuffer(count: floatInput)
         packedFloatEmbeddings = weights.stages.enumerated().map { i, stage in
             let layer = stage.patchEmbedding
-            guard layer.quantized == nil else { return nil }
+            guard layer.quantized == nil, int16Embeddings[i] == nil else { return nil }
             let channels = i == 0 ? e.numChannels : e.hiddenSizes[i - 1]
             let packed = AlignedBytes(count: ck_conv2d_f32_packed_size(layer.outFeatures, stage.patchSize, channels) * 4)
             ck_conv2d_f32_pack(layer.weight.pointer, layer.outFeatures, stage.patchSize, channels,
@@ -262,11 +275,18 @@ public final class Int8Engine {
         }
         let output = activations[QuantPoint.stageOutput(i)]!
         let ld = Self.stride(c)
-        // The stage's output: u8 for the decoder and an int8 next embedding; also fp32 when the next embedding runs in fp32.
+        // The stage's output: u8 for the decoder and an int8 next embedding; also fp32 when the next embedding is not
+        // int8: in floatMap for an fp32 one, in place for a 16-bit one (which quantizes it before writing `tokens`).
         let nextIsFloat = i + 1 < stages.count && stages[i + 1].patchEmbedding == nil
+        let nextIsInt16 = i + 1 < stages.count && int16Embeddings[i + 1] != nil
         pool.runRanges(count: out.pixels) { rows in
             let offset = rows.lowerBound * c
-            if nextIsFloat {
+            if nextIsInt16 {
+                ck_layer_norm_f32(tokens.pointer + offset, tokens.pointer + offset, rows.count, c, stage.norm.gamma.pointer,
+                                  stage.norm.beta.pointer, eps)
+                ck_quantize_rows_u8(tokens.pointer + offset, c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld, rows.count, c,
+                                    output.inverseScale, output.zeroPoint)
+            } else if nextIsFloat {
                 ck_layer_norm_f32(tokens.pointer + offset, floatMap.pointer + offset, rows.count, c, stage.norm.gamma.pointer,
                                   stage.norm.beta.pointer, eps)
                 ck_quantize_rows_u8(floatMap.pointer + offset, c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld, rows.count, c,
@@ -279,11 +299,19 @@ public final class Int8Engine {
         }
     }
 
-    /// A patch embedding in fp32 on `floatMap` (the image, or the previous stage's output), in bands of output rows.
+    /// A patch embedding outside int8 on the image or the previous stage's output: 16-bit where available (the
+    /// output in `tokens`, the input there too), else fp32 on `floatMap`, in bands of output rows.
     private func embedFloat(_ i: Int) {
         let stage = weights.stages[i], out = plan.stageSizes[i]
         let input = i == 0 ? plan.input : plan.stageSizes[i - 1]
         let channels = i == 0 ? weights.description.encoder.numChannels : weights.stages[i - 1].channels
+        if let embedding = int16Embeddings[i] {
+            // The image is channels-first; a previous stage's output is channels-last.
+            embedding.run(source: i == 0 ? image! : UnsafePointer(tokens.pointer), rowStride: i == 0 ? input.width : input.width * channels,
+                          pixelStride: i == 0 ? 1 : channels, channelStride: i == 0 ? input.pixels : 1,
+                          map: int16Map.pointer.assumingMemoryBound(to: Int16.self), into: tokens.pointer, pool: pool)
+            return
+        }
         let layer = stage.patchEmbedding
         let packed = UnsafePointer(packedFloatEmbeddings[i]!.pointer.assumingMemoryBound(to: Float.self))
         // The image is channels-first; a previous stage's output in floatMap is channels-last.
