@@ -222,8 +222,9 @@ public struct MTLSegFormerWeights {
 
     /// The stages whose overlapping patch embedding is an int8 layer: the last one only.
     ///
-    /// The others stay fp32 (7 % of b0's executed MACs at 512², a sixth of its
-    /// one-thread time). Each embedding starts a stage's residual stream, which
+    /// The others keep fp32 weights (7 % of b0's executed MACs at 512²); the int8
+    /// engine runs them as 16-bit integer convolutions where the CPU has VNNI
+    /// (`Int16Embedding`), else in fp32. Each embedding starts a stage's residual stream, which
     /// every block of the stage builds on, so its errors travel furthest. On the b0
     /// anchor (`calibration/compare_with_peers.sh`, argmax agreement with fp32 on its
     /// 8 eval images), quantizing stage 4's embedding cost 0.05 points (99.27 → 99.22 %)
