@@ -1,4 +1,5 @@
 #include "ckernels_attention_q8.h"
+#include "ckernels_fp32.h"
 #include "ops_internal.h"
 
 #include <math.h>
@@ -8,25 +9,33 @@
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
 CK_VECTOR_CLONES
+static void quantize_row_s8(const float *x, size_t n, float inv, int8_t *q) {
+    for (size_t c = 0; c < n; c++) q[c] = (int8_t)(int32_t)round_even(x[c] * inv);
+}
+
 float ck_quantize_symmetric_s8(const float *in, size_t ldi, size_t rows, size_t cols, int8_t *out, size_t ldo, int transpose) {
-#pragma clang fp reassociate(on)
     float largest = 0.0f;
     for (size_t r = 0; r < rows; r++) {
-        const float *x = in + r * ldi;
-        for (size_t c = 0; c < cols; c++) {
-            const float a = x[c] < 0.0f ? -x[c] : x[c];
-            largest = a > largest ? a : largest;
-        }
+        const float a = ck_max_abs_f32(in + r * ldi, cols);
+        largest = a > largest ? a : largest;
     }
     const float scale = largest > 0.0f ? largest / 127.0f : 1.0f;
     const float inv = 1.0f / scale;
-    for (size_t r = 0; r < rows; r++) {
-        const float *x = in + r * ldi;
-        if (transpose) {
-            for (size_t c = 0; c < cols; c++) out[c * ldo + r] = (int8_t)(int32_t)round_even(x[c] * inv);
-        } else {
-            int8_t *q = out + r * ldo;
-            for (size_t c = 0; c < cols; c++) q[c] = (int8_t)(int32_t)round_even(x[c] * inv);
+    if (!transpose) {
+        for (size_t r = 0; r < rows; r++) quantize_row_s8(in + r * ldi, cols, inv, out + r * ldo);
+        return scale;
+    }
+    // Transposed: 16 rows at a time into a row-major block, then each column's 16 bytes to
+    // their output row (written straight, the bytes went one at a time to rows ldo apart).
+    enum { ROWS = 16, COLS = 256 };
+    int8_t block[ROWS][COLS];
+    for (size_t r0 = 0; r0 < rows; r0 += ROWS) {
+        const size_t nr = rows - r0 < ROWS ? rows - r0 : ROWS;
+        for (size_t c0 = 0; c0 < cols; c0 += COLS) {
+            const size_t nc = cols - c0 < COLS ? cols - c0 : COLS;
+            for (size_t k = 0; k < nr; k++) quantize_row_s8(in + (r0 + k) * ldi + c0, nc, inv, block[k]);
+            for (size_t c = 0; c < nc; c++)
+                for (size_t k = 0; k < nr; k++) out[(c0 + c) * ldo + r0 + k] = block[k][c];
         }
     }
     return scale;

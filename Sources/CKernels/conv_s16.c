@@ -65,22 +65,6 @@ void ck_conv2d_s16_pack(const float *w, size_t out_channels, size_t kernel, size
                     }
 }
 
-// In 16 lanes: as one `largest = a > largest ? a : largest` chain it does not vectorise.
-CK_VECTOR_CLONES
-float ck_max_abs_f32(const float *x, size_t n) {
-    float lanes[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++) {
-            const float a = fabsf(x[i + k]);
-            lanes[k] = a > lanes[k] ? a : lanes[k];
-        }
-    for (; i < n; i++) lanes[0] = fabsf(x[i]) > lanes[0] ? fabsf(x[i]) : lanes[0];
-    float largest = lanes[0];
-    for (int k = 1; k < 16; k++) largest = lanes[k] > largest ? lanes[k] : largest;
-    return largest;
-}
-
 CK_VECTOR_CLONES
 void ck_quantize_s16_map_portable(const float *in, size_t width, size_t channels, size_t row_stride, size_t pixel_stride,
                          size_t channel_stride, float inv_scale, int16_t *out, size_t map_width, size_t padding,

@@ -195,6 +195,22 @@ void ck_gate_accumulate_f32(const float *self_score, const float *other_score, f
     }
 }
 
+// In 16 lanes: as one `largest = a > largest ? a : largest` chain it does not vectorise.
+CK_VECTOR_CLONES
+float ck_max_abs_f32(const float *x, size_t n) {
+    float lanes[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) {
+            const float a = fabsf(x[i + k]);
+            lanes[k] = a > lanes[k] ? a : lanes[k];
+        }
+    for (; i < n; i++) lanes[0] = fabsf(x[i]) > lanes[0] ? fabsf(x[i]) : lanes[0];
+    float largest = lanes[0];
+    for (int k = 1; k < 16; k++) largest = lanes[k] > largest ? lanes[k] : largest;
+    return largest;
+}
+
 CK_VECTOR_CLONES
 void ck_min_max_f32(const float *x, size_t n, float *min_out, float *max_out) {
 #pragma clang fp reassociate(on)

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ckernels_fp32.h" // ck_max_abs_f32, for the per-frame input scale
+
 /// The input's quantization bound: q = round(x / max|x| · CK_S16_INPUT_MAX).
 #define CK_S16_INPUT_MAX 2047
 
@@ -37,9 +39,6 @@ size_t ck_conv2d_s16_packed_size(size_t out_channels, size_t kernel, size_t chan
 /// > 0) and packs it: per panel of 32 output channels, per kernel row, per pair of taps of the
 /// row's kx·cp + c order, the 32 channels' two taps side by side. scales[o] = max|w_o| / bound.
 void ck_conv2d_s16_pack(const float *w, size_t out_channels, size_t kernel, size_t channels, int16_t *packed, float *scales);
-
-/// max |x| over n floats (0 for n = 0).
-float ck_max_abs_f32(const float *x, size_t n);
 
 /// Input rows first_row ..< first_row + row_count of a float map, in(y, x, c) =
 /// in[y·row_stride + x·pixel_stride + c·channel_stride], quantized as round(x·inv_scale)

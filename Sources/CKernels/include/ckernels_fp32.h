@@ -80,4 +80,7 @@ void ck_column_sums_f32(const float *x, size_t rows, size_t channels, double *su
 /// out[m][n] = a[m][k] · w[n][k]ᵀ, plainly (small products for calibration reports, not the engines).
 void ck_matmul_transposed_f32(const float *a, size_t m, size_t k, const float *w, size_t n, float *out);
 
+/// max |x| over n floats (0 for n = 0).
+float ck_max_abs_f32(const float *x, size_t n);
+
 #endif
