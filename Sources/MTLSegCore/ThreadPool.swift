@@ -20,7 +20,7 @@ public final class ThreadPool: @unchecked Sendable {
     public init(threads: Int, spinMicroseconds: Int? = nil) {
         threadCount = max(1, threads)
         let spin = spinMicroseconds ?? (threadCount <= ProcessInfo.processInfo.activeProcessorCount ? 200 : 0)
-        shared = Shared(spinNanoseconds: UInt64(max(0, spin)) * 1000)
+        shared = Shared(threads: threadCount, spinNanoseconds: UInt64(max(0, spin)) * 1000)
         for index in 1 ..< threadCount {
             let shared = self.shared
             let thread = Thread { shared.workerLoop(thread: index) }
@@ -42,9 +42,10 @@ public final class ThreadPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { shared.run(parts: parts, $0) }
     }
 
-    /// How many chunks each thread's share is cut into: threads take chunks as they finish the
-    /// last, so one that is held up (by the daemon's other threads, by the memory bus) hands
-    /// work to the others instead of keeping them waiting at the end of the operation.
+    /// How many chunks each thread's share is cut into: a thread runs its own chunks first,
+    /// then takes what is left of the others', so one that is held up (by the daemon's other
+    /// threads, by the memory bus) hands work to the others instead of keeping them waiting at
+    /// the end of the operation.
     private static let chunksPerThread = 4
 
     /// Splits `count` items into contiguous ranges, each starting at a multiple of `alignment`.
@@ -67,18 +68,30 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// The state the workers share with the pool; it outlives the pool until the workers stop.
     ///
-    /// One atomic word says which operation is current and which parts are left:
-    /// its generation (upper bits), part count and next unclaimed part. A thread
-    /// claims a part by compare-and-swap on the whole word, so a thread still
-    /// looking for work from an earlier operation can never claim a part of a later
-    /// one with a stale count, and `job` is only read while a claimed part of its
-    /// own operation is unfinished (so `run` has not returned and not replaced it).
+    /// The parts of an operation are cut into one contiguous share per thread, in thread
+    /// order, so that consecutive operations over the same rows (a GEMM writing them, the
+    /// LayerNorm reading them) give each thread the same rows, still in its own cache: with
+    /// parts handed out first come, first served, the rows moved between cores' caches at
+    /// every operation, and at two threads that cost a fifth of a frame. Each share is an
+    /// atomic word: the generation of its operation (upper bits), its end and its next
+    /// unclaimed part. Its thread claims parts from it by compare-and-swap, and so do the
+    /// others once their own share is done. A thread still looking for work from an
+    /// earlier operation sees another generation and claims nothing of a later one, and
+    /// `job` is only read while a claimed part of its own operation is unfinished (so `run`
+    /// has not returned and not replaced it).
     private final class Shared: @unchecked Sendable {
         private static let partBits = 16
         private static let partMask = (1 << partBits) - 1
 
+        /// One thread's share of the current operation.
+        private final class Share: @unchecked Sendable {
+            let word = Atomic<Int>(0)
+        }
+
         private let spinNanoseconds: UInt64
+        /// The generation of the current operation.
         private let state = Atomic<Int>(0)
+        private let shares: [Share]
         private let unfinished = Atomic<Int>(0)
         private let stopping = Atomic<Bool>(false)
         private var job: ((Int, Int) -> Void)?
@@ -87,20 +100,29 @@ public final class ThreadPool: @unchecked Sendable {
         private var sleepingWorkers = 0
         private var callerSleeps = false
 
-        init(spinNanoseconds: UInt64) { self.spinNanoseconds = spinNanoseconds }
+        init(threads: Int, spinNanoseconds: UInt64) {
+            self.spinNanoseconds = spinNanoseconds
+            shares = (0 ..< threads).map { _ in Share() }
+        }
 
-        private static func generation(_ state: Int) -> Int { state >> (2 * partBits) }
+        private static func generation(_ word: Int) -> Int { word >> (2 * partBits) }
 
         func run(parts: Int, _ body: @escaping (Int, Int) -> Void) {
             precondition(parts <= Self.partMask, "too many parts")
             job = body
             unfinished.store(parts, ordering: .relaxed)
-            let next = (Self.generation(state.load(ordering: .relaxed)) &+ 1) << (2 * Self.partBits) | parts << Self.partBits
-            state.store(next, ordering: .releasing)  // publishes job and unfinished
+            // 31 bits of generation fit above a share's end and next part in a 64-bit word.
+            let generation = (state.load(ordering: .relaxed) &+ 1) & Int(Int32.max)
+            let threads = shares.count
+            for (t, share) in shares.enumerated() {
+                let start = t * parts / threads, end = (t + 1) * parts / threads
+                share.word.store(generation << (2 * Self.partBits) | end << Self.partBits | start, ordering: .relaxed)
+            }
+            state.store(generation, ordering: .releasing)  // publishes job, unfinished and the shares
             lock.lock()
             if sleepingWorkers > 0 { lock.broadcast() }
             lock.unlock()
-            work(thread: 0)
+            work(thread: 0, generation: generation)
             if unfinished.load(ordering: .acquiring) > 0 && !spin(until: { self.unfinished.load(ordering: .acquiring) == 0 }) {
                 lock.lock()
                 callerSleeps = true
@@ -131,33 +153,37 @@ public final class ThreadPool: @unchecked Sendable {
             }
         }
 
-        /// Claims and runs parts of the current operation until none are left.
-        private func work(thread: Int) {
-            var current = state.load(ordering: .acquiring)
-            while true {
-                let count = (current >> Self.partBits) & Self.partMask, part = current & Self.partMask
-                guard part < count else { return }
-                let (claimed, seen) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiring)
-                guard claimed else {
-                    current = seen
-                    continue
+        /// Claims and runs parts of operation `generation`: its own share first, then the others' in turn.
+        private func work(thread: Int, generation: Int) {
+            for offset in 0 ..< shares.count {
+                let share = shares[(thread + offset) % shares.count]
+                var current = share.word.load(ordering: .acquiring)
+                while true {
+                    let end = (current >> Self.partBits) & Self.partMask, part = current & Self.partMask
+                    guard Self.generation(current) == generation else { return }  // that operation is over
+                    guard part < end else { break }
+                    let (claimed, seen) = share.word.compareExchange(expected: current, desired: current + 1, ordering: .acquiring)
+                    guard claimed else {
+                        current = seen
+                        continue
+                    }
+                    do {  // the closure is only borrowed: drop it before the part counts as done
+                        let body = job!
+                        body(part, thread)
+                    }
+                    if unfinished.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                        lock.lock()
+                        if callerSleeps { lock.broadcast() }
+                        lock.unlock()
+                    }
+                    current = share.word.load(ordering: .acquiring)
                 }
-                do {  // the closure is only borrowed: drop it before the part counts as done
-                    let body = job!
-                    body(part, thread)
-                }
-                if unfinished.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
-                    lock.lock()
-                    if callerSleeps { lock.broadcast() }
-                    lock.unlock()
-                }
-                current = state.load(ordering: .acquiring)
             }
         }
 
         /// A new operation has started since generation `seen`, or the pool is stopping.
         private func hasNews(since seen: Int) -> Bool {
-            Self.generation(state.load(ordering: .acquiring)) != seen || stopping.load(ordering: .relaxed)
+            state.load(ordering: .acquiring) != seen || stopping.load(ordering: .relaxed)
         }
 
         func workerLoop(thread: Int) {
@@ -171,8 +197,8 @@ public final class ThreadPool: @unchecked Sendable {
                     lock.unlock()
                 }
                 if stopping.load(ordering: .acquiring) { return }
-                seen = Self.generation(state.load(ordering: .acquiring))
-                work(thread: thread)
+                seen = state.load(ordering: .acquiring)
+                work(thread: thread, generation: seen)
             }
         }
     }

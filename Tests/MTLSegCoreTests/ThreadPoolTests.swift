@@ -73,4 +73,28 @@ final class ThreadPoolTests: XCTestCase {
             }
         }
     }
+
+    /// Each thread starts on its own share of the parts (thread t the t-th contiguous share), and a thread that is
+    /// held up has the rest of its share taken by the others.
+    func testThreadsStartOnTheirOwnShareAndTakeOverAHeldUpOne() {
+        let pool = ThreadPool(threads: 2)
+        final class Runs: @unchecked Sendable {
+            let lock = NSLock()
+            var thread = [Int](repeating: -1, count: 8)
+            var first = [Int](repeating: -1, count: 2)
+            func ran(_ part: Int, on t: Int) {
+                lock.lock(); defer { lock.unlock() }
+                thread[part] = t
+                if first[t] < 0 { first[t] = part }
+            }
+        }
+        let runs = Runs()
+        pool.run(parts: 8) { part, thread in
+            runs.ran(part, on: thread)
+            if part == 0 { usleep(50_000) }  // the caller (thread 0) is held up on its first part
+        }
+        XCTAssertEqual(runs.first, [0, 4], "each thread's first part is the first of its share")
+        XCTAssertEqual(runs.thread[0], 0)
+        XCTAssertEqual(Array(runs.thread[1 ..< 8]), Array(repeating: 1, count: 7), "thread 1 ran its share and the rest of thread 0's")
+    }
 }
