@@ -79,14 +79,25 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
 
     __m512i acc[MR][2];
     for (size_t r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-    for (size_t g = 0; g < kq; g++) {
-        __m512i b0 = _mm512_load_si512(bp);
-        __m512i b1 = _mm512_load_si512(bp + 64);
-        bp += 128;
-        for (size_t r = 0; r < MR; r++) {
-            __m512i av = _mm512_set1_epi32((int)ckq_load_u32(ar[r] + 4 * g));
-            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
-            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, b1);
+    if (nvalid > 16) {
+        for (size_t g = 0; g < kq; g++) {
+            __m512i b0 = _mm512_load_si512(bp);
+            __m512i b1 = _mm512_load_si512(bp + 64);
+            bp += 128;
+            for (size_t r = 0; r < MR; r++) {
+                __m512i av = _mm512_set1_epi32((int)ckq_load_u32(ar[r] + 4 * g));
+                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
+                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, b1);
+            }
+        }
+    } else {
+        // At most 16 columns (a classifier of a few classes, a ragged last panel): the second
+        // half of the panel is zero, and its products would only add zeros.
+        for (size_t g = 0; g < kq; g++) {
+            __m512i b0 = _mm512_load_si512(bp);
+            bp += 128;
+            for (size_t r = 0; r < MR; r++)
+                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_set1_epi32((int)ckq_load_u32(ar[r] + 4 * g)), b0);
         }
     }
 
