@@ -113,9 +113,12 @@ static inline uint8_t quantize_u8(float x, float inv_scale, int32_t zero_point) 
     return (uint8_t)(int32_t)v;
 }
 
+// The portable version; x86 with AVX-512 runs ck_scale_heads_quantize_u8_avx512 (ops_avx512.c), which
+// writes the same bytes.
 CK_VECTOR_CLONES
-void ck_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,
-                                uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point) {
+static void scale_heads_quantize_u8_portable(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
+                                             const float *factors, uint8_t *out, size_t ldo, float inv_scale,
+                                             int32_t zero_point) {
     for (size_t r = 0; r < rows; r++)
         for (size_t h = 0; h < heads; h++) {
             const float *x = in + r * ldi + h * head_dim;
@@ -123,4 +126,15 @@ void ck_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t
             const float f = factors[h * rows + r];
             for (size_t c = 0; c < head_dim; c++) q[c] = quantize_u8(x[c] * f, inv_scale, zero_point);
         }
+}
+
+void ck_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,
+                                uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point) {
+#if defined(CK_HAVE_X86_KERNELS)
+    if (ck_ops_isa() == CK_ISA_AVX512) {
+        ck_scale_heads_quantize_u8_avx512(in, ldi, rows, heads, head_dim, factors, out, ldo, inv_scale, zero_point);
+        return;
+    }
+#endif
+    scale_heads_quantize_u8_portable(in, ldi, rows, heads, head_dim, factors, out, ldo, inv_scale, zero_point);
 }

@@ -50,6 +50,8 @@ void ck_layer_norm_f32_avx512(const float *in, float *out, size_t rows, size_t c
 int ck_quantize_s16_map_avx512(const float *in, size_t width, size_t channels, size_t row_stride, size_t pixel_stride,
                                size_t channel_stride, float inv_scale, int16_t *out, size_t map_width, size_t padding,
                                size_t first_row, size_t row_count);
+void ck_scale_heads_quantize_u8_avx512(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
+                                       const float *factors, uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point);
 void ck_conv2d_s16_avx512vnni(const int16_t *in, size_t map_width, size_t channels, const int16_t *packed,
                               size_t out_channels, size_t kernel, size_t stride, const float *scales, const float *bias,
                               float *out, size_t out_width, size_t first_row, size_t row_count);

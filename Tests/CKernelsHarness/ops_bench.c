@@ -5,7 +5,7 @@
 //   /opt/swift/usr/bin/clang -std=c11 -D_GNU_SOURCE -O3 -ISources/CKernels/include -ISources/CKernels \
 //     Sources/CKernels/{attention_q8,q8_ops,fp32_ops,ops_avx512,ops_avx2}.c \
 //     Tests/CKernelsHarness/ops_{bench,ref}.c -lm -o /tmp/ops_bench
-//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder]   (times and checks)
+//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads]   (times and checks)
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
 #include "ckernels_fp32.h"
@@ -25,6 +25,8 @@ void ref_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t l
                            size_t channels, const float *weight, const float *bias,
                            float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
                            size_t first_row, size_t row_count, float *scratch);
+void ref_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,
+                                 uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point);
 void ref_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels,
                         const float *gamma, const float *beta, float eps);
 void ref_resize_bilinear_hwc_rows_f32(const float *in, size_t in_height, size_t in_width, size_t channels,
@@ -301,6 +303,30 @@ static void decoder_case(int timing) {
     decoder_check(&one, 0);
 }
 
+// ---- the attention output: per-head factors, then quantized; must equal the old two steps exactly.
+static void heads_case(void) {
+    static const size_t shapes[][3] = {{37, 1, 32}, {20, 2, 32}, {9, 5, 32}, {5, 8, 32}, {7, 3, 20}, {4, 2, 5}};
+    for (int s = 0; s < 6; s++) {
+        const size_t rows = shapes[s][0], heads = shapes[s][1], d = shapes[s][2], c = heads * d, ld = c + 16;
+        float *in = alloc(rows * c * 4), *f = alloc(rows * heads * 4);
+        uint8_t *a = alloc(rows * ld), *b = alloc(rows * ld);
+        for (size_t i = 0; i < rows * c; i++) in[i] = nrand() * 40;
+        in[0] = 3e9f; in[1] = -3e9f; // far past the byte range both ways
+        for (size_t i = 0; i < rows * heads; i++) f[i] = 1.0f / (1 + (float)(i % 7));
+        memset(b, 0xAB, rows * ld);
+        ref_scale_heads_quantize_u8(in, c, rows, heads, d, f, a, ld, 1 / 0.07f, 120);
+        ck_scale_heads_quantize_u8(in, c, rows, heads, d, f, b, ld, 1 / 0.07f, 120);
+        size_t diffs = 0, clobber = 0;
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t k = 0; k < c; k++) diffs += a[r * ld + k] != b[r * ld + k];
+            for (size_t k = c; k < ld; k++) clobber += b[r * ld + k] != 0xAB;
+        }
+        printf("scale heads + quantize %zux%zux%zu: %zu bytes differ%s\n", rows, heads, d, diffs, clobber ? "  WROTE PAST ROW" : "");
+        if (diffs || clobber) failures++;
+        free(in); free(f); free(a); free(b);
+    }
+}
+
 // ---- layer norms: (16384, 32), (4096, 64), (1024, 160), (256, 256); per pass ≈ 5 of each stage's size.
 static const size_t ln_shapes[][3] = {{16384, 32, 5}, {4096, 64, 5}, {1024, 160, 5}, {256, 256, 5}};
 typedef struct { float *in[4], *outf[4], *g[4], *b[4]; uint8_t *outq[4]; } ln_ctx;
@@ -378,6 +404,7 @@ int main(int argc, char **argv) {
     if (!only || strstr(only, "resize")) resize_case(timing);
     if (!only || strstr(only, "ln")) ln_case(timing);
     if (!only || strstr(only, "decoder")) decoder_case(timing);
+    if (!only || strstr(only, "heads")) heads_case();
     if (failures) { printf("ops_bench: %d checks FAILED\n", failures); return 1; }
     printf("ops_bench: all checks passed\n");
     return 0;

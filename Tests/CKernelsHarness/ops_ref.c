@@ -196,3 +196,17 @@ void ref_resize_bilinear_hwc_rows_f32(const float *in, size_t in_height, size_t 
         }
     }
 }
+
+// The attention output's last steps as the engine took them before ck_scale_heads_quantize_u8:
+// ck_scale_rows_f32 per head, then ck_quantize_rows_u8 over the rows.
+void ref_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,
+                                 uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t h = 0; h < heads; h++)
+            for (size_t c = 0; c < head_dim; c++) {
+                const float x = in[r * ldi + h * head_dim + c] * factors[h * rows + r];
+                float v = round_even(x * inv_scale) + (float)zero_point;
+                v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+                out[r * ldo + h * head_dim + c] = (uint8_t)(int32_t)v;
+            }
+}

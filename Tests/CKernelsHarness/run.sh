@@ -62,7 +62,7 @@ if [ "$(uname -m)" = x86_64 ]; then
   MTLSEG_KERNELS=neondot "${qemu[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
   "${qemu[@]}" -cpu cortex-a53 "$build/qgemm_check_arm"
 fi
-echo "== non-GEMM kernels (softmax, dwconv+GELU, resize, layer norms) against their old versions, ASan + UBSan"
+echo "== non-GEMM kernels (softmax, dwconv+GELU, resize, layer norms, decoder sum, attention output) against their old versions, ASan + UBSan"
 "$clang" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I"$src/include" -I"$src" -fuse-ld=lld \
   -fsanitize=address,undefined -fno-sanitize-recover=all "$src"/{attention_q8,q8_ops,fp32_ops,ops_avx512,ops_avx2}.c \
   "$root/Tests/CKernelsHarness/ops_bench.c" "$root/Tests/CKernelsHarness/ops_ref.c" -o "$build/ops_check" -lm
