@@ -90,15 +90,31 @@ void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *cons
         }
         for (size_t x = 0; x < out_width; x++) {
             float *o = band + ((y - first_row) * out_width + x) * channels;
+            const float *a[CK_DECODER_MAPS_MAX], *b[CK_DECODER_MAPS_MAX];
+            float w0[CK_DECODER_MAPS_MAX], w1[CK_DECODER_MAPS_MAX];
             for (size_t i = 0; i < map_count; i++) {
                 size_t x0, x1;
-                float wx;
-                ck_bilinear_taps(out_width, widths[i], x, &x0, &x1, &wx);
-                const float *a = blended[i] + x0 * channels, *b = blended[i] + x1 * channels;
-                const float w0 = 1.0f - wx;
-                for (size_t k = 0; k < channels; k++) o[k] += w0 * a[k] + wx * b[k];
+                ck_bilinear_taps(out_width, widths[i], x, &x0, &x1, &w1[i]);
+                a[i] = blended[i] + x0 * channels;
+                b[i] = blended[i] + x1 * channels;
+                w0[i] = 1.0f - w1[i];
             }
             uint8_t *q = out + (y * out_width + x) * ldo;
+            if (map_count == 3) {
+                // The four-stage encoders' case, in one pass: each channel's sum stays in a register
+                // (the same additions, in the same order, as the loop below).
+                for (size_t k = 0; k < channels; k++) {
+                    float v = o[k];
+                    v += w0[0] * a[0][k] + w1[0] * b[0][k];
+                    v += w0[1] * a[1][k] + w1[1] * b[1][k];
+                    v += w0[2] * a[2][k] + w1[2] * b[2][k];
+                    v += bias[k];
+                    q[k] = quantize(v > 0.0f ? v : 0.0f, inv_scale, zero_point);
+                }
+                continue;
+            }
+            for (size_t i = 0; i < map_count; i++)
+                for (size_t k = 0; k < channels; k++) o[k] += w0[i] * a[i][k] + w1[i] * b[i][k];
             for (size_t k = 0; k < channels; k++) {
                 const float v = o[k] + bias[k];
                 q[k] = quantize(v > 0.0f ? v : 0.0f, inv_scale, zero_point);
