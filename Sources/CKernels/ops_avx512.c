@@ -1,5 +1,5 @@
-// AVX-512 (F, BW, VL, DQ) versions of the attention softmax and the Mix-FFN depthwise
-// conv + GELU; chosen at run time by ck_ops_isa() (ops_internal.h).
+// AVX-512 (F, BW, VL, DQ) versions of the attention softmax and output scaling, the Mix-FFN
+// depthwise conv + GELU and LayerNorm; chosen at run time by ck_ops_isa() (ops_internal.h).
 #include "ops_internal.h"
 
 #if defined(CK_HAVE_X86_KERNELS)
