@@ -1,6 +1,6 @@
 #ifndef CKERNELS_OPS_INTERNAL_H
 #define CKERNELS_OPS_INTERNAL_H
-// Hand-vectorised versions of some kernels of attention_q8.c and q8_ops.c, one file
+// Hand-vectorised versions of some kernels of attention_q8.c, q8_ops.c, fp32_ops.c and the convolutions, one file
 // per ISA, and the runtime choice between them (the portable C stays the fallback,
 // and is all that other architectures build).
 #include <stddef.h>
