@@ -328,9 +328,10 @@ static inline CK_AVX512 void layer_norm_stats16(const float *in, size_t ld, size
     _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_ps(_mm512_add_ps(variance, _mm512_set1_ps(eps)))));
 }
 
-CK_AVX512
-void ck_layer_norm_quantize_u8_avx512(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
-                                      const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
+/// LayerNorm of `rows` rows into floats (`out_q` NULL) or quantized bytes (rows ldo apart in out_q).
+static inline CK_AVX512 __attribute__((always_inline)) void
+layer_norm_rows(const float *in, float *out_f, uint8_t *out_q, size_t ldo, size_t rows, size_t channels, const float *gamma,
+                const float *beta, float eps, float inv_scale, int32_t zero_point) {
     const __m512 scale = _mm512_set1_ps(inv_scale);
     const __m512i zp = _mm512_set1_epi32(zero_point);
     float mean[16], inv[16];
@@ -339,37 +340,28 @@ void ck_layer_norm_quantize_u8_avx512(const float *in, uint8_t *out, size_t ldo,
         layer_norm_stats16(in + r0 * channels, channels, count, channels, eps, mean, inv);
         for (size_t r = 0; r < count; r++) {
             const float *x = in + (r0 + r) * channels;
-            uint8_t *q = out + (r0 + r) * ldo;
             const __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(inv[r]);
             for (size_t c = 0; c < channels; c += 16) {
                 const __mmask16 k = tail_mask(channels - c);
                 const __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), s),
                                                  _mm512_maskz_loadu_ps(k, gamma + c), _mm512_maskz_loadu_ps(k, beta + c));
-                _mm_mask_storeu_epi8(q + c, k, quantize_scaled_u8(_mm512_mul_ps(y, scale), zp));
+                if (out_q) _mm_mask_storeu_epi8(out_q + (r0 + r) * ldo + c, k, quantize_scaled_u8(_mm512_mul_ps(y, scale), zp));
+                else _mm512_mask_storeu_ps(out_f + (r0 + r) * channels + c, k, y);
             }
         }
     }
 }
 
 CK_AVX512
+void ck_layer_norm_quantize_u8_avx512(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                      const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
+    layer_norm_rows(in, NULL, out, ldo, rows, channels, gamma, beta, eps, inv_scale, zero_point);
+}
+
+CK_AVX512
 void ck_layer_norm_f32_avx512(const float *in, float *out, size_t rows, size_t channels, const float *gamma, const float *beta,
                               float eps) {
-    float mean[16], inv[16];
-    for (size_t r0 = 0; r0 < rows; r0 += 16) {
-        const size_t count = rows - r0 < 16 ? rows - r0 : 16;
-        layer_norm_stats16(in + r0 * channels, channels, count, channels, eps, mean, inv);
-        for (size_t r = 0; r < count; r++) {
-            const float *x = in + (r0 + r) * channels;
-            float *y = out + (r0 + r) * channels;
-            const __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(inv[r]);
-            for (size_t c = 0; c < channels; c += 16) {
-                const __mmask16 k = tail_mask(channels - c);
-                const __m512 v = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), s),
-                                                 _mm512_maskz_loadu_ps(k, gamma + c), _mm512_maskz_loadu_ps(k, beta + c));
-                _mm512_mask_storeu_ps(y + c, k, v);
-            }
-        }
-    }
+    layer_norm_rows(in, out, NULL, 0, rows, channels, gamma, beta, eps, 1.0f, 0);
 }
 
 #endif
