@@ -278,18 +278,13 @@ public final class Int8Engine {
         // The stage's output: u8 for the decoder and an int8 next embedding; also fp32 when the next embedding is not
         // int8: in floatMap for an fp32 one, in place for a 16-bit one (which quantizes it before writing `tokens`).
         let nextIsFloat = i + 1 < stages.count && stages[i + 1].patchEmbedding == nil
-        let nextIsInt16 = i + 1 < stages.count && int16Embeddings[i + 1] != nil
+        let normed = i + 1 < stages.count && int16Embeddings[i + 1] != nil ? tokens.pointer : floatMap.pointer
         pool.runRanges(count: out.pixels) { rows in
             let offset = rows.lowerBound * c
-            if nextIsInt16 {
-                ck_layer_norm_f32(tokens.pointer + offset, tokens.pointer + offset, rows.count, c, stage.norm.gamma.pointer,
+            if nextIsFloat {
+                ck_layer_norm_f32(tokens.pointer + offset, normed + offset, rows.count, c, stage.norm.gamma.pointer,
                                   stage.norm.beta.pointer, eps)
-                ck_quantize_rows_u8(tokens.pointer + offset, c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld, rows.count, c,
-                                    output.inverseScale, output.zeroPoint)
-            } else if nextIsFloat {
-                ck_layer_norm_f32(tokens.pointer + offset, floatMap.pointer + offset, rows.count, c, stage.norm.gamma.pointer,
-                                  stage.norm.beta.pointer, eps)
-                ck_quantize_rows_u8(floatMap.pointer + offset, c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld, rows.count, c,
+                ck_quantize_rows_u8(normed + offset, c, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld, rows.count, c,
                                     output.inverseScale, output.zeroPoint)
             } else {
                 ck_layer_norm_quantize_u8(tokens.pointer + offset, stageOutputsQ[i].bytes + rows.lowerBound * ld, ld,
