@@ -6,11 +6,10 @@
 
 #include "ck_math.h"
 
-static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
 CK_VECTOR_CLONES
 static void quantize_row_s8(const float *x, size_t n, float inv, int8_t *q) {
-    for (size_t c = 0; c < n; c++) q[c] = (int8_t)(int32_t)round_even(x[c] * inv);
+    for (size_t c = 0; c < n; c++) q[c] = (int8_t)(int32_t)ck_round_even(x[c] * inv);
 }
 
 float ck_quantize_symmetric_s8(const float *in, size_t ldi, size_t rows, size_t cols, int8_t *out, size_t ldo, int transpose) {
@@ -52,7 +51,7 @@ void ck_row_sums_s8(const int8_t *b, size_t n, size_t k, size_t ldb, int32_t mul
 // exp without a libm call (see fp32_ops.c), accurate far beyond the u8 output.
 static inline float attention_expf(float x) {
     x = x < -87.0f ? -87.0f : x;
-    const float n = round_even(x * 1.44269504088896341f);
+    const float n = ck_round_even(x * 1.44269504088896341f);
     const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
@@ -87,7 +86,7 @@ static void softmax_exp_u8_portable(const float *scores, size_t lds, size_t rows
         for (int k = 1; k < 16; k++) max = lanes[k] > max ? lanes[k] : max;
         int32_t sum = 0;
         for (c = 0; c < cols; c++) {
-            const int32_t v = (int32_t)round_even(attention_expf(s[c] - max) * 255.0f);
+            const int32_t v = (int32_t)ck_round_even(attention_expf(s[c] - max) * 255.0f);
             q[c] = (uint8_t)v;
             sum += v;
         }
@@ -106,13 +105,6 @@ void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols
     softmax_exp_u8_portable(scores, lds, rows, cols, out, ldo, inv_sums);
 }
 
-/// round-half-even of x·inv_scale + zero point, clamped to a byte (as ck_quantize_rows_u8).
-static inline uint8_t quantize_u8(float x, float inv_scale, int32_t zero_point) {
-    float v = round_even(x * inv_scale) + (float)zero_point;
-    v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
-    return (uint8_t)(int32_t)v;
-}
-
 // The portable version; x86 with AVX-512 runs ck_scale_heads_quantize_u8_avx512 (ops_avx512.c), which
 // writes the same bytes.
 CK_VECTOR_CLONES
@@ -124,7 +116,7 @@ static void scale_heads_quantize_u8_portable(const float *in, size_t ldi, size_t
             const float *x = in + r * ldi + h * head_dim;
             uint8_t *q = out + r * ldo + h * head_dim;
             const float f = factors[h * rows + r];
-            for (size_t c = 0; c < head_dim; c++) q[c] = quantize_u8(x[c] * f, inv_scale, zero_point);
+            for (size_t c = 0; c < head_dim; c++) q[c] = ck_quantize_u8(x[c] * f, inv_scale, zero_point);
         }
 }
 

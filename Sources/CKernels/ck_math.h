@@ -14,6 +14,17 @@
 #define CK_VECTOR_CLONES
 #endif
 
+/// x rounded to an integer, ties to even (|x| < 2²²): adding and removing 1.5·2²³ rounds in the
+/// FPU's default mode without a libm call (roundf is one without SSE4.1).
+static inline float ck_round_even(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/// round-half-even of x·inv_scale + zero point, clamped to a byte: how activations are quantized.
+static inline uint8_t ck_quantize_u8(float x, float inv_scale, int32_t zero_point) {
+    float v = ck_round_even(x * inv_scale) + (float)zero_point;
+    v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+    return (uint8_t)(int32_t)v;
+}
+
 /// e^x to about 2 ulp over the range where the result is a normal float.
 static inline float ck_expf(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);

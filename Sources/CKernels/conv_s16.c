@@ -38,7 +38,7 @@ size_t ck_conv2d_s16_packed_size(size_t out_channels, size_t kernel, size_t chan
 }
 
 static inline int32_t round_clamp(float v, int32_t bound) {
-    v = (v + 12582912.0f) - 12582912.0f; // half to even, without a libm call
+    v = ck_round_even(v);
     v = v < (float)-bound ? (float)-bound : (v > (float)bound ? (float)bound : v);
     return (int32_t)v;
 }

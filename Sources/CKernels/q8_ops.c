@@ -5,23 +5,13 @@
 #include <math.h>
 #include <string.h>
 
-/// round-half-even of x·inv_scale + zero point, clamped to a byte. The magic
-/// constant rounds in the FPU's default mode without a libm call.
-static inline uint8_t quantize(float x, float inv_scale, int32_t zero_point) {
-    float v = x * inv_scale;
-    v = (v + 12582912.0f) - 12582912.0f;
-    v += (float)zero_point;
-    v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
-    return (uint8_t)(int32_t)v;
-}
-
 CK_VECTOR_CLONES
 void ck_quantize_rows_u8(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                          float inv_scale, int32_t zero_point) {
     for (size_t r = 0; r < rows; r++) {
         const float *x = in + r * ldi;
         uint8_t *q = out + r * ldo;
-        for (size_t c = 0; c < channels; c++) q[c] = quantize(x[c], inv_scale, zero_point);
+        for (size_t c = 0; c < channels; c++) q[c] = ck_quantize_u8(x[c], inv_scale, zero_point);
     }
 }
 
@@ -30,7 +20,7 @@ void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t he
                             float inv_scale, int32_t zero_point) {
     const size_t plane = height * width;
     for (size_t p = 0; p < plane; p++)
-        for (size_t c = 0; c < channels; c++) out[p * ldo + c] = quantize(in[c * plane + p], inv_scale, zero_point);
+        for (size_t c = 0; c < channels; c++) out[p * ldo + c] = ck_quantize_u8(in[c * plane + p], inv_scale, zero_point);
 }
 
 // The portable version; x86 with AVX-512 runs ck_layer_norm_quantize_u8_avx512 (ops_avx512.c).
@@ -52,7 +42,7 @@ static void layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_
         }
         const float inv = (float)(1.0 / sqrt(sq / (double)channels + eps));
         const float m = (float)mean;
-        for (size_t c = 0; c < channels; c++) q[c] = quantize((x[c] - m) * inv * gamma[c] + beta[c], inv_scale, zero_point);
+        for (size_t c = 0; c < channels; c++) q[c] = ck_quantize_u8((x[c] - m) * inv * gamma[c] + beta[c], inv_scale, zero_point);
     }
 }
 
@@ -109,7 +99,7 @@ void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *cons
                     v += w0[1] * a[1][k] + w1[1] * b[1][k];
                     v += w0[2] * a[2][k] + w1[2] * b[2][k];
                     v += bias[k];
-                    q[k] = quantize(v > 0.0f ? v : 0.0f, inv_scale, zero_point);
+                    q[k] = ck_quantize_u8(v > 0.0f ? v : 0.0f, inv_scale, zero_point);
                 }
                 continue;
             }
@@ -117,7 +107,7 @@ void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *cons
                 for (size_t k = 0; k < channels; k++) o[k] += w0[i] * a[i][k] + w1[i] * b[i][k];
             for (size_t k = 0; k < channels; k++) {
                 const float v = o[k] + bias[k];
-                q[k] = quantize(v > 0.0f ? v : 0.0f, inv_scale, zero_point);
+                q[k] = ck_quantize_u8(v > 0.0f ? v : 0.0f, inv_scale, zero_point);
             }
         }
     }
@@ -172,7 +162,7 @@ static void dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *o
             }
             uint8_t *o = out + (y * width + x) * ldo;
             for (size_t c = 0; c < channels; c++)
-                o[c] = quantize(ck_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
+                o[c] = ck_quantize_u8(ck_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
         }
     }
 }
@@ -195,7 +185,7 @@ void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ld
 CK_VECTOR_CLONES
 void ck_fake_quantize_f32(float *x, size_t n, float scale, int32_t zero_point) {
     const float inv = 1.0f / scale;
-    for (size_t i = 0; i < n; i++) x[i] = ((float)quantize(x[i], inv, zero_point) - (float)zero_point) * scale;
+    for (size_t i = 0; i < n; i++) x[i] = ((float)ck_quantize_u8(x[i], inv, zero_point) - (float)zero_point) * scale;
 }
 
 CK_VECTOR_CLONES
