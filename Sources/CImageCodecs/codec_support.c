@@ -12,7 +12,7 @@ void codec_set_error(char *buffer, size_t capacity, const char *format, ...) {
     va_end(args);
 }
 
-CImageCodecs_Status codec_check_dimensions(uint64_t width, uint64_t height,
+CImageCodecs_Status codec_check_dimensions(uint64_t width, uint64_t height, uint64_t maxPixels,
                                            char *buffer, size_t capacity) {
     if (width == 0 || height == 0) {
         codec_set_error(buffer, capacity, "image has zero size (%llux%llu)",
@@ -25,6 +25,12 @@ CImageCodecs_Status codec_check_dimensions(uint64_t width, uint64_t height,
                         "image dimensions %llux%llu exceed the limit (%u per side, %u pixels)",
                         (unsigned long long)width, (unsigned long long)height,
                         CImageCodecs_MaxSide, CImageCodecs_MaxPixels);
+        return CImageCodecs_TooLarge;
+    }
+    if (maxPixels != 0 && width * height > maxPixels) {
+        codec_set_error(buffer, capacity, "image %llux%llu (%llu pixels) is over the pixel budget of %llu pixels",
+                        (unsigned long long)width, (unsigned long long)height,
+                        (unsigned long long)(width * height), (unsigned long long)maxPixels);
         return CImageCodecs_TooLarge;
     }
     return CImageCodecs_OK;

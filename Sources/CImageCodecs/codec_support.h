@@ -12,9 +12,10 @@
 void codec_set_error(char *buffer, size_t capacity, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
-/// Returns CImageCodecs_OK when width x height is decodable, otherwise CImageCodecs_TooLarge
-/// (or CorruptData for a zero side) with the message filled in.
-CImageCodecs_Status codec_check_dimensions(uint64_t width, uint64_t height,
+/// Returns CImageCodecs_OK when width x height is decodable and within maxPixels (0: only the
+/// fixed limits), otherwise CImageCodecs_TooLarge (or CorruptData for a zero side) with the message
+/// filled in. Called with the header's dimensions, before any pixel memory is allocated.
+CImageCodecs_Status codec_check_dimensions(uint64_t width, uint64_t height, uint64_t maxPixels,
                                            char *buffer, size_t capacity);
 
 #endif

@@ -56,6 +56,7 @@ static void convert_cmyk_row(const uint8_t *cmyk, uint8_t *rgb, uint32_t width, 
 }
 
 CImageCodecs_Status CImageCodecs_decodeJPEG(const uint8_t *data, size_t size,
+                                            uint64_t maxPixels,
                                             uint8_t **outPixels, uint32_t *outWidth, uint32_t *outHeight,
                                             char *errorMessage, size_t errorCapacity) {
     if (outPixels) *outPixels = NULL;
@@ -88,7 +89,7 @@ CImageCodecs_Status CImageCodecs_decodeJPEG(const uint8_t *data, size_t size,
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
 
-    CImageCodecs_Status sizeCheck = codec_check_dimensions(cinfo.image_width, cinfo.image_height,
+    CImageCodecs_Status sizeCheck = codec_check_dimensions(cinfo.image_width, cinfo.image_height, maxPixels,
                                                            errorMessage, errorCapacity);
     if (sizeCheck != CImageCodecs_OK) {
         failure = sizeCheck;

@@ -43,6 +43,7 @@ static void png_read_from_memory(png_structp png, png_bytep out, png_size_t leng
 }
 
 CImageCodecs_Status CImageCodecs_decodePNG(const uint8_t *data, size_t size,
+                                           uint64_t maxPixels,
                                            uint8_t **outPixels, uint32_t *outWidth, uint32_t *outHeight,
                                            char *errorMessage, size_t errorCapacity) {
     if (outPixels) *outPixels = NULL;
@@ -88,7 +89,7 @@ CImageCodecs_Status CImageCodecs_decodePNG(const uint8_t *data, size_t size,
     int bitDepth = 0, colorType = 0;
     png_get_IHDR(png, info, &width, &height, &bitDepth, &colorType, NULL, NULL, NULL);
 
-    CImageCodecs_Status sizeCheck = codec_check_dimensions(width, height, errorMessage, errorCapacity);
+    CImageCodecs_Status sizeCheck = codec_check_dimensions(width, height, maxPixels, errorMessage, errorCapacity);
     if (sizeCheck != CImageCodecs_OK) {
         failure = sizeCheck;
         png_longjmp(png, 1);

@@ -74,7 +74,7 @@ static CImageCodecs_Status validate_encode_arguments(const uint8_t *pixels, uint
                         "invalid argument: %u channels (expected 1 or 3)", channels);
         return CImageCodecs_InvalidArgument;
     }
-    CImageCodecs_Status status = codec_check_dimensions(width, height, errorMessage, errorCapacity);
+    CImageCodecs_Status status = codec_check_dimensions(width, height, 0, errorMessage, errorCapacity);
     return status == CImageCodecs_CorruptData ? CImageCodecs_InvalidArgument : status;
 }
 

@@ -2,20 +2,23 @@ import Foundation
 import MTLSegImage
 
 /// The PNG and JPEG files of a folder (sorted by name) as frames at a fixed rate, looping forever.
-/// Each frame keeps its image's own size. A file that cannot be read is skipped, with one warning.
+/// Each frame keeps its image's own size. Only regular files are taken (a FIFO or a device named
+/// `x.png` could block a read forever). A file that cannot be read, or whose header declares more
+/// pixels than the budget, is skipped with one warning and not tried again.
 public final class ImageFolderSource: FrameSource {
     public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
 
     public let folder: String
     public let framesPerSecond: Double
     public let paths: [String]
+    public let pixelBudget: PixelBudget
     private let warn: @Sendable (String) -> Void
     private let thread = SourceThread()
     private let status = SourceStatus()
 
     /// Throws `CaptureError.noImages` if the folder cannot be listed or holds no PNG/JPEG.
     /// `warn` receives one line per unreadable file (standard error by default).
-    public init(folder: String, framesPerSecond: Double = 15,
+    public init(folder: String, framesPerSecond: Double = 15, pixelBudget: PixelBudget = PixelBudget(raisedBy: "--max-image-pixels N"),
                 warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }) throws {
         let names: [String]
         do {
@@ -25,10 +28,18 @@ public final class ImageFolderSource: FrameSource {
         }
         paths = names.filter { Self.extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
             .map { (folder as NSString).appendingPathComponent($0) }
+            .filter(Self.isRegularFile)
         guard !paths.isEmpty else { throw CaptureError.noImages(folder: folder, reason: "no .png, .jpg or .jpeg files") }
+        self.pixelBudget = pixelBudget
         self.folder = folder
         self.framesPerSecond = framesPerSecond
         self.warn = warn
+    }
+
+    /// Whether `path` is a regular file (following a symbolic link), checked without opening it.
+    static func isRegularFile(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
     }
 
     public var name: String { "folder \(folder) (\(paths.count) images) @\(FrameInterval(numerator: 1000, denominator: UInt32((framesPerSecond * 1000).rounded())))" }
@@ -59,7 +70,7 @@ public final class ImageFolderSource: FrameSource {
                 index = (index + 1) % paths.count
                 if unreadable.contains(path) { continue }
                 do {
-                    image = try ImageFile.read(path: path)
+                    image = try ImageFile.read(path: path, budget: pixelBudget)
                     break
                 } catch {
                     unreadable.insert(path)

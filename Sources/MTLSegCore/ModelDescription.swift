@@ -146,7 +146,7 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         guard !tasks.isEmpty else { throw fail("tasks", "no tasks") }
         guard Set(tasks.map(\.name)).count == tasks.count else { throw fail("tasks", "task names repeat") }
         for (t, task) in tasks.enumerated() {
-            guard !task.name.isEmpty else { throw fail("tasks[\(t)].name", "empty") }
+            if let problem = TaskNameRules.problem(task.name) { throw fail("tasks[\(t)].name", problem) }
             guard (1 ... 255).contains(task.classes.count) else {
                 throw fail("tasks[\(t)].classes", "\(task.classes.count) classes; masks are u8, so 1 to 255")
             }

@@ -10,6 +10,8 @@ public struct ModelSource {
     public let file: SafeTensorsFile
     /// Present in int8 model files.
     public let quantization: QuantizationRecord?
+    /// Values that are legal but suspicious (see WeightValueCheck), one line each, naming the tensor.
+    public let warnings: [String]
     private let entries: [String: SafeTensorsEntry]
 
     /// The metadata key that holds the model description.
@@ -63,13 +65,14 @@ public struct ModelSource {
                 throw ModelError.badMetadata(path: path, field: QuantizationRecord.metadataKey + "." + ModelDescription.field(of: error),
                                              reason: ModelDescription.reason(of: error))
             }
-            for (point, params) in quantization!.activations where !(params.scale > 0 && params.scale.isFinite) || !(0 ... 255).contains(params.zeroPoint) {
+            for (point, params) in quantization!.activations where !(params.scale > 0 && params.scale.isNormal) || !(0 ... 255).contains(params.zeroPoint) {
                 throw ModelError.badMetadata(path: path, field: "\(QuantizationRecord.metadataKey).activations.\(point)",
-                                             reason: "scale must be positive and zero_point in 0...255")
+                                             reason: "scale \(params.scale) must be a positive normal number and zero_point \(params.zeroPoint) in 0...255")
             }
         } else {
             quantization = nil
         }
+        warnings = try WeightValueCheck.check(file)
         self.path = path
         self.description = description
         self.file = file
@@ -117,13 +120,21 @@ enum HFConfig {
         if let type = config["model_type"] as? String, type != "segformer" {
             throw ModelError.badMetadata(path: configPath, field: "model_type", reason: "'\(type)' is not 'segformer'")
         }
+        // JSON numbers arrive as NSNumber, whose intValue traps on a double outside Int (1e30): only exact
+        // integers of a sane size are taken.
+        func exactInt(_ value: Any) -> Int? {
+            guard let number = value as? NSNumber else { return nil }
+            let double = number.doubleValue
+            guard double.isFinite, double == double.rounded(), abs(double) <= 1e15 else { return nil }
+            return Int(exactly: double)
+        }
         func ints(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {
             guard let value = config[key] else {
                 if let fallback { return fallback }
                 throw ModelError.badMetadata(path: configPath, field: key, reason: "missing")
             }
             let list = value as? [Any] ?? []
-            let numbers = list.compactMap { ($0 as? NSNumber)?.intValue }
+            let numbers = list.compactMap(exactInt)
             guard value is [Any], numbers.count == list.count else {
                 throw ModelError.badMetadata(path: configPath, field: key, reason: "not a list of integers")
             }
@@ -131,10 +142,10 @@ enum HFConfig {
         }
         func int(_ key: String, default fallback: Int) throws -> Int {
             guard let value = config[key] else { return fallback }
-            guard let number = value as? NSNumber else {
-                throw ModelError.badMetadata(path: configPath, field: key, reason: "not an integer")
+            guard let number = exactInt(value) else {
+                throw ModelError.badMetadata(path: configPath, field: key, reason: "not an integer (or not one of a sane size)")
             }
-            return number.intValue
+            return number
         }
         let encoder = EncoderConfig(
             numChannels: try int("num_channels", default: 3),
@@ -147,6 +158,9 @@ enum HFConfig {
             mlpRatios: try ints("mlp_ratios", default: [4, 4, 4, 4]))
         var classes: [String]
         if let labels = config["id2label"] as? [String: Any] {
+            guard (1 ... 255).contains(labels.count) else {
+                throw ModelError.badMetadata(path: configPath, field: "id2label", reason: "\(labels.count) classes; masks are u8, so 1 to 255")
+            }
             let indexed = try labels.map { key, value -> (Int, String) in
                 guard let index = Int(key), let label = value as? String else {
                     throw ModelError.badMetadata(path: configPath, field: "id2label.\(key)", reason: "expected an integer key and a string label")
@@ -158,7 +172,11 @@ enum HFConfig {
             }
             classes = indexed.map(\.1)
         } else {
+            // Checked here, before the labels are made: a negative count cannot make a range, a huge one exhausts memory.
             let count = try int("num_labels", default: 2)
+            guard (1 ... 255).contains(count) else {
+                throw ModelError.badMetadata(path: configPath, field: "num_labels", reason: "\(count) classes; masks are u8, so 1 to 255")
+            }
             classes = (0 ..< count).map { "LABEL_\($0)" }
         }
         // HF builds every LayerNorm with PyTorch's default eps whatever config.layer_norm_eps says.

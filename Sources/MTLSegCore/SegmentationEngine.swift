@@ -25,15 +25,19 @@ public enum Precision: String, CaseIterable, Sendable {
 public enum EngineFactory {
     /// The engine for the model at `path`, with its description. The file is
     /// closed before the engine's memory is laid out, so the two never add up.
-    /// The input size is `size`, else the model's own, else `defaultSize`.
+    /// The input size is `size`, else the model's own, else `defaultSize`. The memory the engine would
+    /// need is checked against `budget` before any weight is read.
     public static func open(path: String, size: InputSize? = nil, defaultSize: InputSize = InputSize(width: 512, height: 512), threads: Int,
-                            precision: Precision = .auto) throws -> (engine: SegmentationEngine, description: ModelDescription) {
-        let (description, weights, record) = try { () throws -> (ModelDescription, MTLSegFormerWeights, QuantizationRecord?) in
+                            precision: Precision = .auto, budget: MemoryBudget = .standard(raisedBy: "--memory-budget MB"),
+                            warn: (String) -> Void = ModelWarnings.standardError) throws -> (engine: SegmentationEngine, description: ModelDescription) {
+        let (description, weights, record, input) = try { () throws -> (ModelDescription, MTLSegFormerWeights, QuantizationRecord?, InputSize) in
             let source = try ModelSource(path: path)
+            source.warnings.forEach(warn)
             let int8 = precision == .auto && source.quantization != nil
-            return (source.description, try MTLSegFormerWeights(source: source, floatWeights: !int8), int8 ? source.quantization : nil)
+            let input = size ?? source.description.input ?? defaultSize
+            try checkBudget(source: source, height: input.height, width: input.width, threads: threads, int8: int8, budget: budget)
+            return (source.description, try MTLSegFormerWeights(source: source, floatWeights: !int8), int8 ? source.quantization : nil, input)
         }()
-        let input = size ?? description.input ?? defaultSize
         if let record {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
             return (try Int8Engine(weights: weights, activations: record.activations, height: input.height, width: input.width,
@@ -43,10 +47,13 @@ public enum EngineFactory {
         return (FP32Engine(weights: weights, height: input.height, width: input.width), description)
     }
 
-    /// The engine for `source` at height×width; `weights` are read from it unless given.
+    /// The engine for `source` at height×width; `weights` are read from it unless given. The memory the
+    /// engine would need is checked against `budget` first.
     public static func make(source: ModelSource, weights: MTLSegFormerWeights? = nil, height: Int, width: Int, threads: Int,
-                            precision: Precision = .auto) throws -> SegmentationEngine {
-        if precision == .auto, let record = source.quantization {
+                            precision: Precision = .auto, budget: MemoryBudget = .standard(raisedBy: "--memory-budget MB")) throws -> SegmentationEngine {
+        let int8 = precision == .auto && source.quantization != nil
+        try checkBudget(source: source, height: height, width: width, threads: threads, int8: int8, budget: budget)
+        if int8, let record = source.quantization {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
             let weights = try weights ?? MTLSegFormerWeights(source: source, floatWeights: false)
             return try Int8Engine(weights: weights, activations: record.activations, height: height, width: width, threads: threads,
@@ -54,5 +61,12 @@ public enum EngineFactory {
         }
         setMatrixThreads(threads)
         return FP32Engine(weights: try weights ?? MTLSegFormerWeights(source: source), height: height, width: width)
+    }
+
+    /// Refuses, before anything is allocated, an engine whose memory would exceed `budget`.
+    public static func checkBudget(source: ModelSource, height: Int, width: Int, threads: Int, int8: Bool, budget: MemoryBudget) throws {
+        let plan = MemoryPlan(description: source.description, height: height, width: width, entries: source.file.entries,
+                              engine: int8 ? .int8 : .fp32, threads: threads)
+        try plan.check(budget, model: source.path, input: MapSize(height: height, width: width))
     }
 }

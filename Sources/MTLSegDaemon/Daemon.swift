@@ -22,7 +22,7 @@ public final class Daemon: @unchecked Sendable {
         // Loading and warming a large model can take a while: ask systemd for time beyond TimeoutStartSec.
         ServiceNotifier.send("EXTEND_TIMEOUT_USEC=60000000\nSTATUS=loading \(config.model)")
         model = try LoadedModel.load(path: config.model, threads: config.threads,
-                                     fallbackSize: InputSize(width: config.width, height: config.height))
+                                     fallbackSize: InputSize(width: config.width, height: config.height), budget: config.memoryBudget)
         source = try makeSource(config)
         server = MaskServer(settings: MaskServer.Settings(config), stream: model.stream)
         pipeline = InferencePipeline(source: source, engine: model.engine, description: model.description, server: server)
@@ -71,7 +71,8 @@ public final class Daemon: @unchecked Sendable {
         ServiceNotifier.send("RELOADING=1\nMONOTONIC_USEC=\(Clock.monotonicNanoseconds() / 1000)\nEXTEND_TIMEOUT_USEC=60000000")
         do {
             let loaded = try LoadedModel.load(path: newConfig.model, threads: newConfig.threads,
-                                              fallbackSize: InputSize(width: newConfig.width, height: newConfig.height))
+                                              fallbackSize: InputSize(width: newConfig.width, height: newConfig.height),
+                                              budget: newConfig.memoryBudget)
             generation += 1
             // Clients learn of the new stream first; frames of the old model still in flight are then not sent to them.
             server.changeStream(loaded.stream, generation: generation)

@@ -1,4 +1,6 @@
 import Foundation
+import MTLSegCore
+import MTLSegImage
 import TOMLKit
 
 /// mtlsegd's settings: the TOML file (`/etc/mtlseg/mtlsegd.toml`), then command-line flags on top.
@@ -26,6 +28,13 @@ public struct DaemonConfig: Equatable, Sendable {
     public var stallTimeout: Double = 2
     /// Where to serve Prometheus metrics (HTTP on a Unix socket); nil: off.
     public var metricsSocket: String?
+    /// Memory a model (weights and activations) may take, in MiB; a model over it is refused at start and reload.
+    public var memoryBudgetMB: Int = MemoryBudget.defaultMegabytes
+    /// Most pixels an image of a folder source may declare; larger images are skipped before decoding.
+    public var maxImagePixels: Int = PixelBudget.defaultPixels
+
+    public var memoryBudget: MemoryBudget { MemoryBudget(megabytes: memoryBudgetMB, raisedBy: "memory_budget_mb in the configuration") }
+    public var pixelBudget: PixelBudget { PixelBudget(pixels: maxImagePixels, raisedBy: "max_image_pixels in the configuration's [source]") }
 
     public static let defaultPath = "/etc/mtlseg/mtlsegd.toml"
     public static let defaultModel = "/var/lib/mtlseg/model.safetensors"
@@ -61,6 +70,9 @@ public struct DaemonConfig: Equatable, Sendable {
     }
 
     public static func parse(_ text: String, file: String = "<config>") throws -> DaemonConfig {
+        // A file saved by a Windows editor ends its lines with CRLF; Swift reads "\r\n" as one character,
+        // so lines would not split at "\n" at all.
+        let text = text.replacingOccurrences(of: "\r\n", with: "\n")
         if let (number, line) = TOMLPrecheck.firstUnsupportedLine(text) {
             let shown = line.count > 60 ? String(line.prefix(60)) + "…" : line
             throw Problem(file: file, key: "(syntax)",
@@ -79,12 +91,14 @@ public struct DaemonConfig: Equatable, Sendable {
         var reader = KeyReader(file: file, values: json, prefix: "")
         config.model = try reader.string("model") ?? config.model
         config.threads = try reader.integer("threads", in: 1 ... 256) ?? config.threads
+        config.memoryBudgetMB = try reader.integer("memory_budget_mb", in: 16 ... 1 << 30) ?? config.memoryBudgetMB
         if var source = try reader.table("source") {
             config.source = try source.string("device") ?? config.source
             config.width = try source.integer("width", in: 16 ... 8192) ?? config.width
             config.height = try source.integer("height", in: 16 ... 8192) ?? config.height
             config.fps = try source.number("fps", in: 0.1 ... 1000) ?? config.fps
             config.stallTimeout = try source.number("stall_timeout_s", in: 0.1 ... 3600) ?? config.stallTimeout
+            config.maxImagePixels = try source.integer("max_image_pixels", in: 1 ... 1 << 28) ?? config.maxImagePixels
             try source.rejectUnknown()
         }
         if var socket = try reader.table("socket") {
@@ -138,11 +152,13 @@ private struct KeyReader {
     mutating func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let value = values[key] else { return nil }
         used.insert(key)
-        guard let number = value as? NSNumber, String(cString: number.objCType) != "c", number.doubleValue == number.doubleValue.rounded() else {
+        // Through Double: NSNumber.intValue traps on a float outside Int (1e30).
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c", number.doubleValue == number.doubleValue.rounded(),
+              let integer = Int(exactly: number.doubleValue.isFinite && abs(number.doubleValue) < 1e18 ? number.doubleValue : .nan) else {
             throw problem(key, "must be an integer")
         }
-        guard range.contains(number.intValue) else { throw problem(key, "\(number.intValue) is outside \(range.lowerBound)…\(range.upperBound)") }
-        return number.intValue
+        guard range.contains(integer) else { throw problem(key, "\(integer) is outside \(range.lowerBound)…\(range.upperBound)") }
+        return integer
     }
 
     mutating func number(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
@@ -158,10 +174,10 @@ private struct KeyReader {
         used.insert(key)
         guard let list = value as? [Any] else { throw problem(key, "must be a list of numeric ids") }
         return try list.map {
-            guard let number = $0 as? NSNumber, number.intValue >= 0, number.intValue <= Int(UInt32.max) else {
+            guard let number = $0 as? NSNumber, let id = UInt32(exactly: number.doubleValue) else {
                 throw problem(key, "must be a list of numeric ids")
             }
-            return UInt32(number.intValue)
+            return id
         }
     }
 

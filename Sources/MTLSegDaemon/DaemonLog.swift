@@ -1,7 +1,10 @@
 import Foundation
 
 /// Lines on stderr in the form journald reads priorities from ("<6>message"),
-/// which plain terminals show as is.
+/// which plain terminals show as is. Messages carry text from outside (client names, file names,
+/// task names, configuration values): every control character in them is escaped here, so that no
+/// message can end its line early and forge another (a "\n<0>" in a client's name would otherwise be an
+/// emergency-priority journal entry).
 public enum DaemonLog {
     public enum Level: Int { case error = 3, warning = 4, notice = 5, info = 6, debug = 7 }
 
@@ -10,7 +13,7 @@ public enum DaemonLog {
     public static func write(_ level: Level, _ message: String) {
         lock.lock()
         defer { lock.unlock() }
-        FileHandle.standardError.write(Data("<\(level.rawValue)>\(message)\n".utf8))
+        FileHandle.standardError.write(Data("<\(level.rawValue)>\(LogText.escaped(message))\n".utf8))
     }
 
     public static func info(_ message: String) { write(.info, message) }

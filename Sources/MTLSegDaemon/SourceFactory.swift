@@ -15,7 +15,7 @@ public enum SourceFactory {
         }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue {
-            return try ImageFolderSource(folder: source, framesPerSecond: config.fps) { DaemonLog.warning($0) }
+            return try ImageFolderSource(folder: source, framesPerSecond: config.fps, pixelBudget: config.pixelBudget) { DaemonLog.warning($0) }
         }
         return V4L2Camera(path: source, request: CameraRequest(width: config.width, height: config.height, framesPerSecond: config.fps),
                           timing: V4L2Camera.Timing(timeout: config.stallTimeout))

@@ -14,7 +14,9 @@ enum FileBytes {
     /// Reads the entire file at `path`.
     /// - Throws: `ImageIOError.unreadable` with the system's reason.
     static func read(path: String) throws -> [UInt8] {
-        let descriptor = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, possibly forever.
+        // It changes nothing for the regular files read below, and anything else is refused.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else { throw ImageIOError.unreadable(path: path, reason: lastErrorText()) }
         defer { close(descriptor) }
 
@@ -44,6 +46,24 @@ enum FileBytes {
         }
         bytes.removeSubrange(filled...)
         return bytes
+    }
+
+    /// Writes `path` through `write`, which is given a temporary name beside it, then renames that into
+    /// place: a reader, or a failure halfway, never sees a partly written file, and an existing file is
+    /// replaced only by a complete one.
+    static func replace(path: String, write: (String) throws -> Void) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        do {
+            try write(temporary)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = lastErrorText()
+            unlink(temporary)
+            throw ImageIOError.unwritable(path: path, reason: reason)
+        }
     }
 
     private static func lastErrorText() -> String {

@@ -3,16 +3,17 @@ import CImageCodecs
 /// Reading and writing image files. The format is found from the file's leading bytes, never
 /// from its extension.
 public enum ImageFile {
-    /// Reads a PNG or JPEG file as RGB8.
-    /// - Throws: `ImageIOError` naming `path` for unreadable, unrecognised or corrupt files.
-    public static func read(path: String) throws -> RGBImage {
+    /// Reads a PNG or JPEG file as RGB8, refusing one whose header declares more pixels than `budget`.
+    /// - Throws: `ImageIOError` naming `path` for unreadable, unrecognised, corrupt or too large files.
+    public static func read(path: String, budget: PixelBudget = PixelBudget(raisedBy: "--max-image-pixels N")) throws -> RGBImage {
         let bytes = try FileBytes.read(path: path)
-        return try bytes.withUnsafeBytes { try decode($0, source: path) }
+        return try bytes.withUnsafeBytes { try decode($0, source: path, budget: budget) }
     }
 
     /// Decodes an in-memory PNG or JPEG (e.g. an MJPEG camera frame). `source` is the name used
     /// in errors.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, source: String) throws -> RGBImage {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, source: String,
+                              budget: PixelBudget = PixelBudget(raisedBy: "--max-image-pixels N")) throws -> RGBImage {
         guard let format = ImageFormat(sniffing: bytes) else {
             throw ImageIOError.unrecognizedFormat(path: source)
         }
@@ -25,14 +26,17 @@ public enum ImageFile {
             try callCodec { message, capacity in
                 switch format {
                 case .png:
-                    return CImageCodecs_decodePNG(data.baseAddress, data.count, &pixels, &width, &height,
+                    return CImageCodecs_decodePNG(data.baseAddress, data.count, UInt64(budget.pixels), &pixels, &width, &height,
                                                   message, capacity)
                 case .jpeg:
-                    return CImageCodecs_decodeJPEG(data.baseAddress, data.count, &pixels, &width, &height,
+                    return CImageCodecs_decodeJPEG(data.baseAddress, data.count, UInt64(budget.pixels), &pixels, &width, &height,
                                                    message, capacity)
                 }
             }
         } catch let failure as CodecFailure {
+            if failure.status == CImageCodecs_TooLarge, failure.message.contains("pixel budget") {
+                throw ImageIOError.tooLarge(path: source, message: failure.message + "; raise it with \(budget.raisedBy)")
+            }
             throw failure.imageIOError(path: source, format: format)
         }
         let count = Int(width) * Int(height) * 3
@@ -40,8 +44,9 @@ public enum ImageFile {
     }
 
     /// Decodes an in-memory PNG or JPEG. `source` is the name used in errors.
-    public static func decode(_ bytes: [UInt8], source: String = "<memory>") throws -> RGBImage {
-        try bytes.withUnsafeBytes { try decode($0, source: source) }
+    public static func decode(_ bytes: [UInt8], source: String = "<memory>",
+                              budget: PixelBudget = PixelBudget(raisedBy: "--max-image-pixels N")) throws -> RGBImage {
+        try bytes.withUnsafeBytes { try decode($0, source: source, budget: budget) }
     }
 
     /// Writes `image` as an 8-bit RGB PNG, replacing any existing file.
@@ -81,13 +86,15 @@ public enum ImageFile {
 
     private static func writePNGFile(pixels: [UInt8], width: Int, height: Int, channels: Int, path: String) throws {
         try validate(pixelCount: pixels.count, width: width, height: height, channels: channels, path: path)
-        do {
-            try callCodec { message, capacity in
-                CImageCodecs_encodePNGFile(path, pixels, UInt32(width), UInt32(height), UInt32(channels),
-                                           message, capacity)
+        try FileBytes.replace(path: path) { temporary in
+            do {
+                try callCodec { message, capacity in
+                    CImageCodecs_encodePNGFile(temporary, pixels, UInt32(width), UInt32(height), UInt32(channels),
+                                               message, capacity)
+                }
+            } catch let failure as CodecFailure {
+                throw failure.imageIOError(path: path, format: .png)
             }
-        } catch let failure as CodecFailure {
-            throw failure.imageIOError(path: path, format: .png)
         }
     }
 

@@ -23,6 +23,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "End with one JSON line of the results.")
     var json = false
 
+    @OptionGroup var limits: ResourceLimits
+
     func validate() throws {
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
@@ -33,7 +35,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let (engine, d) = try EngineFactory.open(path: model, size: size.map { InputSize(width: $0.width, height: $0.height) },
-                                                 threads: threads, precision: fp32 ? .fp32 : .auto)
+                                                 threads: threads, precision: fp32 ? .fp32 : .auto, budget: limits.memory)
         let input = InputSize(width: engine.plan.input.width, height: engine.plan.input.height)
         let cost = ModelCost(description: d, plan: engine.plan)
         // A fixed pseudo-random input: the timing does not depend on the values.

@@ -69,6 +69,8 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for the latency figures in the report.")
     var threads: Int = 1
 
+    @OptionGroup var limits: ResourceLimits
+
     func validate() throws {
         guard evalSplit > 0 && evalSplit < 1 else { throw ValidationError("--eval-split must be between 0 and 1") }
         if let maxDrop { guard maxDrop >= 0 && maxDrop <= 100 else { throw ValidationError("--max-drop must be between 0 and 100") } }
@@ -78,11 +80,20 @@ struct CalibrateCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
+        // Where the results go is checked before any work: the model and the report must not replace the
+        // fp32 model, and their folder must exist and be writable.
+        let reportBase = report ?? ((out as NSString).pathExtension == "safetensors" ? (out as NSString).deletingPathExtension : out) + ".report"
+        for (path, option) in [(out, "--out"), (reportBase + ".json", "--report"), (reportBase + ".md", "--report")] {
+            try OutputPaths.checkWritable(path, option: option)
+            try OutputPaths.refuseOverwriting(OutputPaths.modelFiles(model), with: path, option: option)
+        }
         let source = try ModelSource(path: model)
+        source.warnings.forEach(ModelWarnings.standardError)
         guard source.quantization == nil else { throw ToolError("\(model) is already an int8 model") }
         let d = source.description
-        let fp32 = try MTLSegFormerWeights(source: source)
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)
+        try EngineFactory.checkBudget(source: source, height: input.height, width: input.width, threads: threads, int8: false, budget: limits.memory)
+        let fp32 = try MTLSegFormerWeights(source: source)
         let rangeMethod = try parseMethod()
 
         // The images: unreadable ones are skipped with a warning naming them; none usable is an error.
@@ -93,7 +104,7 @@ struct CalibrateCommand: ParsableCommand {
         let reader = { (path: String, target: UnsafeMutablePointer<Float>) -> Bool in
             guard !skipped.contains(path) else { return false }
             do {
-                preprocessor.process(try ImageFile.read(path: path), into: target)
+                preprocessor.process(try ImageFile.read(path: path, budget: limits.pixels), into: target)
                 return true
             } catch {
                 skipped.append(path)
@@ -137,7 +148,6 @@ struct CalibrateCommand: ParsableCommand {
             try Int8ModelWriter.write(result.model, to: out)
             latency = try Self.latencies(fp32: fp32, model: result.model, width: input.width, height: input.height, threads: threads)
         }
-        let reportBase = report ?? ((out as NSString).pathExtension == "safetensors" ? (out as NSString).deletingPathExtension : out) + ".report"
         var summary = CalibrationReport(model: model, output: out, method: rangeMethod.description, width: input.width, height: input.height,
                                         calibrationImages: usedCalibration, evalImages: record.calibration.evalImages ?? 0,
                                         skippedImages: skipped, maxDrop: maxDrop, budgetHeld: result.budgetHeld, failure: result.failure,
@@ -146,7 +156,7 @@ struct CalibrateCommand: ParsableCommand {
                                         int8MedianMilliseconds: latency?.int8, threads: threads)
         summary.attention = attention
         summary.activationsOnly = result.activationsOnly
-        try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"))
+        try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"), options: .atomic)
         try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
         for task in result.accuracy {
             print(String(format: "%@: agreement %.2f%%, agreement-mIoU %.2f%@", task.task, task.agreement * 100, task.agreementMIoU,
@@ -187,7 +197,7 @@ struct CalibrateCommand: ParsableCommand {
         let name = ((image as NSString).lastPathComponent as NSString).deletingPathExtension + ".png"
         let path = ((labels as NSString).appendingPathComponent(task) as NSString).appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let map = try ImageFile.read(path: path)
+        let map = try ImageFile.read(path: path, budget: limits.pixels)
         return (map.width, map.height, stride(from: 0, to: map.pixels.count, by: 3).map { map.pixels[$0] })
     }
 

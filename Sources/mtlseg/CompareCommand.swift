@@ -27,6 +27,8 @@ struct CompareCommand: ParsableCommand {
     @Flag(name: .long, help: "End with one JSON line of the results.")
     var json = false
 
+    @OptionGroup var limits: ResourceLimits
+
     func run() throws {
         let candidateSource = try ModelSource(path: model), referenceSource = try ModelSource(path: reference)
         let d = candidateSource.description
@@ -35,18 +37,19 @@ struct CompareCommand: ParsableCommand {
         }
         let paths = try ImageList.paths(images)
         guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
-        let first = try ImageFile.read(path: paths[0])
+        let first = try ImageFile.read(path: paths[0], budget: limits.pixels)
         let input = d.input ?? InputSize(width: first.width, height: first.height)
         let candidate = try EngineFactory.make(source: candidateSource,
-                                               height: input.height, width: input.width, threads: threads, precision: fp32 ? .fp32 : .auto)
+                                               height: input.height, width: input.width, threads: threads, precision: fp32 ? .fp32 : .auto,
+                                               budget: limits.memory)
         let referenceEngine = try EngineFactory.make(source: referenceSource,
-                                                     height: input.height, width: input.width, threads: threads)
+                                                     height: input.height, width: input.width, threads: threads, budget: limits.memory)
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         let pixels = FloatBuffer(count: preprocessor.outputCount)
         var agreeing = [Int](repeating: 0, count: d.tasks.count), total = [Int](repeating: 0, count: d.tasks.count)
         var largest = [Float](repeating: 0, count: d.tasks.count)
         for path in paths {
-            preprocessor.process(try ImageFile.read(path: path), into: pixels.pointer)
+            preprocessor.process(try ImageFile.read(path: path, budget: limits.pixels), into: pixels.pointer)
             candidate.run(input: pixels.pointer)
             referenceEngine.run(input: pixels.pointer)
             for t in d.tasks.indices {

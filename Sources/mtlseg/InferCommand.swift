@@ -32,20 +32,23 @@ struct InferCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for the matrix products.")
     var threads: Int = 1
 
+    @OptionGroup var limits: ResourceLimits
+
     func validate() throws {
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
     }
 
     func run() throws {
         let source = try ModelSource(path: model)
+        source.warnings.forEach(ModelWarnings.standardError)
         let d = source.description
-        let picture = try ImageFile.read(path: image)
+        let picture = try ImageFile.read(path: image, budget: limits.pixels)
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input
             ?? InputSize(width: picture.width, height: picture.height)
         guard d.encoder.numChannels == 3 else {
             throw ValidationError("the model takes \(d.encoder.numChannels) channels; images are RGB")
         }
-        let engine = try EngineFactory.make(source: source, height: input.height, width: input.width, threads: threads)
+        let engine = try EngineFactory.make(source: source, height: input.height, width: input.width, threads: threads, budget: limits.memory)
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         let pixels = FloatBuffer(count: preprocessor.outputCount)
         preprocessor.process(picture, into: pixels.pointer)

@@ -18,6 +18,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let source = try ModelSource(path: model)
+        source.warnings.forEach(ModelWarnings.standardError)
         let weights = try MTLSegFormerWeights(source: source, floatWeights: source.quantization == nil)
         let d = source.description
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input ?? InputSize(width: 512, height: 512)

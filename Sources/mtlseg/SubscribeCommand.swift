@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MTLSegCapture
+import MTLSegCore
 import MTLSegImage
 import MTLSegWire
 
@@ -66,7 +67,7 @@ struct SubscribeCommand: ParsableCommand {
                     for id in mask where Int(id) < counts.count { counts[Int(id)] += 1 }
                     fractions[task.name] = counts.map { Double($0) / Double(max(mask.count, 1)) }
                     if let png {
-                        let path = (png as NSString).appendingPathComponent("\(frame.sequence).\(task.name).png")
+                        let path = (png as NSString).appendingPathComponent("\(frame.sequence).\(TaskNameRules.safeFileComponent(task.name)).png")
                         let (w, h) = (client.stream.maskWidth, client.stream.maskHeight)
                         if color {
                             try ImageFile.writePNG(colorize(mask: mask, width: w, height: h, colors: task.colors.map { $0.map { UInt8(clamping: $0) } }), path: path)

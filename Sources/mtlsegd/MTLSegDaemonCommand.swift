@@ -78,6 +78,8 @@ struct MTLSegDaemonCommand: ParsableCommand {
 
     func run() throws {
         let settings = try settings()
+        // The same checks start-up would make of paths and names, before anything is loaded or bound.
+        try settings.checkStartup(file: config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : "(flags)"))
         let daemon = try Daemon(config: settings, makeSource: SourceFactory.make)
         if checkConfig {
             print("configuration OK: model \(settings.model) (\(daemon.stream.model.precision)), source \(settings.source), socket \(settings.socketPath)")

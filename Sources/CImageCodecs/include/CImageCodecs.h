@@ -43,7 +43,9 @@ typedef enum {
 /// Palette, grayscale (any bit depth), 16-bit and interlaced images are converted; an alpha channel
 /// (or tRNS transparency) is dropped, not composited, as PIL's convert("RGB") does. 16-bit samples
 /// keep their high byte, also as PIL does.
-CImageCodecs_Status CImageCodecs_decodePNG(const uint8_t *data, size_t size,
+/// `maxPixels` (0: no budget beyond the fixed limits) is checked against the header's dimensions
+/// before any pixel memory is allocated.
+CImageCodecs_Status CImageCodecs_decodePNG(const uint8_t *data, size_t size, uint64_t maxPixels,
                                            uint8_t **outPixels, uint32_t *outWidth, uint32_t *outHeight,
                                            char *errorMessage, size_t errorCapacity);
 
@@ -51,7 +53,8 @@ CImageCodecs_Status CImageCodecs_decodePNG(const uint8_t *data, size_t size,
 /// YCbCr, RGB and grayscale JPEGs are converted by libjpeg-turbo; CMYK/YCCK (Adobe) JPEGs are
 /// converted with PIL's formula R = (255-C)(255-K)/255. A truncated stream is an error rather than
 /// libjpeg's default of padding with gray.
-CImageCodecs_Status CImageCodecs_decodeJPEG(const uint8_t *data, size_t size,
+/// `maxPixels` as for CImageCodecs_decodePNG.
+CImageCodecs_Status CImageCodecs_decodeJPEG(const uint8_t *data, size_t size, uint64_t maxPixels,
                                             uint8_t **outPixels, uint32_t *outWidth, uint32_t *outHeight,
                                             char *errorMessage, size_t errorCapacity);
 

@@ -1,0 +1,148 @@
+import Foundation
+
+/// How much memory loading and running one model may take, and how a user raises it (named in the error).
+public struct MemoryBudget: Equatable, Sendable, CustomStringConvertible {
+    public var bytes: Int
+    /// The option or setting that raises the budget, as the user writes it ("--memory-budget MB").
+    public var raisedBy: String
+
+    public init(megabytes: Int, raisedBy: String) {
+        bytes = megabytes.multipliedReportingOverflow(by: 1 << 20).overflow ? .max : megabytes << 20
+        self.raisedBy = raisedBy
+    }
+
+    /// The default: 2048 MiB, or half the machine's memory where that is less (an edge board with 2 GB).
+    public static var defaultMegabytes: Int {
+        let half = Int(min(ProcessInfo.processInfo.physicalMemory / 2, UInt64(Int.max)) >> 20)
+        return max(64, min(2048, half))
+    }
+
+    public static func standard(raisedBy: String) -> MemoryBudget { MemoryBudget(megabytes: defaultMegabytes, raisedBy: raisedBy) }
+
+    public var description: String { MemoryPlan.format(bytes) }
+}
+
+/// Loading or running a model would take more memory than its budget.
+public struct MemoryBudgetExceeded: Error, CustomStringConvertible, Equatable {
+    public let model: String
+    public let input: String
+    public let plan: MemoryPlan
+    public let budget: MemoryBudget
+
+    public var description: String {
+        "\(model): at \(input) the model needs about \(MemoryPlan.format(plan.totalBytes)) (weights \(MemoryPlan.format(plan.weightBytes)), "
+            + "activations \(MemoryPlan.format(plan.activationBytes)), input \(MemoryPlan.format(plan.inputBytes))), over the memory budget of "
+            + "\(budget); raise it with \(budget.raisedBy), or use a smaller input size"
+    }
+}
+
+/// The memory one engine needs for a model at an input size, worked out from the description and the
+/// file's tensor entries alone, before anything is allocated. Every product and sum saturates at Int.max
+/// instead of overflowing, so a description that implies an absurd size yields a number over any budget
+/// rather than a trap. The figures are estimates that err on the high side (they count the fp32
+/// engine's arena, which the int8 engine's buffers stay within, plus per-thread scratch).
+public struct MemoryPlan: Equatable, Sendable {
+    public enum Engine: Sendable { case fp32, int8 }
+
+    public let weightBytes: Int
+    public let activationBytes: Int
+    /// The preprocessed input image (fp32) the caller hands to the engine.
+    public let inputBytes: Int
+    public var totalBytes: Int { (Count(weightBytes) + Count(activationBytes) + Count(inputBytes)).value }
+
+    /// `height`×`width` is the engine's input; `entries` the model file's tensors.
+    public init(description d: ModelDescription, height: Int, width: Int, entries: [SafeTensorsEntry], engine: Engine, threads: Int) {
+        let e = d.encoder
+        // Weights as the engine holds them: fp32 tensors, int8 ones with their packed copy; the
+        // load-time rewrites (repacking, folds) hold a second copy of a layer while they run.
+        var weights = Count(0)
+        for entry in entries {
+            let elements = entry.shape.reduce(Count(1)) { $0 * Count($1) }
+            let bytesEach = entry.dtype == .I8 ? (engine == .int8 ? 2 : 5) : 8
+            weights = weights + elements * Count(bytesEach)
+        }
+
+        // ForwardPlan's regions, with saturating arithmetic.
+        let h = Count(max(height, 0)), w = Count(max(width, 0))
+        var current = (h: h, w: w)
+        var tokens = Count(0), columns = Count(0), reduced = Count(0), scores = Count(0), hidden = Count(0)
+        var stageOutputs = Count(0), maxHidden = Count(0), firstPixels = Count(0), laterWidths = Count(0), laterPixels = Count(0)
+        for i in 0 ..< e.stageCount {
+            let k = Count(e.patchSizes[i]), s = Count(max(e.strides[i], 1)), p = Count(e.patchSizes[i] / 2)
+            let inChannels = Count(i == 0 ? e.numChannels : e.hiddenSizes[i - 1])
+            let next = (h: (current.h + p + p).minus(k) / s + Count(1), w: (current.w + p + p).minus(k) / s + Count(1))
+            let pixels = next.h * next.w
+            let c = Count(e.hiddenSizes[i]), sr = Count(e.srRatios[i]), mlp = Count(e.mlpRatios[i])
+            let kvPixels = e.srRatios[i] > 1 ? (next.h / sr) * (next.w / sr) : pixels
+            let rowBlock = Count(max(1, min(pixels.value, ForwardPlan.scoreBudget / max(kvPixels.value, 1))))
+            tokens = max(tokens, pixels * c)
+            columns = max(columns, pixels * k * k * inChannels, kvPixels * sr * sr * c)
+            reduced = max(reduced, kvPixels * c)
+            scores = max(scores, rowBlock * kvPixels)
+            hidden = max(hidden, pixels * c * mlp)
+            maxHidden = max(maxHidden, c * mlp)
+            stageOutputs = stageOutputs + pixels * c
+            if i == 0 { firstPixels = pixels } else { laterWidths = laterWidths + next.w; laterPixels = laterPixels + pixels }
+            current = next
+        }
+        let decoderWidth = Count(d.decoderHiddenSize)
+        let tasks = Count(d.tasks.count)
+        let maxClasses = Count(d.tasks.map(\.classes.count).max() ?? 1)
+        let allClasses = Count(d.tasks.map(\.classes.count).reduce(0, +))
+        let image = h * w * Count(e.numChannels)
+        let decoder = firstPixels * decoderWidth
+        let taskMaps = d.tasks.count > 1 ? (tasks + Count(2)) * decoder : Count(0)
+        var floats = image + stageOutputs + Count(4) * tokens + columns + Count(3) * reduced + scores + Count(2) * hidden + decoder
+            + taskMaps + Count(3) * firstPixels + firstPixels * (maxClasses + allClasses)
+        if engine == .int8 {
+            // The int8 engine's per-thread scratch (score block, depthwise rows, a decoder band and row) and its
+            // lower-resolution decoder projections.
+            let perThread = scores + Count(2) * maxHidden + Count(1 << 17) + laterWidths * decoderWidth
+            floats = floats + Count(max(threads, 1)) * perThread + laterPixels * decoderWidth
+        }
+        weightBytes = weights.value
+        activationBytes = (floats * Count(4)).value
+        inputBytes = (image * Count(4)).value
+    }
+
+    /// Throws `MemoryBudgetExceeded` when the plan does not fit `budget`.
+    public func check(_ budget: MemoryBudget, model: String, input: MapSize) throws {
+        guard totalBytes <= budget.bytes else {
+            throw MemoryBudgetExceeded(model: model, input: "\(input.width)x\(input.height)", plan: self, budget: budget)
+        }
+    }
+
+    /// "1.5 GiB", "320 MiB"; "more than 8 EiB" for a saturated count.
+    public static func format(_ bytes: Int) -> String {
+        if bytes == .max { return "more than 8 EiB" }
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var value = Double(bytes), unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(bytes) bytes" : String(format: value < 10 ? "%.1f %@" : "%.0f %@", value, units[unit])
+    }
+}
+
+/// A non-negative count whose products and sums saturate at Int.max (past every budget) instead of trapping.
+struct Count: Comparable, Sendable {
+    let value: Int
+
+    init(_ value: Int) { self.value = max(value, 0) }
+
+    static func + (a: Count, b: Count) -> Count {
+        let (sum, overflow) = a.value.addingReportingOverflow(b.value)
+        return Count(overflow ? .max : sum)
+    }
+
+    static func * (a: Count, b: Count) -> Count {
+        let (product, overflow) = a.value.multipliedReportingOverflow(by: b.value)
+        return Count(overflow ? .max : product)
+    }
+
+    /// Integer division; a saturated count stays saturated.
+    static func / (a: Count, b: Count) -> Count { a.value == .max ? a : Count(a.value / max(b.value, 1)) }
+
+    /// a − b, floored at zero; a saturated count stays saturated.
+    func minus(_ b: Count) -> Count { value == .max ? self : Count(value - b.value) }
+
+    static func < (a: Count, b: Count) -> Bool { a.value < b.value }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+extension DaemonConfig {
+    /// Checks, without binding or changing anything, what starting the daemon with this configuration
+    /// would find wrong with its paths and names: so that `--check-config` fails where start-up would.
+    /// `file` names the configuration in the problem.
+    public func checkStartup(file: String) throws {
+        try Self.checkSocketPath(socketPath, key: "socket.path", file: file)
+        if let group = socketGroup, gid_t(group) == nil, getgrnam(group) == nil {
+            throw Problem(file: file, key: "socket.group", reason: "no group named '\(group)' on this system")
+        }
+        if let metrics = metricsSocket {
+            try Self.checkSocketPath(metrics, key: "metrics.socket", file: file)
+            if Self.sameLocation(metrics, socketPath) {
+                throw Problem(file: file, key: "metrics.socket", reason: "'\(metrics)' is also the mask socket (socket.path); they need two paths")
+            }
+        }
+    }
+
+    /// A Unix socket's path must fit sockaddr_un, lie in an existing folder, and not be taken by
+    /// something other than a socket (a stale socket is replaced at start; anything else is not).
+    static func checkSocketPath(_ path: String, key: String, file: String) throws {
+        let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        guard path.utf8.count < capacity else {
+            throw Problem(file: file, key: key, reason: "'\(path)' is \(path.utf8.count) bytes; a Unix socket path has at most \(capacity - 1)")
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        var info = stat()
+        if !folder.isEmpty {
+            guard stat(folder, &info) == 0 else {
+                throw Problem(file: file, key: key, reason: "the folder '\(folder)' does not exist (\(String(cString: strerror(errno))))")
+            }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw Problem(file: file, key: key, reason: "'\(folder)' is not a folder") }
+        }
+        if lstat(path, &info) == 0 {
+            switch info.st_mode & S_IFMT {
+            case S_IFSOCK: break
+            case S_IFDIR: throw Problem(file: file, key: key, reason: "'\(path)' is a folder; name the socket file inside it")
+            default: throw Problem(file: file, key: key, reason: "'\(path)' exists and is not a socket")
+            }
+        }
+    }
+
+    /// Whether two paths name the same place (after resolving '.', '..' and symbolic links of their folders).
+    static func sameLocation(_ a: String, _ b: String) -> Bool {
+        func resolved(_ path: String) -> String {
+            let url = URL(fileURLWithPath: path)
+            return url.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(url.lastPathComponent).path
+        }
+        return resolved(a) == resolved(b)
+    }
+}
