@@ -105,9 +105,9 @@ public struct MemoryPlan: Equatable, Sendable {
         inputBytes = (image * Count(4)).value
     }
 
-    /// Throws `MemoryBudgetExceeded` when the plan does not fit `budget`.
+    /// Throws `MemoryBudgetExceeded` when the plan does not fit `budget` (a saturated plan never does).
     public func check(_ budget: MemoryBudget, model: String, input: MapSize) throws {
-        guard totalBytes <= budget.bytes else {
+        guard totalBytes < Int.max, totalBytes <= budget.bytes else {
             throw MemoryBudgetExceeded(model: model, input: "\(input.width)x\(input.height)", plan: self, budget: budget)
         }
     }

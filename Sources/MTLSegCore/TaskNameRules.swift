@@ -23,7 +23,8 @@ public enum TaskNameRules {
         for scalar in name.unicodeScalars.prefix(maxBytes) {
             scalars.append(isUnsafe(scalar) || scalar == "/" || scalar == "\\" ? "_" : scalar)
         }
-        let safe = String(scalars).replacingOccurrences(of: "..", with: "__")
+        var safe = String(scalars).replacingOccurrences(of: "..", with: "__")
+        while safe.utf8.count > maxBytes { safe.removeLast() }
         return safe.isEmpty ? "_" : safe
     }
 

@@ -1,0 +1,107 @@
+import Foundation
+import MTLSegCore
+import MTLSegImage
+import XCTest
+
+/// The `mtlseg` tool given what could crash it, exhaust it or destroy a user's model (issue #17, classes 1, 3, 4).
+final class HostileToolInputTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-hostile-tool-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("images"), withIntermediateDirectories: true)
+        for variant in 0 ..< 3 {
+            try ImageFile.writePNG(RGBImage(width: 40, height: 30, pixels: (0 ..< 40 * 30 * 3).map { UInt8(($0 * 7 + variant * 50) % 256) }),
+                                   path: path("images/frame-\(variant).png"))
+        }
+        try Data("not an image".utf8).write(to: directory.appendingPathComponent("images/broken.png"))
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    private func contents(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+
+    private func calibrate(model: String, out: String, extra: [String] = []) throws -> ToolRunner.Result {
+        try ToolRunner.run(["calibrate", "--model", model, "--images", path("images"), "--out", out] + extra)
+    }
+
+    func testCalibrateRefusesToReplaceItsInputModel() throws {
+        let model = path("model.safetensors")
+        try FileManager.default.copyItem(atPath: ToolRunner.fixture("mtl2-tiny.safetensors"), toPath: model)
+        try FileManager.default.createSymbolicLink(atPath: path("link.safetensors"), withDestinationPath: model)
+        try FileManager.default.linkItem(atPath: model, toPath: path("hardlink.safetensors"))
+        let original = try contents(model)
+        // The same file by its own name, spelt through '..', through a symbolic link and through a hard link.
+        for out in [model, directory.appendingPathComponent("images/../model.safetensors").path, path("link.safetensors"),
+                    path("hardlink.safetensors")] {
+            let result = try calibrate(model: model, out: out)
+            XCTAssertNotEqual(result.status, 0, out)
+            XCTAssertTrue(result.errors.contains("would be replaced"), result.errors)
+            XCTAssertFalse(result.errors.contains("broken.png"), "refused before any image was read: \(result.errors)")
+        }
+        XCTAssertEqual(try contents(model), original, "the fp32 model is untouched")
+    }
+
+    func testCalibrateRefusesToReplaceAnHFCheckpointsWeights() throws {
+        let checkpoint = path("hf")
+        try FileManager.default.copyItem(atPath: ToolRunner.fixture("segformer-tiny-hf"), toPath: checkpoint)
+        let weights = checkpoint + "/model.safetensors"
+        let original = try contents(weights)
+        let result = try calibrate(model: checkpoint, out: weights, extra: ["--size", "64x64"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.errors.contains("would be replaced"), result.errors)
+        XCTAssertEqual(try contents(weights), original)
+        // Its report may not land on the checkpoint's config.json either.
+        let config = try contents(checkpoint + "/config.json")
+        let report = try calibrate(model: checkpoint, out: path("int8.safetensors"), extra: ["--size", "64x64", "--report", checkpoint + "/config"])
+        XCTAssertNotEqual(report.status, 0)
+        XCTAssertTrue(report.errors.contains("--report") && report.errors.contains("would be replaced"), report.errors)
+        XCTAssertEqual(try contents(checkpoint + "/config.json"), config)
+    }
+
+    func testCalibrateChecksTheOutputFolderBeforeTheWork() throws {
+        for out in [path("missing/int8.safetensors"), path("images")] {
+            let result = try calibrate(model: ToolRunner.fixture("mtl2-tiny.safetensors"), out: out)
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertTrue(result.errors.contains("--out") && (result.errors.contains("does not exist") || result.errors.contains("is a folder")),
+                          result.errors)
+            XCTAssertFalse(result.errors.contains("broken.png"), "refused before any image was read: \(result.errors)")
+        }
+    }
+
+    func testBenchRefusesSizesOverTheMemoryBudget() throws {
+        let model = ToolRunner.fixture("mtl2-tiny.safetensors")
+        for arguments in [["--size", "16384x16384"], ["--fp32", "--size", "4096x4096", "--memory-budget", "256"]] {
+            let result = try ToolRunner.run(["bench", "--model", model, "--iterations", "1"] + arguments)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            XCTAssertTrue(result.errors.contains("memory budget") && result.errors.contains("--memory-budget MB"), result.errors)
+        }
+        let fits = try ToolRunner.run(["bench", "--model", model, "--iterations", "1", "--size", "64x64", "--memory-budget", "256"])
+        XCTAssertEqual(fits.status, 0, fits.errors)
+    }
+
+    func testInferRefusesAnImageBombBeforeDecodingIt() throws {
+        var bomb = try ImageFile.encodeGrayPNG(width: 1, height: 1, pixels: [0])
+        for offset in [16, 20] { bomb.replaceSubrange(offset ..< offset + 4, with: [0, 0, 0x40, 0]) }  // 16384 × 16384
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bomb[12 ..< 29] {
+            crc ^= UInt32(byte)
+            for _ in 0 ..< 8 { crc = (crc >> 1) ^ (0xEDB8_8320 & (0 &- (crc & 1))) }
+        }
+        crc = ~crc
+        bomb.replaceSubrange(29 ..< 33, with: (0 ..< 4).map { UInt8((crc >> (24 - 8 * UInt32($0))) & 0xFF) })
+        try Data(bomb).write(to: URL(fileURLWithPath: path("bomb.png")))
+        let result = try ToolRunner.run(["infer", "--model", ToolRunner.fixture("mtl2-tiny.safetensors"), "--image", path("bomb.png"),
+                                         "--out", path("out")])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.errors.contains("bomb.png") && result.errors.contains("16384x16384") && result.errors.contains("--max-image-pixels"),
+                      result.errors)
+        let raised = try ToolRunner.run(["infer", "--model", ToolRunner.fixture("mtl2-tiny.safetensors"), "--image", path("images/frame-0.png"),
+                                         "--out", path("out"), "--max-image-pixels", "1199"])
+        XCTAssertNotEqual(raised.status, 0, "40x30 is 1200 pixels")
+    }
+}
