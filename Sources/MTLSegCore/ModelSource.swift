@@ -108,6 +108,7 @@ public struct ModelSource {
 /// Reads HF's `config.json` for SegFormer into a model description.
 enum HFConfig {
     static func description(configPath: String, name: String) throws -> ModelDescription {
+        try RegularFile.check(configPath)
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: configPath))

@@ -44,6 +44,7 @@ public struct SafeTensorsFile {
     static let maxHeaderBytes = 100_000_000
 
     public init(path: String) throws {
+        try RegularFile.check(path)
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)

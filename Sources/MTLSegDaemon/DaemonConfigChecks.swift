@@ -44,8 +44,10 @@ extension DaemonConfig {
     /// Whether two paths name the same place (after resolving '.', '..' and symbolic links of their folders).
     static func sameLocation(_ a: String, _ b: String) -> Bool {
         func resolved(_ path: String) -> String {
-            let url = URL(fileURLWithPath: path)
-            return url.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(url.lastPathComponent).path
+            let folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+            guard let real = realpath(folder, nil) else { return (path as NSString).standardizingPath }
+            defer { free(real) }
+            return (String(cString: real) as NSString).appendingPathComponent((path as NSString).lastPathComponent)
         }
         return resolved(a) == resolved(b)
     }

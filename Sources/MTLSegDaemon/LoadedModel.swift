@@ -13,6 +13,9 @@ public struct LoadedModel {
     /// A model whose engine would need more memory than `budget` is refused before anything is allocated.
     public static func load(path: String, threads: Int, fallbackSize: InputSize,
                             budget: MemoryBudget = DaemonConfig().memoryBudget) throws -> LoadedModel {
+        // Opened (and checked: a regular file, within the budget) before its bytes are hashed.
+        let (opened, description) = try EngineFactory.open(path: path, defaultSize: fallbackSize, threads: threads, budget: budget,
+                                                            warn: { DaemonLog.warning($0) })
         let modelFile = (path as NSString).appendingPathComponent(isDirectory(path) ? "model.safetensors" : "")
         let identity: String
         do {
@@ -20,8 +23,6 @@ public struct LoadedModel {
         } catch {
             throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
-        let (opened, description) = try EngineFactory.open(path: path, defaultSize: fallbackSize, threads: threads, budget: budget,
-                                                            warn: { DaemonLog.warning($0) })
         // Warm up: the first run touches every buffer and weight.
         let warm = FloatBuffer(count: description.encoder.numChannels * opened.plan.input.pixels)
         opened.run(input: warm.pointer)

@@ -16,7 +16,18 @@ struct MTLSegDaemonCommand: ParsableCommand {
 
     static func main() {
         BLASEnvironment.prepare()
-        main(nil)
+        var command: ParsableCommand
+        do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
+        do {
+            try command.run()
+        } catch let code as ExitCode {
+            exit(withError: code)
+        } catch {
+            // A failure to start names files and configuration values: logged through DaemonLog, which escapes
+            // their control characters, so that a value cannot forge a journal line.
+            DaemonLog.error("\(error)")
+            exit(withError: ExitCode.failure)
+        }
     }
 
     @Option(name: .long, help: "TOML configuration file.")
@@ -82,7 +93,8 @@ struct MTLSegDaemonCommand: ParsableCommand {
         try settings.checkStartup(file: config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : "(flags)"))
         let daemon = try Daemon(config: settings, makeSource: SourceFactory.make)
         if checkConfig {
-            print("configuration OK: model \(settings.model) (\(daemon.stream.model.precision)), source \(settings.source), socket \(settings.socketPath)")
+            print(LogText.escaped("configuration OK: model \(settings.model) (\(daemon.stream.model.precision)), source \(settings.source), "
+                + "socket \(settings.socketPath)"))
             return
         }
         try daemon.start()

@@ -244,3 +244,32 @@ final class HostileModelTests: XCTestCase {
         }
     }
 }
+
+/// A model path that is not a regular file is refused without being opened (a FIFO would block the reader).
+final class NonRegularModelFileTests: XCTestCase {
+    func testAFIFOAsModelOrConfigIsRefusedWithoutWaiting() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("model.safetensors").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        XCTAssertEqual(mkfifo(directory.appendingPathComponent("config.json").path, 0o644), 0)
+        let done = DispatchSemaphore(value: 0)
+        let errors = ErrorBox()
+        Thread {
+            do { _ = try ModelSource(path: fifo) } catch { errors.add(error) }
+            do { _ = try ModelSource(path: directory.path) } catch { errors.add(error) }
+            done.signal()
+        }.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success, "opening a FIFO as a model did not return within 10 s")
+        XCTAssertEqual(errors.all.count, 2)
+        XCTAssertTrue(errors.all.allSatisfy { "\($0)".contains("not a regular file") }, "\(errors.all)")
+    }
+}
+
+private final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [Error] = []
+    var all: [Error] { lock.lock(); defer { lock.unlock() }; return errors }
+    func add(_ error: Error) { lock.lock(); errors.append(error); lock.unlock() }
+}

@@ -109,7 +109,7 @@ final class ServiceTests: XCTestCase {
         XCTAssertTrue(config.contains("path = \"/run/mtlseg/mtlsegd.sock\"") && unit.contains("RuntimeDirectory=mtlseg"))
         // The installed config is valid for the installed daemon (model path overridden: it lives under DESTDIR here).
         let check = try runProcess(destination.path + "/usr/bin/mtlsegd",
-                            ["--check-config", "--config", destination.path + "/etc/mtlseg/mtlsegd.toml",
+                            ["--check-config", "--config", try hostRunnableConfig(destination.path + "/etc/mtlseg/mtlsegd.toml", folder: directory.path),
                              "--model", destination.path + "/var/lib/mtlseg/model.safetensors"])
         XCTAssertEqual(check.status, 0, check.output)
         let removed = try runProcess("/bin/bash", [script, "--uninstall"], environment: environment)
@@ -146,7 +146,7 @@ final class DebianPackageTests: XCTestCase {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-deb-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         XCTAssertEqual(try runProcess("/usr/bin/dpkg-deb", ["-x", deb, root]).status, 0)
-        let check = try runProcess(root + "/usr/bin/mtlsegd", ["--check-config", "--config", root + "/etc/mtlseg/mtlsegd.toml",
+        let check = try runProcess(root + "/usr/bin/mtlsegd", ["--check-config", "--config", try hostRunnableConfig(root + "/etc/mtlseg/mtlsegd.toml", folder: root),
                                                         "--model", root + "/var/lib/mtlseg/model.safetensors"])
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.contains("int8"), "the demo model is the int8 one: \(check.output)")
