@@ -10,7 +10,7 @@ enum FuzzTarget: String, CaseIterable {
     case wire
     /// mtlsegd's TOML configuration.
     case config
-    /// Model files: the safetensors container, the description, and the weights it implies.
+    /// Model files: the safetensors container, the description, the memory plan and the weights it implies.
     case model
 
     func run(_ data: Data) {
@@ -29,6 +29,16 @@ enum FuzzTarget: String, CaseIterable {
             _ = try? DaemonConfig.parse(String(decoding: data, as: UTF8.self), file: "fuzz.toml")
         case .model:
             guard let source = try? ModelSource(bytes: data, name: "fuzz.safetensors") else { return }
+            // Planned as a load plans it, before any allocation: the memory both engines would need at the model's
+            // input size, with the arithmetic that used to trap on huge descriptions, against a budget; then,
+            // within it, the forward pass's shapes.
+            let input = source.description.input ?? InputSize(width: 512, height: 512)
+            let budget = MemoryBudget(megabytes: 256, raisedBy: "the fuzz target")
+            for int8 in [false, true] {
+                guard (try? EngineFactory.checkBudget(source: source, height: input.height, width: input.width, threads: 4, int8: int8,
+                                                      budget: budget)) != nil else { return }
+            }
+            _ = ForwardPlan(description: source.description, height: input.height, width: input.width)
             // Bound the work: a valid header may describe a huge network.
             let e = source.description.encoder
             guard e.hiddenSizes.reduce(0, +) * e.depths.reduce(0, +) < 1 << 16, source.description.decoderHiddenSize < 1024 else { return }
