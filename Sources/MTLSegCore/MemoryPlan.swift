@@ -48,33 +48,33 @@ public struct MemoryPlan: Equatable, Sendable {
     public let activationBytes: Int
     /// The preprocessed input image (fp32) the caller hands to the engine.
     public let inputBytes: Int
-    public var totalBytes: Int { (Count(weightBytes) + Count(activationBytes) + Count(inputBytes)).value }
+    public var totalBytes: Int { (SaturatingCount(weightBytes) + SaturatingCount(activationBytes) + SaturatingCount(inputBytes)).value }
 
     /// `height`×`width` is the engine's input; `entries` the model file's tensors.
     public init(description d: ModelDescription, height: Int, width: Int, entries: [SafeTensorsEntry], engine: Engine, threads: Int) {
         let e = d.encoder
         // Weights as the engine holds them: fp32 tensors, int8 ones with their packed copy; the
         // load-time rewrites (repacking, folds) hold a second copy of a layer while they run.
-        var weights = Count(0)
+        var weights = SaturatingCount(0)
         for entry in entries {
-            let elements = entry.shape.reduce(Count(1)) { $0 * Count($1) }
+            let elements = entry.shape.reduce(SaturatingCount(1)) { $0 * SaturatingCount($1) }
             let bytesEach = entry.dtype == .I8 ? (engine == .int8 ? 2 : 5) : 8
-            weights = weights + elements * Count(bytesEach)
+            weights = weights + elements * SaturatingCount(bytesEach)
         }
 
         // ForwardPlan's regions, with saturating arithmetic.
-        let h = Count(max(height, 0)), w = Count(max(width, 0))
+        let h = SaturatingCount(max(height, 0)), w = SaturatingCount(max(width, 0))
         var current = (h: h, w: w)
-        var tokens = Count(0), columns = Count(0), reduced = Count(0), scores = Count(0), hidden = Count(0)
-        var stageOutputs = Count(0), maxHidden = Count(0), firstPixels = Count(0), laterWidths = Count(0), laterPixels = Count(0)
+        var tokens = SaturatingCount(0), columns = SaturatingCount(0), reduced = SaturatingCount(0), scores = SaturatingCount(0), hidden = SaturatingCount(0)
+        var stageOutputs = SaturatingCount(0), maxHidden = SaturatingCount(0), firstPixels = SaturatingCount(0), laterWidths = SaturatingCount(0), laterPixels = SaturatingCount(0)
         for i in 0 ..< e.stageCount {
-            let k = Count(e.patchSizes[i]), s = Count(max(e.strides[i], 1)), p = Count(e.patchSizes[i] / 2)
-            let inChannels = Count(i == 0 ? e.numChannels : e.hiddenSizes[i - 1])
-            let next = (h: (current.h + p + p).minus(k) / s + Count(1), w: (current.w + p + p).minus(k) / s + Count(1))
+            let k = SaturatingCount(e.patchSizes[i]), s = SaturatingCount(max(e.strides[i], 1)), p = SaturatingCount(e.patchSizes[i] / 2)
+            let inChannels = SaturatingCount(i == 0 ? e.numChannels : e.hiddenSizes[i - 1])
+            let next = (h: (current.h + p + p).minus(k) / s + SaturatingCount(1), w: (current.w + p + p).minus(k) / s + SaturatingCount(1))
             let pixels = next.h * next.w
-            let c = Count(e.hiddenSizes[i]), sr = Count(e.srRatios[i]), mlp = Count(e.mlpRatios[i])
+            let c = SaturatingCount(e.hiddenSizes[i]), sr = SaturatingCount(e.srRatios[i]), mlp = SaturatingCount(e.mlpRatios[i])
             let kvPixels = e.srRatios[i] > 1 ? (next.h / sr) * (next.w / sr) : pixels
-            let rowBlock = Count(max(1, min(pixels.value, ForwardPlan.scoreBudget / max(kvPixels.value, 1))))
+            let rowBlock = SaturatingCount(max(1, min(pixels.value, ForwardPlan.scoreBudget / max(kvPixels.value, 1))))
             tokens = max(tokens, pixels * c)
             columns = max(columns, pixels * k * k * inChannels, kvPixels * sr * sr * c)
             reduced = max(reduced, kvPixels * c)
@@ -85,24 +85,24 @@ public struct MemoryPlan: Equatable, Sendable {
             if i == 0 { firstPixels = pixels } else { laterWidths = laterWidths + next.w; laterPixels = laterPixels + pixels }
             current = next
         }
-        let decoderWidth = Count(d.decoderHiddenSize)
-        let tasks = Count(d.tasks.count)
-        let maxClasses = Count(d.tasks.map(\.classes.count).max() ?? 1)
-        let allClasses = Count(d.tasks.map(\.classes.count).reduce(0, +))
-        let image = h * w * Count(e.numChannels)
+        let decoderWidth = SaturatingCount(d.decoderHiddenSize)
+        let tasks = SaturatingCount(d.tasks.count)
+        let maxClasses = SaturatingCount(d.tasks.map(\.classes.count).max() ?? 1)
+        let allClasses = SaturatingCount(d.tasks.map(\.classes.count).reduce(0, +))
+        let image = h * w * SaturatingCount(e.numChannels)
         let decoder = firstPixels * decoderWidth
-        let taskMaps = d.tasks.count > 1 ? (tasks + Count(2)) * decoder : Count(0)
-        var floats = image + stageOutputs + Count(4) * tokens + columns + Count(3) * reduced + scores + Count(2) * hidden + decoder
-            + taskMaps + Count(3) * firstPixels + firstPixels * (maxClasses + allClasses)
+        let taskMaps = d.tasks.count > 1 ? (tasks + SaturatingCount(2)) * decoder : SaturatingCount(0)
+        var floats = image + stageOutputs + SaturatingCount(4) * tokens + columns + SaturatingCount(3) * reduced + scores + SaturatingCount(2) * hidden + decoder
+            + taskMaps + SaturatingCount(3) * firstPixels + firstPixels * (maxClasses + allClasses)
         if engine == .int8 {
             // The int8 engine's per-thread scratch (score block, depthwise rows, a decoder band and row) and its
             // lower-resolution decoder projections.
-            let perThread = scores + Count(2) * maxHidden + Count(1 << 17) + laterWidths * decoderWidth
-            floats = floats + Count(max(threads, 1)) * perThread + laterPixels * decoderWidth
+            let perThread = scores + SaturatingCount(2) * maxHidden + SaturatingCount(1 << 17) + laterWidths * decoderWidth
+            floats = floats + SaturatingCount(max(threads, 1)) * perThread + laterPixels * decoderWidth
         }
         weightBytes = weights.value
-        activationBytes = (floats * Count(4)).value
-        inputBytes = (image * Count(4)).value
+        activationBytes = (floats * SaturatingCount(4)).value
+        inputBytes = (image * SaturatingCount(4)).value
     }
 
     /// Throws `MemoryBudgetExceeded` when the plan does not fit `budget` (a saturated plan never does).
@@ -123,26 +123,26 @@ public struct MemoryPlan: Equatable, Sendable {
 }
 
 /// A non-negative count whose products and sums saturate at Int.max (past every budget) instead of trapping.
-struct Count: Comparable, Sendable {
+struct SaturatingCount: Comparable, Sendable {
     let value: Int
 
     init(_ value: Int) { self.value = max(value, 0) }
 
-    static func + (a: Count, b: Count) -> Count {
+    static func + (a: SaturatingCount, b: SaturatingCount) -> SaturatingCount {
         let (sum, overflow) = a.value.addingReportingOverflow(b.value)
-        return Count(overflow ? .max : sum)
+        return SaturatingCount(overflow ? .max : sum)
     }
 
-    static func * (a: Count, b: Count) -> Count {
+    static func * (a: SaturatingCount, b: SaturatingCount) -> SaturatingCount {
         let (product, overflow) = a.value.multipliedReportingOverflow(by: b.value)
-        return Count(overflow ? .max : product)
+        return SaturatingCount(overflow ? .max : product)
     }
 
     /// Integer division; a saturated count stays saturated.
-    static func / (a: Count, b: Count) -> Count { a.value == .max ? a : Count(a.value / max(b.value, 1)) }
+    static func / (a: SaturatingCount, b: SaturatingCount) -> SaturatingCount { a.value == .max ? a : SaturatingCount(a.value / max(b.value, 1)) }
 
     /// a − b, floored at zero; a saturated count stays saturated.
-    func minus(_ b: Count) -> Count { value == .max ? self : Count(value - b.value) }
+    func minus(_ b: SaturatingCount) -> SaturatingCount { value == .max ? self : SaturatingCount(value - b.value) }
 
-    static func < (a: Count, b: Count) -> Bool { a.value < b.value }
+    static func < (a: SaturatingCount, b: SaturatingCount) -> Bool { a.value < b.value }
 }
