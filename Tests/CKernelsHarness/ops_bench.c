@@ -3,14 +3,14 @@
 // new outputs against the old ones (u8 outputs within ±1, floats within tolerance).
 // Build from the package root (plain -O3, as SwiftPM does: the ISA is chosen at run time):
 //   /opt/swift/usr/bin/clang -std=c11 -D_GNU_SOURCE -O3 -ISources/CKernels/include -ISources/CKernels \
-//     Sources/CKernels/{attention_q8,q8_ops,fp32_ops,ops_avx512,ops_avx2}.c \
+//     $(ls Sources/CKernels/*.c | grep -v /qgemm_) \
 //     Tests/CKernelsHarness/ops_{bench,ref}.c -lm -o /tmp/ops_bench
 //   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads]   (times and checks)
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
 #include "ckernels_fp32.h"
 #include "ckernels_q8.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 #include <stdio.h>
