@@ -255,8 +255,8 @@ public final class FP32Engine: SegmentationEngine {
 
     private var eps: Float { weights.description.layerNormEps }
 
-    private func observe(_ point: @autoclosure () -> String, _ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
-        observer?.observe(point(), values: values, rows: rows, channels: channels)
+    private func observe(_ point: QuantPoint, _ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+        observer?.observe(point, values: values, rows: rows, channels: channels)
     }
 
     /// y = x·Wᵀ + b over `rows` rows (or y += … with `accumulate`).

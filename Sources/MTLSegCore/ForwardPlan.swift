@@ -86,6 +86,10 @@ public struct ForwardPlan {
     /// The logits' grid: the first stage's, a quarter of the input.
     public var outputSize: MapSize { stageSizes[0] }
 
+    /// Bytes of a u8 row of `channels` values in the int8 engine's maps: a multiple of 16, so of every
+    /// kernel set's k-group (the kernels read whole groups).
+    static func byteRowStride(_ channels: Int) -> Int { (channels + 15) / 16 * 16 }
+
     /// Floats of activation memory one forward pass uses.
     public func arenaFloats(taskCount: Int) -> Int {
         imageCount + stageOutputCounts.reduce(0, +) + 4 * tokenCount + columnCount + 3 * reducedCount + scoreCount
@@ -93,20 +97,32 @@ public struct ForwardPlan {
     }
 }
 
-/// One block of 64-byte-aligned memory cut into the regions a forward pass needs.
+/// One block of 64-byte-aligned, zeroed memory cut into the regions a forward pass needs.
 final class ActivationArena {
-    private let memory: FloatBuffer
+    private let memory: UnsafeMutableRawPointer
+    /// Bytes of `memory`.
+    let byteCount: Int
     private var used = 0
 
-    init(floats: Int) { memory = FloatBuffer(count: floats + 1024) }
-
-    /// The next region of `count` floats, starting on a 64-byte boundary.
-    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let start = used
-        used += (count + 15) / 16 * 16
-        precondition(used <= memory.count, "activation arena overflow: the plan undercounted")
-        return memory.pointer + start
+    init(bytes: Int) {
+        byteCount = max(bytes, 64)
+        memory = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
     }
 
-    var byteCount: Int { memory.count * MemoryLayout<Float>.stride }
+    /// Room for `floats` floats and some slack.
+    convenience init(floats: Int) { self.init(bytes: (floats + 1024) * MemoryLayout<Float>.stride) }
+
+    deinit { memory.deallocate() }
+
+    /// The next region of `count` values of `type`, starting on a 64-byte boundary.
+    func take<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let start = used
+        used += (count * MemoryLayout<T>.stride + 63) / 64 * 64
+        precondition(used <= byteCount, "activation arena overflow: the plan undercounted")
+        return (memory + start).bindMemory(to: T.self, capacity: count)
+    }
+
+    /// The next region of `count` floats, starting on a 64-byte boundary.
+    func take(_ count: Int) -> UnsafeMutablePointer<Float> { take(Float.self, count: count) }
 }

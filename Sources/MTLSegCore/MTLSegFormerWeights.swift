@@ -196,8 +196,8 @@ public struct MTLSegFormerWeights {
     }
 
     /// Each int8 layer with the quantization point of its input (`QuantPoint`).
-    public var int8LayerInputs: [(layer: LinearWeights, input: String)] {
-        var pairs: [(LinearWeights, String)] = []
+    public var int8LayerInputs: [(layer: LinearWeights, input: QuantPoint)] {
+        var pairs: [(LinearWeights, QuantPoint)] = []
         for (i, stage) in stages.enumerated() {
             if int8EmbeddingStages.contains(i) { pairs.append((stage.patchEmbedding, QuantPoint.stageOutput(i - 1))) }
             for (j, b) in stage.blocks.enumerated() {
