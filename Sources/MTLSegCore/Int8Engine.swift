@@ -109,15 +109,10 @@ public final class Int8Engine {
             Int8Layer($1, input: grid(.stageOutput($0)), kernels: kernels)
         }
         classifier = weights.classifier.map { Int8Layer($0, input: grid(.fused), kernels: kernels) }
-        heads = weights.heads.enumerated().map { t, head in
-            HeadLayers(taskMap: Int8Layer(head.taskMap, input: grid(.fused), kernels: kernels),
-                       combine: Int8Layer(head.combine, input: grid(.taskConcat(t)), kernels: kernels),
-                       classifier: Int8Layer(head.classifier, input: grid(.taskCombined(t)), kernels: kernels),
-                       concat: grid(.taskConcat(t)), combined: grid(.taskCombined(t)))
-        }
+        heads = Self.makeHeads(weights, grid: grid, kernels: kernels)
 
-        // The activation memory, sized by what the layers above need.
-        var layers = blocks.flatMap { $0.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.dense1, $0.dense2] + [$0.reduction].compactMap { $0 } } }
+        // The activation memory, sized for what the layers above need.
+        var layers = blocks.joined().flatMap { [$0.query, $0.key, $0.value, $0.output, $0.dense1, $0.dense2] + [$0.reduction].compactMap { $0 } }
         layers += projections + [classifier].compactMap { $0 } + heads.flatMap { [$0.taskMap, $0.combine, $0.classifier] }
         layers += embeddings.compactMap { if case let .int8(layer, _) = $0 { layer } else { nil } }
         let sizes = Int8Buffers.Sizes(
@@ -187,6 +182,17 @@ public final class Int8Engine {
                 dense2: Int8Layer(block.dense2, input: grids.activation, kernels: kernels),
                 reduction: block.reduction.map { Int8Layer($0, input: norm1, kernels: kernels) },
                 grids: grids)
+        }
+    }
+
+    /// Per task t ≥ 2 tasks, its head's layers and the grids of the combine conv's input and output.
+    private static func makeHeads(_ weights: MTLSegFormerWeights, grid: (QuantPoint) -> QuantParams,
+                                  kernels: UnsafePointer<ck_qgemm_kernels>) -> [HeadLayers] {
+        weights.heads.enumerated().map { t, head in
+            HeadLayers(taskMap: Int8Layer(head.taskMap, input: grid(.fused), kernels: kernels),
+                       combine: Int8Layer(head.combine, input: grid(.taskConcat(t)), kernels: kernels),
+                       classifier: Int8Layer(head.classifier, input: grid(.taskCombined(t)), kernels: kernels),
+                       concat: grid(.taskConcat(t)), combined: grid(.taskCombined(t)))
         }
     }
 
