@@ -21,6 +21,25 @@ public struct ForwardPlan {
     public let reducedSizes: [MapSize]
     /// Rows of attention scores computed at once, per stage (bounds the score buffer).
     public let attentionRowBlocks: [Int]
+    /// Per stage, every shape its buffers are sized from (both engines size theirs from these).
+    let stages: [StageShape]
+
+    /// One encoder stage's shapes.
+    struct StageShape {
+        /// The token grid, and the key/value grid after spatial reduction.
+        let tokens: MapSize
+        let reduced: MapSize
+        /// Channels of the stage's input (the previous stage's, or the image's), of its tokens, of its Mix-FFN's hidden layer.
+        let inChannels: Int
+        let channels: Int
+        let hiddenChannels: Int
+        let heads: Int
+        let patchSize: Int
+        let srRatio: Int
+        let attentionRowBlock: Int
+
+        var headDim: Int { channels / heads }
+    }
 
     /// Element counts of the arena's regions.
     let imageCount: Int
@@ -41,9 +60,7 @@ public struct ForwardPlan {
     public init(description: ModelDescription, height: Int, width: Int) {
         let e = description.encoder
         input = MapSize(height: height, width: width)
-        var sizes: [MapSize] = []
-        var reduced: [MapSize] = []
-        var blocks: [Int] = []
+        var shapes: [StageShape] = []
         var current = input
         var tokens = 0, columns = 0, reducedTokens = 0, scores = 0, hidden = 0, stageOutputs: [Int] = []
         for i in 0 ..< e.stageCount {
@@ -53,9 +70,8 @@ public struct ForwardPlan {
             let c = e.hiddenSizes[i], sr = e.srRatios[i]
             let kv = sr > 1 ? MapSize(height: next.height / sr, width: next.width / sr) : next
             let rowBlock = max(1, min(next.pixels, Self.scoreBudget / max(kv.pixels, 1)))
-            sizes.append(next)
-            reduced.append(kv)
-            blocks.append(rowBlock)
+            shapes.append(StageShape(tokens: next, reduced: kv, inChannels: inChannels, channels: c, hiddenChannels: c * e.mlpRatios[i],
+                                     heads: e.numAttentionHeads[i], patchSize: k, srRatio: sr, attentionRowBlock: rowBlock))
             stageOutputs.append(next.pixels * c)
             tokens = max(tokens, next.pixels * c)
             columns = max(columns, next.pixels * k * k * inChannels, kv.pixels * sr * sr * c)
@@ -64,9 +80,10 @@ public struct ForwardPlan {
             hidden = max(hidden, next.pixels * c * e.mlpRatios[i])
             current = next
         }
-        stageSizes = sizes
-        reducedSizes = reduced
-        attentionRowBlocks = blocks
+        stages = shapes
+        stageSizes = shapes.map(\.tokens)
+        reducedSizes = shapes.map(\.reduced)
+        attentionRowBlocks = shapes.map(\.attentionRowBlock)
         imageCount = height * width * e.numChannels
         stageOutputCounts = stageOutputs
         tokenCount = tokens
@@ -75,7 +92,7 @@ public struct ForwardPlan {
         scoreCount = scores
         hiddenCount = hidden
         let d = description.decoderHiddenSize
-        let decoderPixels = sizes[0].pixels
+        let decoderPixels = shapes[0].tokens.pixels
         decoderCount = decoderPixels * d
         let taskCount = description.tasks.count
         taskMapCount = taskCount > 1 ? decoderPixels * d : 0

@@ -29,30 +29,28 @@ struct Int8Buffers {
         /// 16 bits); `int16MapCount`: int16 elements of the largest 16-bit embedding's input map.
         init(plan: ForwardPlan, description d: ModelDescription, kernels: ck_qgemm_kernels, threads: Int, attentionInInt8: Bool,
              floatEmbeddingStages: [Int], int16MapCount: Int, layerScratchFloats: Int) {
-            let e = d.encoder, stride = ForwardPlan.byteRowStride
-            var inChannels = e.numChannels
-            for i in 0 ..< e.stageCount {
-                let n = plan.stageSizes[i].pixels, m = plan.reducedSizes[i].pixels, c = e.hiddenSizes[i]
-                let k = e.patchSizes[i], sr = e.srRatios[i], heads = e.numAttentionHeads[i], headDim = c / heads
-                columnBytes = max(columnBytes, i == 0 ? 0 : n * stride(k * k * inChannels), m * stride(sr * sr * c))
+            let stride = ForwardPlan.byteRowStride
+            for (i, s) in plan.stages.enumerated() {
+                let n = s.tokens.pixels, m = s.reduced.pixels, c = s.channels, k = s.patchSize, sr = s.srRatio
+                // (The first stage's embedding, on the image, never gathers u8 patches.)
+                columnBytes = max(columnBytes, i == 0 ? 0 : n * stride(k * k * s.inChannels), m * stride(sr * sr * c))
                 tokenFloats = max(tokenFloats, n * c)
                 rowBytes = max(rowBytes, n * stride(c))
                 reducedFloats = max(reducedFloats, m * c)
                 reducedBytes = max(reducedBytes, m * stride(c))
-                hiddenBytes = max(hiddenBytes, n * stride(c * e.mlpRatios[i]))
-                hiddenChannels = max(hiddenChannels, c * e.mlpRatios[i])
+                hiddenBytes = max(hiddenBytes, n * stride(s.hiddenChannels))
+                hiddenChannels = max(hiddenChannels, s.hiddenChannels)
                 stageOutputBytes.append(n * stride(c))
                 keyBytes = max(keyBytes, m * stride(c))
                 valueBytes = max(valueBytes, c * stride(m))
                 maxKeys = max(maxKeys, m)
-                maxHeadDim = max(maxHeadDim, headDim)
-                maxHeads = max(maxHeads, heads)
-                packedKeyBytes = max(packedKeyBytes, kernels.packed_size(m, headDim))
-                packedValueBytes = max(packedValueBytes, kernels.packed_size(headDim, m))
-                inChannels = c
+                maxHeadDim = max(maxHeadDim, s.headDim)
+                maxHeads = max(maxHeads, s.heads)
+                packedKeyBytes = max(packedKeyBytes, kernels.packed_size(m, s.headDim))
+                packedValueBytes = max(packedValueBytes, kernels.packed_size(s.headDim, m))
             }
             for i in floatEmbeddingStages where i > 0 {
-                floatMapFloats = max(floatMapFloats, plan.stageSizes[i - 1].pixels * e.hiddenSizes[i - 1])
+                floatMapFloats = max(floatMapFloats, plan.stages[i].inChannels * plan.stages[i - 1].tokens.pixels)
             }
             self.int16MapCount = int16MapCount
             self.layerScratchFloats = layerScratchFloats
