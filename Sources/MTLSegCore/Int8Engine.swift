@@ -185,7 +185,7 @@ public final class Int8Engine {
         }
     }
 
-    /// Per task t ≥ 2 tasks, its head's layers and the grids of the combine conv's input and output.
+    /// With two or more tasks, per task its head's layers and the grids of its combine conv's input and output.
     private static func makeHeads(_ weights: MTLSegFormerWeights, grid: (QuantPoint) -> QuantParams,
                                   kernels: UnsafePointer<ck_qgemm_kernels>) -> [HeadLayers] {
         weights.heads.enumerated().map { t, head in
