@@ -57,7 +57,9 @@ let package = Package(
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
-        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore"]),
+        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore", "CAllocationCounter"]),
+        // Counts a thread's heap allocations (it replaces malloc in the test executable): a frame allocates nothing.
+        .target(name: "CAllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire"]),
         .testTarget(name: "MTLSegDaemonTests", dependencies: [
             "MTLSegDaemon", "MTLSegWire", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg", "mtlseg-fuzz",

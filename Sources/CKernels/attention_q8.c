@@ -1,6 +1,6 @@
 #include "ckernels_attention_q8.h"
 #include "ckernels_fp32.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 
@@ -48,7 +48,7 @@ void ck_row_sums_s8(const int8_t *b, size_t n, size_t k, size_t ldb, int32_t mul
     }
 }
 
-// exp without a libm call (see fp32_ops.c), accurate far beyond the u8 output.
+// exp without a libm call (as ck_expf in ck_math.h, one term shorter), accurate far beyond the u8 output.
 static inline float attention_expf(float x) {
     x = x < -87.0f ? -87.0f : x;
     const float n = ck_round_even(x * 1.44269504088896341f);
@@ -64,13 +64,13 @@ static inline float attention_expf(float x) {
     return p * scale.f;
 }
 
-// The portable version, and the reference of the x86 ones: ops_avx2.c takes the same
-// steps and writes the same bytes; ops_avx512.c uses a shorter exp and may write a
+// The portable version, and the reference of the x86 ones: softmax_exp_u8_avx2.c takes the same
+// steps and writes the same bytes; softmax_exp_u8_avx512.c uses a shorter exp and may write a
 // byte one step off where 255·e sits within 7e-4 of a rounding boundary. The max runs in 16 lanes: as a
 // single `max = s > max ? s : max` chain it does not vectorise, and that chain was
 // most of this kernel's time.
 CK_VECTOR_CLONES
-static void softmax_exp_u8_portable(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
+void ck_softmax_exp_u8_portable(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                                     float *inv_sums) {
 #pragma clang fp reassociate(on)
     for (size_t r = 0; r < rows; r++) {
@@ -94,21 +94,10 @@ static void softmax_exp_u8_portable(const float *scores, size_t lds, size_t rows
     }
 }
 
-void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo, float *inv_sums) {
-#if defined(CK_HAVE_X86_KERNELS)
-    switch (ck_ops_isa()) {
-    case CK_ISA_AVX512: ck_softmax_exp_u8_avx512(scores, lds, rows, cols, out, ldo, inv_sums); return;
-    case CK_ISA_AVX2: ck_softmax_exp_u8_avx2(scores, lds, rows, cols, out, ldo, inv_sums); return;
-    default: break;
-    }
-#endif
-    softmax_exp_u8_portable(scores, lds, rows, cols, out, ldo, inv_sums);
-}
-
-// The portable version; x86 with AVX-512 runs ck_scale_heads_quantize_u8_avx512 (ops_avx512.c), which
+// The portable version; x86 with AVX-512 runs scale_heads_quantize_u8_avx512.c, which
 // writes the same bytes.
 CK_VECTOR_CLONES
-static void scale_heads_quantize_u8_portable(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
+void ck_scale_heads_quantize_u8_portable(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
                                              const float *factors, uint8_t *out, size_t ldo, float inv_scale,
                                              int32_t zero_point) {
     for (size_t r = 0; r < rows; r++)
@@ -118,15 +107,4 @@ static void scale_heads_quantize_u8_portable(const float *in, size_t ldi, size_t
             const float f = factors[h * rows + r];
             for (size_t c = 0; c < head_dim; c++) q[c] = ck_quantize_u8(x[c] * f, inv_scale, zero_point);
         }
-}
-
-void ck_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,
-                                uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point) {
-#if defined(CK_HAVE_X86_KERNELS)
-    if (ck_ops_isa() == CK_ISA_AVX512) {
-        ck_scale_heads_quantize_u8_avx512(in, ldi, rows, heads, head_dim, factors, out, ldo, inv_scale, zero_point);
-        return;
-    }
-#endif
-    scale_heads_quantize_u8_portable(in, ldi, rows, heads, head_dim, factors, out, ldo, inv_scale, zero_point);
 }

@@ -8,7 +8,7 @@
 
 // Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the widest
 // the CPU runs (ifunc). Other architectures build each function once.
-#if defined(__x86_64__) && defined(__clang__)
+#if defined(__x86_64__)
 #define CK_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CK_VECTOR_CLONES

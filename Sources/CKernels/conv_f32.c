@@ -1,6 +1,6 @@
-// Direct fp32 convolution: packing, the portable version and the choice of ISA.
+// Direct fp32 convolution: packing and the portable version (conv_f32_avx512.c the other; ops_dispatch.c chooses).
 #include "ckernels_conv.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -57,19 +57,4 @@ void ck_conv2d_f32_portable(const float *in, size_t height, size_t width, size_t
             }
         }
     }
-}
-
-void ck_conv2d_f32(const float *in, size_t height, size_t width, size_t channels, size_t row_stride, size_t pixel_stride,
-                   size_t channel_stride, const float *packed, size_t out_channels, size_t kernel, size_t stride,
-                   size_t padding, const float *bias, float *out, size_t out_height, size_t out_width,
-                   size_t first_row, size_t row_count) {
-#if defined(CK_HAVE_X86_KERNELS)
-    if (ck_ops_isa() == CK_ISA_AVX512) {
-        ck_conv2d_f32_avx512(in, height, width, channels, row_stride, pixel_stride, channel_stride, packed, out_channels,
-                             kernel, stride, padding, bias, out, out_height, out_width, first_row, row_count);
-        return;
-    }
-#endif
-    ck_conv2d_f32_portable(in, height, width, channels, row_stride, pixel_stride, channel_stride, packed, out_channels,
-                           kernel, stride, padding, bias, out, out_height, out_width, first_row, row_count);
 }

@@ -4,7 +4,7 @@
 // tap falls in the padding (or past the row's end) take a zero mask, so they skip
 // the FMA exactly as the portable version skips the tap.
 #include "ckernels_conv.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #if defined(CK_HAVE_X86_KERNELS)
 #include <immintrin.h>
@@ -118,7 +118,6 @@ void ck_conv2d_f32_avx512(const float *in, size_t height, size_t width, size_t c
                           size_t out_height, size_t out_width, size_t first_row, size_t row_count) {
     (void)out_height;
     const size_t panels = (out_channels + CK_CONV_NR - 1) / CK_CONV_NR, panel_size = kernel * kernel * channels * CK_CONV_NR;
-    const size_t pstep = stride * pixel_stride;
     for (size_t p = 0; p < panels; p++) {
         const float *wp = packed + p * panel_size;
         const size_t nvalid = out_channels - p * CK_CONV_NR < CK_CONV_NR ? out_channels - p * CK_CONV_NR : CK_CONV_NR;

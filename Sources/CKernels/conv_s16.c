@@ -1,9 +1,9 @@
-// 16-bit integer direct convolution: geometry, weight packing, input quantization,
-// the portable version and the choice of ISA (see ckernels_conv_s16.h).
+// 16-bit integer direct convolution: geometry, weight packing, input quantization and
+// the portable versions (see ckernels_conv_s16.h); ops_dispatch.c chooses between versions.
 #include "ckernels_conv_s16.h"
 #include "ck_math.h"
 #include "ckernels_conv.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -91,19 +91,6 @@ void ck_zero_s16_map_border(int16_t *map, size_t height, size_t width, size_t ch
     }
 }
 
-void ck_quantize_s16_map(const float *in, size_t width, size_t channels, size_t row_stride, size_t pixel_stride,
-                         size_t channel_stride, float inv_scale, int16_t *out, size_t map_width, size_t padding,
-                         size_t first_row, size_t row_count) {
-#if defined(CK_HAVE_X86_KERNELS)
-    if (ck_ops_isa() == CK_ISA_AVX512 &&
-        ck_quantize_s16_map_avx512(in, width, channels, row_stride, pixel_stride, channel_stride, inv_scale, out, map_width,
-                                   padding, first_row, row_count))
-        return;
-#endif
-    ck_quantize_s16_map_portable(in, width, channels, row_stride, pixel_stride, channel_stride, inv_scale, out, map_width,
-                              padding, first_row, row_count);
-}
-
 void ck_conv2d_s16_portable(const int16_t *in, size_t map_width, size_t channels, const int16_t *packed,
                             size_t out_channels, size_t kernel, size_t stride, const float *scales, const float *bias,
                             float *out, size_t out_width, size_t first_row, size_t row_count) {
@@ -127,26 +114,4 @@ void ck_conv2d_s16_portable(const int16_t *in, size_t map_width, size_t channels
                     o[j] = bias ? v + bias[p * NR + j] : v;
                 }
             }
-}
-
-int ck_conv2d_s16_fast(void) {
-#if defined(CK_HAVE_X86_KERNELS)
-    return ck_ops_isa() == CK_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
-#else
-    return 0;
-#endif
-}
-
-void ck_conv2d_s16(const int16_t *in, size_t map_width, size_t channels, const int16_t *packed, size_t out_channels,
-                   size_t kernel, size_t stride, const float *scales, const float *bias, float *out, size_t out_width,
-                   size_t first_row, size_t row_count) {
-#if defined(CK_HAVE_X86_KERNELS)
-    if (ck_conv2d_s16_fast()) {
-        ck_conv2d_s16_avx512vnni(in, map_width, channels, packed, out_channels, kernel, stride, scales, bias, out, out_width,
-                                 first_row, row_count);
-        return;
-    }
-#endif
-    ck_conv2d_s16_portable(in, map_width, channels, packed, out_channels, kernel, stride, scales, bias, out, out_width,
-                           first_row, row_count);
 }

@@ -1,14 +1,14 @@
 #include "ckernels_fp32.h"
 #include "ck_math.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-// The portable version; x86 with AVX-512 runs ck_layer_norm_f32_avx512 (ops_avx512.c).
+// The portable version; x86 with AVX-512 runs layer_norm_avx512.c's.
 CK_VECTOR_CLONES
-static void layer_norm_f32_portable(const float *in, float *out, size_t rows, size_t channels,
+void ck_layer_norm_f32_portable(const float *in, float *out, size_t rows, size_t channels,
                                     const float *gamma, const float *beta, float eps) {
     // Sums may be reordered (so they vectorise); they run in double, which keeps
     // them as accurate as PyTorch's for any channel count.
@@ -28,17 +28,6 @@ static void layer_norm_f32_portable(const float *in, float *out, size_t rows, si
         const float m = (float)mean;
         for (size_t c = 0; c < channels; c++) y[c] = (x[c] - m) * inv * gamma[c] + beta[c];
     }
-}
-
-void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels,
-                       const float *gamma, const float *beta, float eps) {
-#if defined(CK_HAVE_X86_KERNELS)
-    if (ck_ops_isa() == CK_ISA_AVX512) {
-        ck_layer_norm_f32_avx512(in, out, rows, channels, gamma, beta, eps);
-        return;
-    }
-#endif
-    layer_norm_f32_portable(in, out, rows, channels, gamma, beta, eps);
 }
 
 CK_VECTOR_CLONES

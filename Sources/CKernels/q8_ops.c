@@ -1,6 +1,6 @@
 #include "ckernels_q8.h"
 #include "ck_math.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,9 +23,9 @@ void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t he
         for (size_t c = 0; c < channels; c++) out[p * ldo + c] = ck_quantize_u8(in[c * plane + p], inv_scale, zero_point);
 }
 
-// The portable version; x86 with AVX-512 runs ck_layer_norm_quantize_u8_avx512 (ops_avx512.c).
+// The portable version; x86 with AVX-512 runs layer_norm_avx512.c's.
 CK_VECTOR_CLONES
-static void layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+void ck_layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                                             const float *gamma, const float *beta, float eps, float inv_scale,
                                             int32_t zero_point) {
 #pragma clang fp reassociate(on)
@@ -44,17 +44,6 @@ static void layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_
         const float m = (float)mean;
         for (size_t c = 0; c < channels; c++) q[c] = ck_quantize_u8((x[c] - m) * inv * gamma[c] + beta[c], inv_scale, zero_point);
     }
-}
-
-void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
-                               const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
-#if defined(CK_HAVE_X86_KERNELS)
-    if (ck_ops_isa() == CK_ISA_AVX512) {
-        ck_layer_norm_quantize_u8_avx512(in, out, ldo, rows, channels, gamma, beta, eps, inv_scale, zero_point);
-        return;
-    }
-#endif
-    layer_norm_quantize_u8_portable(in, out, ldo, rows, channels, gamma, beta, eps, inv_scale, zero_point);
 }
 
 CK_VECTOR_CLONES
@@ -136,10 +125,10 @@ void ck_im2col_hwc_u8(const uint8_t *in, size_t ldi, size_t height, size_t width
     }
 }
 
-// The portable version (the x86 ones in ops_avx512.c take the same steps). Each tap is
+// The portable version (dwconv3x3_gelu_u8_avx512.c takes the same steps). Each tap is
 // converted and accumulated in one pass, and interior pixels skip the bounds checks.
 CK_VECTOR_CLONES
-static void dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+void ck_dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                        size_t channels, const float *weight, const float *bias,
                                        float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
                                        size_t first_row, size_t row_count, float *scratch) {
@@ -165,21 +154,6 @@ static void dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *o
                 o[c] = ck_quantize_u8(ck_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
         }
     }
-}
-
-void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
-                          size_t channels, const float *weight, const float *bias,
-                          float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
-                          size_t first_row, size_t row_count, float *scratch) {
-#if defined(CK_HAVE_X86_KERNELS)
-    if (ck_ops_isa() == CK_ISA_AVX512) {
-        ck_dwconv3x3_gelu_u8_avx512(in, ldi, out, ldo, height, width, channels, weight, bias, in_scale, in_zero_point,
-                                    out_inv_scale, out_zero_point, first_row, row_count);
-        return;
-    }
-#endif
-    dwconv3x3_gelu_u8_portable(in, ldi, out, ldo, height, width, channels, weight, bias, in_scale, in_zero_point,
-                               out_inv_scale, out_zero_point, first_row, row_count, scratch);
 }
 
 CK_VECTOR_CLONES

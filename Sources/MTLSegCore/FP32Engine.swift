@@ -37,8 +37,12 @@ public final class FP32Engine: SegmentationEngine {
     /// Per task: logits [K_t][h/4][w/4], channels first, as PyTorch returns them.
     public let logits: [Tensor]
     public var precisionName: String { "fp32" }
-    public private(set) var stageMilliseconds: [(name: String, ms: Double)] = []
-    public var profiling = false
+    public var stageMilliseconds: [(name: String, ms: Double)] { timer.laps }
+    public var profiling: Bool {
+        get { timer.enabled }
+        set { timer.enabled = newValue }
+    }
+    private var timer = StageTimer()
 
     /// Sees the activations the int8 engine quantizes (calibration); nil in normal runs.
     public weak var observer: ActivationObserver?
@@ -87,14 +91,7 @@ public final class FP32Engine: SegmentationEngine {
     /// The results are in `logits` until the next call.
     public func run(input: UnsafePointer<Float>) {
         let e = weights.description.encoder
-        stageMilliseconds.removeAll(keepingCapacity: true)
-        var clock = DispatchTime.now().uptimeNanoseconds
-        func lap(_ name: String) {
-            guard profiling else { return }
-            let now = DispatchTime.now().uptimeNanoseconds
-            stageMilliseconds.append((name, Double(now - clock) / 1e6))
-            clock = now
-        }
+        timer.start()
         ck_chw_to_hwc_f32(input, image, plan.input.height, plan.input.width, e.numChannels)
         var map = UnsafePointer(image)
         var size = plan.input
@@ -104,16 +101,16 @@ public final class FP32Engine: SegmentationEngine {
             map = UnsafePointer(stageOutputs[i])
             size = plan.stageSizes[i]
             channels = stage.channels
-            lap("stage \(i + 1)")
+            timer.lap("stage \(i + 1)")
         }
         decode()
-        lap("decoder")
+        timer.lap("decoder")
         if weights.heads.isEmpty {
             classify(fused, with: weights.classifier!, into: logits[0])
         } else {
             runTaskHeads()
         }
-        lap("heads")
+        timer.lap("heads")
     }
 
     // MARK: Encoder
@@ -175,22 +172,14 @@ public final class FP32Engine: SegmentationEngine {
         }
         linear(kvInput, rows: m, block.key, into: keys)
         linear(kvInput, rows: m, block.value, into: values)
-        // Per head, softmax(q·kᵀ/√d)·v, in blocks of query rows to bound the score buffer.
-        let headDim = c / stage.heads
-        let scale = 1 / Float(headDim).squareRoot()
+        // softmax(q·kᵀ/√d)·v per head, in blocks of query rows to bound the score buffer.
         let rowBlock = plan.attentionRowBlocks[i]
-        for head in 0 ..< stage.heads {
-            let offset = head * headDim
-            var row = 0
-            while row < n {
-                let rows = min(rowBlock, n - row)
-                BLAS.linear(query + row * c + offset, rows: rows, inner: headDim, lda: c,
-                            weight: keys + offset, outputs: m, ldw: c, into: scores, ldc: m)
-                ck_softmax_rows_f32(scores, rows, m, scale)
-                BLAS.multiply(scores, rows: rows, inner: m, lda: m, values + offset, columns: headDim, ldb: c,
-                              into: attended + row * c + offset, ldc: c)
-                row += rows
-            }
+        var row = 0
+        while row < n {
+            let rows = min(rowBlock, n - row)
+            attendHeads(queries: query + row * c, keys: keys, values: values, rows: rows, keyCount: m, channels: c, heads: stage.heads,
+                        scores: scores, into: attended + row * c)
+            row += rows
         }
     }
 
@@ -214,7 +203,7 @@ public final class FP32Engine: SegmentationEngine {
         observe(QuantPoint.fused, fused, rows: out.pixels, channels: d)
     }
 
-    /// ARCHITECTURE §3.2: task maps, gated cross-task maps, combination, classifier.
+    /// The task heads (ARCHITECTURE.md, The model): task maps, gated cross-task maps, combination, classifier.
     private func runTaskHeads() {
         let n = plan.outputSize.pixels
         let d = weights.decoder.width
@@ -223,13 +212,8 @@ public final class FP32Engine: SegmentationEngine {
             ck_relu_f32(taskMaps[t], n * d)
         }
         for (t, head) in weights.heads.enumerated() {
-            // G_t = Σ_j sigmoid(w_self·F_t + w_other·F_j + b) ⊙ F_j
-            crossMap.update(repeating: 0, count: n * d)
-            for gate in head.gates {
-                BLAS.linear(taskMaps[t], rows: n, inner: d, weight: gate.selfWeight.pointer, outputs: 1, into: gateSelf)
-                BLAS.linear(taskMaps[gate.otherTask], rows: n, inner: d, weight: gate.otherWeight.pointer, outputs: 1, into: gateOther)
-                ck_gate_accumulate_f32(gateSelf, gateOther, gate.bias, taskMaps[gate.otherTask], crossMap, n, d)
-            }
+            accumulateCrossTaskMap(head, task: t, taskMaps: taskMaps, pixels: n, width: d, gateSelf: gateSelf, gateOther: gateOther,
+                                   into: crossMap)
             // Z_t = ReLU(BN(W·concat[F_t, G_t])): the concat is two products into one output.
             let combine = head.combine
             BLAS.linear(taskMaps[t], rows: n, inner: d, weight: combine.weight.pointer, outputs: d, ldw: 2 * d, into: combined)
@@ -255,8 +239,8 @@ public final class FP32Engine: SegmentationEngine {
 
     private var eps: Float { weights.description.layerNormEps }
 
-    private func observe(_ point: @autoclosure () -> String, _ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
-        observer?.observe(point(), values: values, rows: rows, channels: channels)
+    private func observe(_ point: QuantPoint, _ values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+        observer?.observe(point, values: values, rows: rows, channels: channels)
     }
 
     /// y = x·Wᵀ + b over `rows` rows (or y += … with `accumulate`).

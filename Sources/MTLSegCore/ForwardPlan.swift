@@ -21,6 +21,25 @@ public struct ForwardPlan {
     public let reducedSizes: [MapSize]
     /// Rows of attention scores computed at once, per stage (bounds the score buffer).
     public let attentionRowBlocks: [Int]
+    /// Per stage, every shape its buffers are sized from (both engines size theirs from these).
+    let stages: [StageShape]
+
+    /// One encoder stage's shapes.
+    struct StageShape {
+        /// The token grid, and the key/value grid after spatial reduction.
+        let tokens: MapSize
+        let reduced: MapSize
+        /// Channels of the stage's input (the previous stage's, or the image's), of its tokens, of its Mix-FFN's hidden layer.
+        let inChannels: Int
+        let channels: Int
+        let hiddenChannels: Int
+        let heads: Int
+        let patchSize: Int
+        let srRatio: Int
+        let attentionRowBlock: Int
+
+        var headDim: Int { channels / heads }
+    }
 
     /// Element counts of the arena's regions.
     let imageCount: Int
@@ -41,9 +60,7 @@ public struct ForwardPlan {
     public init(description: ModelDescription, height: Int, width: Int) {
         let e = description.encoder
         input = MapSize(height: height, width: width)
-        var sizes: [MapSize] = []
-        var reduced: [MapSize] = []
-        var blocks: [Int] = []
+        var shapes: [StageShape] = []
         var current = input
         var tokens = 0, columns = 0, reducedTokens = 0, scores = 0, hidden = 0, stageOutputs: [Int] = []
         for i in 0 ..< e.stageCount {
@@ -53,9 +70,8 @@ public struct ForwardPlan {
             let c = e.hiddenSizes[i], sr = e.srRatios[i]
             let kv = sr > 1 ? MapSize(height: next.height / sr, width: next.width / sr) : next
             let rowBlock = max(1, min(next.pixels, Self.scoreBudget / max(kv.pixels, 1)))
-            sizes.append(next)
-            reduced.append(kv)
-            blocks.append(rowBlock)
+            shapes.append(StageShape(tokens: next, reduced: kv, inChannels: inChannels, channels: c, hiddenChannels: c * e.mlpRatios[i],
+                                     heads: e.numAttentionHeads[i], patchSize: k, srRatio: sr, attentionRowBlock: rowBlock))
             stageOutputs.append(next.pixels * c)
             tokens = max(tokens, next.pixels * c)
             columns = max(columns, next.pixels * k * k * inChannels, kv.pixels * sr * sr * c)
@@ -64,9 +80,10 @@ public struct ForwardPlan {
             hidden = max(hidden, next.pixels * c * e.mlpRatios[i])
             current = next
         }
-        stageSizes = sizes
-        reducedSizes = reduced
-        attentionRowBlocks = blocks
+        stages = shapes
+        stageSizes = shapes.map(\.tokens)
+        reducedSizes = shapes.map(\.reduced)
+        attentionRowBlocks = shapes.map(\.attentionRowBlock)
         imageCount = height * width * e.numChannels
         stageOutputCounts = stageOutputs
         tokenCount = tokens
@@ -75,7 +92,7 @@ public struct ForwardPlan {
         scoreCount = scores
         hiddenCount = hidden
         let d = description.decoderHiddenSize
-        let decoderPixels = sizes[0].pixels
+        let decoderPixels = shapes[0].tokens.pixels
         decoderCount = decoderPixels * d
         let taskCount = description.tasks.count
         taskMapCount = taskCount > 1 ? decoderPixels * d : 0
@@ -86,6 +103,10 @@ public struct ForwardPlan {
     /// The logits' grid: the first stage's, a quarter of the input.
     public var outputSize: MapSize { stageSizes[0] }
 
+    /// Bytes of a u8 row of `channels` values in the int8 engine's maps: a multiple of 16, so of every
+    /// kernel set's k-group (the kernels read whole groups).
+    static func byteRowStride(_ channels: Int) -> Int { (channels + 15) / 16 * 16 }
+
     /// Floats of activation memory one forward pass uses.
     public func arenaFloats(taskCount: Int) -> Int {
         imageCount + stageOutputCounts.reduce(0, +) + 4 * tokenCount + columnCount + 3 * reducedCount + scoreCount
@@ -93,20 +114,32 @@ public struct ForwardPlan {
     }
 }
 
-/// One block of 64-byte-aligned memory cut into the regions a forward pass needs.
+/// One block of 64-byte-aligned, zeroed memory cut into the regions a forward pass needs.
 final class ActivationArena {
-    private let memory: FloatBuffer
+    private let memory: UnsafeMutableRawPointer
+    /// Bytes of `memory`.
+    let byteCount: Int
     private var used = 0
 
-    init(floats: Int) { memory = FloatBuffer(count: floats + 1024) }
-
-    /// The next region of `count` floats, starting on a 64-byte boundary.
-    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let start = used
-        used += (count + 15) / 16 * 16
-        precondition(used <= memory.count, "activation arena overflow: the plan undercounted")
-        return memory.pointer + start
+    init(bytes: Int) {
+        byteCount = max(bytes, 64)
+        memory = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
     }
 
-    var byteCount: Int { memory.count * MemoryLayout<Float>.stride }
+    /// Room for `floats` floats and some slack.
+    convenience init(floats: Int) { self.init(bytes: (floats + 1024) * MemoryLayout<Float>.stride) }
+
+    deinit { memory.deallocate() }
+
+    /// The next region of `count` values of `type`, starting on a 64-byte boundary.
+    func take<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let start = used
+        used += (count * MemoryLayout<T>.stride + 63) / 64 * 64
+        precondition(used <= byteCount, "activation arena overflow: the plan undercounted")
+        return (memory + start).bindMemory(to: T.self, capacity: count)
+    }
+
+    /// The next region of `count` floats, starting on a 64-byte boundary.
+    func take(_ count: Int) -> UnsafeMutablePointer<Float> { take(Float.self, count: count) }
 }

@@ -10,58 +10,31 @@ import CKernels
 /// Dividing by Σ E after the product touches d values per row instead of the
 /// row's N' scores.
 final class Int8Attention {
-    private let kernels: UnsafePointer<ck_qgemm_kernels>
-    private let pool: ThreadPool
-    private let keysQ: AlignedBytes
-    private let valuesQT: AlignedBytes
-    private let packedKeys: [AlignedBytes]
-    private let packedValues: [AlignedBytes]
-    private let keyOffsets: [UnsafeMutablePointer<Int32>]
-    private let valueOffsets: [UnsafeMutablePointer<Int32>]
-    private let keyScale: UnsafeMutablePointer<Float>
-    private let valueScale: UnsafeMutablePointer<Float>
-    private let scores: [FloatBuffer]
-    private let exponentials: [AlignedBytes]
-    private let inverseSums: [FloatBuffer]
-    private let maxKeys: Int
-    private let maxHeadDim: Int
-
-    /// Sized for the largest stage of `plan`.
-    init(plan: ForwardPlan, encoder e: EncoderConfig, pool: ThreadPool, kernels: UnsafePointer<ck_qgemm_kernels>) {
-        self.kernels = kernels
-        self.pool = pool
-        var keyBytes = 0, valueBytes = 0, maxKeys = 1, maxHeadDim = 1, maxHeads = 1, packedK = 0, packedV = 0
-        for i in 0 ..< e.stageCount {
-            let m = plan.reducedSizes[i].pixels, c = e.hiddenSizes[i], d = c / e.numAttentionHeads[i]
-            keyBytes = max(keyBytes, m * Int8Engine.stride(c))
-            valueBytes = max(valueBytes, c * Int8Engine.stride(m))
-            maxKeys = max(maxKeys, m)
-            maxHeadDim = max(maxHeadDim, d)
-            maxHeads = max(maxHeads, e.numAttentionHeads[i])
-            packedK = max(packedK, kernels.pointee.packed_size(m, d))
-            packedV = max(packedV, kernels.pointee.packed_size(d, m))
-        }
-        self.maxKeys = maxKeys
-        self.maxHeadDim = maxHeadDim
-        keysQ = AlignedBytes(count: keyBytes)
-        valuesQT = AlignedBytes(count: valueBytes)
-        packedKeys = (0 ..< maxHeads).map { _ in AlignedBytes(count: packedK) }
-        packedValues = (0 ..< maxHeads).map { _ in AlignedBytes(count: packedV) }
-        keyOffsets = (0 ..< maxHeads).map { _ in .allocate(capacity: maxKeys) }
-        valueOffsets = (0 ..< maxHeads).map { _ in .allocate(capacity: maxHeadDim) }
-        keyScale = .allocate(capacity: maxKeys)
-        valueScale = .allocate(capacity: maxHeadDim)
-        let rowBlock = plan.attentionRowBlocks.max() ?? 1
-        scores = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: plan.scoreCount) }
-        exponentials = (0 ..< pool.threadCount).map { _ in AlignedBytes(count: rowBlock * Int8Engine.stride(maxKeys)) }
-        inverseSums = (0 ..< pool.threadCount).map { _ in FloatBuffer(count: rowBlock * maxHeads) }
+    /// Its memory, regions of the engine's arena (sized by `Int8Buffers.Sizes` for the largest stage).
+    struct Buffers {
+        let keys: UnsafeMutablePointer<Int8>
+        let valuesTransposed: UnsafeMutablePointer<Int8>
+        /// Per head, K_h and V_hᵀ packed as the products' "weights", and their zero-point offsets.
+        let packedKeys: [UnsafeMutableRawPointer]
+        let packedValues: [UnsafeMutableRawPointer]
+        let keyOffsets: [UnsafeMutablePointer<Int32>]
+        let valueOffsets: [UnsafeMutablePointer<Int32>]
+        let keyScale: UnsafeMutablePointer<Float>
+        let valueScale: UnsafeMutablePointer<Float>
+        /// Per thread: a block of scores, their exponentials as u8, and the rows' inverse sums per head.
+        let scores: [UnsafeMutablePointer<Float>]
+        let exponentials: [UnsafeMutablePointer<UInt8>]
+        let inverseSums: [UnsafeMutablePointer<Float>]
     }
 
-    deinit {
-        keyOffsets.forEach { $0.deallocate() }
-        valueOffsets.forEach { $0.deallocate() }
-        keyScale.deallocate()
-        valueScale.deallocate()
+    private let kernels: UnsafePointer<ck_qgemm_kernels>
+    private let pool: ThreadPool
+    private let buffers: Buffers
+
+    init(buffers: Buffers, pool: ThreadPool, kernels: UnsafePointer<ck_qgemm_kernels>) {
+        self.buffers = buffers
+        self.kernels = kernels
+        self.pool = pool
     }
 
     /// The attention output [n][stride(c)] quantized with `outputParams` (the input of the output projection), from u8
@@ -72,35 +45,36 @@ final class Int8Attention {
              outputParams: QuantParams, into attendedQ: UnsafeMutablePointer<UInt8>) {
         let set = kernels.pointee
         let d = c / heads
-        let ldq = Int8Engine.stride(c), ldk = Int8Engine.stride(c), ldv = Int8Engine.stride(m), lde = Int8Engine.stride(m)
-        let keyScaleValue = ck_quantize_symmetric_s8(keys, c, m, c, keysQ.pointer.assumingMemoryBound(to: Int8.self), ldk, 0)
-        let valueScaleValue = ck_quantize_symmetric_s8(values, c, m, c, valuesQT.pointer.assumingMemoryBound(to: Int8.self), ldv, 1)
+        let stride = ForwardPlan.byteRowStride
+        let ldq = stride(c), ldk = stride(c), ldv = stride(m), lde = stride(m)
+        let b = buffers, keyScale = b.keyScale, valueScale = b.valueScale
+        let keyScaleValue = ck_quantize_symmetric_s8(keys, c, m, c, b.keys, ldk, 0)
+        let valueScaleValue = ck_quantize_symmetric_s8(values, c, m, c, b.valuesTransposed, ldv, 1)
         let scoreScale = queryParams.scale * keyScaleValue / Float(d).squareRoot()
         keyScale.update(repeating: scoreScale, count: m)
         valueScale.update(repeating: valueScaleValue, count: d)
         // Per head: pack K_h (m keys × d) and V_hᵀ (d × m keys), and their zero-point offsets.
-        let keyBase = UnsafePointer(keysQ.pointer.assumingMemoryBound(to: Int8.self))
-        let valueBase = UnsafePointer(valuesQT.pointer.assumingMemoryBound(to: Int8.self))
+        let keyBase = UnsafePointer(b.keys), valueBase = UnsafePointer(b.valuesTransposed)
         for h in 0 ..< heads {
-            set.pack(keyBase + h * d, m, d, ldk, packedKeys[h].pointer)
-            ck_row_sums_s8(keyBase + h * d, m, d, ldk, queryParams.zeroPoint - set.a_shift, keyOffsets[h])
-            set.pack(valueBase + h * d * ldv, d, m, ldv, packedValues[h].pointer)
-            ck_row_sums_s8(valueBase + h * d * ldv, d, m, ldv, -set.a_shift, valueOffsets[h])
+            set.pack(keyBase + h * d, m, d, ldk, b.packedKeys[h])
+            ck_row_sums_s8(keyBase + h * d, m, d, ldk, queryParams.zeroPoint - set.a_shift, b.keyOffsets[h])
+            set.pack(valueBase + h * d * ldv, d, m, ldv, b.packedValues[h])
+            ck_row_sums_s8(valueBase + h * d * ldv, d, m, ldv, -set.a_shift, b.valueOffsets[h])
         }
         let blocks = (n + rowBlock - 1) / rowBlock
         pool.runSlots(count: blocks) { range, thread in
-            let score = scores[thread].pointer, e = exponentials[thread].bytes, inverse = inverseSums[thread].pointer
+            let score = b.scores[thread], e = b.exponentials[thread], inverse = b.inverseSums[thread]
             for block in range {
               let row = block * rowBlock, rows = min(rowBlock, n - row)
               for h in 0 ..< heads {
-                var scoreEpilogue = ck_qgemm_epilogue(offset: keyOffsets[h], scale: keyScale, bias: nil, relu: 0,
+                var scoreEpilogue = ck_qgemm_epilogue(offset: b.keyOffsets[h], scale: keyScale, bias: nil, relu: 0,
                                                       output: CK_QGEMM_OUT_F32, out_scale_inv: 1, out_zero_point: 0)
-                set.gemm(rows, m, d, queries + row * ldq + h * d, ldq, packedKeys[h].pointer, &scoreEpilogue, score, m)
+                set.gemm(rows, m, d, queries + row * ldq + h * d, ldq, b.packedKeys[h], &scoreEpilogue, score, m)
                 ck_softmax_exp_u8(score, m, rows, m, e, lde, inverse + h * rows)
-                var valueEpilogue = ck_qgemm_epilogue(offset: valueOffsets[h], scale: valueScale, bias: nil, relu: 0,
+                var valueEpilogue = ck_qgemm_epilogue(offset: b.valueOffsets[h], scale: valueScale, bias: nil, relu: 0,
                                                       output: CK_QGEMM_OUT_F32, out_scale_inv: 1, out_zero_point: 0)
                 let out = attended + row * c + h * d
-                set.gemm(rows, d, m, e, lde, packedValues[h].pointer, &valueEpilogue, out, c)
+                set.gemm(rows, d, m, e, lde, b.packedValues[h], &valueEpilogue, out, c)
               }
               ck_scale_heads_quantize_u8(attended + row * c, c, rows, heads, d, inverse, attendedQ + row * ldq, ldq,
                                          outputParams.inverseScale, outputParams.zeroPoint)

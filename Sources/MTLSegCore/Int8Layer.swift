@@ -82,12 +82,17 @@ final class Int8Layer {
     /// Whether the layer runs in fp32 (a calibration fallback).
     var isFloat: Bool { packed == nil }
 
-    /// Rows `rows` of C = layer(A): A has rows of `lda` bytes, C rows of `ldc` elements.
+    /// Floats of scratch `run` needs (per thread running it): the fp32 path's dequantized input and output rows.
+    var scratchCount: Int { isFloat ? Self.floatBlockRows * (inFeatures + outFeatures) : 0 }
+
+    /// Rows `rows` of C = layer(A): A has rows of `lda` bytes, C rows of `ldc` elements. `scratch` holds
+    /// `scratchCount` floats, the calling thread's own.
     func run(rows: Range<Int>, a: UnsafePointer<UInt8>, lda: Int, into c: UnsafeMutableRawPointer, ldc: Int,
-             output: ck_qgemm_output, relu: Bool = false, outputParams: QuantParams? = nil) {
+             output: ck_qgemm_output, relu: Bool = false, outputParams: QuantParams? = nil, scratch: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
         guard let packed else {
-            runFloat(rows: rows, a: a, lda: lda, into: c, ldc: ldc, output: output, relu: relu, outputParams: outputParams)
+            runFloat(rows: rows, a: a, lda: lda, into: c, ldc: ldc, output: output, relu: relu, outputParams: outputParams,
+                     scratch: scratch)
             return
         }
         var epilogue = ck_qgemm_epilogue(offset: offset, scale: scale, bias: bias, relu: relu ? 1 : 0, output: output,
@@ -98,31 +103,29 @@ final class Int8Layer {
     }
 
     private func runFloat(rows: Range<Int>, a: UnsafePointer<UInt8>, lda: Int, into c: UnsafeMutableRawPointer, ldc: Int,
-                          output: ck_qgemm_output, relu: Bool, outputParams: QuantParams?) {
+                          output: ck_qgemm_output, relu: Bool, outputParams: QuantParams?, scratch: UnsafeMutablePointer<Float>) {
         let block = Self.floatBlockRows, k = inFeatures, n = outFeatures
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: block * (k + n)) { scratch in
-            let x = scratch.baseAddress!, y = x + block * k
-            var row = rows.lowerBound
-            while row < rows.upperBound {
-                let count = min(block, rows.upperBound - row)
-                ck_dequantize_rows_u8(a + row * lda, lda, x, k, count, k, input.scale, input.zeroPoint)
-                BLAS.linear(x, rows: count, inner: k, weight: floatWeights!.pointer, outputs: n, into: y)
-                if let bias { ck_add_bias_rows_f32(y, count, n, bias) }
-                if relu { ck_relu_f32(y, count * n) }
-                switch output {
-                case CK_QGEMM_OUT_U8:
-                    let params = outputParams!
-                    ck_quantize_rows_u8(y, n, c.assumingMemoryBound(to: UInt8.self) + row * ldc, ldc, count, n,
-                                        params.inverseScale, params.zeroPoint)
-                case CK_QGEMM_OUT_F32_ACCUMULATE:
-                    let target = c.assumingMemoryBound(to: Float.self) + row * ldc
-                    for r in 0 ..< count { ck_add_rows_f32(target + r * ldc, y + r * n, n) }
-                default:
-                    let target = c.assumingMemoryBound(to: Float.self) + row * ldc
-                    for r in 0 ..< count { (target + r * ldc).update(from: y + r * n, count: n) }
-                }
-                row += count
+        let x = scratch, y = x + block * k
+        var row = rows.lowerBound
+        while row < rows.upperBound {
+            let count = min(block, rows.upperBound - row)
+            ck_dequantize_rows_u8(a + row * lda, lda, x, k, count, k, input.scale, input.zeroPoint)
+            BLAS.linear(x, rows: count, inner: k, weight: floatWeights!.pointer, outputs: n, into: y)
+            if let bias { ck_add_bias_rows_f32(y, count, n, bias) }
+            if relu { ck_relu_f32(y, count * n) }
+            switch output {
+            case CK_QGEMM_OUT_U8:
+                let params = outputParams!
+                ck_quantize_rows_u8(y, n, c.assumingMemoryBound(to: UInt8.self) + row * ldc, ldc, count, n,
+                                    params.inverseScale, params.zeroPoint)
+            case CK_QGEMM_OUT_F32_ACCUMULATE:
+                let target = c.assumingMemoryBound(to: Float.self) + row * ldc
+                for r in 0 ..< count { ck_add_rows_f32(target + r * ldc, y + r * n, n) }
+            default:
+                let target = c.assumingMemoryBound(to: Float.self) + row * ldc
+                for r in 0 ..< count { (target + r * ldc).update(from: y + r * n, count: n) }
             }
+            row += count
         }
     }
 }

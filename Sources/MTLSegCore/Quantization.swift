@@ -81,7 +81,7 @@ public struct QuantizationRecord: Codable, Equatable, Sendable {
     public static let metadataKey = "mtlseg_quantization"
 
     public var formatVersion: Int = 1
-    /// Activation quantization per point in the network (see `QuantPoint`).
+    /// Activation quantization per point in the network, by `QuantPoint.name`.
     public var activations: [String: QuantParams]
     public var calibration: CalibrationInfo
     /// How attention's two matrix products run: "int8" (absent: the default) or "fp32".
@@ -91,6 +91,24 @@ public struct QuantizationRecord: Codable, Equatable, Sendable {
 
     /// Whether attention's products run in int8.
     public var attentionInInt8: Bool { attention != "fp32" }
+
+    /// The grid of every point of `description`'s network, read from `activations`; throws naming the first one missing.
+    public func grids(for description: ModelDescription) throws -> [QuantPoint: QuantParams] {
+        var grids: [QuantPoint: QuantParams] = [:]
+        for point in QuantPoint.all(for: description) {
+            guard let params = activations[point.name] else {
+                throw ModelError.badMetadata(path: description.name, field: "\(Self.metadataKey).activations.\(point.name)",
+                                             reason: "missing")
+            }
+            grids[point] = params
+        }
+        return grids
+    }
+
+    /// The record of `grids` (keyed by the points' names, as the file stores them).
+    public init(grids: [QuantPoint: QuantParams], calibration: CalibrationInfo) {
+        self.init(activations: Dictionary(uniqueKeysWithValues: grids.map { ($0.key.name, $0.value) }), calibration: calibration)
+    }
 
     public init(activations: [String: QuantParams], calibration: CalibrationInfo) {
         self.activations = activations
@@ -157,38 +175,86 @@ public struct TaskAccuracy: Codable, Equatable, Sendable {
     }
 }
 
-/// Names of the activations the int8 engine quantizes: the inputs of its int8
-/// layers. The fp32 engine reports the same points to a calibration observer.
-/// The image itself is not one: the first convolution runs in fp32 (see
-/// MTLSegFormerWeights.quantizingWeights).
-public enum QuantPoint {
-    public static func stageOutput(_ i: Int) -> String { "stage\(i).output" }
-    public static func norm1(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).norm1" }
-    public static func query(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).query" }
-    public static func keyValueInput(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).kv" }
-    public static func attention(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).attention" }
-    public static func norm2(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).norm2" }
-    public static func hidden(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).hidden" }
-    public static func activation(_ i: Int, _ j: Int) -> String { "stage\(i).block\(j).gelu" }
-    public static let fused = "decoder.fused"
-    /// concat[F_t, G_t], the combine conv's input.
-    public static func taskConcat(_ t: Int) -> String { "task\(t).concat" }
-    public static func taskCombined(_ t: Int) -> String { "task\(t).combined" }
+/// An activation the int8 engine quantizes: the input of one or more of its int8 layers.
+/// The fp32 engine reports the same points to a calibration observer. The image itself
+/// is not one: the first convolution runs outside int8 (see
+/// `MTLSegFormerWeights.int8EmbeddingStages`). `name` is the point's key in a model file;
+/// everything else uses the typed value.
+public enum QuantPoint: Hashable, Sendable, CustomStringConvertible {
+    /// Per block j of stage i: LN1(h), the input of the query projection and the spatial reduction
+    /// (and of keys and values when the stage has no reduction).
+    case norm1(Int, Int)
+    /// The query projection's output (int8 attention's query input).
+    case query(Int, Int)
+    /// LN(reduction(LN1(h))), the keys' and values' input, in stages with a reduction.
+    case keyValueInput(Int, Int)
+    /// The attention output, the output projection's input.
+    case attention(Int, Int)
+    /// LN2(h), the Mix-FFN's first dense layer's input.
+    case norm2(Int, Int)
+    /// The first dense layer's output, the depthwise convolution's input.
+    case hidden(Int, Int)
+    /// GELU(depthwise(...)), the second dense layer's input.
+    case activation(Int, Int)
+    /// Stage i's output after its closing LayerNorm: the decoder's input, and the next stage's.
+    case stageOutput(Int)
+    /// The decoder's fused features F.
+    case fused
+    /// concat[F_t, G_t], task t's combine conv's input.
+    case taskConcat(Int)
+    /// Z_t, task t's classifier's input.
+    case taskCombined(Int)
+
+    /// The key in a model file's `activations`.
+    public var name: String {
+        switch self {
+        case let .norm1(i, j): "stage\(i).block\(j).norm1"
+        case let .query(i, j): "stage\(i).block\(j).query"
+        case let .keyValueInput(i, j): "stage\(i).block\(j).kv"
+        case let .attention(i, j): "stage\(i).block\(j).attention"
+        case let .norm2(i, j): "stage\(i).block\(j).norm2"
+        case let .hidden(i, j): "stage\(i).block\(j).hidden"
+        case let .activation(i, j): "stage\(i).block\(j).gelu"
+        case let .stageOutput(i): "stage\(i).output"
+        case .fused: "decoder.fused"
+        case let .taskConcat(t): "task\(t).concat"
+        case let .taskCombined(t): "task\(t).combined"
+        }
+    }
+
+    public var description: String { name }
+
+    /// The encoder stage the point belongs to; nil for the decoder's and the heads'.
+    public var stage: Int? {
+        switch self {
+        case let .norm1(i, _), let .query(i, _), let .keyValueInput(i, _), let .attention(i, _), let .norm2(i, _),
+             let .hidden(i, _), let .activation(i, _), let .stageOutput(i):
+            i
+        case .fused, .taskConcat, .taskCombined:
+            nil
+        }
+    }
+
+    /// Whether the point is a concatenation observed in two halves (`taskConcat`).
+    public var isConcatenation: Bool {
+        if case .taskConcat = self { return true }
+        return false
+    }
 
     /// Every point of a model, in network order.
-    public static func all(for d: ModelDescription) -> [String] {
-        var points: [String] = []
+    public static func all(for d: ModelDescription) -> [QuantPoint] {
+        var points: [QuantPoint] = []
         for i in 0 ..< d.encoder.stageCount {
             for j in 0 ..< d.encoder.depths[i] {
-                points += [norm1(i, j), query(i, j)]
-                if d.encoder.srRatios[i] > 1 { points += [keyValueInput(i, j)] }
-                points += [attention(i, j), norm2(i, j), hidden(i, j), activation(i, j)]
+                points += [.norm1(i, j), .query(i, j)]
+                if d.encoder.srRatios[i] > 1 { points += [.keyValueInput(i, j)] }
+                points += [.attention(i, j), .norm2(i, j), .hidden(i, j), .activation(i, j)]
             }
-            points += [stageOutput(i)]
+            points += [.stageOutput(i)]
         }
-        points += [fused]
+        points += [.fused]
         if d.tasks.count > 1 {
-            for t in d.tasks.indices { points += [taskConcat(t), taskCombined(t)] }
+            for t in d.tasks.indices { points += [.taskConcat(t), .taskCombined(t)] }
         }
         return points
     }
@@ -198,5 +264,5 @@ public enum QuantPoint {
 /// them (calibration), or to change them in place (simulating quantization there).
 public protocol ActivationObserver: AnyObject {
     /// `values` holds `rows` rows of `channels` values (channels last).
-    func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int)
+    func observe(_ point: QuantPoint, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int)
 }

@@ -40,7 +40,7 @@ public enum EngineFactory {
         }()
         if let record {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
-            return (try Int8Engine(weights: weights, activations: record.activations, height: input.height, width: input.width,
+            return (try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: input.height, width: input.width,
                                    threads: threads, attentionInInt8: record.attentionInInt8), description)
         }
         setMatrixThreads(threads)
@@ -56,7 +56,7 @@ public enum EngineFactory {
         if int8, let record = source.quantization {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
             let weights = try weights ?? MTLSegFormerWeights(source: source, floatWeights: false)
-            return try Int8Engine(weights: weights, activations: record.activations, height: height, width: width, threads: threads,
+            return try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: height, width: width, threads: threads,
                                   attentionInInt8: record.attentionInInt8)
         }
         setMatrixThreads(threads)

@@ -9,7 +9,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var model: String = DaemonConfig.defaultModel
     /// Threads the engine may use.
     public var threads: Int = 2
-    /// A V4L2 device path (/dev/video0, /dev/v4l/by-id/…), a folder of images, or "synthetic".
+    /// "auto" (/dev/video0 when it exists, else the synthetic field), a V4L2 device path (/dev/video0,
+    /// /dev/v4l/by-id/…), a folder of images, or "synthetic".
     public var source: String = "auto"
     public var width: Int = 640
     public var height: Int = 480

@@ -1,5 +1,6 @@
 import Foundation
 import MTLSegCore
+import MTLSegImage
 import MTLSegWire
 
 /// A model loaded and warmed for serving: its engine and the stream description clients get.
@@ -26,10 +27,11 @@ public struct LoadedModel {
         // Warm up: the first run touches every buffer and weight.
         let warm = FloatBuffer(count: description.encoder.numChannels * opened.plan.input.pixels)
         opened.run(input: warm.pointer)
-        let palette = DefaultPalette.colors
+        // Classes the model gives no colours get the ones `mtlseg infer` draws them in.
+        let palette = Palette.default.colors
         let tasks = description.tasks.enumerated().map { index, task in
             StreamDescription.Task(index: index, name: task.name, classes: task.classes,
-                                   colors: task.colors ?? (0 ..< task.classCount).map { palette[$0 % palette.count] })
+                                   colors: task.colors ?? (0 ..< task.classCount).map { palette[$0 % palette.count].map(Int.init) })
         }
         let precision = opened.precisionName.hasPrefix("int8") ? "int8" : "fp32"
         let stream = StreamDescription(model: .init(name: description.name, variant: description.variant, precision: precision, sha256: identity),
@@ -42,9 +44,4 @@ public struct LoadedModel {
         var directory: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
     }
-}
-
-/// Class colours for tasks whose model names none: black, then distinct hues.
-enum DefaultPalette {
-    static let colors: [[Int]] = [[0, 0, 0], [0, 200, 0], [255, 200, 0], [200, 0, 200], [0, 128, 255], [255, 64, 64], [128, 128, 128], [0, 255, 255]]
 }

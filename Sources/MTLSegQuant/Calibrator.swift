@@ -43,9 +43,9 @@ public struct Calibrator {
 /// What calibration measured of the activations.
 public struct ActivationStatistics {
     /// The u8 grid of every quantization point.
-    public let grids: [String: QuantParams]
+    public let grids: [QuantPoint: QuantParams]
     /// The mean of every channel at every point, for bias correction.
-    public let channelMeans: [String: [Float]]
+    public let channelMeans: [QuantPoint: [Float]]
 }
 
 /// An int8 model in memory: quantized weights and activation grids, as an int8 model file holds them.
@@ -71,7 +71,7 @@ public struct QuantizedModel {
         let inputs = Dictionary(uniqueKeysWithValues: fp32.int8LayerInputs.map { ($0.layer.name, $0.input) })
         let decoderNames = Set(fp32.decoder.stageProjections.map(\.name))
         let quantized = fp32.quantizingWeights().mappingLayers { layer in
-            guard layer.quantized != nil, let point = inputs[layer.name], !point.hasSuffix(".concat"),
+            guard layer.quantized != nil, let point = inputs[layer.name], !point.isConcatenation,
                   let means = statistics.channelMeans[point], layer.inFeatures % means.count == 0 else { return layer }
             // The folded decoder's projections share one bias; correcting it would tie them together (and a
             // projection that later falls back to fp32 could not take its share back), so they are left as they are.
@@ -79,11 +79,11 @@ public struct QuantizedModel {
             return layer.addingToBias(BiasCorrection.shift(of: layer, inputMeans: means))
         }
         weights = quantized.replacingDescription(description)
-        record = QuantizationRecord(activations: statistics.grids, calibration: calibration)
+        record = QuantizationRecord(grids: statistics.grids, calibration: calibration)
     }
 
     public func makeEngine(height: Int, width: Int, threads: Int) throws -> Int8Engine {
-        try Int8Engine(weights: weights, activations: record.activations, height: height, width: width, threads: threads,
+        try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: height, width: width, threads: threads,
                        attentionInInt8: record.attentionInInt8)
     }
 }

@@ -22,23 +22,23 @@ public final class LayerSQNRObserver: ActivationObserver {
         let input, output: MapSize
     }
 
-    private let grids: [String: QuantParams]
-    private var consumers: [String: [Consumer]] = [:]
-    private var pendingHalf: [String: [Float]] = [:]
+    private let grids: [QuantPoint: QuantParams]
+    private var consumers: [QuantPoint: [Consumer]] = [:]
+    private var pendingHalf: [QuantPoint: [Float]] = [:]
     private var signal: [String: Double] = [:]
     private var noise: [String: Double] = [:]
     /// Rows sampled per observation (evenly spaced), bounding the cost.
     private let sampleRows = 256
 
     /// `weights` must carry int8 forms of the layers to measure; `plan` gives the map sizes convs need.
-    public init(weights: MTLSegFormerWeights, grids: [String: QuantParams], plan: ForwardPlan) {
+    public init(weights: MTLSegFormerWeights, grids: [QuantPoint: QuantParams], plan: ForwardPlan) {
         self.grids = grids
         for (layer, point) in weights.int8LayerInputs {
             guard let q = layer.quantized else { continue }
             var patches: Patches?
-            if case let .conv(kernel, _) = layer.layout, let stage = Self.stage(of: point) {
+            if case let .conv(kernel, _) = layer.layout, let stage = point.stage {
                 let map = plan.stageSizes[stage]
-                if point == QuantPoint.stageOutput(stage), stage + 1 < weights.stages.count {
+                if point == .stageOutput(stage), stage + 1 < weights.stages.count {
                     // The next stage's overlapping patch embedding.
                     patches = Patches(kernel: kernel, stride: weights.stages[stage + 1].stride, padding: kernel / 2, input: map,
                                       output: plan.stageSizes[stage + 1])
@@ -49,16 +49,11 @@ public final class LayerSQNRObserver: ActivationObserver {
                 }
             }
             consumers[point, default: []].append(Consumer(layer: layer, dequantized: q.dequantizedBuffer(outFeatures: layer.outFeatures, inFeatures: layer.inFeatures),
-                                                          patches: patches, concatenated: point.hasSuffix(".concat")))
+                                                          patches: patches, concatenated: point.isConcatenation))
         }
     }
 
-    private static func stage(of point: String) -> Int? {
-        guard point.hasPrefix("stage"), let digit = point.dropFirst(5).first, let i = Int(String(digit)) else { return nil }
-        return i
-    }
-
-    public func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+    public func observe(_ point: QuantPoint, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
         guard let list = consumers[point], let grid = grids[point] else { return }
         var input = Array(UnsafeBufferPointer(start: values, count: rows * channels))
         var inputChannels = channels

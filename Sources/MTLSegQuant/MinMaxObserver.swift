@@ -4,15 +4,15 @@ import MTLSegCore
 /// Records the smallest and largest value seen at every quantization point:
 /// memory is two floats per point, however many images pass.
 public final class MinMaxObserver: ActivationObserver {
-    public private(set) var ranges: [String: (min: Float, max: Float)] = [:]
+    public private(set) var ranges: [QuantPoint: (min: Float, max: Float)] = [:]
     /// Per point, the sum of each channel over all rows seen, and the rows seen
     /// (for points observed with one channel count; see `channelMeans`).
-    private var channelSums: [String: [Double]] = [:]
-    private var rowCounts: [String: Int] = [:]
+    private var channelSums: [QuantPoint: [Double]] = [:]
+    private var rowCounts: [QuantPoint: Int] = [:]
 
     public init() {}
 
-    public func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+    public func observe(_ point: QuantPoint, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
         let count = rows * channels
         var lo: Float = 0, hi: Float = 0
         ck_min_max_f32(values, count, &lo, &hi)
@@ -29,15 +29,15 @@ public final class MinMaxObserver: ActivationObserver {
     }
 
     /// The u8 grid of every point.
-    public func quantParams() -> [String: QuantParams] {
+    public func quantParams() -> [QuantPoint: QuantParams] {
         ranges.mapValues { QuantParams(min: $0.min, max: $0.max) }
     }
 
     /// The mean of every channel at every point. (A point observed twice per
     /// image with the same channel count, such as a concatenation's two halves,
     /// gets the mean over both.)
-    public func channelMeans() -> [String: [Float]] {
-        var means: [String: [Float]] = [:]
+    public func channelMeans() -> [QuantPoint: [Float]] {
+        var means: [QuantPoint: [Float]] = [:]
         for (point, sums) in channelSums {
             let rows = Double(max(rowCounts[point] ?? 1, 1))
             means[point] = sums.map { Float($0 / rows) }
@@ -50,13 +50,13 @@ public final class MinMaxObserver: ActivationObserver {
 /// min/max of a first pass): memory is `bins` counters per point, however many
 /// images pass.
 public final class HistogramObserver: ActivationObserver {
-    public private(set) var histograms: [String: ActivationHistogram]
+    public private(set) var histograms: [QuantPoint: ActivationHistogram]
 
-    public init(ranges: [String: (min: Float, max: Float)], bins: Int = 2048) {
+    public init(ranges: [QuantPoint: (min: Float, max: Float)], bins: Int = 2048) {
         histograms = ranges.mapValues { ActivationHistogram(lo: $0.min, hi: Swift.max($0.max, $0.min + 1e-12), bins: bins) }
     }
 
-    public func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+    public func observe(_ point: QuantPoint, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
         let count = rows * channels
         guard var histogram = histograms[point] else { return }
         histograms[point] = nil  // keep the counts uniquely referenced while they are updated

@@ -3,14 +3,14 @@
 // new outputs against the old ones (u8 outputs within ±1, floats within tolerance).
 // Build from the package root (plain -O3, as SwiftPM does: the ISA is chosen at run time):
 //   /opt/swift/usr/bin/clang -std=c11 -D_GNU_SOURCE -O3 -ISources/CKernels/include -ISources/CKernels \
-//     Sources/CKernels/{attention_q8,q8_ops,fp32_ops,ops_avx512,ops_avx2}.c \
+//     $(ls Sources/CKernels/*.c | grep -v /qgemm_) \
 //     Tests/CKernelsHarness/ops_{bench,ref}.c -lm -o /tmp/ops_bench
-//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads]   (times and checks)
+//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads|versions]   (times and checks)
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
 #include "ckernels_fp32.h"
 #include "ckernels_q8.h"
-#include "ops_internal.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -391,6 +391,83 @@ static void ln_case(int timing) {
     for (int s = 0; s < 4; s++) { free(c.in[s]); free(c.outf[s]); free(c.outq[s]); free(c.g[s]); free(c.b[s]); }
 }
 
+// ---- Every hand-vectorised version this CPU runs against the portable version (the definition
+// the dispatch falls back to), on odd shapes: u8 outputs within ±1, the exact ones equal, floats
+// within 1e-4 of max(|y|, 1). The checks above compare with the old code instead.
+static int max_byte_difference(const uint8_t *a, const uint8_t *b, size_t rows, size_t cols, size_t ld) {
+    int worst = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            const int d = abs((int)a[r * ld + c] - (int)b[r * ld + c]);
+            if (d > worst) worst = d;
+        }
+    return worst;
+}
+
+static void versions_case(void) {
+#if defined(CK_HAVE_X86_KERNELS)
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    enum { ROWS = 37, COLS = 83, LD = 96 }; // a ragged last group of 16 rows, a masked tail of columns
+    float *scores = alloc(ROWS * COLS * 4), *inv_p = alloc(ROWS * 4), *inv_v = alloc(ROWS * 4);
+    uint8_t *e_p = alloc(ROWS * LD), *e_v = alloc(ROWS * LD);
+    for (size_t i = 0; i < ROWS * COLS; i++) scores[i] = nrand() * 4;
+    ck_softmax_exp_u8_portable(scores, COLS, ROWS, COLS, e_p, LD, inv_p);
+    if (avx2) {
+        ck_softmax_exp_u8_avx2(scores, COLS, ROWS, COLS, e_v, LD, inv_v);
+        const int d = max_byte_difference(e_p, e_v, ROWS, COLS, LD);
+        printf("versions: softmax avx2 vs portable max |Δe| %d (the same steps: 0 expected)\n", d);
+        if (d != 0) failures++;
+    }
+    if (avx512) {
+        ck_softmax_exp_u8_avx512(scores, COLS, ROWS, COLS, e_v, LD, inv_v);
+        const int d = max_byte_difference(e_p, e_v, ROWS, COLS, LD);
+        printf("versions: softmax avx512 vs portable max |Δe| %d\n", d);
+        if (d > 1) failures++;
+
+        float *x = alloc(ROWS * COLS * 4), *g = alloc(COLS * 4), *b = alloc(COLS * 4), *y_p = alloc(ROWS * COLS * 4),
+              *y_v = alloc(ROWS * COLS * 4), *factors = alloc(ROWS * 4 * 4);
+        for (size_t i = 0; i < ROWS * COLS; i++) x[i] = nrand() * 3 + 5;
+        for (size_t i = 0; i < COLS; i++) g[i] = 1 + 0.1f * nrand(), b[i] = 0.1f * nrand();
+        for (size_t i = 0; i < ROWS * 4; i++) factors[i] = 0.5f + frand();
+        ck_layer_norm_quantize_u8_portable(x, e_p, LD, ROWS, COLS, g, b, 1e-5f, 1 / 0.03f, 120);
+        ck_layer_norm_quantize_u8_avx512(x, e_v, LD, ROWS, COLS, g, b, 1e-5f, 1 / 0.03f, 120);
+        const int dq = max_byte_difference(e_p, e_v, ROWS, COLS, LD);
+        ck_layer_norm_f32_portable(x, y_p, ROWS, COLS, g, b, 1e-5f);
+        ck_layer_norm_f32_avx512(x, y_v, ROWS, COLS, g, b, 1e-5f);
+        double worst = 0;
+        for (size_t i = 0; i < ROWS * COLS; i++) {
+            const double rel = fabs(y_p[i] - y_v[i]) / fmax(fabs(y_p[i]), 1);
+            if (rel > worst) worst = rel;
+        }
+        printf("versions: layer norm avx512 vs portable: quantized max |Δ| %d, f32 max rel %.2e\n", dq, worst);
+        if (dq > 1 || worst > 1e-4) failures++;
+        // 4 heads of 20 channels (COLS − 3 columns are used): exact, the same steps.
+        ck_scale_heads_quantize_u8_portable(x, COLS, ROWS, 4, 20, factors, e_p, LD, 1 / 0.05f, 10);
+        ck_scale_heads_quantize_u8_avx512(x, COLS, ROWS, 4, 20, factors, e_v, LD, 1 / 0.05f, 10);
+        const int dh = max_byte_difference(e_p, e_v, ROWS, 80, LD);
+        printf("versions: scale heads avx512 vs portable max |Δ| %d (0 expected)\n", dh);
+        if (dh != 0) failures++;
+        free(x); free(g); free(b); free(y_p); free(y_v); free(factors);
+
+        enum { H = 9, W = 13, C = 35 };
+        uint8_t *in = alloc(H * W * 48), *o_p = alloc(H * W * 48), *o_v = alloc(H * W * 48);
+        float *w = alloc(9 * C * 4), *bias = alloc(C * 4), *scratch = alloc(2 * C * 4);
+        for (size_t i = 0; i < H * W * 48; i++) in[i] = (uint8_t)(frand() * 256);
+        for (size_t i = 0; i < 9 * C; i++) w[i] = nrand() * 0.3f;
+        for (size_t i = 0; i < C; i++) bias[i] = nrand() * 0.1f;
+        ck_dwconv3x3_gelu_u8_portable(in, 48, o_p, 48, H, W, C, w, bias, 0.05f, 117, 1 / 0.03f, 20, 0, H, scratch);
+        ck_dwconv3x3_gelu_u8_avx512(in, 48, o_v, 48, H, W, C, w, bias, 0.05f, 117, 1 / 0.03f, 20, 0, H, scratch);
+        const int dd = max_byte_difference(o_p, o_v, H * W, C, 48);
+        printf("versions: dwconv+GELU avx512 vs portable max |Δ| %d\n", dd);
+        if (dd > 1) failures++;
+        free(in); free(o_p); free(o_v); free(w); free(bias); free(scratch);
+    }
+    free(scores); free(inv_p); free(inv_v); free(e_p); free(e_v);
+#endif
+}
+
 int main(int argc, char **argv) {
     int timing = 1;
     const char *only = NULL;
@@ -405,6 +482,7 @@ int main(int argc, char **argv) {
     if (!only || strstr(only, "ln")) ln_case(timing);
     if (!only || strstr(only, "decoder")) decoder_case(timing);
     if (!only || strstr(only, "heads")) heads_case();
+    if (!only || strstr(only, "versions")) versions_case();
     if (failures) { printf("ops_bench: %d checks FAILED\n", failures); return 1; }
     printf("ops_bench: all checks passed\n");
     return 0;

@@ -1,3 +1,4 @@
+import CAllocationCounter
 import CKernels
 import Foundation
 import MTLSegCore
@@ -88,11 +89,44 @@ final class Int8EngineTests: XCTestCase {
         let baseline = logits(try setup.model.makeEngine(height: setup.height, width: setup.width, threads: 1), setup.inputs[0])
         for set in sets.prefix(count).compactMap({ $0 }) {
             for threads in [1, 3] {
-                let engine = try Int8Engine(weights: setup.model.weights, activations: setup.model.record.activations,
+                let engine = try Int8Engine(weights: setup.model.weights, activations: setup.model.record.grids(for: setup.model.weights.description),
                                             height: setup.height, width: setup.width, threads: threads, kernels: set)
                 XCTAssertEqual(logits(engine, setup.inputs[0]), baseline, "\(String(cString: set.pointee.name)), \(threads) threads")
             }
         }
+    }
+
+    /// After a first frame, a frame allocates nothing: with int8 and with fp32 attention, with layers back in fp32
+    /// (the first block's, a decoder projection, a head's combine conv), with one task and with three.
+    func testAFrameAllocatesNothing() throws {
+        for (model, reference) in [("mtl3-tiny.safetensors", "mtl3-tiny.reference.safetensors"),
+                                   ("segformer-tiny.safetensors", "segformer-tiny.reference.safetensors")] {
+            let setup = try calibrated(model, reference: reference)
+            let weights = setup.model.weights
+            var fallbacks: Set<String> = [weights.stages[0].blocks[0].query.name, weights.decoder.stageProjections[0].name]
+            if let head = weights.heads.first { fallbacks.insert(head.combine.name) }
+            let withFallbacks = setup.model.fallingBack(fallbacks, fp32: setup.fp32)
+            let engines: [(String, Int8Engine)] = [
+                ("int8", try setup.model.makeEngine(height: setup.height, width: setup.width, threads: 1)),
+                ("fp32 attention", try Int8Engine(weights: weights, activations: setup.model.record.grids(for: weights.description),
+                                                  height: setup.height, width: setup.width, attentionInInt8: false)),
+                ("fp32 fallbacks", try withFallbacks.makeEngine(height: setup.height, width: setup.width, threads: 1)),
+            ]
+            for (name, engine) in engines {
+                engine.run(input: setup.inputs[0].pointer)
+                // One thread: the whole frame runs on this one, whose allocations the counter counts.
+                allocation_counter_start()
+                engine.run(input: setup.inputs[1].pointer)
+                let allocations = allocation_counter_stop()
+                XCTAssertEqual(allocations, 0, "\(model), \(name): a frame made \(allocations) heap allocations")
+            }
+        }
+        // The counter does see allocations on this thread, so the check above can fail.
+        allocation_counter_start()
+        let buffer = FloatBuffer(count: 1000)
+        let allocations = allocation_counter_stop()
+        XCTAssertEqual(buffer.count, 1000)
+        XCTAssertGreaterThan(allocations, 0, "the counter missed an allocation")
     }
 
     func testInt8FileRoundTrip() throws {

@@ -53,8 +53,8 @@ typedef struct ck_qgemm_kernels {
 
 /// The best kernel set this CPU runs, chosen once from its features. The
 /// environment variable MTLSEG_KERNELS=<isa> caps the choice at that tier (for
-/// tests, and CPUs that misreport); an unknown or unsupported value is ignored
-/// with a message on stderr.
+/// tests, and CPUs that misreport): a tier the CPU lacks gives the best one below
+/// it, an unknown name is ignored; both with a message on stderr.
 const ck_qgemm_kernels *ck_qgemm_select(void);
 
 /// Every kernel set this CPU can run, best first; returns how many (≤ capacity).

@@ -1,6 +1,6 @@
-// AVX2 + FMA version of the attention softmax; chosen at run time by ck_ops_isa()
-// (ops_internal.h) on CPUs without AVX-512.
-#include "ops_internal.h"
+// AVX2 + FMA version of the attention softmax's exponentials (see ck_softmax_exp_u8 in
+// ckernels_attention_q8.h); chosen by ops_dispatch.c on CPUs without AVX-512.
+#include "ops_dispatch.h"
 
 #if defined(CK_HAVE_X86_KERNELS)
 #include <immintrin.h>
