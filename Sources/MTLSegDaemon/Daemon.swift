@@ -19,6 +19,7 @@ public final class Daemon: @unchecked Sendable {
     /// Loads and warms the model and binds nothing yet; `makeSource` opens the configured source.
     public init(config: DaemonConfig, makeSource: (DaemonConfig) throws -> FrameSource) throws {
         self.config = config
+        Allocator.keepLargeBlocksMapped()
         // Loading and warming a large model can take a while: ask systemd for time beyond TimeoutStartSec.
         ServiceNotifier.send("EXTEND_TIMEOUT_USEC=60000000\nSTATUS=loading \(config.model)")
         model = try LoadedModel.load(path: config.model, threads: config.threads,
@@ -73,10 +74,11 @@ public final class Daemon: @unchecked Sendable {
             let loaded = try LoadedModel.load(path: newConfig.model, threads: newConfig.threads,
                                               fallbackSize: InputSize(width: newConfig.width, height: newConfig.height))
             generation += 1
+            // The pipeline is left the old model's last holder: it frees it after the frame in flight (Allocator).
+            model = loaded
             // Clients learn of the new stream first; frames of the old model still in flight are then not sent to them.
             server.changeStream(loaded.stream, generation: generation)
             pipeline.replaceEngine(loaded.engine, description: loaded.description, generation: generation)
-            model = loaded
             config.model = newConfig.model
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
             return true

@@ -78,13 +78,15 @@ struct MTLSegDaemonCommand: ParsableCommand {
 
     func run() throws {
         let settings = try settings()
+        // Before any thread starts: threads inherit the blocked set, and a SIGHUP that reaches one that does
+        // not block it kills the daemon instead of reloading it.
+        let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGHUP])
         let daemon = try Daemon(config: settings, makeSource: SourceFactory.make)
         if checkConfig {
             print("configuration OK: model \(settings.model) (\(daemon.stream.model.precision)), source \(settings.source), socket \(settings.socketPath)")
             return
         }
         try daemon.start()
-        let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGHUP])
         while true {
             let signal = signals.wait()
             if signal == SIGHUP {
