@@ -2,14 +2,15 @@ import Foundation
 import MTLSegCapture
 import MTLSegWire
 
-/// One connected consumer: its handshake, its one-frame mailbox, and the thread
-/// that writes to it. The thread owns the socket; other threads only leave
-/// things in the mailbox and wake it.
+/// One connected consumer: its handshake, its mailbox, and the thread that writes
+/// to it. The thread owns the socket; other threads only leave things in the
+/// mailbox and wake it.
 ///
 /// Delivery is paced by what the client reads. A frame is written only once the
 /// client has read everything written before it (the kernel holds no unread byte
-/// of ours, SIOCOUTQ); until then each newer frame replaces the one waiting in the
-/// mailbox. So at most one frame sits in the socket, a slow reader gets the newest
+/// of ours, SIOCOUTQ); until then frames wait in the mailbox (FrameMailbox: the
+/// next one is the newest, or for a client that keeps up, the oldest of the last
+/// 0.25 s). So at most one frame sits in the socket, a slow reader gets the newest
 /// frame whenever it comes back for one (never one the kernel held for seconds),
 /// and FRAME's `dropped` counts every frame it did not get. A client is judged by
 /// its reading, not by the socket's writability (a Unix socket turns writable only
@@ -33,18 +34,18 @@ final class ClientSession: @unchecked Sendable {
 
     // Guarded by `lock`:
     private let lock = NSLock()
-    private var mailbox: PublishedFrame?
+    private var mailbox = FrameMailbox()
     private var pendingStream: StreamDescription?
     /// The model generation the client's current (or pending) description belongs to.
     private var generation: Int
     private var closing: WireError?
     /// False until the handshake is done, and for a client that asked for no task.
     private var wantsFrames = false
-    /// Frames since the last one delivered that the client did not get, whatever the reason:
-    /// so the `dropped` of consecutive FRAMEs adds up to the gaps in their sequence numbers.
-    private var missedSinceDelivery: UInt64 = 0
-    private var lastOfferedSequence: UInt64?
     private var statistics: ClientCounters
+    /// `mailbox.received` when the last frame was sent: frames that came while the client read it.
+    private var receivedAtLastSend: UInt64?
+    /// Whether the client finished reading the frame before the last one before a newer frame came.
+    private var previousReadKeptUp = false
 
     // The client's thread's own state:
     private var stream: StreamDescription
@@ -70,7 +71,9 @@ final class ClientSession: @unchecked Sendable {
     var counters: ClientCounters {
         lock.lock()
         defer { lock.unlock() }
-        return statistics
+        var counters = statistics
+        counters.dropped = mailbox.discarded
+        return counters
     }
 
     func start() {
@@ -90,24 +93,16 @@ final class ClientSession: @unchecked Sendable {
         }
     }
 
-    /// Leaves `frame` for the client; an undelivered older one is dropped.
+    /// Leaves `frame` for the client.
     func offer(_ frame: PublishedFrame) {
         lock.lock()
         guard wantsFrames else { return lock.unlock() }
-        // Frames the pipeline never published (lost by the source, skipped before inference) are missed too.
-        if let last = lastOfferedSequence, frame.sequence > last &+ 1 { missedSinceDelivery += frame.sequence - last - 1 }
-        lastOfferedSequence = frame.sequence
-        if frame.generation != generation {
+        guard frame.generation == generation else {
             // A frame of a model this client has been told is gone (or is about to be) is not for it.
-            statistics.dropped += 1
-            missedSinceDelivery += 1
+            mailbox.discard(frame)
             return lock.unlock()
         }
-        if mailbox != nil {
-            statistics.dropped += 1
-            missedSinceDelivery += 1
-        }
-        mailbox = frame
+        mailbox.put(frame)
         lock.unlock()
         wake.signal()
     }
@@ -117,11 +112,7 @@ final class ClientSession: @unchecked Sendable {
         pendingStream = description
         self.generation = generation
         // A frame of the old model must not follow the new description.
-        if mailbox != nil {
-            mailbox = nil
-            statistics.dropped += 1
-            missedSinceDelivery += 1
-        }
+        mailbox.discardWaiting()
         lock.unlock()
         wake.signal()
     }
@@ -173,8 +164,8 @@ final class ClientSession: @unchecked Sendable {
             // Progress: the client read something (its queue shrank or emptied, or took bytes that waited for room).
             if queued == 0 || queued < unread || (leftover && written > 0) { lastProgress = time }
             unread = queued
-            if unread == 0 && outbox.isEmpty, let (frame, missed) = takeFrame() {
-                outbox.append(MessageEncoder.encode(.frame(encode(frame, dropped: UInt32(clamping: missed)))))
+            if unread == 0 && outbox.isEmpty, let (frame, dropped) = takeFrame() {
+                outbox.append(MessageEncoder.encode(.frame(encode(frame, dropped: UInt32(clamping: dropped)))))
                 guard outbox.flush(to: connection) != nil, let queued = connection.unreadByPeer else { return }
                 unread = queued
                 lastProgress = time
@@ -196,20 +187,26 @@ final class ClientSession: @unchecked Sendable {
         }
     }
 
-    /// The frame to send next and the frames missed before it; none while a stream change has still to be sent first.
+    /// The frame to send now that the client has read everything, and its `dropped`; none while a stream
+    /// change has still to be sent first.
     private func takeFrame() -> (PublishedFrame, UInt64)? {
         lock.lock()
         defer { lock.unlock() }
-        guard pendingStream == nil, closing == nil, let frame = mailbox else { return nil }
-        mailbox = nil
-        defer { missedSinceDelivery = 0 }
-        return (frame, missedSinceDelivery)
+        guard pendingStream == nil, closing == nil, !mailbox.isEmpty else { return nil }
+        // Kept up: read the last frame before a newer one came. One slow read after a kept-up one is a stall,
+        // and the client catches up; two in a row, it is a slow reader, and gets the newest frame.
+        let keptUp = receivedAtLastSend.map { mailbox.received - $0 <= 1 } ?? false
+        let catchingUp = keptUp || previousReadKeptUp
+        previousReadKeptUp = keptUp
+        let next = mailbox.take(catchingUp: catchingUp)
+        receivedAtLastSend = mailbox.received
+        return next
     }
 
     private var hasFrameWaiting: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return mailbox != nil
+        return !mailbox.isEmpty
     }
 
     /// Waits for the socket (readable, or writable when `writing`), a wake-up, or `timeout` seconds (nil: no limit).
@@ -288,7 +285,7 @@ final class ClientSession: @unchecked Sendable {
     }
 
     /// Room in the socket for one frame of this client's masks (raw, the larger encoding in practice) and a
-    /// reply beside it, no more: what the client has not read stays in the mailbox, where a newer frame replaces it.
+    /// reply beside it, no more: what the client has not read yet waits in the mailbox.
     private func sizeSendBuffer() {
         let header = 5 + 29 + 4 * stream.latencies.count + 1
         let masks = taskIndices.count * (6 + stream.maskWidth * stream.maskHeight)
