@@ -161,8 +161,9 @@ final class ClientSession: @unchecked Sendable {
             }
             guard let written = outbox.flush(to: connection), let queued = connection.unreadByPeer else { return }
             let time = now()
-            // Progress: the client read something (its queue shrank or emptied, or took bytes that waited for room).
-            if queued == 0 || queued < unread || (leftover && written > 0) { lastProgress = time }
+            // Progress: the client read something (its queue shrank or emptied, or took bytes that waited for room);
+            // and bytes written into an empty queue start the clock afresh.
+            if queued == 0 || queued < unread || (written > 0 && (leftover || unread == 0)) { lastProgress = time }
             unread = queued
             if unread == 0 && outbox.isEmpty, let (frame, dropped) = takeFrame() {
                 outbox.append(MessageEncoder.encode(.frame(encode(frame, dropped: UInt32(clamping: dropped)))))
