@@ -54,6 +54,7 @@ final class ClientSession: @unchecked Sendable {
     private var decoder = MessageDecoder(limit: 1 << 16)
     private var readBuffer = [UInt8](repeating: 0, count: 4096)
     private var outbox = Outbox()
+    private var pollDescriptors: [pollfd]
 
     init(id: Int, connection: UnixSocket, wake: WakePipe, peerUID: UInt32, stream: StreamDescription, generation: Int,
          settings: MaskServer.Settings, statsProvider: @escaping @Sendable () -> [UInt8], onExit: @escaping (ClientSession) -> Void) {
@@ -66,6 +67,7 @@ final class ClientSession: @unchecked Sendable {
         self.statsProvider = statsProvider
         self.onExit = onExit
         statistics = ClientCounters(id: id, name: "", uid: peerUID)
+        pollDescriptors = [pollfd(fd: connection.fd, events: 0, revents: 0), pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
     }
 
     var counters: ClientCounters {
@@ -213,12 +215,11 @@ final class ClientSession: @unchecked Sendable {
     /// Waits for the socket (readable, or writable when `writing`), a wake-up, or `timeout` seconds (nil: no limit).
     /// True when the socket has something to read or has hung up.
     private func waitForEvents(writing: Bool, timeout: Double?) -> Bool {
-        var descriptors = [pollfd(fd: connection.fd, events: Int16(POLLIN) | (writing ? Int16(POLLOUT) : 0), revents: 0),
-                           pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
+        pollDescriptors[0].events = Int16(POLLIN) | (writing ? Int16(POLLOUT) : 0)
         let milliseconds = timeout.map { Int32((max(0, min($0, 3600)) * 1000).rounded(.up)) } ?? -1
-        while poll(&descriptors, 2, milliseconds) < 0 && errno == EINTR {}
-        if descriptors[1].revents != 0 { wake.clear() }
-        return descriptors[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
+        while poll(&pollDescriptors, 2, milliseconds) < 0 && errno == EINTR {}
+        if pollDescriptors[1].revents != 0 { wake.clear() }
+        return pollDescriptors[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
     }
 
     private func now() -> Double { Double(Clock.monotonicNanoseconds()) / 1e9 }

@@ -29,8 +29,9 @@ final class WakePipe {
         _ = write(writeEnd, &byte, 1)
     }
 
+    /// One read (this runs once per frame per client): should more signals be left, the next poll just wakes at once.
     func clear() {
-        var bytes = [UInt8](repeating: 0, count: 64)
-        while bytes.withUnsafeMutableBytes({ read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
+        var bytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        _ = withUnsafeMutableBytes(of: &bytes) { read(readEnd, $0.baseAddress, $0.count) }
     }
 }
