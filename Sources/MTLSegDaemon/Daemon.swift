@@ -107,7 +107,7 @@ public final class Daemon: @unchecked Sendable {
         let clients = server.clientCounters
         func label(_ client: ClientCounters) -> String { "{client=\"\(client.id)\",name=\"\(PrometheusText.label(client.name))\"}" }
         out.metric("mtlseg_client_frames_delivered_total", "counter", "Frames written to each connected client.", clients.map { (label($0), Double($0.delivered)) })
-        out.metric("mtlseg_client_frames_dropped_total", "counter", "Frames each connected client lost by not keeping up.", clients.map { (label($0), Double($0.dropped)) })
+        out.metric("mtlseg_client_frames_dropped_total", "counter", "Published frames each connected client was never sent (it fell behind, or they were of a model a reload replaced).", clients.map { (label($0), Double($0.dropped)) })
         out.metric("mtlseg_clients", "gauge", "Connected clients.", [("", Double(clients.count))])
         out.metric("mtlseg_fps", "gauge", "Frames per second over the last 2 s.",
                    [("{kind=\"captured\"}", pipeline.recentCaptures.rate(now: now)), ("{kind=\"published\"}", pipeline.recentPublished.rate(now: now))])

@@ -200,8 +200,8 @@ public final class MaskServer: @unchecked Sendable {
         }
         let id = nextID
         nextID += 1
-        let session = ClientSession(id: id, connection: connection, wake: wake, peerUID: peer.uid, stream: stream, generation: generation, settings: settings,
-                                    statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
+        let session = ClientSession(id: id, connection: connection, wake: wake, peerUID: peer.uid, stream: stream, generation: generation,
+                                    settings: settings, statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
         sessions[id] = session
         lock.unlock()
         session.start()

@@ -110,7 +110,8 @@ final class DeliveryTests: XCTestCase {
                 break
             }
             let ages = frames.map(\.age).sorted()
-            print("\(reading.name): \(frames.count) frames, age median \(ages[ages.count / 2]) s, oldest \(oldest) s, dropped \(frames.map { Int($0.dropped) }.reduce(0, +))")
+            let dropped = frames.map { Int($0.dropped) }.reduce(0, +)
+            print("\(reading.name): \(frames.count) frames, age median \(ages.isEmpty ? 0 : ages[ages.count / 2]) s, oldest \(oldest) s, dropped \(dropped)")
         }
         // Keeping up, the fast reader lost no published frame, while the slow ones lost most.
         XCTAssertEqual(clients.first { $0.name == "fast" }?.dropped, 0, "\(clients)")
