@@ -42,10 +42,6 @@ final class ClientSession: @unchecked Sendable {
     /// False until the handshake is done, and for a client that asked for no task.
     private var wantsFrames = false
     private var statistics: ClientCounters
-    /// `mailbox.received` when the last frame was sent: frames that came while the client read it.
-    private var receivedAtLastSend: UInt64?
-    /// Whether the client finished reading the frame before the last one before a newer frame came.
-    private var previousReadKeptUp = false
 
     // The client's thread's own state:
     private var stream: StreamDescription
@@ -195,15 +191,8 @@ final class ClientSession: @unchecked Sendable {
     private func takeFrame() -> (PublishedFrame, UInt64)? {
         lock.lock()
         defer { lock.unlock() }
-        guard pendingStream == nil, closing == nil, !mailbox.isEmpty else { return nil }
-        // Kept up: read the last frame before a newer one came. One slow read after a kept-up one is a stall,
-        // and the client catches up; two in a row, it is a slow reader, and gets the newest frame.
-        let keptUp = receivedAtLastSend.map { mailbox.received - $0 <= 1 } ?? false
-        let catchingUp = keptUp || previousReadKeptUp
-        previousReadKeptUp = keptUp
-        let next = mailbox.take(catchingUp: catchingUp)
-        receivedAtLastSend = mailbox.received
-        return next
+        guard pendingStream == nil, closing == nil else { return nil }
+        return mailbox.take()
     }
 
     private var hasFrameWaiting: Bool {

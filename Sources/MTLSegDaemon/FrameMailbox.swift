@@ -1,10 +1,11 @@
 /// The frames published for one client that it has not been sent yet, which of them it gets next, and
 /// the account of the ones it never gets.
 ///
-/// A client that is keeping up gets every frame, even across a short stall of its own (a busy machine
-/// can hold a reader back for a few frame intervals): frames captured up to `catchUpWindow` before
-/// the newest wait for it, and it is sent the oldest. A client that is not keeping up gets the newest
-/// frame; the older ones are dropped.
+/// A frame is taken when the client has read the one before. The client kept up if it did so before a
+/// newer frame came. One that kept up this time or the time before gets every frame, even across a short
+/// stall of its own (a busy machine can hold a reader back for a few frame intervals): frames captured up
+/// to `catchUpWindowNanoseconds` before the newest wait for it, and it is sent the oldest. Two slow reads
+/// in a row make a slow reader: it gets the newest frame; the older ones are dropped.
 struct FrameMailbox {
     /// How far back frames wait for a client that keeps up; also the most a frame it is sent can lag the newest.
     static let catchUpWindowNanoseconds: UInt64 = 250_000_000
@@ -18,6 +19,9 @@ struct FrameMailbox {
     private(set) var received: UInt64 = 0
     private var firstSequence: UInt64?
     private var lastSentSequence: UInt64?
+    /// `received` when the last frame was taken: frames that came while the client read it.
+    private var receivedAtLastTake: UInt64?
+    private var previousReadKeptUp = false
 
     init() {
         waiting.reserveCapacity(Self.capacity + 1)
@@ -48,12 +52,17 @@ struct FrameMailbox {
         waiting.removeAll(keepingCapacity: true)
     }
 
-    /// The frame to send now (the oldest waiting when the client is catching up, else the newest, the rest
-    /// dropped) and its FRAME `dropped`: every frame since the previous one sent (or since the first
-    /// published for this client) that it does not get, so consecutive FRAMEs' `dropped` add up to the gaps
-    /// in their sequence numbers, frames the source lost or the pipeline skipped included.
-    mutating func take(catchingUp: Bool) -> (frame: PublishedFrame, dropped: UInt64)? {
+    /// The frame to send now that the client has read everything before (the oldest waiting when it is
+    /// keeping up, else the newest, the rest dropped) and its FRAME `dropped`: every frame since the
+    /// previous one sent (or since the first published for this client) that it does not get, so
+    /// consecutive FRAMEs' `dropped` add up to the gaps in their sequence numbers, frames the source lost
+    /// or the pipeline skipped included.
+    mutating func take() -> (frame: PublishedFrame, dropped: UInt64)? {
         guard !waiting.isEmpty else { return nil }
+        let keptUp = receivedAtLastTake.map { received - $0 <= 1 } ?? false
+        let catchingUp = keptUp || previousReadKeptUp
+        previousReadKeptUp = keptUp
+        receivedAtLastTake = received
         let frame: PublishedFrame
         if catchingUp {
             frame = waiting.removeFirst()
