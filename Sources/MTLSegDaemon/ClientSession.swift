@@ -1,49 +1,77 @@
 import Foundation
+import MTLSegCapture
 import MTLSegWire
 
-/// One connected consumer: its handshake, its one-frame mailbox, and the thread
-/// that writes to it. The thread owns the socket; other threads only leave
-/// things in the mailbox and signal.
+/// One connected consumer: its handshake, its mailbox, and the thread that writes
+/// to it. The thread owns the socket; other threads only leave things in the
+/// mailbox and wake it.
+///
+/// Delivery is paced by what the client reads. A frame is written only once the
+/// client has read everything written before it (the kernel holds no unread byte
+/// of ours, SIOCOUTQ); until then frames wait in the mailbox (FrameMailbox: the
+/// next one is the newest, or for a client that keeps up, the oldest of the last
+/// 0.25 s). So at most one frame sits in the socket, a slow reader gets the newest
+/// frame whenever it comes back for one (never one the kernel held for seconds),
+/// and FRAME's `dropped` counts every frame it did not get. A client is judged by
+/// its reading, not by the socket's writability (a Unix socket turns writable only
+/// once most of its buffer has drained): with bytes of ours unread, a client whose
+/// queue has not shrunk for the client timeout is disconnected.
 final class ClientSession: @unchecked Sendable {
+    /// While a newer frame waits for the client to finish reading, how often its queue is looked at
+    /// (the kernel tells no one when a peer has read everything).
+    static let drainCheckInterval = 0.005
+    /// Room for a STATS reply or STREAM_CHANGED beside one frame in the socket's send buffer.
+    static let sendBufferHeadroom = 8192
+
     let id: Int
     private let connection: UnixSocket
+    private let wake: WakePipe
     private let settings: MaskServer.Settings
     private let statsProvider: @Sendable () -> [UInt8]
     private let onExit: (ClientSession) -> Void
-    private let condition = NSCondition()
-    private var stream: StreamDescription
-    // Guarded by `condition`:
-    private var mailbox: PublishedFrame?
+    private let finished = DispatchSemaphore(value: 0)
+    private var started = false
+
+    // Guarded by `lock`:
+    private let lock = NSLock()
+    private var mailbox = FrameMailbox()
     private var pendingStream: StreamDescription?
     /// The model generation the client's current (or pending) description belongs to.
     private var generation: Int
     private var closing: WireError?
-    private var lostSinceDelivery: UInt32 = 0
+    /// False until the handshake is done, and for a client that asked for no task.
+    private var wantsFrames = false
     private var statistics: ClientCounters
-    private var started = false
-    private let finished = DispatchSemaphore(value: 0)
-    // The writer thread's own state:
+
+    // The client's thread's own state:
+    private var stream: StreamDescription
     private var hello = Hello()
     private var taskIndices: [Int] = []
     private var decoder = MessageDecoder(limit: 1 << 16)
     private var readBuffer = [UInt8](repeating: 0, count: 4096)
+    private var outbox = Outbox()
+    private var pollDescriptors: [pollfd]
 
-    init(id: Int, connection: UnixSocket, peerUID: UInt32, stream: StreamDescription, generation: Int, settings: MaskServer.Settings,
-         statsProvider: @escaping @Sendable () -> [UInt8], onExit: @escaping (ClientSession) -> Void) {
+    init(id: Int, connection: UnixSocket, wake: WakePipe, peerUID: UInt32, stream: StreamDescription, generation: Int,
+         settings: MaskServer.Settings, statsProvider: @escaping @Sendable () -> [UInt8], onExit: @escaping (ClientSession) -> Void) {
         self.id = id
         self.connection = connection
+        self.wake = wake
         self.stream = stream
         self.generation = generation
         self.settings = settings
         self.statsProvider = statsProvider
         self.onExit = onExit
         statistics = ClientCounters(id: id, name: "", uid: peerUID)
+        pollDescriptors = [pollfd(fd: connection.fd, events: 0, revents: 0), pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
     }
 
     var counters: ClientCounters {
-        condition.lock()
-        defer { condition.unlock() }
-        return statistics
+        lock.lock()
+        defer { lock.unlock() }
+        var counters = statistics
+        counters.dropped = mailbox.discarded
+        return counters
     }
 
     func start() {
@@ -63,43 +91,36 @@ final class ClientSession: @unchecked Sendable {
         }
     }
 
-    /// Leaves `frame` for the client; an undelivered older one is dropped.
+    /// Leaves `frame` for the client.
     func offer(_ frame: PublishedFrame) {
-        condition.lock()
-        // A frame of another model than the one this client is (or is about to be) told of is not for it.
+        lock.lock()
+        guard wantsFrames else { return lock.unlock() }
         guard frame.generation == generation else {
-            condition.unlock()
-            return
+            // A frame of a model this client has been told is gone (or is about to be) is not for it.
+            mailbox.discard(frame)
+            return lock.unlock()
         }
-        if mailbox != nil {
-            statistics.dropped += 1
-            lostSinceDelivery &+= 1
-        }
-        mailbox = frame
-        condition.signal()
-        condition.unlock()
+        mailbox.put(frame)
+        lock.unlock()
+        wake.signal()
     }
 
     func changeStream(_ description: StreamDescription, generation: Int) {
-        condition.lock()
+        lock.lock()
         pendingStream = description
         self.generation = generation
         // A frame of the old model must not follow the new description.
-        if mailbox != nil {
-            mailbox = nil
-            statistics.dropped += 1
-            lostSinceDelivery &+= 1
-        }
-        condition.signal()
-        condition.unlock()
+        mailbox.discardWaiting()
+        lock.unlock()
+        wake.signal()
     }
 
+    /// Has the client's thread send `error` and end the session.
     func close(with error: WireError) {
-        condition.lock()
+        lock.lock()
         closing = error
-        condition.signal()
-        condition.unlock()
-        connection.shutdownBoth()
+        lock.unlock()
+        wake.signal()
     }
 
     // MARK: The client's thread
@@ -112,43 +133,89 @@ final class ClientSession: @unchecked Sendable {
         }
         guard handshake() else { return }
         DaemonLog.info("client \(id) (\(hello.name ?? "unnamed"), uid \(statistics.uid)) connected: \(taskIndices.count) task(s), \(hello.encoding ?? .raw)")
-        while true {
-            condition.lock()
-            while mailbox == nil && pendingStream == nil && closing == nil {
-                // Wake now and then to notice requests and hang-ups on the socket.
-                if !condition.wait(until: Date().addingTimeInterval(0.05)) { break }
-            }
-            let frame = mailbox, newStream = pendingStream, error = closing, lost = lostSinceDelivery
-            mailbox = nil
-            pendingStream = nil
-            if frame != nil { lostSinceDelivery = 0 }
-            condition.unlock()
+        serve()
+    }
 
-            if let error {
-                _ = connection.writeAll(MessageEncoder.encode(.error(error)), timeout: 0.2)
-                return
-            }
-            guard serviceRequests() else { return }
+    /// Frames, stream changes and STATS replies until the client goes, stops reading, or the daemon stops.
+    private func serve() {
+        var lastProgress = now()
+        var unread = 0  // connection.unreadByPeer at the last look
+        var socketReady = true  // something to read (or a hang-up) may be waiting
+        while true {
+            lock.lock()
+            let error = closing, newStream = pendingStream
+            pendingStream = nil
+            lock.unlock()
+            if let error { return sayGoodbye(error) }
+            let leftover = !outbox.isEmpty
             if let newStream {
                 stream = newStream
-                guard selectTasks(), send(.streamChanged(clientStream())) else { return }
+                guard selectTasks(afterReload: true) else { return }
+                outbox.append(MessageEncoder.encode(.streamChanged(clientStream())))
+                sizeSendBuffer()
             }
-            // A client that asked for no task (e.g. one that only wants STATS) gets no frames.
-            if let frame, !taskIndices.isEmpty {
-                guard send(.frame(encode(frame, dropped: lost))) else {
-                    DaemonLog.warning("client \(id) took no data for \(settings.clientTimeout) s: disconnected")
-                    return
-                }
-                condition.lock()
+            if socketReady {
+                guard serviceRequests() else { return }
+            }
+            guard let written = outbox.flush(to: connection), let queued = connection.unreadByPeer else { return }
+            let time = now()
+            // Progress: the client read something (its queue shrank or emptied, or took bytes that waited for room);
+            // and bytes written into an empty queue start the clock afresh.
+            if queued == 0 || queued < unread || (written > 0 && (leftover || unread == 0)) { lastProgress = time }
+            unread = queued
+            if unread == 0 && outbox.isEmpty, let (frame, dropped) = takeFrame() {
+                outbox.append(MessageEncoder.encode(.frame(encode(frame, dropped: UInt32(clamping: dropped)))))
+                guard outbox.flush(to: connection) != nil, let queued = connection.unreadByPeer else { return }
+                unread = queued
+                lastProgress = time
+                lock.lock()
                 statistics.delivered += 1
-                condition.unlock()
+                lock.unlock()
             }
+            let behind = unread > 0 || !outbox.isEmpty
+            if behind && time - lastProgress >= settings.clientTimeout {
+                DaemonLog.warning("client \(id) read nothing for \(settings.clientTimeout) s: disconnected")
+                return
+            }
+            var timeout: Double?
+            if behind {
+                timeout = lastProgress + settings.clientTimeout - time
+                if outbox.isEmpty && hasFrameWaiting { timeout = min(timeout!, Self.drainCheckInterval) }
+            }
+            socketReady = waitForEvents(writing: !outbox.isEmpty, timeout: timeout)
         }
     }
 
+    /// The frame to send now that the client has read everything, and its `dropped`; none while a stream
+    /// change has still to be sent first.
+    private func takeFrame() -> (PublishedFrame, UInt64)? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard pendingStream == nil, closing == nil else { return nil }
+        return mailbox.take()
+    }
+
+    private var hasFrameWaiting: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !mailbox.isEmpty
+    }
+
+    /// Waits for the socket (readable, or writable when `writing`), a wake-up, or `timeout` seconds (nil: no limit).
+    /// True when the socket has something to read or has hung up.
+    private func waitForEvents(writing: Bool, timeout: Double?) -> Bool {
+        pollDescriptors[0].events = Int16(POLLIN) | (writing ? Int16(POLLOUT) : 0)
+        let milliseconds = timeout.map { Int32((max(0, min($0, 3600)) * 1000).rounded(.up)) } ?? -1
+        while poll(&pollDescriptors, 2, milliseconds) < 0 && errno == EINTR {}
+        if pollDescriptors[1].revents != 0 { wake.clear() }
+        return pollDescriptors[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
+    }
+
+    private func now() -> Double { Double(Clock.monotonicNanoseconds()) / 1e9 }
+
     /// HELLO in time and valid, answered with STREAM; else ERROR.
     private func handshake() -> Bool {
-        let deadline = Date().addingTimeInterval(settings.helloTimeout)
+        let deadline = now() + settings.helloTimeout
         while true {
             do {
                 if let message = try decoder.next() {
@@ -160,28 +227,37 @@ final class ClientSession: @unchecked Sendable {
                         return refuse(WireError(code: WireError.unsupportedProtocol,
                                                 message: "protocol \(hello.protocol) is not supported; this daemon speaks \(wireProtocolVersion)"))
                     }
-                    condition.lock()
+                    guard selectTasks(afterReload: false) else { return false }
+                    sizeSendBuffer()
+                    lock.lock()
                     statistics.name = hello.name ?? ""
-                    condition.unlock()
-                    guard selectTasks() else { return false }
-                    return send(.stream(clientStream()))
+                    // From now on frames are for this client, unless it asked for no task (STATS and stream changes only).
+                    wantsFrames = !taskIndices.isEmpty
+                    lock.unlock()
+                    outbox.append(MessageEncoder.encode(.stream(clientStream())))
+                    return true
                 }
             } catch let error as DecodeError {
                 return refuse(WireError(code: error.wireCode, message: error.description))
             } catch {
                 return refuse(WireError(code: WireError.badMessage, message: "\(error)"))
             }
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0, let count = connection.read(into: &readBuffer, timeout: left) else {
-                return refuse(WireError(code: WireError.timeout, message: "no HELLO within \(settings.helloTimeout) s"))
-            }
-            guard count > 0 else { return false }
+            let left = deadline - now()
+            guard left > 0 else { return refuse(WireError(code: WireError.timeout, message: "no HELLO within \(settings.helloTimeout) s")) }
+            let readable = waitForEvents(writing: false, timeout: left)
+            lock.lock()
+            let error = closing
+            lock.unlock()
+            if let error { return refuse(error) }
+            guard readable else { continue }
+            guard let count = connection.read(into: &readBuffer, timeout: 0), count > 0 else { return false }
             readBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0 ..< count])) }
         }
     }
 
-    /// The task indices this client asked for, checked against the stream.
-    private func selectTasks() -> Bool {
+    /// The task indices this client asked for, checked against the stream; after a reload to a model that
+    /// lacks one of them, ERROR `unknown_task` ends the session (the client may reconnect asking for others).
+    private func selectTasks(afterReload: Bool) -> Bool {
         guard let wanted = hello.tasks else {
             taskIndices = stream.tasks.map(\.index)
             return true
@@ -190,12 +266,21 @@ final class ClientSession: @unchecked Sendable {
         for name in wanted {
             guard let task = stream.tasks.first(where: { $0.name == name }) else {
                 let known = stream.tasks.map(\.name).joined(separator: ", ")
-                return refuse(WireError(code: WireError.unknownTask, message: "no task '\(name)' (the model has: \(known))"))
+                let model = afterReload ? "the reloaded model \(stream.model.name)" : "the model"
+                return refuse(WireError(code: WireError.unknownTask, message: "no task '\(name)' (\(model) has: \(known))"))
             }
             indices.append(task.index)
         }
         taskIndices = indices
         return true
+    }
+
+    /// Room in the socket for one frame of this client's masks (raw, the larger encoding in practice) and a
+    /// reply beside it, no more: what the client has not read yet waits in the mailbox.
+    private func sizeSendBuffer() {
+        let header = 5 + 29 + 4 * stream.latencies.count + 1
+        let masks = taskIndices.count * (6 + stream.maskWidth * stream.maskHeight)
+        connection.setSendBufferSize(header + masks + Self.sendBufferHeadroom)
     }
 
     private func clientStream() -> StreamDescription {
@@ -218,33 +303,40 @@ final class ClientSession: @unchecked Sendable {
 
     /// Reads whatever the client sent: STATS_REQUEST is answered, end of stream or garbage ends the session.
     private func serviceRequests() -> Bool {
-        while connection.wait(for: Int16(POLLIN), timeout: 0) {
-            guard let count = connection.read(into: &readBuffer, timeout: 0), count > 0 else { return false }
-            readBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0 ..< count])) }
+        while true {
+            // Messages already buffered first: a STATS_REQUEST may have come in the same read as HELLO.
             do {
                 while let message = try decoder.next() {
                     guard case .statsRequest = message else {
                         return refuse(WireError(code: WireError.badMessage, message: "only STATS_REQUEST may follow HELLO"))
                     }
-                    guard send(.stats(statsProvider())) else { return false }
+                    outbox.append(MessageEncoder.encode(.stats(statsProvider())))
                 }
             } catch let error as DecodeError {
                 return refuse(WireError(code: error.wireCode, message: error.description))
             } catch {
                 return refuse(WireError(code: WireError.badMessage, message: "\(error)"))
             }
+            guard connection.wait(for: Int16(POLLIN), timeout: 0) else { return true }
+            guard let count = connection.read(into: &readBuffer, timeout: 0), count > 0 else { return false }
+            readBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0 ..< count])) }
         }
-        return true
     }
 
-    private func send(_ message: Message) -> Bool {
-        connection.writeAll(MessageEncoder.encode(message), timeout: settings.clientTimeout)
+    /// The daemon is stopping: whatever is still owed, then ERROR, as far as the socket takes them soon.
+    private func sayGoodbye(_ error: WireError) {
+        outbox.append(MessageEncoder.encode(.error(error)))
+        let deadline = now() + 0.2
+        while !outbox.isEmpty && now() < deadline {
+            guard outbox.flush(to: connection) != nil else { return }
+            if !outbox.isEmpty { _ = connection.wait(for: Int16(POLLOUT), timeout: 0.02) }
+        }
     }
 
     /// Sends ERROR and ends the session.
     private func refuse(_ error: WireError) -> Bool {
         DaemonLog.warning("client \(id): \(error)")
-        _ = connection.writeAll(MessageEncoder.encode(.error(error)), timeout: 0.2)
+        sayGoodbye(error)
         return false
     }
 }

@@ -19,6 +19,7 @@ public final class Daemon: @unchecked Sendable {
     /// Loads and warms the model and binds nothing yet; `makeSource` opens the configured source.
     public init(config: DaemonConfig, makeSource: (DaemonConfig) throws -> FrameSource) throws {
         self.config = config
+        Allocator.keepLargeBlocksMapped()
         // Loading and warming a large model can take a while: ask systemd for time beyond TimeoutStartSec.
         ServiceNotifier.send("EXTEND_TIMEOUT_USEC=60000000\nSTATUS=loading \(config.model)")
         model = try LoadedModel.load(path: config.model, threads: config.threads,
@@ -74,10 +75,11 @@ public final class Daemon: @unchecked Sendable {
                                               fallbackSize: InputSize(width: newConfig.width, height: newConfig.height),
                                               budget: newConfig.memoryBudget)
             generation += 1
+            // The pipeline is left the old model's last holder: it frees it after the frame in flight (Allocator).
+            model = loaded
             // Clients learn of the new stream first; frames of the old model still in flight are then not sent to them.
             server.changeStream(loaded.stream, generation: generation)
             pipeline.replaceEngine(loaded.engine, description: loaded.description, generation: generation)
-            model = loaded
             config.model = newConfig.model
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
             return true
@@ -106,7 +108,7 @@ public final class Daemon: @unchecked Sendable {
         let clients = server.clientCounters
         func label(_ client: ClientCounters) -> String { "{client=\"\(client.id)\",name=\"\(PrometheusText.label(client.name))\"}" }
         out.metric("mtlseg_client_frames_delivered_total", "counter", "Frames written to each connected client.", clients.map { (label($0), Double($0.delivered)) })
-        out.metric("mtlseg_client_frames_dropped_total", "counter", "Frames each connected client lost by not keeping up.", clients.map { (label($0), Double($0.dropped)) })
+        out.metric("mtlseg_client_frames_dropped_total", "counter", "Published frames each connected client was never sent (it fell behind, or they were of a model a reload replaced).", clients.map { (label($0), Double($0.dropped)) })
         out.metric("mtlseg_clients", "gauge", "Connected clients.", [("", Double(clients.count))])
         out.metric("mtlseg_fps", "gauge", "Frames per second over the last 2 s.",
                    [("{kind=\"captured\"}", pipeline.recentCaptures.rate(now: now)), ("{kind=\"published\"}", pipeline.recentPublished.rate(now: now))])

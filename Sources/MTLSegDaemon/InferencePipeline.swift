@@ -105,6 +105,7 @@ public final class InferencePipeline: @unchecked Sendable {
     }
 
     private func inferenceLoop() {
+        var lastGeneration = 0
         while true {
             lock.lock()
             let done = stopping
@@ -114,6 +115,12 @@ public final class InferencePipeline: @unchecked Sendable {
             lock.lock()
             let engine = self.engine, preprocessor = self.preprocessor, input = self.input, generation = self.generation
             lock.unlock()
+            if generation != lastGeneration {
+                // A reload: the previous engine went with the last frame it ran (the daemon let go of it before
+                // handing this one over), so its memory is free now; give it back to the system.
+                Allocator.returnFreeMemory()
+                lastGeneration = generation
+            }
             let start = Clock.monotonicNanoseconds()
             frame.pixels.withUnsafeBufferPointer {
                 preprocessor.process(rgbPixels: $0.baseAddress!, width: frame.width, height: frame.height, rowStride: frame.width * 3,

@@ -25,9 +25,11 @@ public struct PublishedFrame: Sendable {
 }
 
 /// Publishes frames on the Unix socket to every connected client (PROTOCOL.md).
-/// Each client has its own thread and a one-frame mailbox: a slow client loses
-/// frames (and is told how many), a stuck one is dropped after the timeout, and
-/// neither ever delays the pipeline or the other clients.
+/// Each client has its own thread and a one-frame mailbox, and at most one message
+/// waits unread in its socket: a slow client gets the newest frame when it comes
+/// back for one and loses the others (and is told how many), one that stops reading
+/// is dropped after the timeout, and neither ever delays the pipeline or the other
+/// clients (ClientSession).
 public final class MaskServer: @unchecked Sendable {
     public struct Settings: Sendable {
         public var path: String
@@ -57,6 +59,7 @@ public final class MaskServer: @unchecked Sendable {
     }
 
     public let settings: Settings
+    private let allowList: AllowList
     private let lock = NSLock()
     private var stream: StreamDescription
     private var generation = 0
@@ -75,6 +78,7 @@ public final class MaskServer: @unchecked Sendable {
     public init(settings: Settings, stream: StreamDescription) {
         self.settings = settings
         self.stream = stream
+        allowList = AllowList(uids: settings.allowUIDs, gids: settings.allowGIDs, ownUID: getuid())
     }
 
     /// Binds the socket and starts accepting; returns once clients can connect.
@@ -173,10 +177,12 @@ public final class MaskServer: @unchecked Sendable {
 
     private func admit(_ connection: UnixSocket) {
         let peer = connection.peerCredentials() ?? (pid: -1, uid: UInt32.max, gid: UInt32.max)
-        if !isAllowed(uid: peer.uid, gid: peer.gid) {
-            DaemonLog.warning("refused a client: uid \(peer.uid) gid \(peer.gid) (pid \(peer.pid)) is not on the allow-list")
+        let groups = connection.peerGroups() ?? []
+        if !allowList.admits(uid: peer.uid, gid: peer.gid, supplementaryGroups: groups) {
+            let described = "uid \(peer.uid) gid \(peer.gid) groups \(groups.map(String.init).joined(separator: ","))"
+            DaemonLog.warning("refused a client: \(described) (pid \(peer.pid)) is not on the allow-list")
             _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.notAllowed,
-                                                                           message: "uid \(peer.uid) gid \(peer.gid) may not connect"))), timeout: 0.2)
+                                                                           message: "\(described) may not connect"))), timeout: 0.2)
             return
         }
         lock.lock()
@@ -187,19 +193,18 @@ public final class MaskServer: @unchecked Sendable {
                                                                            message: "\(settings.maxClients) clients already connected"))), timeout: 0.2)
             return
         }
+        guard let wake = WakePipe() else {
+            lock.unlock()
+            DaemonLog.warning("refused a client (pid \(peer.pid)): no file descriptors left (\(String(cString: strerror(errno))))")
+            return
+        }
         let id = nextID
         nextID += 1
-        let session = ClientSession(id: id, connection: connection, peerUID: peer.uid, stream: stream, generation: generation, settings: settings,
-                                    statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
+        let session = ClientSession(id: id, connection: connection, wake: wake, peerUID: peer.uid, stream: stream, generation: generation,
+                                    settings: settings, statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
         sessions[id] = session
         lock.unlock()
         session.start()
-    }
-
-    private func isAllowed(uid: UInt32, gid: UInt32) -> Bool {
-        if uid == 0 || uid == getuid() { return true }
-        if settings.allowUIDs.isEmpty && settings.allowGIDs.isEmpty { return true }
-        return settings.allowUIDs.contains(uid) || settings.allowGIDs.contains(gid)
     }
 
     private func remove(_ session: ClientSession) {

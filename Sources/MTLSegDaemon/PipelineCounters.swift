@@ -17,7 +17,7 @@ public struct PipelineCounters: Equatable, Sendable, Codable {
     public init() {}
 }
 
-/// Per client: frames written to it, and frames it lost by not keeping up.
+/// Per client: frames written to it, and published frames it was never sent (it fell behind, or a reload replaced their model).
 public struct ClientCounters: Equatable, Sendable, Codable {
     public var id: Int
     public var name: String

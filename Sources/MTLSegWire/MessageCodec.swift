@@ -130,8 +130,36 @@ public struct MessageDecoder {
     static func json<T: Decodable>(_ type: T.Type, _ payload: [UInt8], _ name: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(payload))
+        } catch let error as DecodingError {
+            throw DecodeError.malformed(type: name, reason: reason(error))
         } catch {
-            throw DecodeError.malformed(type: name, reason: "payload is not the expected JSON object")
+            throw DecodeError.malformed(type: name, reason: "payload is not a JSON object")
+        }
+    }
+
+    /// Which field was wrong, for the ERROR a client gets (a bad `encoding`, a number where a list belongs …).
+    static func reason(_ error: DecodingError) -> String {
+        func field(_ path: [CodingKey]) -> String {
+            path.isEmpty ? "the payload" : "'" + path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "'"
+        }
+        switch error {
+        case let .keyNotFound(key, context): return "\(field(context.codingPath + [key])) is missing"
+        case let .typeMismatch(type, context): return "\(field(context.codingPath)) must be \(expected(type))"
+        case let .valueNotFound(type, context): return "\(field(context.codingPath)) must be \(expected(type)), not null"
+        case let .dataCorrupted(context):
+            if context.codingPath.last?.stringValue == "encoding" { return "'encoding' must be \"raw\" or \"rle\"" }
+            return context.codingPath.isEmpty ? "payload is not a JSON object" : "\(field(context.codingPath)) has an invalid value"
+        @unknown default: return "payload is not the expected JSON object"
+        }
+    }
+
+    private static func expected(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is MaskEncoding.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is [String].Type: return "a list of strings"
+        case is [Any].Type: return "a list"
+        default: return type == [String: Any].self ? "an object" : "a \(type)"
         }
     }
 

@@ -133,6 +133,22 @@ public final class UnixSocket {
         return (words.0, words.1, words.2)
     }
 
+    /// The connected peer's supplementary groups, from SO_PEERGROUPS (Linux 4.13 and later): the groups
+    /// of the process that connected, as they were when it connected. nil where the kernel cannot tell.
+    public func peerGroups() -> [UInt32]? {
+        let peerGroupsOption: Int32 = 59  // SO_PEERGROUPS, <asm-generic/socket.h>
+        var groups = [UInt32](repeating: 0, count: 64)
+        while true {
+            var length = socklen_t(groups.count * MemoryLayout<UInt32>.size)
+            if getsockopt(fd, SOL_SOCKET, peerGroupsOption, &groups, &length) == 0 {
+                return Array(groups.prefix(Int(length) / MemoryLayout<UInt32>.size))
+            }
+            // ERANGE: more groups than room; `length` says how many bytes they need.
+            guard errno == ERANGE, Int(length) > groups.count * MemoryLayout<UInt32>.size else { return nil }
+            groups = [UInt32](repeating: 0, count: Int(length) / MemoryLayout<UInt32>.size)
+        }
+    }
+
     /// Shuts both directions, waking any thread blocked on the socket.
     public func shutdownBoth() { shutdown(fd, Int32(SHUT_RDWR)) }
 }

@@ -33,9 +33,11 @@ public final class WireClient {
     /// Connects to the daemon at `path` and completes the handshake.
     public init(path: String, hello: Hello = Hello(), timeout: Double = 5) throws {
         socket = try UnixSocket.connect(to: path)
-        guard socket.writeAll(MessageEncoder.encode(.hello(hello)), timeout: timeout) else { throw Failure.closed }
         stream = StreamDescription(model: .init(name: "", variant: "", precision: "", sha256: ""), maskWidth: 0, maskHeight: 0,
                                    tasks: [], encoding: .raw, latencies: [])
+        // The daemon refuses a client it will not serve (not_allowed, server_full) as it accepts it, before HELLO,
+        // and closes: then HELLO may fail to go out, but the ERROR is there to read.
+        _ = socket.writeAll(MessageEncoder.encode(.hello(hello)), timeout: timeout)
         switch try readMessage(timeout: timeout) {
         case let .stream(description): stream = description
         case let .error(error): throw Failure.refused(error)

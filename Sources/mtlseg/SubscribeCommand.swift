@@ -10,9 +10,12 @@ struct SubscribeCommand: ParsableCommand {
         commandName: "subscribe",
         abstract: "Read masks from a running mtlsegd: per-frame statistics, optionally the masks as PNG.",
         discussion: """
-        Each line: sequence, frames this client lost, the pipeline's latencies, the end-to-end latency \
-        (capture to receipt, CLOCK_MONOTONIC), and per task the share of each class. With --png DIR each \
-        mask is written as DIR/<sequence>.<task>.png, an 8-bit grey image whose values are the class ids.
+        Each line: sequence, frames this client did not get since the previous line (the daemon's `dropped`: \
+        they add up to the gaps in the sequence numbers), the pipeline's latencies, the end-to-end latency \
+        (capture to receipt, CLOCK_MONOTONIC: the frame's age), and per task the share of each class. With \
+        --png DIR each mask is written as DIR/<sequence>.<task>.png, an 8-bit grey image whose values are \
+        the class ids. A model reload is announced (STREAM_CHANGED); a reload to a model without a task \
+        asked for with --tasks ends the subscription with the daemon's unknown_task error.
         """)
 
     @Option(name: .long, help: "The daemon's socket.")
@@ -38,9 +41,11 @@ struct SubscribeCommand: ParsableCommand {
 
     func run() throws {
         guard let wireEncoding = MaskEncoding(rawValue: encoding) else { throw ValidationError("--encoding must be raw or rle") }
+        let wanted = tasks?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        // An empty list would ask the daemon for no frames at all (a control connection, as `mtlseg status` makes).
+        if let wanted, wanted.isEmpty || wanted.contains("") { throw ValidationError("--tasks must name at least one task, e.g. --tasks rows,plants") }
         if let png { try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true) }
-        let client = try WireClient(path: socket, hello: Hello(encoding: wireEncoding, tasks: tasks?.split(separator: ",").map(String.init),
-                                                               name: "mtlseg subscribe"))
+        let client = try WireClient(path: socket, hello: Hello(encoding: wireEncoding, tasks: wanted, name: "mtlseg subscribe"))
         let stream = client.stream
         if !json {
             print("\(stream.model.name) (\(stream.model.precision), \(stream.model.sha256.prefix(12))): masks \(stream.maskWidth)x\(stream.maskHeight), "
@@ -52,7 +57,15 @@ struct SubscribeCommand: ParsableCommand {
         while count == 0 || received < count {
             switch try client.next() {
             case let .streamChanged(description):
-                if !json { print("stream changed: \(description.model.name) (\(description.model.sha256.prefix(12)))") }
+                if json {
+                    let line: [String: Any] = ["stream_changed": true, "model": description.model.name, "sha256": description.model.sha256,
+                                               "precision": description.model.precision,
+                                               "mask_width": description.maskWidth, "mask_height": description.maskHeight]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+                } else {
+                    print("stream changed: \(description.model.name) (\(description.model.precision), \(description.model.sha256.prefix(12))): "
+                        + "masks \(description.maskWidth)x\(description.maskHeight), tasks \(description.tasks.map(\.name).joined(separator: ", "))")
+                }
             case .stats:
                 break
             case let .frame(frame):

@@ -91,6 +91,9 @@ struct MTLSegDaemonCommand: ParsableCommand {
         let settings = try settings()
         // The same checks start-up would make of paths and names, before anything is loaded or bound.
         try settings.checkStartup(file: config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : "(flags)"))
+        // Before any thread starts: threads inherit the blocked set, and a SIGHUP that reaches one that does
+        // not block it kills the daemon instead of reloading it.
+        let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGHUP])
         let daemon = try Daemon(config: settings, makeSource: SourceFactory.make)
         if checkConfig {
             print(LogText.escaped("configuration OK: model \(settings.model) (\(daemon.stream.model.precision)), source \(settings.source), "
@@ -98,7 +101,6 @@ struct MTLSegDaemonCommand: ParsableCommand {
             return
         }
         try daemon.start()
-        let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGHUP])
         while true {
             let signal = signals.wait()
             if signal == SIGHUP {

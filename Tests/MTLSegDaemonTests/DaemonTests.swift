@@ -62,8 +62,7 @@ final class DaemonTests: XCTestCase {
         // The stuck client completes the handshake, then never reads again.
         let stuck = try WireClient(path: path, hello: Hello(name: "stuck"))
         let tally = Tally()
-        // Readers read until the stuck client is gone (its socket buffer must fill first, which takes
-        // longer on slow or emulated machines), and a while after.
+        // Readers read until the stuck client is gone, and a while after.
         let readers = (0 ..< 2).map { index in
             Thread {
                 guard let client = try? WireClient(path: path, hello: Hello(encoding: index == 0 ? .raw : .rle, name: "reader \(index)")) else { return }
@@ -71,7 +70,7 @@ final class DaemonTests: XCTestCase {
                 var after: Date?
                 while Date() < end {
                     if case let .frame(frame)? = try? client.next(timeout: 1) { tally.add(index, dropped: Int(frame.droppedForClient)) }
-                    if after == nil && daemon.departedClients.contains(where: { $0.name == "stuck" }) { after = Date().addingTimeInterval(0.5) }
+                    if after == nil && daemon.departedClients.contains(where: { $0.name == "stuck" }) { after = Date().addingTimeInterval(1.5) }
                     if let after, Date() > after { break }
                 }
             }
@@ -79,17 +78,19 @@ final class DaemonTests: XCTestCase {
         readers.forEach { $0.start() }
         let deadline = Date().addingTimeInterval(60)
         while !daemon.departedClients.contains(where: { $0.name == "stuck" }) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        Thread.sleep(forTimeInterval: 1.5)
+        Thread.sleep(forTimeInterval: 2)
         let counters = daemon.counters
-        // The stuck client's socket buffer filled and it was dropped after the timeout.
+        // The stuck client was dropped after the timeout.
         XCTAssertTrue(daemon.departedClients.contains { $0.name == "stuck" }, "clients: \(daemon.clients), left: \(daemon.departedClients)")
         XCTAssertFalse(daemon.clients.contains { $0.name == "stuck" })
-        let (received, dropped) = tally.totals
+        let (received, _) = tally.totals
         for index in 0 ..< 2 {
-            let share = Double(received[index]) / Double(received[index] + dropped[index])
-            XCTAssertGreaterThanOrEqual(share, 0.95, "reader \(index) got \(received[index]) frames, lost \(dropped[index])")
+            // Published frames each reader got (FRAME's `dropped` also counts frames the pipeline skipped).
+            let reader = try XCTUnwrap(daemon.departedClients.first { $0.name == "reader \(index)" })
+            let share = Double(reader.delivered) / Double(reader.delivered + reader.dropped)
+            XCTAssertGreaterThanOrEqual(share, 0.95, "reader \(index) got \(reader.delivered) frames, lost \(reader.dropped)")
         }
-        XCTAssertGreaterThan(received.min()!, 100, "the readers went on receiving while the stuck client filled its buffer")
+        XCTAssertGreaterThan(received.min()!, 100, "the readers went on receiving while the stuck client was stuck and after")
         // The counters add up: every captured frame was skipped, inferred, or is in flight.
         XCTAssertLessThanOrEqual(counters.captured - counters.skippedBeforeInference - counters.inferred, 2)
         XCTAssertEqual(counters.inferred, counters.published)

@@ -85,6 +85,32 @@ final class MessageCodecTests: XCTestCase {
         if case .malformed? = decodeError(frame) {} else { XCTFail("a lying mask length is malformed") }
     }
 
+    func testAHelloWithABadFieldIsRejectedNamingTheField() {
+        func reason(_ json: String) -> String? {
+            let payload = Array(json.utf8)
+            var decoder = MessageDecoder(limit: 1024)
+            decoder.append(withUnsafeBytes(of: UInt32(payload.count + 1).littleEndian, Array.init) + [0x01] + payload)
+            do {
+                _ = try decoder.next()
+                return nil
+            } catch let DecodeError.malformed(type, reason) {
+                XCTAssertEqual(type, "HELLO")
+                return reason
+            } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertEqual(reason(#"{"protocol": 1, "encoding": "png"}"#), #"'encoding' must be "raw" or "rle""#)
+        XCTAssertEqual(reason(#"{"protocol": 1, "encoding": 1}"#), "'encoding' must be a string")
+        XCTAssertEqual(reason(#"{"protocol": "1"}"#), "'protocol' must be an integer")
+        XCTAssertEqual(reason(#"{"encoding": "raw"}"#), "'protocol' is missing")
+        XCTAssertEqual(reason(#"{"protocol": 1, "tasks": "rows"}"#), "'tasks' must be a list")
+        XCTAssertEqual(reason(#"{"protocol": 1, "tasks": ["rows", 2]}"#), "'tasks.1' must be a string")
+        XCTAssertEqual(reason(#"{"protocol": 1, "name": ["x"]}"#), "'name' must be a string")
+        XCTAssertEqual(reason(#"[1]"#), "the payload must be an object")
+        XCTAssertNil(reason(#"{"protocol": 1, "tasks": null, "future": {"a": 1}}"#), "null tasks and unknown keys are fine")
+    }
+
     func testRandomBytesNeverCrashTheDecoder() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0 ..< 2000 {

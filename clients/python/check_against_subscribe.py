@@ -12,15 +12,17 @@ from mtlseg_client import Subscriber
 
 path, count, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 os.makedirs(out, exist_ok=True)
-sequences, dropped = [], 0
+sequences, dropped, gaps = [], 0, 0
 with Subscriber(path, encoding="rle", name="python check", reconnect=False) as stream:
     for frame in stream.frames():
         for task, mask in frame.masks.items():
             with open(os.path.join(out, f"{frame.sequence}.{task}.bin"), "wb") as f:
                 f.write(mask)
+        if sequences:
+            dropped += frame.dropped
+            gaps += frame.sequence - sequences[-1] - 1
         sequences.append(frame.sequence)
-        dropped += frame.dropped if len(sequences) > 1 else 0
         if len(sequences) == count:
             break
-print(json.dumps({"frames": len(sequences), "first": sequences[0], "last": sequences[-1], "dropped": dropped,
+print(json.dumps({"frames": len(sequences), "first": sequences[0], "last": sequences[-1], "dropped": dropped, "gaps": gaps,
                   "mask_width": stream.description["mask_width"], "mask_height": stream.description["mask_height"]}))

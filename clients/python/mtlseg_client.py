@@ -9,19 +9,32 @@ Written from Sources/MTLSegWire/PROTOCOL.md alone:
             print(frame.sequence, frame.dropped, stream.description["tasks"])
 
 Masks are `bytes` (no numpy needed; `numpy.frombuffer(mask, numpy.uint8)` makes
-an array of them). A lost connection is retried with backoff; after a model
-reload the new description is in `stream.description` and `frame.stream_changed`
-is True for the first frame that follows it.
+an array of them). `frame.dropped` counts every frame since the previous one that
+this client did not get, so consecutive frames' `dropped` add up to the gaps in
+their sequence numbers; `frame.age_s()` is how long ago the frame was captured.
+
+A lost connection, a daemon that is stopping (`shutting_down`) or full
+(`server_full`) is retried with backoff; any other ERROR (`not_allowed`,
+`unknown_task` — also after a reload to a model that lacks a task asked for —,
+`bad_message` …) raises DaemonError. After a model reload the new description is
+in `stream.description` and `frame.stream_changed` is True for the first frame
+that follows it. `tasks=[]` asks for no masks: such a connection is for
+`request_stats()` only.
 """
+import collections
 import json
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional
+from dataclasses import dataclass
+from typing import Deque, Dict, Iterator, List, Optional
 
 PROTOCOL = 1
 HELLO, STREAM, FRAME, STREAM_CHANGED, ERROR, STATS_REQUEST, STATS = 1, 2, 3, 4, 5, 6, 7
+
+
+# ERROR codes after which connecting again can succeed.
+RETRYABLE = {"shutting_down", "server_full"}
 
 
 class DaemonError(Exception):
@@ -30,6 +43,10 @@ class DaemonError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+class ProtocolError(Exception):
+    """The daemon sent something PROTOCOL.md does not allow."""
 
 
 @dataclass
@@ -41,6 +58,10 @@ class Frame:
     latencies_ms: Dict[str, float]
     masks: Dict[str, bytes]
     stream_changed: bool = False
+
+    def age_s(self) -> float:
+        """Seconds since capture (CLOCK_MONOTONIC, the daemon's clock too)."""
+        return (time.clock_gettime_ns(time.CLOCK_MONOTONIC) - self.capture_monotonic_ns) / 1e9
 
 
 def decode_rle(data: bytes, count: int) -> bytes:
@@ -68,6 +89,7 @@ class Subscriber:
         self.description: Optional[dict] = None
         self._socket: Optional[socket.socket] = None
         self._changed = False
+        self._pending: Deque[Frame] = collections.deque()  # frames that came while waiting for STATS
 
     def __enter__(self):
         self.connect()
@@ -90,48 +112,76 @@ class Subscriber:
         hello = {"protocol": PROTOCOL, "encoding": self.encoding, "name": self.name}
         if self.tasks is not None:
             hello["tasks"] = self.tasks
-        self._send(HELLO, json.dumps(hello).encode())
+        try:
+            self._send(HELLO, json.dumps(hello).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused at accept (not_allowed, server_full): the ERROR is still there to read
         kind, payload = self._message()
         if kind == ERROR:
-            error = json.loads(payload)
-            raise DaemonError(error.get("code", "?"), error.get("message", ""))
+            self._raise(payload)
         if kind != STREAM:
-            raise ConnectionError(f"expected STREAM, got message type {kind}")
+            raise ProtocolError(f"expected STREAM, got message type {kind}")
         self.description = json.loads(payload)
+        self._pending.clear()
 
     def request_stats(self) -> dict:
-        """The daemon's counters (frames that arrive meanwhile are dropped)."""
+        """The daemon's counters and state (PROTOCOL.md, STATS); frames that arrive meanwhile are kept for frames()."""
+        if self._socket is None:
+            self.connect()
         self._send(STATS_REQUEST, b"")
         while True:
             kind, payload = self._message()
             if kind == STATS:
                 return json.loads(payload)
-            if kind == ERROR:
-                error = json.loads(payload)
-                raise DaemonError(error.get("code", "?"), error.get("message", ""))
+            self._handle(kind, payload, keep_frames=True)
 
     def frames(self) -> Iterator[Frame]:
+        if self.tasks == []:
+            raise ValueError("tasks=[] asks the daemon for no frames; use request_stats()")
         backoff = 0.2
         while True:
             try:
                 if self._socket is None:
                     self.connect()
                     backoff = 0.2
+                while self._pending:
+                    yield self._pending.popleft()
                 kind, payload = self._message()
-                if kind == FRAME:
-                    yield self._frame(payload)
-                elif kind == STREAM_CHANGED:
-                    self.description = json.loads(payload)
-                    self._changed = True
-                elif kind == ERROR:
-                    error = json.loads(payload)
-                    raise DaemonError(error.get("code", "?"), error.get("message", ""))
-            except (ConnectionError, OSError, socket.timeout):
+                frame = self._handle(kind, payload)
+                if frame is not None:
+                    yield frame
+            except (ConnectionError, OSError, socket.timeout, DaemonError) as error:
                 self.close()
-                if not self.reconnect:
+                retry = not isinstance(error, DaemonError) or error.code in RETRYABLE
+                if not (self.reconnect and retry):
                     raise
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _handle(self, kind: int, payload: bytes, keep_frames: bool = False) -> Optional[Frame]:
+        """A message after STREAM: a frame is returned (or kept for later), the rest acted on."""
+        if kind == FRAME:
+            frame = self._frame(payload)
+            if keep_frames:
+                self._pending.append(frame)
+                return None
+            return frame
+        if kind == STREAM_CHANGED:
+            self.description = json.loads(payload)
+            self._changed = True
+        elif kind == ERROR:
+            self._raise(payload)
+        elif kind != STATS:
+            raise ProtocolError(f"message type {kind} from the daemon")
+        return None
+
+    @staticmethod
+    def _raise(payload: bytes):
+        try:
+            error = json.loads(payload)
+        except ValueError:
+            raise ProtocolError("ERROR whose payload is not JSON")
+        raise DaemonError(str(error.get("code", "?")), str(error.get("message", "")))
 
     # Framing: [u32 LE length of type + payload][u8 type][payload]
 
@@ -166,9 +216,17 @@ class Subscriber:
         for _ in range(masks_count):
             task, encoding, size = struct.unpack_from("<BBI", p, offset)
             offset += 6
+            if task not in names or offset + size > len(p):
+                raise ProtocolError(f"a mask for task index {task} that the stream does not describe, or cut short")
             data = p[offset:offset + size]
             offset += size
+            if encoding == 0 and len(data) != pixels:
+                raise ProtocolError(f"raw mask of {len(data)} bytes, expected {pixels}")
+            if encoding not in (0, 1):
+                raise ProtocolError(f"unknown mask encoding {encoding}")
             masks[names[task]] = decode_rle(data, pixels) if encoding == 1 else data
+        if offset != len(p):
+            raise ProtocolError(f"{len(p) - offset} bytes after the last mask")
         changed, self._changed = self._changed, False
         return Frame(sequence, monotonic, realtime, dropped,
                      {name: value / 1000 for name, value in zip(d["latencies"], latencies)}, masks, changed)

@@ -1,0 +1,59 @@
+import Foundation
+import XCTest
+@testable import MTLSegDaemon
+
+/// `allow_gids` as users expect: a member of a listed group is admitted whether the group is its primary
+/// one or a supplementary one (`usermod -aG`), checked from the peer's credentials at connect.
+final class PeerGroupTests: XCTestCase {
+    private static var products: URL {
+        var url = Bundle(for: PeerGroupTests.self).bundleURL
+        if url.pathExtension == "xctest" { url.deleteLastPathComponent() }
+        return url
+    }
+
+    func testTheAllowListMatchesPrimaryAndSupplementaryGroups() {
+        let list = AllowList(uids: [1001], gids: [2000], ownUID: 998)
+        XCTAssertTrue(list.admits(uid: 0, gid: 0, supplementaryGroups: []), "root")
+        XCTAssertTrue(list.admits(uid: 998, gid: 998, supplementaryGroups: []), "the daemon's own user")
+        XCTAssertTrue(list.admits(uid: 1001, gid: 1001, supplementaryGroups: []), "a listed uid")
+        XCTAssertTrue(list.admits(uid: 1002, gid: 2000, supplementaryGroups: []), "a listed primary group")
+        XCTAssertTrue(list.admits(uid: 1002, gid: 1002, supplementaryGroups: [27, 2000]), "a listed supplementary group")
+        XCTAssertFalse(list.admits(uid: 1002, gid: 1002, supplementaryGroups: [27, 2001]))
+        XCTAssertTrue(AllowList(uids: [], gids: [], ownUID: 998).admits(uid: 1002, gid: 1002, supplementaryGroups: []), "no lists: anyone")
+    }
+
+    /// Clients run as an unprivileged user (setpriv) with and without the listed group among their supplementary ones.
+    func testAClientIsAdmittedByASupplementaryGroup() throws {
+        guard getuid() == 0 else { throw XCTSkip("needs root: the clients run as another user with chosen groups (setpriv)") }
+        let setpriv = "/usr/bin/setpriv"
+        guard FileManager.default.isExecutableFile(atPath: setpriv) else { throw XCTSkip("needs \(setpriv) (util-linux)") }
+        let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-groups-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (user, member, other) = ("64242", "64343", "64344")
+        var config = DaemonConfig()
+        config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
+        config.threads = 1
+        config.fps = 30
+        config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
+        config.socketMode = 0o666
+        config.allowGIDs = [UInt32(member)!]
+        let daemon = try Daemon(config: config) { _ in TestFrameSource(width: 160, height: 120, fps: 30) }
+        try daemon.start()
+        defer { daemon.stop() }
+
+        func status(primaryGroup: String, groups: String) throws -> (status: Int32, output: String) {
+            try runProcess(setpriv, ["--reuid", user, "--regid", primaryGroup, "--groups", groups, "--",
+                                     Self.products.appendingPathComponent("mtlseg").path, "status", "--json", "--socket", config.socketPath])
+        }
+        let admitted = try status(primaryGroup: user, groups: "\(other),\(member)")
+        XCTAssertEqual(admitted.status, 0, admitted.output)
+        XCTAssertTrue(admitted.output.contains("\"clients\""), "STATS came back: \(admitted.output)")
+        let refused = try status(primaryGroup: user, groups: other)
+        XCTAssertNotEqual(refused.status, 0, refused.output)
+        XCTAssertTrue(refused.output.contains("not_allowed"), refused.output)
+        let byPrimary = try status(primaryGroup: member, groups: other)
+        XCTAssertEqual(byPrimary.status, 0, "the primary group still counts: \(byPrimary.output)")
+    }
+}
