@@ -29,24 +29,27 @@ let package = Package(
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         // Swift libraries.
-        .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels"]),
+        // Locks, threads, printf-style numbers, JSON values and path strings: the few things taken
+        // from the full Foundation, whose static link adds ICU's data (~38 MB) to each binary.
+        .target(name: "MTLSegEssentials"),
+        .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels", "MTLSegEssentials"]),
         .target(name: "MTLSegImage", dependencies: ["CImageCodecs"]),
-        .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "MTLSegImage", "CKernels"]),
-        .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage"]),
-        .target(name: "MTLSegWire"),
+        .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "MTLSegImage", "CKernels", "MTLSegEssentials"]),
+        .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage", "MTLSegEssentials"]),
+        .target(name: "MTLSegWire", dependencies: ["MTLSegEssentials"]),
         .target(name: "MTLSegDaemon", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "CSystemd",
+            "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "CSystemd", "MTLSegEssentials",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
 
         // Executables.
         .executableTarget(name: "mtlseg", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire",
+            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire", "MTLSegEssentials",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .executableTarget(name: "mtlsegd", dependencies: [
-            "MTLSegDaemon", "MTLSegCore",
+            "MTLSegDaemon", "MTLSegCore", "MTLSegEssentials",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -55,6 +58,7 @@ let package = Package(
 
         // Tests.
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
+        .testTarget(name: "MTLSegEssentialsTests", dependencies: ["MTLSegEssentials"]),
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
         .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore"]),

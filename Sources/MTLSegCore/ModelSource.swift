@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// A model on disk, opened and validated: its description and its tensors under
 /// the transformers 4 names. Either an mtlseg model file or an HF checkpoint
@@ -16,14 +22,13 @@ public struct ModelSource {
     public static let metadataKey = "mtlseg"
 
     public init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        guard let isDirectory = Path.isDirectory(path) else {
             throw ModelError.unreadable(path: path, reason: "no such file or directory")
         }
-        if isDirectory.boolValue {
-            let configPath = (path as NSString).appendingPathComponent("config.json")
-            let weightsPath = (path as NSString).appendingPathComponent("model.safetensors")
-            let description = try HFConfig.description(configPath: configPath, name: (path as NSString).lastPathComponent)
+        if isDirectory {
+            let configPath = Path.appending(path, "config.json")
+            let weightsPath = Path.appending(path, "model.safetensors")
+            let description = try HFConfig.description(configPath: configPath, name: Path.lastComponent(path))
             try self.init(path: path, description: description, file: try SafeTensorsFile(path: weightsPath))
         } else {
             let file = try SafeTensorsFile(path: path)
@@ -109,9 +114,9 @@ enum HFConfig {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: configPath))
         } catch {
-            throw ModelError.unreadable(path: configPath, reason: "cannot read it (\((error as NSError).localizedDescription))")
+            throw ModelError.unreadable(path: configPath, reason: "cannot read it (\(errorReason(error)))")
         }
-        guard let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let config = (try? JSONObject.parse(data)) as? [String: Any] else {
             throw ModelError.badMetadata(path: configPath, field: "config.json", reason: "not a JSON object")
         }
         if let type = config["model_type"] as? String, type != "segformer" {
@@ -123,7 +128,7 @@ enum HFConfig {
                 throw ModelError.badMetadata(path: configPath, field: key, reason: "missing")
             }
             let list = value as? [Any] ?? []
-            let numbers = list.compactMap { ($0 as? NSNumber)?.intValue }
+            let numbers = list.compactMap { JSONObject.int($0) }
             guard value is [Any], numbers.count == list.count else {
                 throw ModelError.badMetadata(path: configPath, field: key, reason: "not a list of integers")
             }
@@ -131,10 +136,10 @@ enum HFConfig {
         }
         func int(_ key: String, default fallback: Int) throws -> Int {
             guard let value = config[key] else { return fallback }
-            guard let number = value as? NSNumber else {
+            guard let number = JSONObject.int(value) else {
                 throw ModelError.badMetadata(path: configPath, field: key, reason: "not an integer")
             }
-            return number.intValue
+            return number
         }
         let encoder = EncoderConfig(
             numChannels: try int("num_channels", default: 3),

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegWire
 
 /// One connected consumer: its handshake, its one-frame mailbox, and the thread
@@ -10,7 +17,7 @@ final class ClientSession: @unchecked Sendable {
     private let settings: MaskServer.Settings
     private let statsProvider: @Sendable () -> [UInt8]
     private let onExit: (ClientSession) -> Void
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var stream: StreamDescription
     // Guarded by `condition`:
     private var mailbox: PublishedFrame?
@@ -48,7 +55,7 @@ final class ClientSession: @unchecked Sendable {
 
     func start() {
         started = true
-        let thread = Thread { [self] in
+        let thread = SystemThread { [self] in
             run()
             finished.signal()
         }

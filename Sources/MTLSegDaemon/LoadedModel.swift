@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCore
 import MTLSegWire
 
@@ -11,12 +17,12 @@ public struct LoadedModel {
 
     /// Loads `path`, builds its engine at the model's input size (or `fallbackSize` when it declares none) and runs it once.
     public static func load(path: String, threads: Int, fallbackSize: InputSize) throws -> LoadedModel {
-        let modelFile = (path as NSString).appendingPathComponent(isDirectory(path) ? "model.safetensors" : "")
+        let modelFile = Path.appending(path, isDirectory(path) ? "model.safetensors" : "")
         let identity: String
         do {
             identity = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: modelFile.isEmpty ? path : modelFile), options: .alwaysMapped))
         } catch {
-            throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+            throw ModelError.unreadable(path: path, reason: errorReason(error))
         }
         let (opened, description) = try EngineFactory.open(path: path, defaultSize: fallbackSize, threads: threads)
         // Warm up: the first run touches every buffer and weight.
@@ -35,8 +41,7 @@ public struct LoadedModel {
     }
 
     private static func isDirectory(_ path: String) -> Bool {
-        var directory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
+        return Path.isDirectory(path) == true
     }
 }
 
