@@ -42,16 +42,20 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
 
-        // Executables.
-        .executableTarget(name: "mtlseg", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire", "MTLSegEssentials",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-
-        .executableTarget(name: "mtlsegd", dependencies: [
+        // mtlsegd's command line, in a library so that `mtlseg` can run it too (see mtlseg's main).
+        .target(name: "MTLSegDaemonCLI", dependencies: [
             "MTLSegDaemon", "MTLSegCore", "MTLSegEssentials",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+
+        // Executables. The Debian package ships only `mtlseg`, which runs as mtlsegd when invoked by
+        // that name (a link): the two share ~14 MB of Swift runtime and Foundation.
+        .executableTarget(name: "mtlseg", dependencies: [
+            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire", "MTLSegEssentials", "MTLSegDaemonCLI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "mtlsegd", dependencies: ["MTLSegDaemonCLI"]),
 
         // libFuzzer targets (Tests/Fuzz/run.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
         .executableTarget(name: "mtlseg-fuzz", dependencies: ["MTLSegCore", "MTLSegDaemon", "MTLSegWire"]),

@@ -8,9 +8,10 @@ import Foundation
 import MTLSegCore
 import MTLSegDaemon
 
-@main
-struct MTLSegDaemonCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// mtlsegd's command line. A library, so that the `mtlseg` binary can also run as mtlsegd (the
+/// Debian package ships one binary, with mtlsegd a link to it); Sources/mtlsegd is its own main.
+public struct MTLSegDaemonCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "mtlsegd",
         abstract: "Capture frames, segment them with an MTLSegFormer, publish the masks on a Unix socket.",
         discussion: """
@@ -19,10 +20,12 @@ struct MTLSegDaemonCommand: ParsableCommand {
         fails to load); SIGTERM stops. The socket protocol: Sources/MTLSegWire/PROTOCOL.md.
         """)
 
-    static func main() {
+    public static func main() {
         BLASEnvironment.prepare()
         main(nil)
     }
+
+    public init() {}
 
     @Option(name: .long, help: "TOML configuration file.")
     var config: String?
@@ -81,7 +84,7 @@ struct MTLSegDaemonCommand: ParsableCommand {
         return settings
     }
 
-    func run() throws {
+    public func run() throws {
         let settings = try settings()
         let daemon = try Daemon(config: settings, makeSource: SourceFactory.make)
         if checkConfig {
