@@ -56,7 +56,8 @@ public final class Condition: @unchecked Sendable {
     public func wait(until deadline: Date) -> Bool {
         let seconds = deadline.timeIntervalSince1970
         let whole = seconds.rounded(.down)
-        var time = timespec(tv_sec: Int(whole), tv_nsec: Int((seconds - whole) * 1e9))
+        // A fraction that rounds up to a whole second would be EINVAL, not a wait.
+        var time = timespec(tv_sec: Int(whole), tv_nsec: min(999_999_999, Int((seconds - whole) * 1e9)))
         return pthread_cond_timedwait(condition, mutex, &time) == 0
     }
 }

@@ -40,7 +40,7 @@ public final class SystemThread {
     public static func sleep(forTimeInterval seconds: Double) {
         guard seconds > 0 else { return }
         let whole = seconds.rounded(.down)
-        var time = timespec(tv_sec: Int(whole), tv_nsec: Int((seconds - whole) * 1e9))
+        var time = timespec(tv_sec: Int(whole), tv_nsec: min(999_999_999, Int((seconds - whole) * 1e9)))
         var left = timespec()
         while nanosleep(&time, &left) != 0 && errno == EINTR { time = left }
     }
