@@ -29,32 +29,40 @@ let package = Package(
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg")]),
 
         // Swift libraries.
-        .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels"]),
+        // Locks, threads, printf-style numbers, JSON values and path strings: the few things taken
+        // from the full Foundation, whose static link adds ICU's data (~38 MB) to each binary.
+        .target(name: "MTLSegEssentials"),
+        .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels", "MTLSegEssentials"]),
         .target(name: "MTLSegImage", dependencies: ["CImageCodecs"]),
-        .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "MTLSegImage", "CKernels"]),
-        .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage"]),
-        .target(name: "MTLSegWire"),
+        .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "MTLSegImage", "CKernels", "MTLSegEssentials"]),
+        .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage", "MTLSegEssentials"]),
+        .target(name: "MTLSegWire", dependencies: ["MTLSegEssentials"]),
         .target(name: "MTLSegDaemon", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "CSystemd",
+            "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "CSystemd", "MTLSegEssentials",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
 
-        // Executables.
-        .executableTarget(name: "mtlseg", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire",
+        // mtlsegd's command line, in a library so that `mtlseg` can run it too (see mtlseg's main).
+        .target(name: "MTLSegDaemonCLI", dependencies: [
+            "MTLSegDaemon", "MTLSegCore", "MTLSegEssentials",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .executableTarget(name: "mtlsegd", dependencies: [
-            "MTLSegDaemon", "MTLSegCore",
+        // Executables. The Debian package ships only `mtlseg`, which runs as mtlsegd when invoked by
+        // that name (a link): the two share ~14 MB of Swift runtime and Foundation.
+        .executableTarget(name: "mtlseg", dependencies: [
+            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire", "MTLSegEssentials", "MTLSegDaemonCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+
+        .executableTarget(name: "mtlsegd", dependencies: ["MTLSegDaemonCLI"]),
 
         // libFuzzer targets (Tests/Fuzz/run.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
         .executableTarget(name: "mtlseg-fuzz", dependencies: ["MTLSegCore", "MTLSegDaemon", "MTLSegWire"]),
 
         // Tests.
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
+        .testTarget(name: "MTLSegEssentialsTests", dependencies: ["MTLSegEssentials"]),
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
         .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore", "CAllocationCounter"]),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds dist/mtlseg_<version>_<arch>.deb: mtlseg and mtlsegd (Swift runtime linked in, so
-# only Debian's libraries are needed), the unit, sysusers and tmpfiles entries, the default
+# Builds dist/mtlseg_<version>_<arch>.deb for the architecture it runs on (amd64, arm64): mtlseg
+# (Swift runtime linked in, so only Debian's libraries are needed) with mtlsegd a link to it (the
+# one binary runs as mtlsegd by that name), the unit, sysusers and tmpfiles entries, the default
 # configuration (a conffile) and the demo model. Installing it creates the user, enables and
 # starts the service where systemd runs; purging removes the configuration and the models.
 #
@@ -12,14 +13,15 @@ arch="$(dpkg --print-architecture)"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 
-(cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlseg \
-  && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlsegd)
+(cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlseg)
 bin="$(cd "$root" && swift build -c release --scratch-path .build-static --show-bin-path)"
 mkdir -p "$stage/bin"
-for tool in mtlseg mtlsegd; do strip --strip-unneeded -o "$stage/bin/$tool" "$bin/$tool"; done
+strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin/mtlseg"
+ln -s mtlseg "$stage/bin/mtlsegd"
 
 package="$stage/package"
 DESTDIR="$package" MTLSEG_BIN_DIR="$stage/bin" SYSTEMD_UNIT_DIR=/lib/systemd/system "$root/systemd/install.sh" >/dev/null
+ln -sf mtlseg "$package/usr/bin/mtlsegd"  # install.sh copied the binary a second time
 doc="$package/usr/share/doc/mtlseg"
 cat > "$doc/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// Why a capture source could not open or keep streaming. Every case names the device (or folder),
 /// and system-call failures name the call and carry errno's text; `description` prints as is.
@@ -27,7 +33,7 @@ public enum CaptureError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .unsupportedDevice(device, reason):
             return "\(device): not usable as a camera: \(reason)"
         case let .timeout(device, seconds):
-            return String(format: "%@: no frame for %.1f s", device, seconds)
+            return String(cFormat: "%@: no frame for %.1f s", device, seconds)
         case let .conversion(device, reason):
             return "\(device): cannot convert to RGB24: \(reason)"
         case let .noImages(folder, reason):

@@ -1,5 +1,11 @@
 import CV4L2
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// One /dev/video* node as `mtlseg devices` shows it.
 public struct VideoDeviceInfo: Sendable {
@@ -33,7 +39,7 @@ public enum DeviceCatalog {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: deviceDirectory)) ?? []
         let nodes = names.filter { $0.hasPrefix("video") && Int($0.dropFirst(5)) != nil }
             .sorted { Int($0.dropFirst(5))! < Int($1.dropFirst(5))! }
-            .map { (deviceDirectory as NSString).appendingPathComponent($0) }
+            .map { Path.appending(deviceDirectory, $0) }
         let links = symbolicLinks(in: ["\(deviceDirectory)/v4l/by-id", "\(deviceDirectory)/v4l/by-path"])
         return nodes.map { describe(path: $0, links: links[$0] ?? []) }
     }
@@ -78,8 +84,8 @@ public enum DeviceCatalog {
         var result: [String: [String]] = [:]
         for directory in directories {
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
-                let link = (directory as NSString).appendingPathComponent(name)
-                let target = (link as NSString).resolvingSymlinksInPath
+                let link = Path.appending(directory, name)
+                let target = URL(fileURLWithPath: link).resolvingSymlinksInPath().path
                 result[target, default: []].append(link)
             }
         }

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// One captured picture, as RGB8, with when and where in the stream it was taken.
 public struct Frame: Sendable {
@@ -38,7 +44,7 @@ public enum SourceState: Equatable, Sendable, CustomStringConvertible {
         case .starting: return "starting"
         case .streaming: return "streaming"
         case let .stalled(reason): return "stalled (\(reason))"
-        case let .reconnecting(reason, retry): return String(format: "reconnecting in %.1f s (%@)", retry, reason)
+        case let .reconnecting(reason, retry): return String(cFormat: "reconnecting in %.1f s (%@)", retry, reason)
         case .stopped: return "stopped"
         }
     }

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegImage
 
 /// The PNG and JPEG files of a folder (sorted by name) as frames at a fixed rate, looping forever.
@@ -19,15 +25,15 @@ public final class ImageFolderSource: FrameSource {
     /// Throws `CaptureError.noImages` if the folder cannot be listed or holds no PNG/JPEG.
     /// `warn` receives one line per unreadable file (standard error by default).
     public init(folder: String, framesPerSecond: Double = 15, pixelBudget: PixelBudget = PixelBudget(raisedBy: "--max-image-pixels N"),
-                warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }) throws {
+                warn: @escaping @Sendable (String) -> Void = { writeToStandardError("warning: " + $0 + "\n") }) throws {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: folder)
         } catch {
-            throw CaptureError.noImages(folder: folder, reason: "cannot list folder: \(error.localizedDescription)")
+            throw CaptureError.noImages(folder: folder, reason: "cannot list folder: \(errorReason(error))")
         }
-        paths = names.filter { Self.extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
-            .map { (folder as NSString).appendingPathComponent($0) }
+        paths = names.filter { Self.extensions.contains(Path.pathExtension($0).lowercased()) }.sorted()
+            .map { Path.appending(folder, $0) }
             .filter(Self.isRegularFile)
         guard !paths.isEmpty else { throw CaptureError.noImages(folder: folder, reason: "no .png, .jpg or .jpeg files") }
         self.pixelBudget = pixelBudget

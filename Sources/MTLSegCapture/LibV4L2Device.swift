@@ -1,5 +1,10 @@
 import CV4L2
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// A real V4L2 node, through libv4l2 (so that its plugins apply) and libv4lconvert (format
 /// conversion). The camera only ever sets native formats, so libv4l2 passes buffers through

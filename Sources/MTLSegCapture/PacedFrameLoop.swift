@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// The clock of a source that makes its own frames (a folder, a synthetic field): frame n is due
 /// at start + n / fps; a late frame is not made up for (the next is due one interval after it).

@@ -1,9 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// A source's own thread, with a stop request it can wait on: `sleep` returns early when `stop` is
 /// called, and `stop` returns only after the body has finished (a join).
 final class SourceThread {
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var stopRequested = false
     private var running = false
 
@@ -14,7 +20,7 @@ final class SourceThread {
         running = true
         stopRequested = false
         condition.unlock()
-        let thread = Thread { [self] in
+        let thread = SystemThread { [self] in
             body(self)
             condition.lock()
             running = false
@@ -55,7 +61,7 @@ final class SourceThread {
 
 /// State and counters shared between a source's thread and its readers.
 final class SourceStatus {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var _state: SourceState = .stopped
     private var _counters = SourceCounters()
     private var stateChanged: (@Sendable (SourceState) -> Void)?

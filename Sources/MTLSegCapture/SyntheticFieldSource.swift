@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// A UAV's view of a crop field, made up: rows of plants on soil scrolling past a few pixels a
 /// frame, with a slow sideways drift. Deterministic for a seed (frame n is always the same image),

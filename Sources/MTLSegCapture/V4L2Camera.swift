@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// A V4L2 camera as a frame source: opens the node (a /dev/video* path or a /dev/v4l/by-id link),
 /// negotiates the nearest supported size, rate and a native format that libv4lconvert turns into
@@ -29,7 +35,7 @@ public final class V4L2Camera: FrameSource {
     private let device: VideoDevice
     private let thread = SourceThread()
     private let status = SourceStatus()
-    private let nameLock = NSLock()
+    private let nameLock = Lock()
     private var negotiated: String?
 
     /// Nothing is opened until `start`. `device` is the system-call layer (a fake in tests).

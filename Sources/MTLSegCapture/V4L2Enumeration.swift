@@ -1,5 +1,11 @@
 import CV4L2
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// A frame interval as V4L2 gives it (seconds per frame as a fraction).
 public struct FrameInterval: Equatable, Sendable, CustomStringConvertible {
@@ -12,7 +18,7 @@ public struct FrameInterval: Equatable, Sendable, CustomStringConvertible {
     public var framesPerSecond: Double { numerator == 0 ? 0 : Double(denominator) / Double(numerator) }
     public var description: String {
         let fps = framesPerSecond
-        return fps == fps.rounded() ? String(Int(fps)) : String(format: "%.2f", fps)
+        return fps == fps.rounded() ? String(Int(fps)) : String(cFormat: "%.2f", fps)
     }
 }
 

@@ -1,5 +1,10 @@
 import CV4L2
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// What a camera is asked for; the device's nearest supported values are used.
 public struct CameraRequest: Equatable, Sendable {

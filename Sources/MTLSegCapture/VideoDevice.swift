@@ -1,5 +1,10 @@
 import CV4L2
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// What `VideoDevice.poll` saw.
 public enum PollOutcome: Equatable, Sendable {

@@ -1,5 +1,10 @@
 import CKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// OpenBLAS reads its settings from the environment when it loads, before
 /// `main` runs; setting them from inside the process is too late. So when they

@@ -1,5 +1,11 @@
 import CKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
 
 /// Runs an MTLSegFormer in fp32 at one input size. Its shape plan and activation
 /// memory are fixed at creation; `run` reuses them every frame.

@@ -1,5 +1,11 @@
 import CKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
 
 // Pieces of the forward pass that both engines run the same way.
 

@@ -1,5 +1,11 @@
 import CKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
 
 /// Runs an int8-quantized MTLSegFormer at one input size (the model: ARCHITECTURE.md).
 ///

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// How much memory loading and running one model may take, and how a user raises it (named in the error).
 public struct MemoryBudget: Equatable, Sendable, CustomStringConvertible {
@@ -118,7 +124,7 @@ public struct MemoryPlan: Equatable, Sendable {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
         var value = Double(bytes), unit = 0
         while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
-        return unit == 0 ? "\(bytes) bytes" : String(format: value < 10 ? "%.1f %@" : "%.0f %@", value, units[unit])
+        return unit == 0 ? "\(bytes) bytes" : String(cFormat: value < 10 ? "%.1f %@" : "%.0f %@", value, units[unit])
     }
 }
 

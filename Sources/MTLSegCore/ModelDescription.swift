@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// The MiT encoder's shape: one entry per stage in every list.
 public struct EncoderConfig: Codable, Equatable, Sendable {
@@ -195,7 +201,7 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         }
         if path.isEmpty { return "mtlseg" }
         return path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            .replacingOccurrences(of: ".[", with: "[").trimmingCharacters(in: CharacterSet(charactersIn: "."))
+            .replacing(".[", with: "[").trimmingCharacters(where: { $0 == "." })
     }
 
     static func reason(of error: DecodingError) -> String {

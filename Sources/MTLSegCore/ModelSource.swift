@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// A model on disk, opened and validated: its description and its tensors under
 /// the transformers 4 names. Either an mtlseg model file or an HF checkpoint
@@ -18,14 +24,13 @@ public struct ModelSource {
     public static let metadataKey = "mtlseg"
 
     public init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        guard let isDirectory = Path.isDirectory(path) else {
             throw ModelError.unreadable(path: path, reason: "no such file or directory")
         }
-        if isDirectory.boolValue {
-            let configPath = (path as NSString).appendingPathComponent("config.json")
-            let weightsPath = (path as NSString).appendingPathComponent("model.safetensors")
-            let description = try HFConfig.description(configPath: configPath, name: (path as NSString).lastPathComponent)
+        if isDirectory {
+            let configPath = Path.appending(path, "config.json")
+            let weightsPath = Path.appending(path, "model.safetensors")
+            let description = try HFConfig.description(configPath: configPath, name: Path.lastComponent(path))
             try self.init(path: path, description: description, file: try SafeTensorsFile(path: weightsPath))
         } else {
             let file = try SafeTensorsFile(path: path)
@@ -113,20 +118,17 @@ enum HFConfig {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: configPath))
         } catch {
-            throw ModelError.unreadable(path: configPath, reason: "cannot read it (\((error as NSError).localizedDescription))")
+            throw ModelError.unreadable(path: configPath, reason: "cannot read it (\(errorReason(error)))")
         }
-        guard let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard let config = (try? JSONObject.parse(data)) as? [String: Any] else {
             throw ModelError.badMetadata(path: configPath, field: "config.json", reason: "not a JSON object")
         }
         if let type = config["model_type"] as? String, type != "segformer" {
             throw ModelError.badMetadata(path: configPath, field: "model_type", reason: "'\(type)' is not 'segformer'")
         }
-        // JSON numbers arrive as NSNumber, whose intValue traps on a double outside Int (1e30): only exact
-        // integers of a sane size are taken.
+        // Only exact integers of a sane size are taken: a double outside Int (1e30) must not reach Int().
         func exactInt(_ value: Any) -> Int? {
-            guard let number = value as? NSNumber else { return nil }
-            let double = number.doubleValue
-            guard double.isFinite, double == double.rounded(), abs(double) <= 1e15 else { return nil }
+            guard let double = JSONObject.double(value), double.isFinite, double == double.rounded(), abs(double) <= 1e15 else { return nil }
             return Int(exactly: double)
         }
         func ints(_ key: String, default fallback: [Int]? = nil) throws -> [Int] {

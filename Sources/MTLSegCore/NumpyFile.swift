@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// Writes float32 arrays as NumPy `.npy` files (format version 1.0), so logits
 /// can be compared with PyTorch's in a line of Python.

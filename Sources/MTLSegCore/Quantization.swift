@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// How a tensor of activations is written as u8: x ≈ (q − zeroPoint) · scale.
 public struct QuantParams: Codable, Equatable, Sendable {

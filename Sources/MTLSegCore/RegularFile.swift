@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// Model files are read only when they are regular files: opening a FIFO for reading waits for a writer,
 /// possibly forever (a reload would hang, and the daemon with it), and a device can be endless.

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// Element types a safetensors file may declare (the format's full list as HF
 /// checkpoints use it).
@@ -73,7 +79,7 @@ public struct SafeTensorsFile {
         let headerBytes = bytes.subdata(in: bytes.startIndex + 8 ..< bytes.startIndex + dataStart)
         let json: Any
         do {
-            json = try JSONSerialization.jsonObject(with: headerBytes, options: [])
+            json = try JSONObject.parse(headerBytes)
         } catch {
             throw ModelError.badHeader(path: path, reason: "not valid JSON (\(Self.reason(error)))")
         }
@@ -139,21 +145,20 @@ public struct SafeTensorsFile {
         return SafeTensorsEntry(name: name, dtype: dtype, shape: shape, byteRange: begin ..< end)
     }
 
-    /// JSON integers arrive as NSNumber; reject fractions, booleans and anything else.
+    /// JSON integers arrive as Int (or Double when written with a fraction or exponent); reject
+    /// fractions, booleans and anything else.
     private static func integers(_ values: [Any]) -> [Int]? {
         var result: [Int] = []
         for value in values {
-            // Booleans also arrive as NSNumber, with the objCType of a C char.
-            guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
-            let double = number.doubleValue
+            guard let double = JSONObject.double(value), let integer = JSONObject.int(value) else { return nil }
             guard double.rounded() == double, abs(double) < 9.0e15 else { return nil }
-            result.append(number.intValue)
+            result.append(integer)
         }
         return result
     }
 
     private static func reason(_ error: Error) -> String {
-        (error as NSError).localizedDescription
+        errorReason(error)
     }
 
     public func entry(_ name: String) -> SafeTensorsEntry? {
@@ -308,7 +313,7 @@ enum JSONText {
             case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
+                    out += String(cFormat: "\\u%04x", scalar.value)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

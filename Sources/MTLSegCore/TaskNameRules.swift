@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// Task names become parts of file names (`infer` writes `<image>.<task>.mask.png`, `subscribe --png`
 /// writes `<sequence>.<task>.png`) and appear in logs, so a model may only name its tasks with text that
@@ -23,7 +28,7 @@ public enum TaskNameRules {
         for scalar in name.unicodeScalars.prefix(maxBytes) {
             scalars.append(isUnsafe(scalar) || scalar == "/" || scalar == "\\" ? "_" : scalar)
         }
-        var safe = String(scalars).replacingOccurrences(of: "..", with: "__")
+        var safe = String(scalars).replacing("..", with: "__")
         while safe.utf8.count > maxBytes { safe.removeLast() }
         return safe.isEmpty ? "_" : safe
     }

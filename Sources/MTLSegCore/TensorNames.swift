@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// HF SegFormer tensor names come in two generations: published checkpoints
 /// use the transformers 4 names, transformers ≥ 5 writes new ones. mtlseg
@@ -54,7 +59,7 @@ public enum TensorNames {
             }
         }
         var out = replacement
-        for (key, value) in bindings { out = out.replacingOccurrences(of: key, with: value) }
+        for (key, value) in bindings { out = out.replacing(key, with: value) }
         return out + rest
     }
 }

@@ -1,5 +1,12 @@
 import CKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import Synchronization
 
 /// A fixed set of worker threads that run the parts of one operation at a time.
@@ -23,7 +30,7 @@ public final class ThreadPool: @unchecked Sendable {
         shared = Shared(threads: threadCount, spinNanoseconds: UInt64(max(0, spin)) * 1000)
         for index in 1 ..< threadCount {
             let shared = self.shared
-            let thread = Thread { shared.workerLoop(thread: index) }
+            let thread = SystemThread { shared.workerLoop(thread: index) }
             thread.name = "mtlseg-worker-\(index)"
             thread.start()
         }
@@ -96,7 +103,7 @@ public final class ThreadPool: @unchecked Sendable {
         private let stopping = Atomic<Bool>(false)
         private var job: ((Int, Int) -> Void)?
         /// Sleepers: workers waiting for a new generation, the caller waiting for the last part.
-        private let lock = NSCondition()
+        private let lock = Condition()
         private var sleepingWorkers = 0
         private var callerSleeps = false
 

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// Refuses weights whose values make a model silently useless, naming the tensor: a NaN or an infinity
 /// anywhere turns every logit into NaN (and every mask into class 0); a negative BatchNorm variance
@@ -44,5 +50,5 @@ enum WeightValueCheck {
 
 /// Where model warnings go by default: standard error, one line each.
 public enum ModelWarnings {
-    public static let standardError: (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }
+    public static let standardError: (String) -> Void = { writeToStandardError("warning: \($0)\n") }
 }

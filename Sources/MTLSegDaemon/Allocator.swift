@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// How the daemon keeps glibc's allocator from holding on to the memory of models it no longer serves.
 ///

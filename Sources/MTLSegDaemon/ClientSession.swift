@@ -1,5 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
 import MTLSegCapture
+import MTLSegEssentials
 import MTLSegWire
 
 /// One connected consumer: its handshake, its mailbox, and the thread that writes
@@ -33,7 +40,7 @@ final class ClientSession: @unchecked Sendable {
     private var started = false
 
     // Guarded by `lock`:
-    private let lock = NSLock()
+    private let lock = Lock()
     private var mailbox = FrameMailbox()
     private var pendingStream: StreamDescription?
     /// The model generation the client's current (or pending) description belongs to.
@@ -76,7 +83,7 @@ final class ClientSession: @unchecked Sendable {
 
     func start() {
         started = true
-        let thread = Thread { [self] in
+        let thread = SystemThread { [self] in
             run()
             finished.signal()
         }

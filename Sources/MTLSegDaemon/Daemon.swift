@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCapture
 import MTLSegCore
 import MTLSegWire
@@ -11,7 +17,7 @@ public final class Daemon: @unchecked Sendable {
     private let server: MaskServer
     private let pipeline: InferencePipeline
     private let started = Clock.monotonicNanoseconds()
-    private let reloadLock = NSLock()
+    private let reloadLock = Lock()
     private var generation = 0
     private var notifier: ServiceNotifier?
     private var metrics: MetricsServer?
@@ -134,7 +140,7 @@ public final class Daemon: @unchecked Sendable {
         let last = pipeline.lastPublishedNanoseconds
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let counters = (try? JSONSerialization.jsonObject(with: encoder.encode(pipeline.counters))) ?? [:]
+        let counters = (try? JSONObject.parse(encoder.encode(pipeline.counters))) ?? [:]
         let clients = server.clientCounters.map { ["id": $0.id, "name": $0.name, "uid": $0.uid, "delivered": $0.delivered, "dropped": $0.dropped] }
         let percentiles = pipeline.recentPublished.percentiles()
         var latency: [String: Any] = [:]
@@ -153,6 +159,6 @@ public final class Daemon: @unchecked Sendable {
             // Since start when nothing has been published yet, so a stall from the start shows too.
             "last_frame_age_s": Double(now - (last == 0 ? started : last)) / 1e9,
         ]
-        return Array((try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])) ?? Data("{}".utf8))
+        return Array((try? JSONObject.data(report)) ?? Data("{}".utf8))
     }
 }

@@ -1,5 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import MTLSegCore
+import MTLSegEssentials
 import MTLSegImage
 import TOMLKit
 
@@ -65,7 +71,7 @@ public struct DaemonConfig: Equatable, Sendable {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw Problem(file: path, key: "(file)", reason: "cannot be read (\((error as NSError).localizedDescription))")
+            throw Problem(file: path, key: "(file)", reason: "cannot be read (\(errorReason(error)))")
         }
         return try parse(text, file: path)
     }
@@ -85,7 +91,7 @@ public struct DaemonConfig: Equatable, Sendable {
         } catch let error as TOMLParseError {
             throw Problem(file: file, key: "(syntax)", reason: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
         }
-        guard let json = (try? JSONSerialization.jsonObject(with: Data(table.convert(to: .json).utf8))) as? [String: Any] else {
+        guard let json = (try? JSONObject.parse(Data(table.convert(to: .json).utf8))) as? [String: Any] else {
             throw Problem(file: file, key: "(syntax)", reason: "not a TOML table")
         }
         var config = DaemonConfig()
@@ -153,9 +159,7 @@ private struct KeyReader {
     mutating func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let value = values[key] else { return nil }
         used.insert(key)
-        // Through Double: NSNumber.intValue traps on a float outside Int (1e30).
-        guard let number = value as? NSNumber, String(cString: number.objCType) != "c", number.doubleValue == number.doubleValue.rounded(),
-              let integer = Int(exactly: number.doubleValue.isFinite && abs(number.doubleValue) < 1e18 ? number.doubleValue : .nan) else {
+        guard let number = JSONObject.double(value), number == number.rounded(), let integer = JSONObject.int(value) else {
             throw problem(key, "must be an integer")
         }
         guard range.contains(integer) else { throw problem(key, "\(integer) is outside \(range.lowerBound)…\(range.upperBound)") }
@@ -165,9 +169,9 @@ private struct KeyReader {
     mutating func number(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let value = values[key] else { return nil }
         used.insert(key)
-        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { throw problem(key, "must be a number") }
-        guard range.contains(number.doubleValue) else { throw problem(key, "\(number.doubleValue) is outside \(range.lowerBound)…\(range.upperBound)") }
-        return number.doubleValue
+        guard let number = JSONObject.double(value) else { throw problem(key, "must be a number") }
+        guard range.contains(number) else { throw problem(key, "\(number) is outside \(range.lowerBound)…\(range.upperBound)") }
+        return number
     }
 
     mutating func ids(_ key: String) throws -> [UInt32]? {
@@ -175,7 +179,7 @@ private struct KeyReader {
         used.insert(key)
         guard let list = value as? [Any] else { throw problem(key, "must be a list of numeric ids") }
         return try list.map {
-            guard let number = $0 as? NSNumber, let id = UInt32(exactly: number.doubleValue) else {
+            guard let number = JSONObject.double($0), let id = UInt32(exactly: number) else {
                 throw problem(key, "must be a list of numeric ids")
             }
             return id

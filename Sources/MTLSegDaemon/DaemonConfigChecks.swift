@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 extension DaemonConfig {
     /// Checks, without binding or changing anything, what starting the daemon with this configuration
@@ -24,7 +30,7 @@ extension DaemonConfig {
         guard path.utf8.count < capacity else {
             throw Problem(file: file, key: key, reason: "'\(path)' is \(path.utf8.count) bytes; a Unix socket path has at most \(capacity - 1)")
         }
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = Path.deletingLastComponent(path)
         var info = stat()
         if !folder.isEmpty {
             guard stat(folder, &info) == 0 else {
@@ -43,12 +49,6 @@ extension DaemonConfig {
 
     /// Whether two paths name the same place (after resolving '.', '..' and symbolic links of their folders).
     static func sameLocation(_ a: String, _ b: String) -> Bool {
-        func resolved(_ path: String) -> String {
-            let folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-            guard let real = realpath(folder, nil) else { return (path as NSString).standardizingPath }
-            defer { free(real) }
-            return (String(cString: real) as NSString).appendingPathComponent((path as NSString).lastPathComponent)
-        }
-        return resolved(a) == resolved(b)
+        Path.resolvingFolder(a) == Path.resolvingFolder(b)
     }
 }

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// Lines on stderr in the form journald reads priorities from ("<6>message"),
 /// which plain terminals show as is. Messages carry text from outside (client names, file names,
@@ -8,12 +14,12 @@ import Foundation
 public enum DaemonLog {
     public enum Level: Int { case error = 3, warning = 4, notice = 5, info = 6, debug = 7 }
 
-    private static let lock = NSLock()
+    private static let lock = Lock()
 
     public static func write(_ level: Level, _ message: String) {
         lock.lock()
         defer { lock.unlock() }
-        FileHandle.standardError.write(Data("<\(level.rawValue)>\(LogText.escaped(message))\n".utf8))
+        writeToStandardError("<\(level.rawValue)>\(LogText.escaped(message))\n")
     }
 
     public static func info(_ message: String) { write(.info, message) }

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegCapture
 import MTLSegCore
 import MTLSegImage
@@ -15,7 +22,7 @@ public final class InferencePipeline: @unchecked Sendable {
     private let source: FrameSource
     private let server: MaskServer
     private let slot = LatestFrameSlot()
-    private let lock = NSLock()
+    private let lock = Lock()
     private var engine: SegmentationEngine
     private var description: ModelDescription
     private var generation = 0
@@ -27,7 +34,7 @@ public final class InferencePipeline: @unchecked Sendable {
     let recentPublished = RecentFrames()
     let histograms = LatencyHistograms(stages: InferencePipeline.latencyNames.count)
     private var lastPublished: UInt64 = 0
-    private var thread: Thread?
+    private var thread: SystemThread?
     private let finished = DispatchSemaphore(value: 0)
     private var stopping = false
 
@@ -71,7 +78,7 @@ public final class InferencePipeline: @unchecked Sendable {
         }, stateChanged: { state in
             DaemonLog.info("source: \(state)")
         })
-        let thread = Thread { [self] in
+        let thread = SystemThread { [self] in
             inferenceLoop()
             finished.signal()
         }

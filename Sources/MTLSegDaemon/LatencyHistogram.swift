@@ -1,11 +1,17 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// Cumulative latency histograms per pipeline stage since start, for Prometheus.
 final class LatencyHistograms: @unchecked Sendable {
     /// Bucket upper bounds in seconds.
     static let bounds: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]
 
-    private let lock = NSLock()
+    private let lock = Lock()
     private var counts: [[UInt64]]
     private var sums: [Double]
     private var totals: [UInt64]

@@ -1,10 +1,16 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCapture
 
 /// One frame between capture and inference: a new frame replaces one not yet
 /// taken, so inference always starts on the newest picture and nothing queues.
 final class LatestFrameSlot: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var frame: Frame?
     private var closed = false
 

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCore
 import MTLSegImage
 import MTLSegWire
@@ -17,12 +23,12 @@ public struct LoadedModel {
         // Opened (and checked: a regular file, within the budget) before its bytes are hashed.
         let (opened, description) = try EngineFactory.open(path: path, defaultSize: fallbackSize, threads: threads, budget: budget,
                                                             warn: { DaemonLog.warning($0) })
-        let modelFile = (path as NSString).appendingPathComponent(isDirectory(path) ? "model.safetensors" : "")
+        let modelFile = Path.appending(path, isDirectory(path) ? "model.safetensors" : "")
         let identity: String
         do {
             identity = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: modelFile.isEmpty ? path : modelFile), options: .alwaysMapped))
         } catch {
-            throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+            throw ModelError.unreadable(path: path, reason: errorReason(error))
         }
         // Warm up: the first run touches every buffer and weight.
         let warm = FloatBuffer(count: description.encoder.numChannels * opened.plan.input.pixels)
@@ -41,7 +47,6 @@ public struct LoadedModel {
     }
 
     private static func isDirectory(_ path: String) -> Bool {
-        var directory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
+        return Path.isDirectory(path) == true
     }
 }

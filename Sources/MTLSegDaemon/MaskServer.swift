@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegWire
 
 /// The masks of one inferred frame, as the pipeline hands them to the server.
@@ -60,7 +67,7 @@ public final class MaskServer: @unchecked Sendable {
 
     public let settings: Settings
     private let allowList: AllowList
-    private let lock = NSLock()
+    private let lock = Lock()
     private var stream: StreamDescription
     private var generation = 0
     private var sessions: [Int: ClientSession] = [:]
@@ -68,7 +75,7 @@ public final class MaskServer: @unchecked Sendable {
     private var departed: [ClientCounters] = []
     private var nextID = 1
     private var listener: UnixSocket?
-    private var acceptThread: Thread?
+    private var acceptThread: SystemThread?
     private var stopping = false
     private let acceptDone = DispatchSemaphore(value: 0)
     /// Answers STATS_REQUEST: the daemon's counters as a JSON object.
@@ -96,7 +103,7 @@ public final class MaskServer: @unchecked Sendable {
             guard chown(settings.path, uid_t.max, gid) == 0 else { throw UnixSocket.Failure(call: "chown to group \(group)", path: settings.path, code: errno) }
         }
         listener = socket
-        let thread = Thread { [self] in acceptLoop(socket) }
+        let thread = SystemThread { [self] in acceptLoop(socket) }
         thread.name = "mtlsegd-accept"
         acceptThread = thread
         thread.start()
@@ -168,7 +175,7 @@ public final class MaskServer: @unchecked Sendable {
                 lock.unlock()
                 if done { return }
                 DaemonLog.warning("\(settings.path): accept failed: \(String(cString: strerror(errno)))")
-                Thread.sleep(forTimeInterval: 0.1)
+                SystemThread.sleep(forTimeInterval: 0.1)
                 continue
             }
             admit(client)

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegWire
 
 /// The daemon's counters and histograms in the Prometheus text format, served
@@ -8,7 +15,7 @@ public final class MetricsServer: @unchecked Sendable {
     private let path: String
     private let render: @Sendable () -> String
     private var listener: UnixSocket?
-    private let lock = NSLock()
+    private let lock = Lock()
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
@@ -22,7 +29,7 @@ public final class MetricsServer: @unchecked Sendable {
         let socket = try UnixSocket.listen(at: path, mode: 0o660)
         listener = socket
         started = true
-        let thread = Thread { [self] in
+        let thread = SystemThread { [self] in
             defer { finished.signal() }
             var request = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -70,6 +77,7 @@ struct PrometheusText {
 
     /// A label value with \, " and newlines escaped.
     static func label(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        // Scalar by scalar: a "\r\n" is one Character, which a Character-wise replace of "\n" would miss.
+        value.unicodeScalars.map { $0 == "\\" ? "\\\\" : $0 == "\"" ? "\\\"" : $0 == "\n" ? "\\n" : String($0) }.joined()
     }
 }

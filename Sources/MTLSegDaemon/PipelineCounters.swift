@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// The pipeline's counters. They add up: every captured frame is either
 /// skipped before inference (a newer one replaced it), inferred, or still in

@@ -1,9 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// The last few hundred frames' times and latencies, for rates and percentiles
 /// that describe now — not an average since start, which would hide a stall.
 final class RecentFrames: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var times: [UInt64]
     private var latencies: [[UInt32]]
     private var next = 0

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// SHA-256 (FIPS 180-4), to name the exact model file a stream comes from.
 /// Foundation on Linux has no digest API, and one hash at load does not justify a crypto dependency.
@@ -15,7 +21,7 @@ enum SHA256 {
     ]
 
     static func hex(_ data: Data) -> String {
-        digest(data).map { String(format: "%02x", $0) }.joined()
+        digest(data).map { String(cFormat: "%02x", $0) }.joined()
     }
 
     static func digest(_ data: Data) -> [UInt8] {

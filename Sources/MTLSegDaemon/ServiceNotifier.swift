@@ -1,5 +1,12 @@
 import CSystemd
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegCapture
 
 /// Talks to systemd (sd_notify; a no-op when not started by systemd): READY,
@@ -25,7 +32,7 @@ public final class ServiceNotifier: @unchecked Sendable {
     /// Frames older than this mean "not flowing".
     public let stallAfter: Double
     private let health: @Sendable () -> Health
-    private let lock = NSLock()
+    private let lock = Lock()
     private var running = false
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
@@ -52,7 +59,7 @@ public final class ServiceNotifier: @unchecked Sendable {
         started = true
         lock.unlock()
         let tick = min(1, (Self.watchdogInterval ?? 2) / 2)
-        let thread = Thread { [self] in
+        let thread = SystemThread { [self] in
             var lastPublished: UInt64 = 0
             var lastTick = Clock.monotonicNanoseconds()
             var flowing = true
@@ -61,7 +68,7 @@ public final class ServiceNotifier: @unchecked Sendable {
                 let go = running
                 lock.unlock()
                 guard go else { break }
-                Thread.sleep(forTimeInterval: tick)
+                SystemThread.sleep(forTimeInterval: tick)
                 let now = Clock.monotonicNanoseconds()
                 let h = health()
                 let fps = Double(h.published &- lastPublished) / max(Double(now - lastTick) / 1e9, 1e-9)
@@ -71,10 +78,10 @@ public final class ServiceNotifier: @unchecked Sendable {
                 let isFlowing = age <= stallAfter
                 if isFlowing != flowing {
                     DaemonLog.write(isFlowing ? .info : .warning,
-                                    isFlowing ? "frames flow again" : String(format: "no frame for %.1f s (source %@): watchdog paused", age, h.sourceState))
+                                    isFlowing ? "frames flow again" : String(cFormat: "no frame for %.1f s (source %@): watchdog paused", age, h.sourceState))
                     flowing = isFlowing
                 }
-                var message = String(format: "STATUS=%.1f fps, %d client%@, source %@", fps, h.clients, h.clients == 1 ? "" : "s", h.sourceState)
+                var message = String(cFormat: "STATUS=%.1f fps, %d client%@, source %@", fps, h.clients, h.clients == 1 ? "" : "s", h.sourceState)
                 if isFlowing { message += "\nWATCHDOG=1" }
                 Self.send(message)
             }

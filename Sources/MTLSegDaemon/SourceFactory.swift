@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCapture
 
 /// Opens the source a configuration names.
@@ -13,8 +19,7 @@ public enum SourceFactory {
         if source == "synthetic" {
             return SyntheticFieldSource(width: config.width, height: config.height, framesPerSecond: config.fps)
         }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue {
+        if Path.isDirectory(source) == true {
             return try ImageFolderSource(folder: source, framesPerSecond: config.fps, pixelBudget: config.pixelBudget) { DaemonLog.warning($0) }
         }
         return V4L2Camera(path: source, request: CameraRequest(width: config.width, height: config.height, framesPerSecond: config.fps),

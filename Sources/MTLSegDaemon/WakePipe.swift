@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// Wakes a thread that waits in poll(2) on a socket: other threads `signal()`, the waiting thread
 /// polls `readEnd` beside its socket and `clear()`s once awake. A pipe, since Glibc's Swift module

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCore
 
 /// What `mtlseg calibrate` did and measured, written as JSON and as Markdown.
@@ -68,26 +74,26 @@ public struct CalibrationReport: Codable {
         lines.append("- method: \(method); input \(width)x\(height); attention products in \(attention)")
         lines.append("- images: \(calibrationImages) for ranges, \(evalImages) held out for evaluation" +
                      (skippedImages.isEmpty ? "" : "; skipped (unreadable): \(skippedImages.joined(separator: ", "))"))
-        lines.append("- budget: " + (maxDrop.map { String(format: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))
+        lines.append("- budget: " + (maxDrop.map { String(cFormat: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))
         if let failure { lines.append("- **budget not held**: \(failure)") }
         lines.append("- fp32 fallbacks: " + (fallbacks.isEmpty ? "none" : fallbacks.map { "`\($0)`" }.joined(separator: ", ")))
-        lines.append(String(format: "- time taken: %.1f s", seconds))
+        lines.append(String(cFormat: "- time taken: %.1f s", seconds))
         if let fp32 = fp32MedianMilliseconds, let int8 = int8MedianMilliseconds {
-            lines.append(String(format: "- latency on this machine (%d thread%@, median): fp32 %.2f ms, int8 %.2f ms (%.2f×)",
+            lines.append(String(cFormat: "- latency on this machine (%d thread%@, median): fp32 %.2f ms, int8 %.2f ms (%.2f×)",
                                 threads, threads == 1 ? "" : "s", fp32, int8, fp32 / int8))
         }
         lines += ["", "## Tasks (int8 against fp32 on the held-out images)", "",
                   "| task | pixel agreement | agreement-mIoU | mIoU fp32 (labels) | mIoU int8 (labels) |", "|---|---|---|---|---|"]
         for t in tasks {
-            lines.append(String(format: "| %@ | %.2f %% | %.2f | %@ | %@ |", t.task, t.agreement * 100, t.agreementMIoU,
-                                t.fp32MIoU.map { String(format: "%.2f", $0) } ?? "–", t.int8MIoU.map { String(format: "%.2f", $0) } ?? "–"))
+            lines.append(String(cFormat: "| %@ | %.2f %% | %.2f | %@ | %@ |", t.task, t.agreement * 100, t.agreementMIoU,
+                                t.fp32MIoU.map { String(cFormat: "%.2f", $0) } ?? "–", t.int8MIoU.map { String(cFormat: "%.2f", $0) } ?? "–"))
         }
         if !activationsOnly.isEmpty {
             lines += ["", "## What limits the accuracy", "",
                       "The same evaluation with every layer's weights in fp32, only the activations quantized:", ""]
             for (t, a) in zip(tasks, activationsOnly) {
                 let weights = a.agreementMIoU - t.agreementMIoU
-                lines.append(String(format: "- %@: agreement %.2f %%, agreement-mIoU %.2f — the activations' u8 grids cost %.2f points, "
+                lines.append(String(cFormat: "- %@: agreement %.2f %%, agreement-mIoU %.2f — the activations' u8 grids cost %.2f points, "
                                     + "the int8 weights %.2f more%@", t.task, a.agreement * 100, a.agreementMIoU, 100 - a.agreementMIoU, weights,
                                     weights > 100 - a.agreementMIoU ? " (the weights limit it: a budget can move layers to fp32)"
                                         : " (the activations limit it: try another --method, or richer calibration images)"))
@@ -96,7 +102,7 @@ public struct CalibrationReport: Codable {
         lines += ["", "## Layers, worst first (SQNR of the layer's output with its input and weights quantized)", "",
                   "| layer | SQNR (dB) | runs in |", "|---|---|---|"]
         for layer in layers.sorted(by: { ($0.sqnr ?? .infinity) < ($1.sqnr ?? .infinity) }) {
-            lines.append("| `\(layer.name)` | \(layer.sqnr.map { String(format: "%.1f", $0) } ?? "–") | \(layer.fallback ? "fp32" : "int8") |")
+            lines.append("| `\(layer.name)` | \(layer.sqnr.map { String(cFormat: "%.1f", $0) } ?? "–") | \(layer.fallback ? "fp32" : "int8") |")
         }
         return lines.joined(separator: "\n") + "\n"
     }

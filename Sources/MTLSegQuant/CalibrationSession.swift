@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCore
 
 /// The whole calibration: measure ranges on the calibration images, quantize,
@@ -93,7 +99,7 @@ public struct CalibrationSession {
             var next = order.makeIterator()
             while let worst = accuracy.first(where: { 100 - $0.agreementMIoU > budget }) {
                 guard let layer = next.next() else {
-                    failure = String(format: "with all %d int8 layers back in fp32, task '%@' still loses %.2f agreement-mIoU points (budget %.2f): "
+                    failure = String(cFormat: "with all %d int8 layers back in fp32, task '%@' still loses %.2f agreement-mIoU points (budget %.2f): "
                                      + "the rest is the activations' quantization, which falling back layers does not remove; "
                                      + "try another --method or a larger budget", order.count, worst.task, 100 - worst.agreementMIoU, budget)
                     break

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import MTLSegCore
 
 /// Measures activation ranges by running the fp32 model on calibration inputs,

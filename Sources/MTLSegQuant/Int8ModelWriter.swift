@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import MTLSegCore
 
 /// Writes an int8 model file (calibration/MODEL_FORMAT.md, "int8 models"): the

@@ -1,5 +1,10 @@
 import CKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import MTLSegCore
 
 /// Per int8 layer, the signal-to-quantization-noise ratio of its output when its

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// Why bytes could not be read as a message.
 public enum DecodeError: Error, Equatable, CustomStringConvertible {
@@ -11,7 +17,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .tooLarge(length, limit): return "message of \(length) bytes is over the \(limit)-byte limit"
         case .empty: return "message has no type byte"
-        case let .unknownType(type): return String(format: "unknown message type 0x%02x", type)
+        case let .unknownType(type): return String(cFormat: "unknown message type 0x%02x", type)
         case let .malformed(type, reason): return "malformed \(type) message: \(reason)"
         }
     }

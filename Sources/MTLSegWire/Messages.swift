@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// The protocol version this build speaks (PROTOCOL.md).
 public let wireProtocolVersion = 1

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// A connected or listening AF_UNIX stream socket. Errors name the path and the failing call.
 public final class UnixSocket {

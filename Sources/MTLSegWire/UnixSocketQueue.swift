@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// What a sender needs to hold back data its peer has not read yet: how much the kernel still
 /// holds for the peer, a send buffer sized to the messages, and writes that never block.

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// A consumer of mtlsegd's stream: connects, says HELLO, and reads frames.
 public final class WireClient {

@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegCore
 
 struct BenchCommand: ParsableCommand {
@@ -66,10 +73,10 @@ struct BenchCommand: ParsableCommand {
         let rss = peakRSSMegabytes()
         print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), \(engine.precisionName))")
         print("input      \(input.width)x\(input.height), \(threads) thread\(threads == 1 ? "" : "s"), \(iterations) iterations")
-        print(String(format: "latency    median %.2f ms, p90 %.2f ms, min %.2f ms", median, p90, sorted[0]))
-        print("stages     " + partOrder.map { String(format: "%@ %.2f", $0, Self.median(parts[$0]!)) }.joined(separator: ", ") + " (median ms)")
-        print(String(format: "compute    %.3f GMAC executed, %.1f GMAC/s at the median", Double(cost.executedMACs) / 1e9, gmacs))
-        print(String(format: "memory     peak RSS %.1f MB", rss))
+        print(String(cFormat: "latency    median %.2f ms, p90 %.2f ms, min %.2f ms", median, p90, sorted[0]))
+        print("stages     " + partOrder.map { String(cFormat: "%@ %.2f", $0, Self.median(parts[$0]!)) }.joined(separator: ", ") + " (median ms)")
+        print(String(cFormat: "compute    %.3f GMAC executed, %.1f GMAC/s at the median", Double(cost.executedMACs) / 1e9, gmacs))
+        print(String(cFormat: "memory     peak RSS %.1f MB", rss))
         if json {
             let report: [String: Any] = [
                 "model": model, "precision": engine.precisionName, "width": input.width, "height": input.height, "threads": threads,
@@ -77,7 +84,7 @@ struct BenchCommand: ParsableCommand {
                 "stages_median_ms": Dictionary(uniqueKeysWithValues: partOrder.map { ($0, Self.median(parts[$0]!)) }),
                 "gmac_executed": Double(cost.executedMACs) / 1e9, "gmac_per_s": gmacs, "peak_rss_mb": rss,
             ]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+            print(String(decoding: try JSONObject.data(report), as: UTF8.self))
         }
     }
 

@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegCore
 import MTLSegImage
 import MTLSegQuant
@@ -82,7 +89,7 @@ struct CalibrateCommand: ParsableCommand {
         let started = Date()
         // Where the results go is checked before any work: the model and the report must not replace the
         // fp32 model, and their folder must exist and be writable.
-        let reportBase = report ?? ((out as NSString).pathExtension == "safetensors" ? (out as NSString).deletingPathExtension : out) + ".report"
+        let reportBase = report ?? (Path.pathExtension(out) == "safetensors" ? Path.deletingPathExtension(out) : out) + ".report"
         for (path, option) in [(out, "--out"), (reportBase + ".json", "--report"), (reportBase + ".md", "--report")] {
             try OutputPaths.checkWritable(path, option: option)
             try OutputPaths.refuseOverwriting(OutputPaths.modelFiles(model), with: path, option: option)
@@ -108,7 +115,7 @@ struct CalibrateCommand: ParsableCommand {
                 return true
             } catch {
                 skipped.append(path)
-                FileHandle.standardError.write(Data("\nwarning: skipping \(error)\n".utf8))
+                writeToStandardError("\nwarning: skipping \(error)\n")
                 return false
             }
         }
@@ -122,7 +129,7 @@ struct CalibrateCommand: ParsableCommand {
             throw ToolError("\(images): none of the \(listed.count) images could be read")
         }
         let info = CalibrationInfo(method: rangeMethod.description, images: calibrationPaths.count, width: input.width, height: input.height,
-                                   sourceModel: (model as NSString).lastPathComponent, createdAt: ISO8601DateFormatter().string(from: Date()),
+                                   sourceModel: Path.lastComponent(model), createdAt: Date().formatted(.iso8601),
                                    evalImages: evalPaths.count)
         let session = CalibrationSession(fp32: fp32, width: input.width, height: input.height,
                                          options: CalibrationSession.Options(method: rangeMethod, maxDrop: maxDrop,
@@ -159,8 +166,8 @@ struct CalibrateCommand: ParsableCommand {
         try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"), options: .atomic)
         try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
         for task in result.accuracy {
-            print(String(format: "%@: agreement %.2f%%, agreement-mIoU %.2f%@", task.task, task.agreement * 100, task.agreementMIoU,
-                         task.int8MIoU.map { String(format: ", mIoU int8 %.2f (fp32 %.2f)", $0, task.fp32MIoU ?? 0) } ?? ""))
+            print(String(cFormat: "%@: agreement %.2f%%, agreement-mIoU %.2f%@", task.task, task.agreement * 100, task.agreementMIoU,
+                         task.int8MIoU.map { String(cFormat: ", mIoU int8 %.2f (fp32 %.2f)", $0, task.fp32MIoU ?? 0) } ?? ""))
         }
         print("fp32 fallbacks: \(summary.fallbacks.isEmpty ? "none" : summary.fallbacks.joined(separator: ", "))")
         print("report: \(reportBase).md, \(reportBase).json")
@@ -194,8 +201,8 @@ struct CalibrateCommand: ParsableCommand {
 
     private func label(for image: String, task: String) throws -> (width: Int, height: Int, classes: [UInt8])? {
         guard let labels else { return nil }
-        let name = ((image as NSString).lastPathComponent as NSString).deletingPathExtension + ".png"
-        let path = ((labels as NSString).appendingPathComponent(task) as NSString).appendingPathComponent(name)
+        let name = Path.deletingPathExtension(Path.lastComponent(image)) + ".png"
+        let path = Path.appending(Path.appending(labels, task), name)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let map = try ImageFile.read(path: path, budget: limits.pixels)
         return (map.width, map.height, stride(from: 0, to: map.pixels.count, by: 3).map { map.pixels[$0] })
@@ -245,11 +252,11 @@ final class Progress {
         if terminal {
             let width = 30, filled = done * width / total
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            FileHandle.standardError.write(Data("\r\(stage.padding(toLength: 18, withPad: " ", startingAt: 0)) [\(bar)] \(done)/\(total)".utf8))
+            writeToStandardError("\r\(String(cFormat: "%-18@", stage).prefix(18)) [\(bar)] \(done)/\(total)")
         } else {
             let tenth = done * 10 / total
             if stage != lastStage || tenth != lastTenth {
-                FileHandle.standardError.write(Data("\(stage): \(done)/\(total)\n".utf8))
+                writeToStandardError("\(stage): \(done)/\(total)\n")
             }
             lastTenth = tenth
         }
@@ -257,6 +264,6 @@ final class Progress {
     }
 
     func finish() {
-        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        if terminal { writeToStandardError("\n") }
     }
 }

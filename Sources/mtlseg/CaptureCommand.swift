@@ -1,5 +1,11 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCapture
 import MTLSegImage
 
@@ -58,7 +64,7 @@ struct CaptureCommand: ParsableCommand {
             if let last = lastSavedAt, Double(frame.monotonicNanoseconds &- last) / 1e9 < every { continue }
             lastSavedAt = frame.monotonicNanoseconds
             saved += 1
-            let path = (out as NSString).appendingPathComponent(String(format: "frame-%06d.png", saved))
+            let path = Path.appending(out, String(cFormat: "frame-%06d.png", saved))
             try ImageFile.writePNG(RGBImage(width: frame.width, height: frame.height, pixels: frame.pixels), path: path)
             print("\(path)  \(frame.width)x\(frame.height)  sequence \(frame.sequence)")
         }
@@ -70,11 +76,10 @@ struct CaptureCommand: ParsableCommand {
         if device == "synthetic" {
             return SyntheticFieldSource(width: width, height: height, framesPerSecond: fps)
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: device, isDirectory: &isDirectory) else {
+        guard let isDirectory = Path.isDirectory(device) else {
             throw ToolError("\(device): no such device or folder (see `mtlseg devices`)")
         }
-        if isDirectory.boolValue {
+        if isDirectory {
             return try ImageFolderSource(folder: device, framesPerSecond: fps)
         }
         return V4L2Camera(path: device, request: CameraRequest(width: width, height: height, framesPerSecond: fps),
@@ -85,7 +90,7 @@ struct CaptureCommand: ParsableCommand {
 /// Hands the newest frame from the source's thread to the command's; remembers why the source is
 /// not streaming, so a failure can say so.
 private final class FrameInbox: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var frame: Frame?
     private var problem: String?
 

@@ -1,5 +1,11 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCore
 import MTLSegImage
 
@@ -65,12 +71,12 @@ struct CompareCommand: ParsableCommand {
         var tasks: [String: Any] = [:]
         for (t, task) in d.tasks.enumerated() {
             let agreement = Double(agreeing[t]) / Double(max(total[t], 1))
-            print(String(format: "  %@: argmax agreement %.2f%%, max |logit difference| %.4g", task.name, agreement * 100, largest[t]))
+            print(String(cFormat: "  %@: argmax agreement %.2f%%, max |logit difference| %.4g", task.name, agreement * 100, largest[t]))
             tasks[task.name] = ["argmax_agreement": agreement, "max_abs_logit_difference": Double(largest[t])]
         }
         report["tasks"] = tasks
         if json {
-            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+            print(String(decoding: try JSONObject.data(report), as: UTF8.self))
         }
     }
 }

@@ -1,5 +1,11 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCapture
 
 /// `mtlseg devices`: the V4L2 nodes of this machine, and what each capture node can deliver.
@@ -15,7 +21,7 @@ struct DevicesCommand: ParsableCommand {
     func run() throws {
         let devices = DeviceCatalog.list()
         if json {
-            let data = try JSONSerialization.data(withJSONObject: devices.map(Self.jsonObject), options: [.sortedKeys, .prettyPrinted])
+            let data = try JSONObject.data(devices.map(Self.jsonObject), prettyPrinted: true)
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -63,7 +69,7 @@ struct DevicesCommand: ParsableCommand {
             switch intervals {
             case let .discrete(list): return list.map { ["numerator": $0.numerator, "denominator": $0.denominator, "fps": $0.framesPerSecond] }
             case let .stepwise(low, high, _): return ["min_fps": high.framesPerSecond, "max_fps": low.framesPerSecond]
-            case .unknown: return NSNull()
+            case .unknown: return JSONObject.null
             }
         }
         let formats: [[String: Any]] = device.formats.map { format in
@@ -76,13 +82,13 @@ struct DevicesCommand: ParsableCommand {
             case let .stepwise(minW, maxW, stepW, minH, maxH, stepH):
                 sizes = ["min_width": minW, "max_width": maxW, "step_width": stepW, "min_height": minH, "max_height": maxH, "step_height": stepH]
             case .unknown:
-                sizes = NSNull()
+                sizes = JSONObject.null
             }
             return ["fourcc": format.format.fourcc.description, "description": format.format.description,
                     "compressed": format.format.compressed, "sizes": sizes]
         }
         return ["path": device.path, "links": device.links, "driver": device.driver, "card": device.card, "bus_info": device.busInfo,
                 "capabilities": device.capabilities, "capture": device.isCaptureDevice, "formats": formats,
-                "error": device.error ?? NSNull()]
+                "error": device.error ?? JSONObject.null]
     }
 }

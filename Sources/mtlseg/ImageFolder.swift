@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegImage
 
 /// The images of a folder (PNG/JPEG by extension, sorted by name), or those a list file names (one path per line).
@@ -6,20 +12,19 @@ enum ImageList {
     static let extensions: Set<String> = ["png", "jpg", "jpeg"]
 
     static func paths(_ location: String) throws -> [String] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: location, isDirectory: &isDirectory) else {
+        guard let isDirectory = Path.isDirectory(location) else {
             throw ToolError("\(location): no such file or folder")
         }
-        if isDirectory.boolValue {
+        if isDirectory {
             let names = try FileManager.default.contentsOfDirectory(atPath: location)
-            return names.filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
-                .map { (location as NSString).appendingPathComponent($0) }
+            return names.filter { extensions.contains(Path.pathExtension($0).lowercased()) }.sorted()
+                .map { Path.appending(location, $0) }
         }
         let text = try String(contentsOfFile: location, encoding: .utf8)
-        let base = (location as NSString).deletingLastPathComponent
-        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let base = Path.deletingLastComponent(location)
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(where: \.isWhitespace) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
-            .map { $0.hasPrefix("/") ? $0 : (base as NSString).appendingPathComponent($0) }
+            .map { $0.hasPrefix("/") ? $0 : Path.appending(base, $0) }
     }
 }
 

@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import Dispatch
+import MTLSegEssentials
 import MTLSegCore
 import MTLSegImage
 
@@ -57,19 +64,19 @@ struct InferCommand: ParsableCommand {
         let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
 
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let stem = ((image as NSString).lastPathComponent as NSString).deletingPathExtension
-        print(String(format: "%@: %dx%d input, %@ forward pass %.1f ms", image, input.width, input.height, engine.precisionName, milliseconds))
+        let stem = Path.deletingPathExtension(Path.lastComponent(image))
+        print(String(cFormat: "%@: %dx%d input, %@ forward pass %.1f ms", image, input.width, input.height, engine.precisionName, milliseconds))
         for (t, task) in d.tasks.enumerated() {
             let mask = SegmentationMask(logits: engine.logits[t], width: picture.width, height: picture.height)
             let colors = (task.colors ?? Palette.default.colors.prefix(task.classCount).map { $0.map(Int.init) }).map { $0.map(UInt8.init) }
-            let base = (out as NSString).appendingPathComponent("\(stem).\(task.name)")
+            let base = Path.appending(out, "\(stem).\(task.name)")
             try ImageFile.writePNG(colorize(mask: mask.classes, width: mask.width, height: mask.height, colors: colors),
                                    path: base + ".mask.png")
             try ImageFile.writePNG(overlay(image: picture, mask: mask.classes, maskWidth: mask.width, maskHeight: mask.height,
                                            colors: colors, alpha: 0.5),
                                    path: base + ".overlay.png")
             let fractions = mask.classFractions(classCount: task.classCount)
-            let summary = zip(task.classes, fractions).map { String(format: "%@ %.1f%%", $0, $1 * 100) }.joined(separator: ", ")
+            let summary = zip(task.classes, fractions).map { String(cFormat: "%@ %.1f%%", $0, $1 * 100) }.joined(separator: ", ")
             print("  \(task.name): \(summary) -> \(base).mask.png, \(base).overlay.png")
             if let logits {
                 let path = d.tasks.count == 1 ? logits : Self.perTaskPath(logits, task: task.name)
@@ -81,8 +88,8 @@ struct InferCommand: ParsableCommand {
 
     /// x.npy → x.<task>.npy
     static func perTaskPath(_ path: String, task: String) -> String {
-        let ext = (path as NSString).pathExtension
-        let base = ext.isEmpty ? path : (path as NSString).deletingPathExtension
+        let ext = Path.pathExtension(path)
+        let base = ext.isEmpty ? path : Path.deletingPathExtension(path)
         return base + "." + task + "." + (ext.isEmpty ? "npy" : ext)
     }
 }

@@ -1,5 +1,11 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCore
 
 struct InspectCommand: ParsableCommand {
@@ -29,7 +35,7 @@ struct InspectCommand: ParsableCommand {
                 "name": d.name, "variant": d.variant, "encoder_hidden_sizes": d.encoder.hiddenSizes, "depths": d.encoder.depths,
                 "decoder_hidden_size": d.decoderHiddenSize,
                 "tasks": d.tasks.map { ["name": $0.name, "classes": $0.classes] },
-                "input": d.input.map { ["width": $0.width, "height": $0.height] } ?? NSNull(),
+                "input": d.input.map { ["width": $0.width, "height": $0.height] } ?? JSONObject.null,
                 "parameters": weights.parameterCount,
                 "macs_at": ["width": input.width, "height": input.height],
                 "macs": cost.definedMACs, "macs_executed": cost.executedMACs,
@@ -39,9 +45,9 @@ struct InspectCommand: ParsableCommand {
                     ["method": q.calibration.method, "images": q.calibration.images, "width": q.calibration.width,
                      "height": q.calibration.height, "source_model": q.calibration.sourceModel, "created_at": q.calibration.createdAt,
                      "quantized_activations": q.activations.count]
-                } ?? NSNull(),
+                } ?? JSONObject.null,
             ]
-            let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+            let data = try JSONObject.data(report)
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -63,7 +69,7 @@ struct InspectCommand: ParsableCommand {
             print("precision   fp32")
         }
         print("parameters  \(weights.parameterCount.formatted())")
-        print(String(format: "MACs        %.3f G at %dx%d as defined; %.3f G executed (decoder folded)",
+        print(String(cFormat: "MACs        %.3f G at %dx%d as defined; %.3f G executed (decoder folded)",
                      Double(cost.definedMACs) / 1e9, input.width, input.height, Double(cost.executedMACs) / 1e9))
         print("logits      [K, \(plan.outputSize.height), \(plan.outputSize.width)] per task")
     }

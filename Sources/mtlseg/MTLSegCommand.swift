@@ -1,5 +1,7 @@
 import ArgumentParser
 import MTLSegCore
+import MTLSegDaemonCLI
+import MTLSegEssentials
 
 @main
 struct MTLSegCommand: ParsableCommand {
@@ -14,6 +16,11 @@ struct MTLSegCommand: ParsableCommand {
                       SubscribeCommand.self, StatusCommand.self, DevicesCommand.self, CaptureCommand.self])
 
     static func main() {
+        // One binary serves as both tools where mtlsegd is a link to mtlseg (the Debian package).
+        if CommandLine.arguments.first.map(Path.lastComponent) == "mtlsegd" {
+            MTLSegDaemonCommand.main()
+            return
+        }
         BLASEnvironment.prepare()
         main(nil)
     }

@@ -1,4 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 
 /// Checks made on a file a command will write, before the work that produces it starts: so that a
 /// missing folder fails at once rather than after a long calibration, and an input is never replaced
@@ -6,7 +12,7 @@ import Foundation
 enum OutputPaths {
     /// Throws unless `path` can be created or replaced: its folder exists and is writable, and it is not a folder.
     static func checkWritable(_ path: String, option: String) throws {
-        let folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let folder = Path.deletingLastComponent(path).isEmpty ? "." : Path.deletingLastComponent(path)
         var info = stat()
         guard stat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
             throw ToolError("\(option) \(path): the folder '\(folder)' does not exist")
@@ -29,16 +35,12 @@ enum OutputPaths {
     static func modelFiles(_ path: String) -> [String] {
         var info = stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return [path] }
-        return ["model.safetensors", "config.json"].map { (path as NSString).appendingPathComponent($0) }
+        return ["model.safetensors", "config.json"].map { Path.appending(path, $0) }
     }
 
     private static func sameFile(_ a: String, _ b: String) -> Bool {
         var first = stat(), second = stat()
         if stat(a, &first) == 0, stat(b, &second) == 0 { return first.st_dev == second.st_dev && first.st_ino == second.st_ino }
-        func resolved(_ path: String) -> String {
-            let url = URL(fileURLWithPath: path)
-            return url.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(url.lastPathComponent).path
-        }
-        return resolved(a) == resolved(b)
+        return Path.resolvingFolder(a) == Path.resolvingFolder(b)
     }
 }

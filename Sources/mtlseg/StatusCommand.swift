@@ -1,5 +1,11 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegWire
 
 struct StatusCommand: ParsableCommand {
@@ -29,24 +35,24 @@ struct StatusCommand: ParsableCommand {
             print(String(decoding: bytes, as: UTF8.self))
             return
         }
-        guard let stats = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+        guard let stats = try JSONObject.parse(Data(bytes)) as? [String: Any] else {
             throw ToolError("the daemon's STATS is not a JSON object")
         }
         let source = stats["source"] as? [String: Any] ?? [:]
         let model = stats["model"] as? [String: Any] ?? [:]
         let counters = stats["counters"] as? [String: Any] ?? [:]
         let fps = stats["fps"] as? [String: Double] ?? [:]
-        func number(_ value: Any?) -> Double { (value as? NSNumber)?.doubleValue ?? 0 }
+        func number(_ value: Any?) -> Double { JSONObject.double(value) ?? 0 }
         print("model      \(model["name"] ?? "?") (\(model["precision"] ?? "?"), \(String(describing: model["sha256"] ?? "").prefix(12)))")
         print("source     \(source["name"] ?? "?"): \(source["state"] ?? "?")")
-        print(String(format: "uptime     %.0f s, last frame %.1f s ago", number(stats["uptime_s"]), number(stats["last_frame_age_s"])))
-        print(String(format: "fps        captured %.1f, published %.1f", fps["captured"] ?? 0, fps["published"] ?? 0))
+        print(String(cFormat: "uptime     %.0f s, last frame %.1f s ago", number(stats["uptime_s"]), number(stats["last_frame_age_s"])))
+        print(String(cFormat: "fps        captured %.1f, published %.1f", fps["captured"] ?? 0, fps["published"] ?? 0))
         print("frames     captured \(counters["captured"] ?? 0), published \(counters["published"] ?? 0); dropped: by the driver "
             + "\(counters["dropped_by_driver"] ?? 0), skipped before inference \(counters["skipped_before_inference"] ?? 0)")
         if let latency = stats["latency_ms"] as? [String: [String: Double]] {
             for name in ["queue", "preprocess", "inference", "postprocess"] {
                 guard let p = latency[name] else { continue }
-                print(String(format: "latency    %-11@ p50 %6.2f  p90 %6.2f  p99 %6.2f ms", name, p["p50"] ?? 0, p["p90"] ?? 0, p["p99"] ?? 0))
+                print(String(cFormat: "latency    %-11@ p50 %6.2f  p90 %6.2f  p99 %6.2f ms", name, p["p50"] ?? 0, p["p90"] ?? 0, p["p99"] ?? 0))
             }
         }
         let clients = stats["clients"] as? [[String: Any]] ?? []

@@ -1,5 +1,11 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
+import MTLSegEssentials
 import MTLSegCapture
 import MTLSegCore
 import MTLSegImage
@@ -61,7 +67,7 @@ struct SubscribeCommand: ParsableCommand {
                     let line: [String: Any] = ["stream_changed": true, "model": description.model.name, "sha256": description.model.sha256,
                                                "precision": description.model.precision,
                                                "mask_width": description.maskWidth, "mask_height": description.maskHeight]
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+                    print(String(decoding: try JSONObject.data(line), as: UTF8.self))
                 } else {
                     print("stream changed: \(description.model.name) (\(description.model.precision), \(description.model.sha256.prefix(12))): "
                         + "masks \(description.maskWidth)x\(description.maskHeight), tasks \(description.tasks.map(\.name).joined(separator: ", "))")
@@ -80,7 +86,7 @@ struct SubscribeCommand: ParsableCommand {
                     for id in mask where Int(id) < counts.count { counts[Int(id)] += 1 }
                     fractions[task.name] = counts.map { Double($0) / Double(max(mask.count, 1)) }
                     if let png {
-                        let path = (png as NSString).appendingPathComponent("\(frame.sequence).\(TaskNameRules.safeFileComponent(task.name)).png")
+                        let path = Path.appending(png, "\(frame.sequence).\(TaskNameRules.safeFileComponent(task.name)).png")
                         let (w, h) = (client.stream.maskWidth, client.stream.maskHeight)
                         if color {
                             try ImageFile.writePNG(colorize(mask: mask, width: w, height: h, colors: task.colors.map { $0.map { UInt8(clamping: $0) } }), path: path)
@@ -96,13 +102,13 @@ struct SubscribeCommand: ParsableCommand {
                     let line: [String: Any] = ["sequence": frame.sequence, "dropped": frame.droppedForClient, "latency_ms": latencies,
                                                "end_to_end_ms": latency, "class_fractions": fractions,
                                                "capture_realtime_ns": frame.captureRealtimeNanoseconds]
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+                    print(String(decoding: try JSONObject.data(line), as: UTF8.self))
                 } else {
-                    let timing = client.stream.latencies.map { String(format: "%@ %.1f", $0, latencies[$0] ?? 0) }.joined(separator: ", ")
+                    let timing = client.stream.latencies.map { String(cFormat: "%@ %.1f", $0, latencies[$0] ?? 0) }.joined(separator: ", ")
                     let shares = fractions.keys.sorted().map { name in
-                        "\(name) " + fractions[name]!.map { String(format: "%.0f%%", $0 * 100) }.joined(separator: "/")
+                        "\(name) " + fractions[name]!.map { String(cFormat: "%.0f%%", $0 * 100) }.joined(separator: "/")
                     }.joined(separator: "  ")
-                    print(String(format: "#%llu lost %u  %@ ms  end-to-end %.1f ms  %@", frame.sequence, frame.droppedForClient, timing, latency, shares))
+                    print(String(cFormat: "#%llu lost %u  %@ ms  end-to-end %.1f ms  %@", frame.sequence, frame.droppedForClient, timing, latency, shares))
                 }
                 fflush(stdout)
             }
@@ -113,9 +119,9 @@ struct SubscribeCommand: ParsableCommand {
             let summary: [String: Any] = ["summary": true, "frames": received, "lost": lost, "seconds": seconds,
                                           "fps": Double(received) / max(seconds, 1e-9), "end_to_end_median_ms": median(endToEnd),
                                           "pipeline_overhead_median_ms": median(overhead)]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+            print(String(decoding: try JSONObject.data(summary), as: UTF8.self))
         } else {
-            print(String(format: "%d frames in %.1f s (%.1f fps), %llu lost; end-to-end median %.2f ms, of which outside inference %.2f ms",
+            print(String(cFormat: "%d frames in %.1f s (%.1f fps), %llu lost; end-to-end median %.2f ms, of which outside inference %.2f ms",
                          received, seconds, Double(received) / max(seconds, 1e-9), lost, median(endToEnd), median(overhead)))
         }
     }

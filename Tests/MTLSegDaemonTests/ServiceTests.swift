@@ -133,7 +133,15 @@ final class DebianPackageTests: XCTestCase {
 
         let info = try runProcess("/usr/bin/dpkg-deb", ["--info", deb])
         XCTAssertTrue(info.output.contains("Package: mtlseg") && info.output.contains("conffiles"), info.output)
+        // Field devices update over cellular links and run from SD cards: at most 10 MB to fetch and 40 MB
+        // installed, demo model included (it was 35 MB and 124 MB while the full Foundation and ICU were linked in).
+        let debBytes = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: deb)[.size] as? Int)
+        XCTAssertLessThanOrEqual(debBytes, 10_000_000, "the .deb has grown past 10 MB")
+        let installedKiB = try XCTUnwrap(info.output.split(separator: "\n").first { $0.contains("Installed-Size:") }
+            .flatMap { Int($0.split(separator: " ").last ?? "") }, info.output)
+        XCTAssertLessThanOrEqual(installedKiB * 1024, 40_000_000, "the package installs more than 40 MB")
         let contents = try runProcess("/usr/bin/dpkg-deb", ["--contents", deb]).output
+        XCTAssertTrue(contents.contains("./usr/bin/mtlsegd -> mtlseg"), "mtlsegd is the mtlseg binary, by a link: \(contents)")
         for path in ["./usr/bin/mtlsegd", "./usr/bin/mtlseg", "./lib/systemd/system/mtlsegd.service", "./usr/lib/sysusers.d/mtlseg.conf",
                      "./usr/lib/tmpfiles.d/mtlseg.conf", "./etc/mtlseg/mtlsegd.toml", "./var/lib/mtlseg/model.safetensors"] {
             XCTAssertTrue(contents.contains(path), "\(path) missing from the package")
@@ -150,5 +158,9 @@ final class DebianPackageTests: XCTestCase {
                                                         "--model", root + "/var/lib/mtlseg/model.safetensors"])
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.contains("int8"), "the demo model is the int8 one: \(check.output)")
+        // The same binary under its own name is the tool.
+        let tool = try runProcess(root + "/usr/bin/mtlseg", ["inspect", "--model", root + "/var/lib/mtlseg/model.safetensors"])
+        XCTAssertEqual(tool.status, 0, tool.output)
+        XCTAssertTrue(tool.output.contains("variant") && !tool.output.contains("configuration OK"), tool.output)
     }
 }

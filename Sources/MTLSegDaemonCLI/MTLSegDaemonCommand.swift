@@ -1,11 +1,17 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import MTLSegCore
 import MTLSegDaemon
 
-@main
-struct MTLSegDaemonCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// mtlsegd's command line. A library, so that the `mtlseg` binary can also run as mtlsegd (the
+/// Debian package ships one binary, with mtlsegd a link to it); Sources/mtlsegd is its own main.
+public struct MTLSegDaemonCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "mtlsegd",
         abstract: "Capture frames, segment them with an MTLSegFormer, publish the masks on a Unix socket.",
         discussion: """
@@ -14,7 +20,7 @@ struct MTLSegDaemonCommand: ParsableCommand {
         fails to load); SIGTERM stops. The socket protocol: Sources/MTLSegWire/PROTOCOL.md.
         """)
 
-    static func main() {
+    public static func main() {
         BLASEnvironment.prepare()
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
@@ -29,6 +35,8 @@ struct MTLSegDaemonCommand: ParsableCommand {
             exit(withError: ExitCode.failure)
         }
     }
+
+    public init() {}
 
     @Option(name: .long, help: "TOML configuration file.")
     var config: String?
@@ -87,7 +95,7 @@ struct MTLSegDaemonCommand: ParsableCommand {
         return settings
     }
 
-    func run() throws {
+    public func run() throws {
         let settings = try settings()
         // The same checks start-up would make of paths and names, before anything is loaded or bound.
         try settings.checkStartup(file: config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : "(flags)"))

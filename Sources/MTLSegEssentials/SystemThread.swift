@@ -1,0 +1,47 @@
+import Glibc
+
+/// A detached thread running a closure, as Foundation's Thread is used here: create, name, start.
+/// (Thread lives in the full Foundation, which links ICU's data into the binary.)
+public final class SystemThread {
+    private var block: (() -> Void)?
+    /// The name the thread gives itself (shown by top -H, ps -L, gdb); at most 15 bytes are kept.
+    public var name: String?
+
+    public init(block: @escaping () -> Void) {
+        self.block = block
+    }
+
+    public func start() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, nil, { context in
+            let this = Unmanaged<SystemThread>.fromOpaque(context!).takeRetainedValue()
+            if let name = this.name { SystemThread.setName(name) }
+            let block = this.block
+            this.block = nil
+            block?()
+            return nil
+        }, context)
+        precondition(status == 0, "pthread_create failed: \(String(cString: strerror(status)))")
+        pthread_detach(thread)
+    }
+
+    /// Names the calling thread. Glibc's module leaves out pthread_setname_np (a GNU extension);
+    /// for the calling thread it writes /proc/thread-self/comm too. Linux keeps 15 bytes.
+    private static func setName(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+
+    /// Sleeps the calling thread.
+    public static func sleep(forTimeInterval seconds: Double) {
+        guard seconds > 0 else { return }
+        let whole = seconds.rounded(.down)
+        var time = timespec(tv_sec: Int(whole), tv_nsec: min(999_999_999, Int((seconds - whole) * 1e9)))
+        var left = timespec()
+        while nanosleep(&time, &left) != 0 && errno == EINTR { time = left }
+    }
+}

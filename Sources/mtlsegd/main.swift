@@ -1,0 +1,3 @@
+import MTLSegDaemonCLI
+
+MTLSegDaemonCommand.main()
