@@ -47,7 +47,7 @@ struct SubscribeCommand: ParsableCommand {
 
     func run() throws {
         guard let wireEncoding = MaskEncoding(rawValue: encoding) else { throw ValidationError("--encoding must be raw or rle") }
-        let wanted = tasks?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let wanted = tasks?.split(separator: ",").map { $0.trimmingCharacters(where: \.isWhitespace) }
         // An empty list would ask the daemon for no frames at all (a control connection, as `mtlseg status` makes).
         if let wanted, wanted.isEmpty || wanted.contains("") { throw ValidationError("--tasks must name at least one task, e.g. --tasks rows,plants") }
         if let png { try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true) }
