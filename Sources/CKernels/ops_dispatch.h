@@ -12,6 +12,9 @@
 #if defined(__x86_64__)
 #define CK_HAVE_X86_KERNELS 1
 #endif
+#if defined(__aarch64__)
+#define CK_HAVE_NEON_KERNELS 1
+#endif
 
 typedef void (*ck_softmax_exp_u8_fn)(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                                      float *inv_sums);

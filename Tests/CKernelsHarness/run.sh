@@ -4,7 +4,7 @@
 #           that MTLSEG_KERNELS caps the choice, and the other operations' versions against
 #           their old code (ops_ref.c); built with ASan + UBSan;
 #   qemu:   (x86_64 hosts) the qgemm sets as AArch64 under qemu-aarch64, with the default CPU
-#           (`max`: has dotprod → neondot) and -cpu cortex-a53 (no dotprod → scalar).
+#           (`max`: has dotprod → neondot) and -cpu cortex-a53 (no dotprod → neon).
 # Usage: run.sh [native] [qemu]   (no argument: both; a stage whose tools are missing fails
 # with what to install, after the other stage has run).
 # Installs nothing; needs clang (Swift's is fine) and ld.lld; the qemu stage also qemu-aarch64
@@ -85,8 +85,9 @@ qemu() {
   MTLSEG_KERNELS=scalar "${q[@]}" "$build/qgemm_check_arm" --expect-select scalar
 
   echo "-- cortex-a53 (no dotprod)"
-  "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
-  MTLSEG_KERNELS=neondot "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
+  "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select neon
+  MTLSEG_KERNELS=neondot "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select neon
+  MTLSEG_KERNELS=scalar "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
   "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm"
 }
 
