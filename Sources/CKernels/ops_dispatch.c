@@ -41,6 +41,7 @@ static ck_ops ops;
 #if defined(CK_HAVE_NEON_KERNELS)
 /// The AArch64 NEON versions (<operation>_<type>_neon.c), over the portable ones the tables gave.
 static void ops_neon(void) {
+    ops.dwconv3x3_gelu_u8 = ck_dwconv3x3_gelu_u8_neon;
 }
 #endif
 

@@ -106,4 +106,12 @@ void ck_conv2d_f32_avx512(const float *in, size_t height, size_t width, size_t c
                           size_t out_height, size_t out_width, size_t first_row, size_t row_count);
 #endif
 
+#if defined(CK_HAVE_NEON_KERNELS)
+// dwconv3x3_gelu_u8_neon.c (needs no scratch)
+void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                               size_t channels, const float *weight, const float *bias, float in_scale,
+                               int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
+                               size_t row_count, float *scratch);
+#endif
+
 #endif

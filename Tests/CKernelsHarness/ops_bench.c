@@ -5,7 +5,7 @@
 //   /opt/swift/usr/bin/clang -std=c11 -D_GNU_SOURCE -O3 -ISources/CKernels/include -ISources/CKernels \
 //     $(ls Sources/CKernels/*.c | grep -v /qgemm_) \
 //     Tests/CKernelsHarness/ops_{bench,ref}.c -lm -o /tmp/ops_bench
-//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads|versions]   (times and checks)
+//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads|versions|neon]   (times and checks)
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
 #include "ckernels_fp32.h"
@@ -468,6 +468,34 @@ static void versions_case(void) {
 #endif
 }
 
+// AArch64: every NEON version against the portable one on odd shapes (ragged channel blocks,
+// borders, bands of rows), bit for bit: they reproduce the portable C's roundings as clang
+// builds it for AArch64 (fused multiply-adds included; see ck_math_neon.h).
+static void neon_versions_case(void) {
+#if defined(CK_HAVE_NEON_KERNELS)
+    static const size_t dw_shapes[][3] = {{9, 13, 35}, {4, 5, 16}, {1, 1, 3}, {7, 3, 128}, {2, 17, 47}, {64, 64, 64}};
+    for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
+        const size_t h = dw_shapes[s][0], w = dw_shapes[s][1], ch = dw_shapes[s][2], ld = ch + 5;
+        uint8_t *in = alloc(h * w * ld), *o_p = alloc(h * w * ld), *o_v = alloc(h * w * ld);
+        float *wt = alloc(9 * ch * 4), *bias = alloc(ch * 4), *scratch = alloc(2 * ch * 4);
+        for (size_t i = 0; i < h * w * ld; i++) in[i] = (uint8_t)(frand() * 256);
+        for (size_t i = 0; i < 9 * ch; i++) wt[i] = nrand() * 0.3f;
+        for (size_t i = 0; i < ch; i++) bias[i] = nrand() * 0.1f;
+        const int32_t zp = (int32_t)(s * 61 % 256);
+        // Scales that spread the outputs over the whole byte range (not clamped), and 64×64×64
+        // values: a single rounding done differently (an unfused a·b + c) moves some byte.
+        ck_dwconv3x3_gelu_u8_portable(in, ld, o_p, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, 0, h, scratch);
+        // in two bands of rows, as the engine's threads call it
+        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, 0, h / 2, NULL);
+        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, h / 2, h - h / 2, NULL);
+        const int d = max_byte_difference(o_p, o_v, h * w, ch, ld);
+        printf("neon: dwconv+GELU %zux%zux%zu vs portable max |Δ| %d (0 expected)\n", h, w, ch, d);
+        if (d != 0) failures++;
+        free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);
+    }
+#endif
+}
+
 int main(int argc, char **argv) {
     int timing = 1;
     const char *only = NULL;
@@ -483,6 +511,7 @@ int main(int argc, char **argv) {
     if (!only || strstr(only, "decoder")) decoder_case(timing);
     if (!only || strstr(only, "heads")) heads_case();
     if (!only || strstr(only, "versions")) versions_case();
+    if (!only || strstr(only, "neon")) neon_versions_case();
     if (failures) { printf("ops_bench: %d checks FAILED\n", failures); return 1; }
     printf("ops_bench: all checks passed\n");
     return 0;
