@@ -42,6 +42,7 @@ static ck_ops ops;
 /// The AArch64 NEON versions (<operation>_<type>_neon.c), over the portable ones the tables gave.
 static void ops_neon(void) {
     ops.dwconv3x3_gelu_u8 = ck_dwconv3x3_gelu_u8_neon;
+    ops.conv2d_f32 = ck_conv2d_f32_neon;
 }
 #endif
 

@@ -112,6 +112,11 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                                size_t channels, const float *weight, const float *bias, float in_scale,
                                int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
                                size_t row_count, float *scratch);
+// conv_f32_neon.c
+void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
+                        size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,
+                        size_t kernel, size_t stride, size_t padding, const float *bias, float *out,
+                        size_t out_height, size_t out_width, size_t first_row, size_t row_count);
 #endif
 
 #endif

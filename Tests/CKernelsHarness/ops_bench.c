@@ -8,6 +8,7 @@
 //   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads|versions|neon]   (times and checks)
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
+#include "ckernels_conv.h"
 #include "ckernels_fp32.h"
 #include "ckernels_q8.h"
 #include "ops_dispatch.h"
@@ -492,6 +493,30 @@ static void neon_versions_case(void) {
         printf("neon: dwconv+GELU %zux%zux%zu vs portable max |Δ| %d (0 expected)\n", h, w, ch, d);
         if (d != 0) failures++;
         free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);
+    }
+    // fp32 convolution: {height, width, channels, out channels, kernel, stride, padding, channels last, bias}
+    static const size_t cv[][9] = {{37, 45, 3, 32, 7, 4, 3, 0, 1}, {23, 19, 3, 35, 7, 4, 3, 0, 0}, {17, 15, 32, 64, 3, 2, 1, 1, 1},
+                                   {9, 30, 20, 19, 3, 2, 1, 1, 1},  {12, 12, 64, 160, 3, 2, 1, 1, 0}, {8, 9, 5, 7, 3, 1, 1, 0, 1}};
+    for (size_t s = 0; s < sizeof cv / sizeof cv[0]; s++) {
+        const size_t h = cv[s][0], w = cv[s][1], c = cv[s][2], co = cv[s][3], k = cv[s][4], st = cv[s][5], pad = cv[s][6];
+        const int last = (int)cv[s][7];
+        const size_t oh = (h + 2 * pad - k) / st + 1, ow = (w + 2 * pad - k) / st + 1;
+        float *x = alloc(h * w * c * 4), *wt = alloc(co * k * k * c * 4), *b = alloc(co * 4);
+        float *packed = alloc(ck_conv2d_f32_packed_size(co, k, c) * 4), *y_p = alloc(oh * ow * co * 4), *y_v = alloc(oh * ow * co * 4);
+        for (size_t i = 0; i < h * w * c; i++) x[i] = nrand();
+        for (size_t i = 0; i < co * k * k * c; i++) wt[i] = nrand() * 0.2f;
+        for (size_t i = 0; i < co; i++) b[i] = nrand() * 0.1f;
+        ck_conv2d_f32_pack(wt, co, k, c, packed);
+        const size_t rs = last ? w * c : w, ps = last ? c : 1, cs = last ? 1 : h * w;
+        const float *bias = cv[s][8] ? b : NULL;
+        ck_conv2d_f32_portable(x, h, w, c, rs, ps, cs, packed, co, k, st, pad, bias, y_p, oh, ow, 0, oh);
+        ck_conv2d_f32_neon(x, h, w, c, rs, ps, cs, packed, co, k, st, pad, bias, y_v, oh, ow, 0, oh / 2);
+        ck_conv2d_f32_neon(x, h, w, c, rs, ps, cs, packed, co, k, st, pad, bias, y_v, oh, ow, oh / 2, oh - oh / 2);
+        const int same = memcmp(y_p, y_v, oh * ow * co * 4) == 0;
+        printf("neon: conv f32 %zux%zux%zu→%zu k%zu s%zu %s vs portable: %s\n", h, w, c, co, k, st,
+               last ? "channels last" : "channels first", same ? "bit for bit" : "DIFFERENT");
+        if (!same) failures++;
+        free(x); free(wt); free(b); free(packed); free(y_p); free(y_v);
     }
 #endif
 }
