@@ -112,6 +112,9 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                                size_t channels, const float *weight, const float *bias, float in_scale,
                                int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
                                size_t row_count, float *scratch);
+// softmax_exp_u8_neon.c
+void ck_softmax_exp_u8_neon(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
+                            float *inv_sums);
 // conv_f32_neon.c
 void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
                         size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,

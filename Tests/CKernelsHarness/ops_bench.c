@@ -494,6 +494,21 @@ static void neon_versions_case(void) {
         if (d != 0) failures++;
         free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);
     }
+    // softmax: rows of 64 keys (the model's), and ragged widths; bytes and 1/Σ bit for bit.
+    static const size_t sm[][2] = {{301, 64}, {37, 83}, {5, 3}, {9, 17}, {64, 256}};
+    for (size_t s = 0; s < sizeof sm / sizeof sm[0]; s++) {
+        const size_t rows = sm[s][0], cols = sm[s][1], ld = cols + 3;
+        float *x = alloc(rows * ld * 4), *inv_p = alloc(rows * 4), *inv_v = alloc(rows * 4);
+        uint8_t *e_p = alloc(rows * ld), *e_v = alloc(rows * ld);
+        for (size_t i = 0; i < rows * ld; i++) x[i] = nrand() * 6;
+        ck_softmax_exp_u8_portable(x, ld, rows, cols, e_p, ld, inv_p);
+        ck_softmax_exp_u8_neon(x, ld, rows, cols, e_v, ld, inv_v);
+        const int d = max_byte_difference(e_p, e_v, rows, cols, ld), same_inv = memcmp(inv_p, inv_v, rows * 4) == 0;
+        printf("neon: softmax %zux%zu vs portable max |Δe| %d, 1/Σ %s (0 and equal expected)\n", rows, cols, d,
+               same_inv ? "equal" : "DIFFERENT");
+        if (d != 0 || !same_inv) failures++;
+        free(x); free(inv_p); free(inv_v); free(e_p); free(e_v);
+    }
     // fp32 convolution: {height, width, channels, out channels, kernel, stride, padding, channels last, bias}
     static const size_t cv[][9] = {{37, 45, 3, 32, 7, 4, 3, 0, 1}, {23, 19, 3, 35, 7, 4, 3, 0, 0}, {17, 15, 32, 64, 3, 2, 1, 1, 1},
                                    {9, 30, 20, 19, 3, 2, 1, 1, 1},  {12, 12, 64, 160, 3, 2, 1, 1, 0}, {8, 9, 5, 7, 3, 1, 1, 0, 1}};
