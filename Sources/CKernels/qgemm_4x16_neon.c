@@ -77,15 +77,16 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
         CKQ_K(0); CKQ_K(1); CKQ_K(2); CKQ_K(3);
     }
 #undef CKQ_K
+    ckq_epi_neon e;
+    ckq_epi_neon_load(&e, p, ep);
     // Fully unrolled so that acc[] stays in registers (a loop with a break would spill it).
 #pragma clang loop unroll(full)
     for (size_t r = 0; r < MR; r++) {
         if (r >= mvalid) continue;
         char *cr = c + r * ldc_bytes;
-        for (size_t q = 0; q < 4; q++) {
-            size_t valid = nvalid > 4 * q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
-            ckq_store4_neon(acc[r][q], p->offset + 4 * q, p->scale + 4 * q, p->bias + 4 * q, ep, output,
-                            cr + 4 * q * esize, valid);
+        for (int q = 0; q < 4; q++) {
+            size_t valid = nvalid > 4 * (size_t)q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
+            ckq_store4_neon(acc[r][q], &e, q, output, cr + 4 * q * esize, valid);
         }
     }
 }

@@ -3,7 +3,8 @@
 # qemu-user with a TCG plugin of our own (insn_count.c), on -cpu cortex-a76 (Raspberry Pi 5:
 # dot product) and -cpu cortex-a72 (Raspberry Pi 4: none), for two versions of the kernels: BASE
 # (a git revision, default main) and the working tree. One table, millions of instructions.
-#   Tests/ARM64/cost.sh [BASE]
+#   Tests/ARM64/cost.sh [BASE]        (BASE default: where this branch left main, git merge-base HEAD main)
+#   STEPS="gemm dwconv" Tests/ARM64/cost.sh   (only those steps; default all of cost_steps --list)
 # The steps and their shapes (SegFormer-b0 at 256², one thread) are in cost_steps.c; a pass is
 # (count with 3 iterations − count with 1) / 2, so set-up and start-up drop out. Counts repeat
 # exactly run to run. They are instruction counts under emulation, not time on a board: they
@@ -12,7 +13,7 @@
 # qemu stage needs (clang, ld.lld, qemu-user, the Debian AArch64 cross sysroot) and git.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-base="${1:-main}"
+base="${1:-$(git -C "$root" merge-base HEAD main)}"
 clang="${CLANG:-}"
 [ -n "$clang" ] || { [ -x /opt/swift/usr/bin/clang ] && clang=/opt/swift/usr/bin/clang || clang="$(command -v clang)"; }
 command -v qemu-aarch64 >/dev/null || { echo "cost.sh: qemu-aarch64 not found: apt-get install qemu-user" >&2; exit 1; }
@@ -42,12 +43,12 @@ per_pass() { echo $(( ($(count "$1" "$2" "$3" 3) - $(count "$1" "$2" "$3" 1)) / 
 base_rev="$(git -C "$root" rev-parse --short "$base")"
 now_rev="$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- Sources/CKernels || echo +changes)"
 echo "Guest instructions per pass (millions), SegFormer-b0 shapes at 256², 1 thread, qemu-user $(qemu-aarch64 --version | head -1 | awk '{print $3}')."
-echo "base = $base ($base_rev), now = the working tree ($now_rev). Instruction counts under emulation, not board timings."
+echo "base = ${1:-merge-base with main} ($base_rev), now = the working tree ($now_rev). Instruction counts under emulation, not board timings."
 echo
 echo "| step | a76 base | a76 now | now/base | a72 base | a72 now | now/base |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 declare -A total
-for step in $(qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/steps_now" --list); do
+for step in ${STEPS:-$(qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/steps_now" --list)}; do
   row="| $step"
   for cpu in cortex-a76 cortex-a72; do
     b="$(per_pass "$build/steps_base" "$cpu" "$step")"
