@@ -44,7 +44,6 @@ static void ops_neon(void) {
     ops.dwconv3x3_gelu_u8 = ck_dwconv3x3_gelu_u8_neon;
     ops.conv2d_f32 = ck_conv2d_f32_neon;
     ops.softmax_exp_u8 = ck_softmax_exp_u8_neon;
-    ops.scale_heads_quantize_u8 = ck_scale_heads_quantize_u8_neon;
 }
 #endif
 

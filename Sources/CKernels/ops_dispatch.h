@@ -115,9 +115,6 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
 // softmax_exp_u8_neon.c
 void ck_softmax_exp_u8_neon(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                             float *inv_sums);
-// scale_heads_quantize_u8_neon.c
-void ck_scale_heads_quantize_u8_neon(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
-                                     const float *factors, uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point);
 // conv_f32_neon.c
 void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
                         size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,

@@ -509,21 +509,6 @@ static void neon_versions_case(void) {
         if (d != 0 || !same_inv) failures++;
         free(x); free(inv_p); free(inv_v); free(e_p); free(e_v);
     }
-    // per-head scaling + quantization: heads of 32 (the model's) and of 20 and 7 channels.
-    static const size_t hs[][3] = {{300, 5, 32}, {37, 4, 20}, {9, 3, 7}};
-    for (size_t s = 0; s < sizeof hs / sizeof hs[0]; s++) {
-        const size_t rows = hs[s][0], nh = hs[s][1], hd = hs[s][2], ld = nh * hd + 3;
-        float *x = alloc(rows * ld * 4), *f = alloc(rows * nh * 4);
-        uint8_t *q_p = alloc(rows * ld), *q_v = alloc(rows * ld);
-        for (size_t i = 0; i < rows * ld; i++) x[i] = nrand() * 3;
-        for (size_t i = 0; i < rows * nh; i++) f[i] = 0.5f + frand();
-        ck_scale_heads_quantize_u8_portable(x, ld, rows, nh, hd, f, q_p, ld, 1 / 0.02f, 128);
-        ck_scale_heads_quantize_u8_neon(x, ld, rows, nh, hd, f, q_v, ld, 1 / 0.02f, 128);
-        const int d = max_byte_difference(q_p, q_v, rows, nh * hd, ld);
-        printf("neon: scale heads %zu rows × %zu heads of %zu vs portable max |Δ| %d (0 expected)\n", rows, nh, hd, d);
-        if (d != 0) failures++;
-        free(x); free(f); free(q_p); free(q_v);
-    }
     // fp32 convolution: {height, width, channels, out channels, kernel, stride, padding, channels last, bias}
     static const size_t cv[][9] = {{37, 45, 3, 32, 7, 4, 3, 0, 1}, {23, 19, 3, 35, 7, 4, 3, 0, 0}, {17, 15, 32, 64, 3, 2, 1, 1, 1},
                                    {9, 30, 20, 19, 3, 2, 1, 1, 1},  {12, 12, 64, 160, 3, 2, 1, 1, 0}, {8, 9, 5, 7, 3, 1, 1, 0, 1}};
