@@ -84,6 +84,7 @@ qemu() {
   echo "-- default CPU (max: dotprod)"
   "${q[@]}" "$build/qgemm_check_arm" --expect-select neondot
   "${q[@]}" "$build/qgemm_check_arm"
+  MTLSEG_KERNELS=neon "${q[@]}" "$build/qgemm_check_arm" --expect-select neon
   MTLSEG_KERNELS=scalar "${q[@]}" "$build/qgemm_check_arm" --expect-select scalar
 
   echo "-- cortex-a53 (no dotprod)"
