@@ -17,6 +17,7 @@
 static const char *const tier_names[CK_TIER_COUNT] = {
     [CK_TIER_AVX512VNNI] = "avx512vnni", [CK_TIER_AVXVNNI] = "avxvnni", [CK_TIER_AVX2] = "avx2",
     [CK_TIER_NEONDOT] = "neondot",       [CK_TIER_SCALAR] = "scalar",
+    [CK_TIER_NEON] = "neon",
 };
 
 const char *ck_tier_name(ck_tier tier) { return tier < CK_TIER_COUNT ? tier_names[tier] : "?"; }
@@ -34,7 +35,8 @@ static const tier_limit tiers[] = {
     {CK_TIER_AVX2, CK_VECTORS_AVX2},
 #endif
 #if defined(__aarch64__)
-    {CK_TIER_NEONDOT, CK_VECTORS_PORTABLE},
+    {CK_TIER_NEONDOT, CK_VECTORS_NEON},
+    {CK_TIER_NEON, CK_VECTORS_NEON},
 #endif
     {CK_TIER_SCALAR, CK_VECTORS_PORTABLE},
 };
@@ -60,11 +62,15 @@ static void probe(void) {
 #elif defined(__aarch64__) && defined(__linux__)
     features.runs[CK_TIER_NEONDOT] = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #endif
+#if defined(__aarch64__)
+    features.runs[CK_TIER_NEON] = 1; // Advanced SIMD is part of every AArch64 CPU
+    features.vectors = CK_VECTORS_NEON;
+#endif
 }
 
 /// MTLSEG_KERNELS=<tier> caps the GEMMs at the best tier the CPU runs at or below it, and the
-/// other operations at its vector width: "scalar" runs the portable C everywhere, the steps an
-/// AArch64 build takes. A name this architecture lacks is ignored, with a message.
+/// other operations at its vector width: "scalar" runs the portable C everywhere. A name this
+/// architecture lacks is ignored, with a message.
 static void apply_cap(void) {
     size_t start = 0;
     int capped = 0;

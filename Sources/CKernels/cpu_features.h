@@ -11,13 +11,15 @@ typedef enum {
     CK_TIER_AVXVNNI,
     CK_TIER_AVX2,
     CK_TIER_NEONDOT,
+    CK_TIER_NEON, // AArch64 without the dot product (Cortex-A72, A53): widening multiply-accumulate
     CK_TIER_SCALAR,
     CK_TIER_COUNT
 } ck_tier;
 
 /// How wide the hand-vectorised versions of the operations other than the GEMMs may be
-/// (the files named <operation>_<type>_<isa>.c); only x86 has any.
-typedef enum { CK_VECTORS_PORTABLE, CK_VECTORS_AVX2, CK_VECTORS_AVX512, CK_VECTORS_COUNT } ck_vectors;
+/// (the files named <operation>_<type>_<isa>.c): x86's AVX2 and AVX-512, AArch64's NEON
+/// (Advanced SIMD, which every AArch64 CPU has).
+typedef enum { CK_VECTORS_PORTABLE, CK_VECTORS_AVX2, CK_VECTORS_AVX512, CK_VECTORS_NEON, CK_VECTORS_COUNT } ck_vectors;
 
 typedef struct {
     /// Per tier: 1 when this build has its kernels and this CPU (and OS) runs them, whatever MTLSEG_KERNELS says.
@@ -33,7 +35,7 @@ typedef struct {
 /// Probed and capped once (the first call, from any thread); never NULL.
 const ck_cpu_features *ck_cpu_features_get(void);
 
-/// "avx512vnni", "avxvnni", "avx2", "neondot" or "scalar": the names MTLSEG_KERNELS takes.
+/// "avx512vnni", "avxvnni", "avx2", "neondot", "neon" or "scalar": the names MTLSEG_KERNELS takes.
 const char *ck_tier_name(ck_tier tier);
 
 #endif

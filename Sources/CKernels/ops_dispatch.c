@@ -11,9 +11,12 @@
 #include <pthread.h>
 
 // Every table has an entry for every width (a narrower version where no wider one exists).
-// Only x86 has wider versions; elsewhere the width is always CK_VECTORS_PORTABLE.
+// On AArch64 the tables hold the portable version at CK_VECTORS_NEON too; choose_once then puts
+// the NEON versions in (ops_neon below), so that a table without a NEON version still works there.
 #if defined(CK_HAVE_X86_KERNELS)
 #define BY_WIDTH(portable, avx2, avx512) {[CK_VECTORS_PORTABLE] = portable, [CK_VECTORS_AVX2] = avx2, [CK_VECTORS_AVX512] = avx512}
+#elif defined(__aarch64__)
+#define BY_WIDTH(portable, avx2, avx512) {[CK_VECTORS_PORTABLE] = portable, [CK_VECTORS_NEON] = portable}
 #else
 #define BY_WIDTH(portable, avx2, avx512) {[CK_VECTORS_PORTABLE] = portable}
 #endif
@@ -35,6 +38,15 @@ static const ck_conv2d_f32_fn conv2d_f32[CK_VECTORS_COUNT] =
 
 static ck_ops ops;
 
+#if defined(CK_HAVE_NEON_KERNELS)
+/// The AArch64 NEON versions (<operation>_<type>_neon.c), over the portable ones the tables gave.
+static void ops_neon(void) {
+    ops.dwconv3x3_gelu_u8 = ck_dwconv3x3_gelu_u8_neon;
+    ops.conv2d_f32 = ck_conv2d_f32_neon;
+    ops.softmax_exp_u8 = ck_softmax_exp_u8_neon;
+}
+#endif
+
 static void choose_once(void) {
     const ck_cpu_features *cpu = ck_cpu_features_get();
     const ck_vectors v = cpu->vectors;
@@ -53,6 +65,9 @@ static void choose_once(void) {
         ops.conv2d_s16 = ck_conv2d_s16_avx512vnni;
         ops.conv2d_s16_fast = 1;
     }
+#endif
+#if defined(CK_HAVE_NEON_KERNELS)
+    if (v == CK_VECTORS_NEON) ops_neon();
 #endif
 }
 

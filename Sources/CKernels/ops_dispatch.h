@@ -12,6 +12,9 @@
 #if defined(__x86_64__)
 #define CK_HAVE_X86_KERNELS 1
 #endif
+#if defined(__aarch64__)
+#define CK_HAVE_NEON_KERNELS 1
+#endif
 
 typedef void (*ck_softmax_exp_u8_fn)(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                                      float *inv_sums);
@@ -101,6 +104,22 @@ void ck_conv2d_f32_avx512(const float *in, size_t height, size_t width, size_t c
                           size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,
                           size_t kernel, size_t stride, size_t padding, const float *bias, float *out,
                           size_t out_height, size_t out_width, size_t first_row, size_t row_count);
+#endif
+
+#if defined(CK_HAVE_NEON_KERNELS)
+// dwconv3x3_gelu_u8_neon.c (needs no scratch)
+void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
+                               size_t channels, const float *weight, const float *bias, float in_scale,
+                               int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
+                               size_t row_count, float *scratch);
+// softmax_exp_u8_neon.c
+void ck_softmax_exp_u8_neon(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
+                            float *inv_sums);
+// conv_f32_neon.c
+void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
+                        size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,
+                        size_t kernel, size_t stride, size_t padding, const float *bias, float *out,
+                        size_t out_height, size_t out_width, size_t first_row, size_t row_count);
 #endif
 
 #endif

@@ -19,34 +19,7 @@ enum { MR = 4, NR = 16, NB = 16 };
 static size_t packed_size(size_t n, size_t k) { return ckq_packed_size_c4(n, k, NR); }
 static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) { ckq_pack_c4(b, n, k, ldb, NR, packed); }
 
-// The exact epilogue on 4 columns; stores the first `valid` (0–4). fmaxnm is maxps's
-// twin here: max(v, 0) gives +0 for −0 and 0 for NaN, like the scalar definition.
-TARGET INLINE void store4(int32x4_t acc, const int32_t *offset, const float *scale, const float *bias,
-                          const ck_qgemm_epilogue *ep, ck_qgemm_output output, void *c, size_t valid) {
-    if (valid == 0) return;
-    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, vld1q_s32(offset))), vld1q_f32(scale));
-    float32x4_t v = vaddq_f32(t, vld1q_f32(bias));
-    if (ep->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
-    if (output == CK_QGEMM_OUT_U8) {
-        float32x4_t w = vmulq_f32(v, vdupq_n_f32(ep->out_scale_inv));
-        w = vmaxnmq_f32(w, vdupq_n_f32((float)(-ep->out_zero_point)));
-        w = vminnmq_f32(w, vdupq_n_f32((float)(255 - ep->out_zero_point)));
-        int32x4_t q = vaddq_s32(vcvtnq_s32_f32(w), vdupq_n_s32(ep->out_zero_point)); // round to nearest even
-        uint8_t bytes[8];
-        vst1_u8(bytes, vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(q)), vdup_n_u16(0))));
-        memcpy(c, bytes, valid);
-        return;
-    }
-    float *cf = c;
-    if (valid == 4) {
-        if (output == CK_QGEMM_OUT_F32_ACCUMULATE) v = vaddq_f32(vld1q_f32(cf), v);
-        vst1q_f32(cf, v);
-    } else {
-        float vals[4];
-        vst1q_f32(vals, v);
-        for (size_t j = 0; j < valid; j++) cf[j] = output == CK_QGEMM_OUT_F32_ACCUMULATE ? cf[j] + vals[j] : vals[j];
-    }
-}
+#include "qgemm_store_neon.h"
 
 TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *a, size_t lda, const int8_t *bp,
                         const ckq_panel_params *p, const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c,
@@ -93,15 +66,16 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
             acc[r][3] = vdotq_s32(acc[r][3], b3, av);
         }
     }
+    ckq_epi_neon e;
+    ckq_epi_neon_load(&e, p, ep);
     // Fully unrolled so that acc[] stays in registers (a loop with a break would spill it).
 #pragma clang loop unroll(full)
     for (size_t r = 0; r < MR; r++) {
         if (r >= mvalid) continue;
         char *cr = c + r * ldc_bytes;
-        for (size_t q = 0; q < 4; q++) {
-            size_t valid = nvalid > 4 * q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
-            store4(acc[r][q], p->offset + 4 * q, p->scale + 4 * q, p->bias + 4 * q, ep, output, cr + 4 * q * esize,
-                   valid);
+        for (int q = 0; q < 4; q++) {
+            size_t valid = nvalid > 4 * (size_t)q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
+            ckq_store4_neon(acc[r][q], &e, q, output, cr + 4 * q * esize, valid);
         }
     }
 }

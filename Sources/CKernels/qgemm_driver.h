@@ -14,15 +14,22 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
                                char *c, size_t ldc) {
     size_t kq = ckq_round_up(k, 4) / 4, esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
     size_t npanels = (n + NR - 1) / NR;
-    ckq_panel_params params;
+    // The last panel's zero-padded parameters are made once, not once per row tile (their
+    // memset and memcpy were libc calls in the inner loop).
+    ckq_panel_params params, last;
+    if (npanels) ckq_panel_params_init(&last, ep, (npanels - 1) * NR, n - (npanels - 1) * NR, NR);
     for (size_t pb = 0; pb < npanels; pb += NB) {
         size_t pe = pb + NB < npanels ? pb + NB : npanels;
         for (size_t i0 = 0; i0 < m; i0 += MR) {
             size_t mvalid = m - i0 < MR ? m - i0 : MR;
             for (size_t pnl = pb; pnl < pe; pnl++) {
                 size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
-                ckq_panel_params_init(&params, ep, j0, nvalid, NR);
-                tile(mvalid, nvalid, kq, a + i0 * lda, lda, packed + pnl * kq * NR * 4, &params, ep, output,
+                const ckq_panel_params *pp = &last;
+                if (nvalid == NR) {
+                    ckq_panel_params_init(&params, ep, j0, NR, NR); // pointers only
+                    pp = &params;
+                }
+                tile(mvalid, nvalid, kq, a + i0 * lda, lda, packed + pnl * kq * NR * 4, pp, ep, output,
                      c + (i0 * ldc + j0) * esize, ldc * esize);
             }
         }

@@ -4,6 +4,7 @@
 // ISA reproduces), the per-panel epilogue parameters, and the kernel-set symbols.
 // Every file including this must also say `#pragma STDC FP_CONTRACT OFF`:
 // a fused multiply-add would skip the rounding of t and break bitwise equality.
+#include "ck_math.h"
 #include "ckernels_qgemm.h"
 
 #include <math.h>
@@ -35,13 +36,14 @@ static inline float ckq_value(int32_t acc, int32_t offset, float scale, float bi
 
 /// clamp(round_even(v·inv) + zp, 0, 255), computed as round_even(clamp(v·inv, −zp, 255 − zp)) + zp
 /// (equal, because the bounds are integers) so that the float never overflows the
-/// int conversion. The comparisons mirror maxps/minps operand order.
+/// int conversion. The comparisons mirror maxps/minps operand order. ck_round_even is lrintf's
+/// default rounding inline (|w| ≤ 255): lrintf was a call through the PLT per output.
 static inline uint8_t ckq_to_u8(float v, float inv, int32_t zp) {
     float w = v * inv;
     float lo = (float)(-zp), hi = (float)(255 - zp);
     w = w > lo ? w : lo;
     w = w < hi ? w : hi;
-    return (uint8_t)((int32_t)lrintf(w) + zp);
+    return (uint8_t)((int32_t)ck_round_even(w) + zp);
 }
 
 /// Stores one value the way the epilogue's output says.
@@ -100,6 +102,7 @@ extern const ck_qgemm_kernels ckq_avx2_4x16c2;
 #endif
 #if defined(__aarch64__)
 extern const ck_qgemm_kernels ckq_neondot_4x16c4;
+extern const ck_qgemm_kernels ckq_neon_4x16;
 #endif
 extern const ck_qgemm_kernels ckq_scalar_4x8;
 

@@ -5,9 +5,10 @@
 //   /opt/swift/usr/bin/clang -std=c11 -D_GNU_SOURCE -O3 -ISources/CKernels/include -ISources/CKernels \
 //     $(ls Sources/CKernels/*.c | grep -v /qgemm_) \
 //     Tests/CKernelsHarness/ops_{bench,ref}.c -lm -o /tmp/ops_bench
-//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads|versions]   (times and checks)
+//   /tmp/ops_bench [reps] [--only=softmax|dwconv|resize|ln|decoder|heads|versions|neon]   (times and checks)
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
+#include "ckernels_conv.h"
 #include "ckernels_fp32.h"
 #include "ckernels_q8.h"
 #include "ops_dispatch.h"
@@ -468,6 +469,73 @@ static void versions_case(void) {
 #endif
 }
 
+// AArch64: every NEON version against the portable one on odd shapes (ragged channel blocks,
+// borders, bands of rows), bit for bit: they reproduce the portable C's roundings as clang
+// builds it for AArch64 (fused multiply-adds included; see ck_math_neon.h).
+static void neon_versions_case(void) {
+#if defined(CK_HAVE_NEON_KERNELS)
+    static const size_t dw_shapes[][3] = {{9, 13, 35}, {4, 5, 16}, {1, 1, 3}, {7, 3, 128}, {2, 17, 47}, {64, 64, 64}};
+    for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
+        const size_t h = dw_shapes[s][0], w = dw_shapes[s][1], ch = dw_shapes[s][2], ld = ch + 5;
+        uint8_t *in = alloc(h * w * ld), *o_p = alloc(h * w * ld), *o_v = alloc(h * w * ld);
+        float *wt = alloc(9 * ch * 4), *bias = alloc(ch * 4), *scratch = alloc(2 * ch * 4);
+        for (size_t i = 0; i < h * w * ld; i++) in[i] = (uint8_t)(frand() * 256);
+        for (size_t i = 0; i < 9 * ch; i++) wt[i] = nrand() * 0.3f;
+        for (size_t i = 0; i < ch; i++) bias[i] = nrand() * 0.1f;
+        const int32_t zp = (int32_t)(s * 61 % 256);
+        // Scales that spread the outputs over the whole byte range (not clamped), and 64×64×64
+        // values: a single rounding done differently (an unfused a·b + c) moves some byte.
+        ck_dwconv3x3_gelu_u8_portable(in, ld, o_p, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, 0, h, scratch);
+        // in two bands of rows, as the engine's threads call it
+        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, 0, h / 2, NULL);
+        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, h / 2, h - h / 2, NULL);
+        const int d = max_byte_difference(o_p, o_v, h * w, ch, ld);
+        printf("neon: dwconv+GELU %zux%zux%zu vs portable max |Δ| %d (0 expected)\n", h, w, ch, d);
+        if (d != 0) failures++;
+        free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);
+    }
+    // softmax: rows of 64 keys (the model's), and ragged widths; bytes and 1/Σ bit for bit.
+    static const size_t sm[][2] = {{301, 64}, {37, 83}, {5, 3}, {9, 17}, {64, 256}};
+    for (size_t s = 0; s < sizeof sm / sizeof sm[0]; s++) {
+        const size_t rows = sm[s][0], cols = sm[s][1], ld = cols + 3;
+        float *x = alloc(rows * ld * 4), *inv_p = alloc(rows * 4), *inv_v = alloc(rows * 4);
+        uint8_t *e_p = alloc(rows * ld), *e_v = alloc(rows * ld);
+        for (size_t i = 0; i < rows * ld; i++) x[i] = nrand() * 6;
+        ck_softmax_exp_u8_portable(x, ld, rows, cols, e_p, ld, inv_p);
+        ck_softmax_exp_u8_neon(x, ld, rows, cols, e_v, ld, inv_v);
+        const int d = max_byte_difference(e_p, e_v, rows, cols, ld), same_inv = memcmp(inv_p, inv_v, rows * 4) == 0;
+        printf("neon: softmax %zux%zu vs portable max |Δe| %d, 1/Σ %s (0 and equal expected)\n", rows, cols, d,
+               same_inv ? "equal" : "DIFFERENT");
+        if (d != 0 || !same_inv) failures++;
+        free(x); free(inv_p); free(inv_v); free(e_p); free(e_v);
+    }
+    // fp32 convolution: {height, width, channels, out channels, kernel, stride, padding, channels last, bias}
+    static const size_t cv[][9] = {{37, 45, 3, 32, 7, 4, 3, 0, 1}, {23, 19, 3, 35, 7, 4, 3, 0, 0}, {17, 15, 32, 64, 3, 2, 1, 1, 1},
+                                   {9, 30, 20, 19, 3, 2, 1, 1, 1},  {12, 12, 64, 160, 3, 2, 1, 1, 0}, {8, 9, 5, 7, 3, 1, 1, 0, 1}};
+    for (size_t s = 0; s < sizeof cv / sizeof cv[0]; s++) {
+        const size_t h = cv[s][0], w = cv[s][1], c = cv[s][2], co = cv[s][3], k = cv[s][4], st = cv[s][5], pad = cv[s][6];
+        const int last = (int)cv[s][7];
+        const size_t oh = (h + 2 * pad - k) / st + 1, ow = (w + 2 * pad - k) / st + 1;
+        float *x = alloc(h * w * c * 4), *wt = alloc(co * k * k * c * 4), *b = alloc(co * 4);
+        float *packed = alloc(ck_conv2d_f32_packed_size(co, k, c) * 4), *y_p = alloc(oh * ow * co * 4), *y_v = alloc(oh * ow * co * 4);
+        for (size_t i = 0; i < h * w * c; i++) x[i] = nrand();
+        for (size_t i = 0; i < co * k * k * c; i++) wt[i] = nrand() * 0.2f;
+        for (size_t i = 0; i < co; i++) b[i] = nrand() * 0.1f;
+        ck_conv2d_f32_pack(wt, co, k, c, packed);
+        const size_t rs = last ? w * c : w, ps = last ? c : 1, cs = last ? 1 : h * w;
+        const float *bias = cv[s][8] ? b : NULL;
+        ck_conv2d_f32_portable(x, h, w, c, rs, ps, cs, packed, co, k, st, pad, bias, y_p, oh, ow, 0, oh);
+        ck_conv2d_f32_neon(x, h, w, c, rs, ps, cs, packed, co, k, st, pad, bias, y_v, oh, ow, 0, oh / 2);
+        ck_conv2d_f32_neon(x, h, w, c, rs, ps, cs, packed, co, k, st, pad, bias, y_v, oh, ow, oh / 2, oh - oh / 2);
+        const int same = memcmp(y_p, y_v, oh * ow * co * 4) == 0;
+        printf("neon: conv f32 %zux%zux%zu→%zu k%zu s%zu %s vs portable: %s\n", h, w, c, co, k, st,
+               last ? "channels last" : "channels first", same ? "bit for bit" : "DIFFERENT");
+        if (!same) failures++;
+        free(x); free(wt); free(b); free(packed); free(y_p); free(y_v);
+    }
+#endif
+}
+
 int main(int argc, char **argv) {
     int timing = 1;
     const char *only = NULL;
@@ -483,6 +551,7 @@ int main(int argc, char **argv) {
     if (!only || strstr(only, "decoder")) decoder_case(timing);
     if (!only || strstr(only, "heads")) heads_case();
     if (!only || strstr(only, "versions")) versions_case();
+    if (!only || strstr(only, "neon")) neon_versions_case();
     if (failures) { printf("ops_bench: %d checks FAILED\n", failures); return 1; }
     printf("ops_bench: all checks passed\n");
     return 0;

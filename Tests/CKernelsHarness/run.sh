@@ -4,7 +4,9 @@
 #           that MTLSEG_KERNELS caps the choice, and the other operations' versions against
 #           their old code (ops_ref.c); built with ASan + UBSan;
 #   qemu:   (x86_64 hosts) the qgemm sets as AArch64 under qemu-aarch64, with the default CPU
-#           (`max`: has dotprod → neondot) and -cpu cortex-a53 (no dotprod → scalar).
+#           (`max`: has dotprod → neondot) and -cpu cortex-a53 (no dotprod → neon); and the
+#           other operations' NEON versions against their portable ones, bit for bit, on
+#           cortex-a76 and cortex-a53.
 # Usage: run.sh [native] [qemu]   (no argument: both; a stage whose tools are missing fails
 # with what to install, after the other stage has run).
 # Installs nothing; needs clang (Swift's is fine) and ld.lld; the qemu stage also qemu-aarch64
@@ -82,12 +84,25 @@ qemu() {
   echo "-- default CPU (max: dotprod)"
   "${q[@]}" "$build/qgemm_check_arm" --expect-select neondot
   "${q[@]}" "$build/qgemm_check_arm"
+  MTLSEG_KERNELS=neon "${q[@]}" "$build/qgemm_check_arm" --expect-select neon
   MTLSEG_KERNELS=scalar "${q[@]}" "$build/qgemm_check_arm" --expect-select scalar
 
   echo "-- cortex-a53 (no dotprod)"
-  "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
-  MTLSEG_KERNELS=neondot "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
+  "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select neon
+  MTLSEG_KERNELS=neondot "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select neon
+  MTLSEG_KERNELS=scalar "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
   "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm"
+
+  echo "-- the other operations: NEON versions against the portable ones, bit for bit (-O3, as SwiftPM builds them)"
+  local ops_sources=()
+  for f in "$src"/*.c; do case "$f" in */qgemm_*) ;; *) ops_sources+=("$f");; esac; done
+  "$clang" --target=aarch64-linux-gnu --gcc-install-dir="$gcc_cross" -fuse-ld=lld -std=c11 -D_GNU_SOURCE -O3 -g -Wall \
+    -Wextra -Werror -I"$src/include" -I"$src" "${ops_sources[@]}" "$root/Tests/CKernelsHarness/ops_bench.c" \
+    "$root/Tests/CKernelsHarness/ops_ref.c" -o "$build/ops_check_arm" -lm -lpthread
+  local cpu
+  for cpu in cortex-a76 cortex-a53; do "${q[@]}" -cpu $cpu "$build/ops_check_arm" --check --only=neon; done
+  # the dispatched (NEON) versions against the old code, on the model's shapes (a minute emulated)
+  "${q[@]}" -cpu cortex-a53 "$build/ops_check_arm" --check >/dev/null
 }
 
 failed=()

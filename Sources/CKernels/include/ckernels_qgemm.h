@@ -34,7 +34,7 @@ typedef struct {
 
 typedef struct ck_qgemm_kernels {
     const char *name;  // e.g. "avx512vnni-8x32c4"
-    const char *isa;   // "avx512vnni", "avxvnni", "avx2", "neondot", "scalar"
+    const char *isa;   // "avx512vnni", "avxvnni", "avx2", "neondot", "neon", "scalar"
     size_t mr, nr;     // tile rows and columns
     size_t k_group;    // A's rows are read in whole groups of this many bytes (lda ≥ k rounded up to it)
     /// Kernels that multiply signed activations compute Σ (a − a_shift)·b; callers

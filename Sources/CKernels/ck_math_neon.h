@@ -1,0 +1,70 @@
+#ifndef CK_MATH_NEON_H
+#define CK_MATH_NEON_H
+// ck_math.h's exp, erf, GELU and u8 quantization on 4 floats, for the AArch64 NEON kernels,
+// rounding for rounding like the portable C does when clang compiles it for AArch64: clang
+// contracts a·b + c inside one expression into a fused multiply-add (-ffp-contract=on, its
+// default), and AArch64 always has the instruction. So every `a * b + c` of ck_math.h is one
+// vfmaq/vfmsq here, and every product that is an argument or a factor of another product is
+// a separate vmulq. The results are then bit for bit those of the portable version on
+// AArch64 (ops_check --check verifies it under qemu). The NEON code must not be built with
+// -ffp-contract=off while the portable C is built with it on (or the reverse).
+#include <arm_neon.h>
+#include <stdint.h>
+
+/// ck_expf: clamp, n = (x·log2e + 1.5·2²³) − 1.5·2²³, two-part Cody-Waite, degree-7 Horner, scale by 2ⁿ.
+static inline float32x4_t ck_expf_neon(float32x4_t x) {
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0f)), vdupq_n_f32(88.0f));
+    const float32x4_t shifter = vdupq_n_f32(12582912.0f);
+    const float32x4_t n = vsubq_f32(vfmaq_f32(shifter, x, vdupq_n_f32(1.44269504088896341f)), shifter);
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145751953125f)); // fma(−n, c, x)
+    r = vfmsq_f32(r, n, vdupq_n_f32(1.428606765330187045e-06f));
+    float32x4_t p = vdupq_n_f32(1.0f / 5040.0f);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 720.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+/// ck_erff (Abramowitz & Stegun 7.1.26), including its division.
+static inline float32x4_t ck_erff_neon(float32x4_t x) {
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    const float32x4_t a = vabsq_f32(x);
+    const float32x4_t t = vdivq_f32(one, vfmaq_f32(one, vdupq_n_f32(0.3275911f), a));
+    float32x4_t p = vdupq_n_f32(1.061405429f);
+    p = vfmaq_f32(vdupq_n_f32(-1.453152027f), p, t);
+    p = vfmaq_f32(vdupq_n_f32(1.421413741f), p, t);
+    p = vfmaq_f32(vdupq_n_f32(-0.284496736f), p, t);
+    p = vfmaq_f32(vdupq_n_f32(0.254829592f), p, t);
+    const float32x4_t e = ck_expf_neon(vmulq_f32(vnegq_f32(a), a));
+    const float32x4_t y = vfmsq_f32(one, vmulq_f32(p, t), e); // 1 − (p·t)·e, one rounding
+    return vbslq_f32(vcltq_f32(x, vdupq_n_f32(0.0f)), vnegq_f32(y), y);
+}
+
+/// ck_gelu: (0.5·x)·(1 + erf(x·(1/√2))).
+static inline float32x4_t ck_gelu_neon(float32x4_t x) {
+    const float32x4_t erf = ck_erff_neon(vmulq_f32(x, vdupq_n_f32(0.70710678118654752440f)));
+    return vmulq_f32(vmulq_f32(vdupq_n_f32(0.5f), x), vaddq_f32(vdupq_n_f32(1.0f), erf));
+}
+
+/// ck_quantize_u8 on 4 values, as uint32 lanes (0–255): the product is rounded before the
+/// round-to-even shift (it is a function argument there, so never contracted).
+static inline uint32x4_t ck_quantize_u8_neon(float32x4_t x, float inv_scale, float zero_point) {
+    const float32x4_t shifter = vdupq_n_f32(12582912.0f);
+    float32x4_t v = vsubq_f32(vaddq_f32(vmulq_f32(x, vdupq_n_f32(inv_scale)), shifter), shifter);
+    v = vaddq_f32(v, vdupq_n_f32(zero_point));
+    v = vminq_f32(vmaxq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_f32(255.0f));
+    return vcvtq_u32_f32(v);
+}
+
+/// Four lanes of 0–255 from each of a..d, as 16 bytes.
+static inline uint8x16_t ck_narrow_u8x16_neon(uint32x4_t a, uint32x4_t b, uint32x4_t c, uint32x4_t d) {
+    const uint16x8_t lo = vcombine_u16(vmovn_u32(a), vmovn_u32(b)), hi = vcombine_u16(vmovn_u32(c), vmovn_u32(d));
+    return vcombine_u8(vmovn_u16(lo), vmovn_u16(hi));
+}
+
+#endif

@@ -1,0 +1,64 @@
+// The exact epilogue for the AArch64 sets (qgemm_*_neon*.c). fmaxnm is maxps's twin here:
+// max(v, 0) gives +0 for −0 and 0 for NaN, like the scalar definition; fcvtns rounds to nearest
+// even like lrintf in the default mode.
+// The panel's parameters are loaded into registers once per tile (ckq_epi_neon): read through
+// pointers at each store they were loaded again for every row, since a store to C may alias
+// them. Ragged stores go lane by lane: a memcpy of a variable length was a libc call per 4
+// outputs (about 640,000 calls per SegFormer-b0 inference). Included by the kernel file after
+// TARGET and INLINE are defined. Deliberately without an include guard.
+
+/// One tile's epilogue parameters, 16 columns (4 groups of 4).
+typedef struct {
+    int32x4_t offset[4];
+    float32x4_t scale[4], bias[4];
+    float32x4_t inv, lo, hi;
+    int32x4_t zp;
+    int relu;
+} ckq_epi_neon;
+
+TARGET INLINE void ckq_epi_neon_load(ckq_epi_neon *e, const ckq_panel_params *p, const ck_qgemm_epilogue *ep) {
+    for (int q = 0; q < 4; q++) {
+        e->offset[q] = vld1q_s32(p->offset + 4 * q);
+        e->scale[q] = vld1q_f32(p->scale + 4 * q);
+        e->bias[q] = vld1q_f32(p->bias + 4 * q);
+    }
+    e->inv = vdupq_n_f32(ep->out_scale_inv);
+    e->lo = vdupq_n_f32((float)(-ep->out_zero_point));
+    e->hi = vdupq_n_f32((float)(255 - ep->out_zero_point));
+    e->zp = vdupq_n_s32(ep->out_zero_point);
+    e->relu = ep->relu;
+}
+
+/// Columns 4q … 4q+3 of one row; stores the first `valid` (0–4).
+TARGET INLINE void ckq_store4_neon(int32x4_t acc, const ckq_epi_neon *e, int q, ck_qgemm_output output, void *c,
+                                   size_t valid) {
+    if (valid == 0) return;
+    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, e->offset[q])), e->scale[q]);
+    float32x4_t v = vaddq_f32(t, e->bias[q]);
+    if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
+    if (output == CK_QGEMM_OUT_U8) {
+        float32x4_t w = vmulq_f32(v, e->inv);
+        w = vminnmq_f32(vmaxnmq_f32(w, e->lo), e->hi);
+        int32x4_t qv = vaddq_s32(vcvtnq_s32_f32(w), e->zp); // round to nearest even
+        uint8x8_t bytes = vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(qv)), vdup_n_u16(0)));
+        uint8_t *cb = c;
+        if (valid == 4) {
+            vst1_lane_u32((void *)cb, vreinterpret_u32_u8(bytes), 0); // st1 {v.s}[0]: any alignment
+        } else {
+            vst1_lane_u8(cb, bytes, 0);
+            if (valid > 1) vst1_lane_u8(cb + 1, bytes, 1);
+            if (valid > 2) vst1_lane_u8(cb + 2, bytes, 2);
+        }
+        return;
+    }
+    float *cf = c;
+    if (valid == 4) {
+        if (output == CK_QGEMM_OUT_F32_ACCUMULATE) v = vaddq_f32(vld1q_f32(cf), v);
+        vst1q_f32(cf, v);
+    } else {
+        const int acc_out = output == CK_QGEMM_OUT_F32_ACCUMULATE;
+        cf[0] = acc_out ? cf[0] + vgetq_lane_f32(v, 0) : vgetq_lane_f32(v, 0);
+        if (valid > 1) cf[1] = acc_out ? cf[1] + vgetq_lane_f32(v, 1) : vgetq_lane_f32(v, 1);
+        if (valid > 2) cf[2] = acc_out ? cf[2] + vgetq_lane_f32(v, 2) : vgetq_lane_f32(v, 2);
+    }
+}
