@@ -79,7 +79,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public static func parse(_ text: String, file: String = "<config>") throws -> DaemonConfig {
         // A file saved by a Windows editor ends its lines with CRLF; Swift reads "\r\n" as one character,
         // so lines would not split at "\n" at all.
-        let text = text.replacingOccurrences(of: "\r\n", with: "\n")
+        let text = text.replacing("\r\n", with: "\n")
         if let (number, line) = TOMLPrecheck.firstUnsupportedLine(text) {
             let shown = line.count > 60 ? String(line.prefix(60)) + "…" : line
             throw Problem(file: file, key: "(syntax)",
