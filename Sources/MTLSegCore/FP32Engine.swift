@@ -49,6 +49,10 @@ public final class FP32Engine: SegmentationEngine {
         set { timer.enabled = newValue }
     }
     private var timer = StageTimer()
+    /// The fp32 engine always writes its logits (its masks are their argmax).
+    public var writesLogits = true
+
+    public func mask(task t: Int) -> SegmentationMask { SegmentationMask(logits: logits[t]) }
 
     /// Sees the activations the int8 engine quantizes (calibration); nil in normal runs.
     public weak var observer: ActivationObserver?

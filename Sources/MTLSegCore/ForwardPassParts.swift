@@ -28,6 +28,12 @@ struct StageTimer {
         laps.append((name(), Double(now - clock) / 1e6))
         clock = now
     }
+
+    /// Adds a part timed elsewhere (within a part already ended: the fused heads' parts), without moving the clock.
+    mutating func record(_ name: String, ms: Double) {
+        guard enabled else { return }
+        laps.append((name, ms))
+    }
 }
 
 /// G_t = Σ_j sigmoid(w_self·F_t + w_other·F_j + b) ⊙ F_j over the gates of task t's head, in fp32, into `crossMap`.

@@ -16,6 +16,10 @@ struct Int8Buffers {
         var decoderBandRows = 0, decoderBandFloats = 0, decoderRowFloats = 0
         var fusedBytes = 0, taskMapFloats = 0, concatBytes = 0, combinedBytes = 0, gateFloats = 0, logitsRowFloats = 0
         var taskCount = 0
+        /// Fused heads: per thread, the maps of one band of pixels (`Int8Heads.Band`), and no full-resolution map
+        /// after `fused`.
+        var fusedHeads = true
+        var bandTaskFloats = 0, bandCrossFloats = 0, bandGateFloats = 0, bandConcatBytes = 0, bandCombinedBytes = 0, bandLogitsFloats = 0
         var threads = 1
         var attentionInInt8 = true
         var scoreFloats = 0
@@ -28,7 +32,7 @@ struct Int8Buffers {
         /// `floatEmbeddingStages`: the stages whose patch embedding runs in fp32 on `floatMap` (not in int8, not in
         /// 16 bits); `int16MapCount`: int16 elements of the largest 16-bit embedding's input map.
         init(plan: ForwardPlan, description d: ModelDescription, kernels: ck_qgemm_kernels, threads: Int, attentionInInt8: Bool,
-             floatEmbeddingStages: [Int], int16MapCount: Int, layerScratchFloats: Int) {
+             floatEmbeddingStages: [Int], int16MapCount: Int, layerScratchFloats: Int, fusedHeads: Bool = true) {
             let stride = ForwardPlan.byteRowStride
             for (i, s) in plan.stages.enumerated() {
                 let n = s.tokens.pixels, m = s.reduced.pixels, c = s.channels, k = s.patchSize, sr = s.srRatio
@@ -62,11 +66,23 @@ struct Int8Buffers {
             decoderRowFloats = plan.stageSizes.dropFirst().map(\.width).reduce(0, +) * width
             fusedBytes = out.pixels * stride(width)
             taskCount = d.tasks.count
-            taskMapFloats = taskCount > 1 ? out.pixels * width : 0
-            concatBytes = taskCount > 1 ? out.pixels * stride(2 * width) : 0
-            combinedBytes = taskCount > 1 ? out.pixels * stride(width) : 0
-            gateFloats = out.pixels
-            logitsRowFloats = out.pixels * (d.tasks.map(\.classCount).max() ?? 1)
+            let maxClasses = d.tasks.map(\.classCount).max() ?? 1
+            self.fusedHeads = fusedHeads
+            if fusedHeads {
+                let band = Int8Heads.bandPixels, multi = taskCount > 1
+                bandTaskFloats = multi ? band * taskCount * width : 0
+                bandCrossFloats = multi ? band * width : 0
+                bandGateFloats = multi ? band : 0
+                bandConcatBytes = multi ? band * stride(2 * width) : 0
+                bandCombinedBytes = multi ? band * stride(width) : 0
+                bandLogitsFloats = band * maxClasses
+            } else {
+                taskMapFloats = taskCount > 1 ? out.pixels * width : 0
+                concatBytes = taskCount > 1 ? out.pixels * stride(2 * width) : 0
+                combinedBytes = taskCount > 1 ? out.pixels * stride(width) : 0
+                gateFloats = out.pixels
+                logitsRowFloats = out.pixels * maxClasses
+            }
             self.threads = threads
             self.attentionInInt8 = attentionInInt8
             scoreFloats = plan.scoreCount
@@ -90,6 +106,8 @@ struct Int8Buffers {
             total += threads * (bytes(decoderBandFloats, f) + bytes(decoderRowFloats, f))
             total += bytes(fusedBytes, 1) + (taskCount > 1 ? taskCount : 0) * bytes(taskMapFloats, f) + bytes(taskMapFloats, f)
             total += bytes(concatBytes, 1) + bytes(combinedBytes, 1) + 2 * bytes(gateFloats, f) + bytes(logitsRowFloats, f)
+            total += threads * (bytes(bandTaskFloats, f) + bytes(bandCrossFloats, f) + 2 * bytes(bandGateFloats, f) + bytes(bandConcatBytes, 1)
+                                + bytes(bandCombinedBytes, 1) + bytes(bandLogitsFloats, f))
             // Int8Attention's
             total += bytes(keyBytes, 1) + bytes(valueBytes, 1) + maxHeads * (bytes(packedKeyBytes, 1) + bytes(packedValueBytes, 1))
             total += maxHeads * (bytes(maxKeys, i32) + bytes(maxHeadDim, i32)) + bytes(maxKeys, f) + bytes(maxHeadDim, f)
@@ -141,6 +159,8 @@ struct Int8Buffers {
     let gateSelf: Floats
     let gateOther: Floats
     let logitsRows: Floats
+    /// Fused heads: per thread, one band's maps.
+    let headBands: [Int8Heads.Band]
     let attention: Int8Attention.Buffers
 
     init(_ s: Sizes, arena: ActivationArena) {
@@ -178,6 +198,11 @@ struct Int8Buffers {
         gateSelf = floats(s.gateFloats)
         gateOther = floats(s.gateFloats)
         logitsRows = floats(s.logitsRowFloats)
+        headBands = (s.fusedHeads ? perThread : 0 ..< 0).map { _ in
+            Int8Heads.Band(taskMaps: floats(s.bandTaskFloats), cross: floats(s.bandCrossFloats), gateSelf: floats(s.bandGateFloats),
+                           gateOther: floats(s.bandGateFloats), concat: bytes(s.bandConcatBytes), combined: bytes(s.bandCombinedBytes),
+                           logits: floats(s.bandLogitsFloats))
+        }
         attention = Int8Attention.Buffers(
             keys: arena.take(Int8.self, count: s.keyBytes), valuesTransposed: arena.take(Int8.self, count: s.valueBytes),
             packedKeys: (0 ..< s.maxHeads).map { _ in UnsafeMutableRawPointer(bytes(s.packedKeyBytes)) },

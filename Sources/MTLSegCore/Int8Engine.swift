@@ -20,13 +20,18 @@ public final class Int8Engine {
     public let weights: MTLSegFormerWeights
     public let plan: ForwardPlan
     public let kernelName: String
-    /// Per task: logits [K_t][h/4][w/4], as the fp32 engine's.
+    /// Per task: logits [K_t][h/4][w/4], as the fp32 engine's; written only while `writesLogits`.
     public let logits: [Tensor]
+    /// false: a run writes only the masks and the pixels per class (the daemon's needs), not `logits`.
+    public var writesLogits = true
     /// Milliseconds of the last run per part (encoder stages, then "decoder" and "heads"), when profiling.
     public var stageMilliseconds: [(name: String, ms: Double)] { timer.laps }
     public var profiling: Bool {
         get { timer.enabled }
-        set { timer.enabled = newValue }
+        set {
+            timer.enabled = newValue
+            fusedHeads?.profiling = newValue
+        }
     }
 
     private let pool: ThreadPool
@@ -37,9 +42,14 @@ public final class Int8Engine {
     private let attentionInInt8: Bool
     private let stages: [StageLayers]
     private let decoder: DecoderLayers
-    /// One task: the decoder's classifier; several: the task heads.
+    /// The heads run band by band (the default), or else (for tests: the reference they equal) map by map with
+    /// `classifier` (one task) or `heads`.
+    private let fusedHeads: Int8Heads?
     private let classifier: Int8Layer?
     private let heads: [HeadLayers]
+    /// Per task, the class of each output pixel ([h/4][w/4]) and pixels per class ([T][256]), from the fused heads.
+    private let masks: [UnsafeMutablePointer<UInt8>]
+    private let classCounts: UnsafeMutablePointer<Int>
     private var timer = StageTimer()
     /// The image of the current run (channels-first), which the first embedding reads in place.
     private var image: UnsafePointer<Float>?
@@ -89,9 +99,11 @@ public final class Int8Engine {
     }
 
     /// `weights` must carry int8 forms of all int8 layers and `activations` a grid for every `QuantPoint` of the model.
-    /// `attentionInInt8: false` runs attention's two products in fp32 (BLAS) instead.
+    /// `attentionInInt8: false` runs attention's two products in fp32 (BLAS) instead. `fusedHeads: false` runs the heads
+    /// map by map, with full-resolution intermediates (the reference the fused heads are tested against).
     public init(weights: MTLSegFormerWeights, activations: [QuantPoint: QuantParams], height: Int, width: Int, threads: Int = 1,
-                attentionInInt8: Bool = true, kernels: UnsafePointer<ck_qgemm_kernels> = ck_qgemm_select()) throws {
+                attentionInInt8: Bool = true, fusedHeads: Bool = true,
+                kernels: UnsafePointer<ck_qgemm_kernels> = ck_qgemm_select()) throws {
         let d = weights.description
         for point in QuantPoint.all(for: d) where activations[point] == nil {
             throw ModelError.badMetadata(path: d.name, field: "\(QuantizationRecord.metadataKey).activations.\(point.name)",
@@ -114,21 +126,25 @@ public final class Int8Engine {
         let projections = weights.decoder.stageProjections.enumerated().map {
             Int8Layer($1, input: grid(.stageOutput($0)), kernels: kernels)
         }
-        classifier = weights.classifier.map { Int8Layer($0, input: grid(.fused), kernels: kernels) }
-        heads = Self.makeHeads(weights, grid: grid, kernels: kernels)
+        let fused = fusedHeads ? Int8Heads(weights: weights, grid: grid, outputPixels: plan.outputSize.pixels, kernels: kernels, pool: pool) : nil
+        self.fusedHeads = fused
+        classifier = fusedHeads ? nil : weights.classifier.map { Int8Layer($0, input: grid(.fused), kernels: kernels) }
+        heads = fusedHeads ? [] : Self.makeHeads(weights, grid: grid, kernels: kernels)
 
         // The activation memory, sized for what the layers above need.
         var layers = blocks.joined().flatMap { [$0.query, $0.key, $0.value, $0.output, $0.dense1, $0.dense2] + [$0.reduction].compactMap { $0 } }
         layers += projections + [classifier].compactMap { $0 } + heads.flatMap { [$0.taskMap, $0.combine, $0.classifier] }
+        layers += fused?.layers ?? []
         layers += embeddings.compactMap { if case let .int8(layer, _) = $0 { layer } else { nil } }
         let sizes = Int8Buffers.Sizes(
             plan: plan, description: d, kernels: kernels.pointee, threads: pool.threadCount, attentionInInt8: attentionInInt8,
             floatEmbeddingStages: embeddings.indices.filter { if case .float = embeddings[$0] { true } else { false } },
             int16MapCount: embeddings.map { if case let .int16(e) = $0 { e.mapCount } else { 0 } }.max() ?? 0,
-            layerScratchFloats: layers.map(\.scratchCount).max() ?? 0)
+            layerScratchFloats: layers.map(\.scratchCount).max() ?? 0, fusedHeads: fusedHeads)
         arena = ActivationArena(bytes: sizes.arenaBytes)
         let buffers = Int8Buffers(sizes, arena: arena)
         self.buffers = buffers
+        fused?.attach(bands: buffers.headBands, layerScratch: buffers.layerScratch)
         attention = Int8Attention(buffers: buffers.attention, pool: pool, kernels: kernels)
         self.attentionInInt8 = attentionInInt8
 
@@ -147,6 +163,18 @@ public final class Int8Engine {
                                 fused: grid(.fused))
         let out = plan.outputSize
         logits = d.tasks.map { Tensor(shape: [$0.classCount, out.height, out.width], storage: FloatBuffer(count: $0.classCount * out.pixels)) }
+        masks = d.tasks.map { _ in
+            let mask = UnsafeMutablePointer<UInt8>.allocate(capacity: out.pixels)
+            mask.initialize(repeating: 0, count: out.pixels)
+            return mask
+        }
+        classCounts = .allocate(capacity: d.tasks.count * 256)
+        classCounts.initialize(repeating: 0, count: d.tasks.count * 256)
+    }
+
+    deinit {
+        masks.forEach { $0.deallocate() }
+        classCounts.deallocate()
     }
 
     /// Per stage, its patch embedding: int8 where the weights are; else 16-bit where this CPU runs that fast, else fp32.
@@ -216,12 +244,33 @@ public final class Int8Engine {
         }
         decode()
         timer.lap("decoder")
-        if let classifier {
+        if let fusedHeads {
+            fusedHeads.run(fused: buffers.fused, fusedLd: Self.stride(weights.decoder.width), logits: logits, writeLogits: writesLogits,
+                           masks: masks, counts: classCounts)
+        } else if let classifier {
             classify(buffers.fused, with: classifier, into: logits[0])
         } else {
             runTaskHeads()
         }
         timer.lap("heads")
+        if let fusedHeads, timer.enabled {
+            for (name, ms) in fusedHeads.partMilliseconds { timer.record(name, ms: ms) }
+        }
+    }
+
+    /// Task t's classes per pixel from the last run: the argmax of its logits (the first maximum wins), taken in the
+    /// classifier's epilogue whether or not the logits were written.
+    public func mask(task t: Int) -> SegmentationMask {
+        guard fusedHeads != nil else { return SegmentationMask(logits: logits[t]) }
+        let out = plan.outputSize
+        return SegmentationMask(width: out.width, height: out.height, classes: Array(UnsafeBufferPointer(start: masks[t], count: out.pixels)))
+    }
+
+    /// Task t's pixels per class from the last run, counted with the argmax ([K_t]).
+    public func pixelsPerClass(task t: Int) -> [Int] {
+        let k = weights.description.tasks[t].classCount
+        guard fusedHeads != nil else { return mask(task: t).pixelCounts(classCount: k) }
+        return Array(UnsafeBufferPointer(start: classCounts + t * 256, count: k))
     }
 
     // MARK: Encoder

@@ -4,6 +4,8 @@
 public struct ModelCost: Sendable {
     public let definedMACs: Int
     public let executedMACs: Int
+    /// Of those, the task heads' (or the one classifier's).
+    public let headsMACs: Int
 
     public init(description d: ModelDescription, plan: ForwardPlan) {
         let e = d.encoder
@@ -39,6 +41,7 @@ public struct ModelCost: Sendable {
                 heads += out * width * task.classCount              // classifier
             }
         }
+        headsMACs = heads
         definedMACs = encoder + linearC + fuse + heads
         executedMACs = encoder + foldedDecoder + heads
     }

@@ -8,7 +8,11 @@ public protocol SegmentationEngine: AnyObject {
     /// Milliseconds per part of the last run, when profiling is on.
     var stageMilliseconds: [(name: String, ms: Double)] { get }
     var profiling: Bool { get set }
+    /// false: runs may skip writing `logits` (the int8 engine then only takes their argmax); `mask` stays exact.
+    var writesLogits: Bool { get set }
     func run(input: UnsafePointer<Float>)
+    /// Task t's classes per pixel ([h/4][w/4]) of the last run: the argmax of its logits, the first maximum winning.
+    func mask(task: Int) -> SegmentationMask
 }
 
 extension Int8Engine: SegmentationEngine {

@@ -7,6 +7,14 @@ public struct SegmentationMask: Equatable, Sendable {
     /// Row-major class ids.
     public let classes: [UInt8]
 
+    /// Class ids made elsewhere (an engine's argmax), row-major.
+    public init(width: Int, height: Int, classes: [UInt8]) {
+        precondition(classes.count == width * height, "\(classes.count) classes for \(width)×\(height) pixels")
+        self.width = width
+        self.height = height
+        self.classes = classes
+    }
+
     /// The argmax over the channels of [K][height][width] logits (the first maximum wins, as in PyTorch).
     public init(logits: Tensor) {
         precondition(logits.shape.count == 3 && logits.shape[0] <= 256, "logits must be [K<=256][h][w]")
@@ -44,8 +52,13 @@ public struct SegmentationMask: Equatable, Sendable {
 
     /// The share of pixels of each class, for summaries.
     public func classFractions(classCount: Int) -> [Double] {
+        pixelCounts(classCount: classCount).map { Double($0) / Double(max(classes.count, 1)) }
+    }
+
+    /// Pixels of each class below `classCount`.
+    public func pixelCounts(classCount: Int) -> [Int] {
         var counts = [Int](repeating: 0, count: classCount)
         for c in classes where Int(c) < classCount { counts[Int(c)] += 1 }
-        return counts.map { Double($0) / Double(max(classes.count, 1)) }
+        return counts
     }
 }

@@ -42,6 +42,8 @@ public final class InferencePipeline: @unchecked Sendable {
         self.source = source
         self.server = server
         self.engine = engine
+        // The daemon publishes masks only: the int8 engine takes them in its classifier's epilogue.
+        engine.writesLogits = false
         self.description = description
         preprocessor = ModelInputPreprocessor(targetWidth: engine.plan.input.width, targetHeight: engine.plan.input.height,
                                               mean: description.mean, std: description.std)
@@ -102,6 +104,7 @@ public final class InferencePipeline: @unchecked Sendable {
         let newPreprocessor = ModelInputPreprocessor(targetWidth: newEngine.plan.input.width, targetHeight: newEngine.plan.input.height,
                                                      mean: newDescription.mean, std: newDescription.std)
         let newInput = FloatBuffer(count: newPreprocessor.outputCount)
+        newEngine.writesLogits = false
         lock.lock()
         engine = newEngine
         description = newDescription
@@ -136,7 +139,7 @@ public final class InferencePipeline: @unchecked Sendable {
             let preprocessed = Clock.monotonicNanoseconds()
             engine.run(input: input.pointer)
             let inferred = Clock.monotonicNanoseconds()
-            let masks = engine.logits.map { SegmentationMask(logits: $0).classes }
+            let masks = engine.logits.indices.map { engine.mask(task: $0).classes }
             let postprocessed = Clock.monotonicNanoseconds()
             let latencies = [start &- min(frame.monotonicNanoseconds, start), preprocessed - start, inferred - preprocessed, postprocessed - inferred]
                 .map { UInt32(min($0 / 1000, UInt64(UInt32.max))) }

@@ -40,6 +40,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Run an int8 model file through the fp32 engine (its dequantized weights).")
     var fp32 = false
 
+    @Flag(name: .long, help: "Time runs that write only the masks (as the daemon's), not the logits.")
+    var masksOnly = false
+
     func run() throws {
         let (engine, d) = try EngineFactory.open(path: model, size: size.map { InputSize(width: $0.width, height: $0.height) },
                                                  threads: threads, precision: fp32 ? .fp32 : .auto, budget: limits.memory)
@@ -52,6 +55,7 @@ struct BenchCommand: ParsableCommand {
             state = state &* 1_664_525 &+ 1_013_904_223
             pixels[i] = Float(state >> 8) / Float(1 << 24) * 4 - 2
         }
+        engine.writesLogits = !masksOnly
         for _ in 0 ..< 3 { engine.run(input: pixels.pointer) }
         engine.profiling = true
         var times: [Double] = []
@@ -71,11 +75,16 @@ struct BenchCommand: ParsableCommand {
         let p90 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]
         let gmacs = Double(cost.executedMACs) / 1e9 / (median / 1e3)
         let rss = peakRSSMegabytes()
+        let headsMedian = parts["heads"].map(Self.median)
+        let headsGmacs = headsMedian.map { Double(cost.headsMACs) / 1e9 / ($0 / 1e3) }
         print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), \(engine.precisionName))")
         print("input      \(input.width)x\(input.height), \(threads) thread\(threads == 1 ? "" : "s"), \(iterations) iterations")
         print(String(cFormat: "latency    median %.2f ms, p90 %.2f ms, min %.2f ms", median, p90, sorted[0]))
         print("stages     " + partOrder.map { String(cFormat: "%@ %.2f", $0, Self.median(parts[$0]!)) }.joined(separator: ", ") + " (median ms)")
         print(String(cFormat: "compute    %.3f GMAC executed, %.1f GMAC/s at the median", Double(cost.executedMACs) / 1e9, gmacs))
+        if let headsMedian, let headsGmacs {
+            print(String(cFormat: "heads      %.3f GMAC in %.2f ms, %.1f GMAC/s", Double(cost.headsMACs) / 1e9, headsMedian, headsGmacs))
+        }
         print(String(cFormat: "memory     peak RSS %.1f MB", rss))
         if json {
             let report: [String: Any] = [
@@ -83,6 +92,7 @@ struct BenchCommand: ParsableCommand {
                 "iterations": iterations, "median_ms": median, "p90_ms": p90, "min_ms": sorted[0],
                 "stages_median_ms": Dictionary(uniqueKeysWithValues: partOrder.map { ($0, Self.median(parts[$0]!)) }),
                 "gmac_executed": Double(cost.executedMACs) / 1e9, "gmac_per_s": gmacs, "peak_rss_mb": rss,
+                "heads_gmac": Double(cost.headsMACs) / 1e9, "heads_gmac_per_s": headsGmacs ?? 0, "masks_only": masksOnly,
             ]
             print(String(decoding: try JSONObject.data(report), as: UTF8.self))
         }

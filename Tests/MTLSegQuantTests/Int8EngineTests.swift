@@ -8,46 +8,6 @@ import XCTest
 /// The int8 engine on the committed fixtures: close to fp32, identical across
 /// kernel sets and thread counts, and unchanged through an int8 model file.
 final class Int8EngineTests: XCTestCase {
-    private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("MTLSegCoreTests/Fixtures")
-
-    private struct Setup {
-        let fp32: MTLSegFormerWeights
-        let model: QuantizedModel
-        let inputs: [FloatBuffer]
-        let height: Int
-        let width: Int
-    }
-
-    /// The fixture calibrated on its reference input and a few variations of it.
-    private func calibrated(_ name: String, reference: String) throws -> Setup {
-        let source = try ModelSource(path: Self.fixtures.appendingPathComponent(name).path)
-        let fp32 = try MTLSegFormerWeights(source: source)
-        let file = try SafeTensorsFile(path: Self.fixtures.appendingPathComponent(reference).path)
-        let pixels = try file.floats(try XCTUnwrap(file.entry("pixel_values")))
-        let shape = file.entry("pixel_values")!.shape
-        let (height, width) = (shape[2], shape[3])
-        // Variations: flipped, darkened and shifted copies of the reference image.
-        var inputs = [pixels]
-        for variant in 1 ... 5 {
-            let copy = FloatBuffer(count: pixels.count)
-            for i in 0 ..< pixels.count {
-                let x = i % width
-                let mirrored = i - x + (variant % 2 == 0 ? width - 1 - x : x)
-                copy[i] = pixels[mirrored] * (1 - 0.1 * Float(variant)) + 0.05 * Float(variant)
-            }
-            inputs.append(copy)
-        }
-        let calibrator = Calibrator(weights: fp32, width: width, height: height)
-        let statistics = calibrator.measure(count: inputs.count) { i, target in
-            target.update(from: inputs[i].pointer, count: inputs[i].count)
-            return true
-        }
-        let info = CalibrationInfo(method: "minmax", images: inputs.count, width: width, height: height, sourceModel: name, createdAt: "test")
-        return Setup(fp32: fp32, model: QuantizedModel(fp32: fp32, statistics: statistics, calibration: info), inputs: inputs,
-                     height: height, width: width)
-    }
-
     private func logits(_ engine: SegmentationEngine, _ input: FloatBuffer) -> [[Float]] {
         engine.run(input: input.pointer)
         return engine.logits.map(\.values)
@@ -57,7 +17,7 @@ final class Int8EngineTests: XCTestCase {
         for (model, reference) in [("mtl2-tiny.safetensors", "mtl2-tiny.reference.safetensors"),
                                    ("mtl3-tiny.safetensors", "mtl3-tiny.reference.safetensors"),
                                    ("segformer-tiny.safetensors", "segformer-tiny.reference.safetensors")] {
-            let setup = try calibrated(model, reference: reference)
+            let setup = try CalibratedFixture.make(model, reference: reference)
             let fp32 = FP32Engine(weights: setup.fp32, height: setup.height, width: setup.width)
             let int8 = try setup.model.makeEngine(height: setup.height, width: setup.width, threads: 1)
             var agreeing = 0, total = 0
@@ -78,7 +38,7 @@ final class Int8EngineTests: XCTestCase {
     }
 
     func testEveryKernelSetAndThreadCountGivesTheSameLogits() throws {
-        let setup = try calibrated("mtl3-tiny.safetensors", reference: "mtl3-tiny.reference.safetensors")
+        let setup = try CalibratedFixture.make("mtl3-tiny.safetensors", reference: "mtl3-tiny.reference.safetensors")
         var sets = [UnsafePointer<ck_qgemm_kernels>?](repeating: nil, count: 8)
         let count = ck_qgemm_available(&sets, sets.count)
         // The scalar set always; SIMD sets where the CPU has them (none on an AArch64 core without the dot product).
@@ -101,7 +61,7 @@ final class Int8EngineTests: XCTestCase {
     func testAFrameAllocatesNothing() throws {
         for (model, reference) in [("mtl3-tiny.safetensors", "mtl3-tiny.reference.safetensors"),
                                    ("segformer-tiny.safetensors", "segformer-tiny.reference.safetensors")] {
-            let setup = try calibrated(model, reference: reference)
+            let setup = try CalibratedFixture.make(model, reference: reference)
             let weights = setup.model.weights
             var fallbacks: Set<String> = [weights.stages[0].blocks[0].query.name, weights.decoder.stageProjections[0].name]
             if let head = weights.heads.first { fallbacks.insert(head.combine.name) }
@@ -130,7 +90,7 @@ final class Int8EngineTests: XCTestCase {
     }
 
     func testInt8FileRoundTrip() throws {
-        let setup = try calibrated("mtl2-tiny.safetensors", reference: "mtl2-tiny.reference.safetensors")
+        let setup = try CalibratedFixture.make("mtl2-tiny.safetensors", reference: "mtl2-tiny.reference.safetensors")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-int8-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Int8ModelWriter.write(setup.model, to: path)
@@ -148,7 +108,7 @@ final class Int8EngineTests: XCTestCase {
     }
 
     func testInt8FileMissingAWeightScaleNamesIt() throws {
-        let setup = try calibrated("mtl2-tiny.safetensors", reference: "mtl2-tiny.reference.safetensors")
+        let setup = try CalibratedFixture.make("mtl2-tiny.safetensors", reference: "mtl2-tiny.reference.safetensors")
         let file = try SafeTensorsFile(bytes: try Int8ModelWriter.serialize(setup.model))
         var writer = SafeTensorsWriter()
         writer.metadata = file.metadata

@@ -67,6 +67,15 @@ void ck_chw_to_hwc_f32(const float *in, float *out, size_t height, size_t width,
 void ck_gate_accumulate_f32(const float *self_score, const float *other_score, float bias,
                             const float *other, float *out, size_t pixels, size_t channels);
 
+/// Pixels [first, first + pixels) of channels-first planes (`plane` pixels each) from channels-last rows
+/// of `channels` values (row stride ldi): one band of a classifier's logits into the [K][h][w] map.
+void ck_hwc_rows_to_chw_f32(const float *in, size_t ldi, float *out, size_t plane, size_t first, size_t pixels,
+                            size_t channels);
+
+/// Per pixel (rows of `classes` logits, row stride ldi) the first class of largest logit into mask[p],
+/// and counts[class] += 1 for it. classes ≤ 256. A pixel whose logits are all NaN gets class 0.
+void ck_argmax_count_f32(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts);
+
 /// The smallest and largest of n values (calibration statistics).
 void ck_min_max_f32(const float *x, size_t n, float *min_out, float *max_out);
 
