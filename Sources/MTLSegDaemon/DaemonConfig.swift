@@ -107,7 +107,18 @@ public struct DaemonConfig: Equatable, Sendable {
             try metrics.rejectUnknown()
         }
         try reader.rejectUnknown()
+        try config.checkSocketPaths(file: file)
         return config
+    }
+
+    /// The metrics socket needs a path of its own: on the mask socket's path it could only fail to bind
+    /// (the mask socket answers there) or, worse, replace it.
+    public func checkSocketPaths(file: String) throws {
+        guard let metrics = metricsSocket,
+              (metrics as NSString).standardizingPath == (socketPath as NSString).standardizingPath else { return }
+        throw Problem(file: file, key: "metrics.socket",
+                      reason: "\(metrics.debugDescription) is the mask socket's path too (socket.path); give the metrics their own, "
+                        + "e.g. \"/run/mtlseg/metrics.sock\"")
     }
 }
 
