@@ -35,7 +35,8 @@ final class SystemdVMTests: XCTestCase {
         print(String(format: "systemd VM: %.0f s", Date().timeIntervalSince(started)))
 
         var results: [String: String] = [:]  // check name → "" when passed, else why it failed
-        for line in run.output.split(separator: "\n") {
+        // The serial console ends lines with "\r\n", one Character in Swift: split on any newline.
+        for line in run.output.split(whereSeparator: \.isNewline) {
             let words = line.split(separator: " ", maxSplits: 3)
             guard words.count >= 3, words[0] == "CHECK" else { continue }
             let name = String(words[2].split(separator: ":")[0])

@@ -24,7 +24,7 @@ image="$cache/bookworm-$key"
 if [ -e "$image/root.img" ]; then echo "$image"; exit 0; fi
 
 mirror=${MTLSEG_DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)$/\1/p; s/^deb \(http[^ ]*\/debian\) bookworm .*/\1/p' \
-  /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n1)}
+  /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n1 || true)}  # either file may be missing
 mirror=${mirror:-http://deb.debian.org/debian}
 
 mkdir -p "$cache"
