@@ -24,6 +24,8 @@ public final class Daemon: @unchecked Sendable {
 
     /// Loads and warms the model and binds nothing yet; `makeSource` opens the configured source.
     public init(config: DaemonConfig, makeSource: (DaemonConfig) throws -> FrameSource) throws {
+        // Again here: flags (--socket) may have moved the mask socket onto the metrics socket's path.
+        try config.checkSocketPaths(file: "configuration and flags")
         self.config = config
         Allocator.keepLargeBlocksMapped()
         // Loading and warming a large model can take a while: ask systemd for time beyond TimeoutStartSec.

@@ -128,7 +128,17 @@ public struct DaemonConfig: Equatable, Sendable {
             try metrics.rejectUnknown()
         }
         try reader.rejectUnknown()
+        try config.checkSocketPaths(file: file)
         return config
+    }
+
+    /// The metrics socket needs a path of its own: on the mask socket's path it could only fail to bind
+    /// (the mask socket answers there) or, worse, replace it.
+    public func checkSocketPaths(file: String) throws {
+        guard let metrics = metricsSocket, Self.sameLocation(metrics, socketPath) else { return }
+        throw Problem(file: file, key: "metrics.socket",
+                      reason: "\(metrics.debugDescription) is also the mask socket's path (socket.path); give the metrics their own, "
+                        + "e.g. \"/run/mtlseg/metrics.sock\"")
     }
 }
 

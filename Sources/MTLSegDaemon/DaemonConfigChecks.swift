@@ -17,9 +17,7 @@ extension DaemonConfig {
         }
         if let metrics = metricsSocket {
             try Self.checkSocketPath(metrics, key: "metrics.socket", file: file)
-            if Self.sameLocation(metrics, socketPath) {
-                throw Problem(file: file, key: "metrics.socket", reason: "'\(metrics)' is also the mask socket (socket.path); they need two paths")
-            }
+            try checkSocketPaths(file: file)
         }
     }
 

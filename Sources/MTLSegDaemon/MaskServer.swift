@@ -92,15 +92,12 @@ public final class MaskServer: @unchecked Sendable {
     public func start() throws {
         let socket = try UnixSocket.listen(at: settings.path, mode: settings.mode)
         if let group = settings.group {
-            let gid: gid_t
-            if let number = gid_t(group) {
-                gid = number
-            } else if let entry = getgrnam(group) {
-                gid = entry.pointee.gr_gid
-            } else {
-                throw UnixSocket.Failure(call: "chown (no group '\(group)')", path: settings.path, code: EINVAL)
+            do {
+                try SocketGroup.give(group, to: settings.path)
+            } catch {
+                socket.removeBoundFile()
+                throw error
             }
-            guard chown(settings.path, uid_t.max, gid) == 0 else { throw UnixSocket.Failure(call: "chown to group \(group)", path: settings.path, code: errno) }
         }
         listener = socket
         let thread = SystemThread { [self] in acceptLoop(socket) }
@@ -155,7 +152,7 @@ public final class MaskServer: @unchecked Sendable {
         if acceptThread != nil { acceptDone.wait() }
         for session in current { session.close(with: WireError(code: WireError.shuttingDown, message: "mtlsegd is stopping")) }
         for session in current { session.join() }
-        unlink(settings.path)
+        listener?.removeBoundFile()
     }
 
     // MARK: Accepting

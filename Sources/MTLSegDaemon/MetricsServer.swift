@@ -56,7 +56,7 @@ public final class MetricsServer: @unchecked Sendable {
         lock.unlock()
         listener?.shutdownBoth()
         if started { finished.wait() }
-        unlink(path)
+        listener?.removeBoundFile()
     }
 }
 

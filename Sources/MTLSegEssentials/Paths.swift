@@ -48,10 +48,10 @@ public enum Path {
     }
 
     /// `path` with its folder resolved by realpath ('.', '..', symbolic links), so that two spellings of one
-    /// place compare equal; `path` as given when its folder does not exist.
+    /// place compare equal; only with its slashes normalised when the folder does not exist.
     public static func resolvingFolder(_ path: String) -> String {
         let folder = deletingLastComponent(path)
-        guard let real = realpath(folder.isEmpty ? "." : folder, nil) else { return path }
+        guard let real = realpath(folder.isEmpty ? "." : folder, nil) else { return appending(folder, lastComponent(path)) }
         defer { free(real) }
         return appending(String(cString: real), lastComponent(path))
     }

@@ -9,6 +9,8 @@ import Foundation
 public final class UnixSocket {
     public let fd: Int32
     public let path: String
+    /// The file `listen` created at `path` (SocketFile.swift): only that file is ever removed.
+    var boundFile: SocketFile.Identity?
 
     public struct Failure: Error, CustomStringConvertible {
         public let call: String
@@ -57,23 +59,19 @@ public final class UnixSocket {
         return socket
     }
 
-    /// Binds and listens at `path` with the given file mode, replacing a stale socket file left by a previous run.
+    /// Binds and listens at `path` with the given file mode, replacing a stale socket file left by a previous run;
+    /// throws `SocketFile.InUse` when a process still answers there. `removeBoundFile()` undoes it.
     public static func listen(at path: String, mode: mode_t, backlog: Int32 = 16) throws -> UnixSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(call: "socket", path: path, code: errno) }
         let socket = UnixSocket(fd: fd, path: path)
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-                throw Failure(call: "bind (a file that is not a socket is in the way)", path: path, code: EEXIST)
-            }
-            unlink(path)
-        }
+        try SocketFile.removeIfStale(at: path)
         var address = try address(path)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard result == 0 else { throw Failure(call: "bind", path: path, code: errno) }
+        socket.boundFile = SocketFile.identity(at: path)
         guard chmod(path, mode) == 0 else { throw Failure(call: "chmod", path: path, code: errno) }
         guard Glibc.listen(fd, backlog) == 0 else { throw Failure(call: "listen", path: path, code: errno) }
         return socket

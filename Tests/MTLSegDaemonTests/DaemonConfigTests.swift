@@ -51,6 +51,10 @@ final class DaemonConfigTests: XCTestCase {
         XCTAssertEqual(problem("[socket]\nmode = \"rw\"")?.key, "socket.mode")
         XCTAssertEqual(problem("[socket]\nallow_uids = [-1]")?.key, "socket.allow_uids")
         XCTAssertEqual(problem("source = 3")?.key, "source")
+        // The metrics socket on the mask socket's path would replace (or be refused by) the mask socket.
+        XCTAssertEqual(problem("[socket]\npath = \"/run/m/a.sock\"\n[metrics]\nsocket = \"/run/m//a.sock\"")?.key, "metrics.socket")
+        XCTAssertEqual(problem("[metrics]\nsocket = \"/run/mtlseg/mtlsegd.sock\"")?.key, "metrics.socket", "the default mask socket path counts too")
+        XCTAssertNil(problem("[metrics]\nsocket = \"/run/mtlseg/metrics.sock\""))
         XCTAssertEqual(problem("threads = ")?.key, "(syntax)")
         XCTAssertEqual(problem("threads = ")?.file, "test.toml")
         // Found by fuzzing: the TOML parser used to abort the process on this.

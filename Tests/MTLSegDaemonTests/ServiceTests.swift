@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegDaemon
 import MTLSegWire
 import XCTest
 
@@ -83,6 +84,17 @@ final class ServiceTests: XCTestCase {
         // Camera access stays possible.
         let unit = try String(contentsOfFile: try unitUnderTest(), encoding: .utf8)
         XCTAssertTrue(unit.contains("DeviceAllow=char-video4linux rw") && unit.contains("SupplementaryGroups=video"))
+    }
+
+    /// Inside the unit's sandbox chown is refused (SystemCallFilter=~@privileged), so the socket must get the configured
+    /// group from the service's own group; and in a private user namespace that group (and every peer) would be unmapped.
+    func testTheShippedSocketGroupIsTheServicesGroup() throws {
+        let unit = try String(contentsOfFile: try unitUnderTest(), encoding: .utf8)
+        let config = try DaemonConfig.load(path: Self.repository.appendingPathComponent("systemd/mtlsegd.toml").path)
+        let group = try XCTUnwrap(config.socketGroup, "the shipped configuration names no socket group")
+        XCTAssertTrue(unit.split(separator: "\n").contains("Group=\(group)"), "the unit's Group= is not \(group)")
+        XCTAssertTrue(unit.contains("SystemCallFilter=~@privileged"), "the premise: chown is refused in the sandbox")
+        XCTAssertFalse(unit.split(separator: "\n").contains { $0.hasPrefix("PrivateUsers=") && !$0.hasSuffix("=no") })
     }
 
     func testInstallLaysOutEveryFileWhereTheUnitExpectsIt() throws {
