@@ -26,6 +26,8 @@ public struct CalibrationReport: Codable {
     public var techniques: [CalibrationSession.TechniqueAccuracy] = []
     /// Per layer, what refining its weights changed.
     public var refinement: [WeightRefinement.LayerEffect] = []
+    /// Per attention block, the smoothing chosen (empty: off).
+    public var smoothing: [AttentionSmoothing.Choice] = []
     public var layers: [CalibrationSession.LayerReport]
     public var fallbacks: [String]
     public var seconds: Double
@@ -36,7 +38,7 @@ public struct CalibrationReport: Codable {
     enum CodingKeys: String, CodingKey {
         case model, output, method, attention, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
         case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, activationsOnly = "activations_only", layers, fallbacks, seconds
-        case rounding, biasCorrection = "bias_correction", techniques, refinement
+        case rounding, biasCorrection = "bias_correction", techniques, refinement, smoothing
         case fp32MedianMilliseconds = "fp32_median_ms", int8MedianMilliseconds = "int8_median_ms", threads
     }
 
@@ -74,7 +76,7 @@ public struct CalibrationReport: Codable {
         var lines = ["# Calibration report: \(model)", ""]
         lines.append("- output: `\(output)`" + (budgetHeld ? "" : " (not written: the budget was not held)"))
         lines.append("- method: \(method); input \(width)x\(height); attention products in \(attention)")
-        lines.append("- weights: rounding \(rounding), bias correction \(biasCorrection)")
+        lines.append("- weights: rounding \(rounding), bias correction \(biasCorrection), attention smoothing \(smoothing.isEmpty ? "off" : "on")")
         lines.append("- images: \(calibrationImages) for ranges, \(evalImages) held out for evaluation" +
                      (skippedImages.isEmpty ? "" : "; skipped (unreadable): \(skippedImages.joined(separator: ", "))"))
         lines.append("- budget: " + (maxDrop.map { String(format: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))
@@ -111,6 +113,12 @@ public struct CalibrationReport: Codable {
                 lines.append("| \(t.rounding) | \(t.biasCorrection)\(chosen ? " (used)" : "") | "
                              + t.tasks.map { String(format: "%.2f %% | %.2f", $0.agreement * 100, $0.agreementMIoU) }.joined(separator: " | ") + " |")
             }
+        }
+        if !smoothing.isEmpty {
+            lines += ["", "## Attention smoothing per block", "",
+                      "α chosen (0: none) and the output noise it was predicted to remove.", "",
+                      "| output projection | α | predicted gain (dB) |", "|---|---|---|"]
+            for c in smoothing { lines.append(String(format: "| `%@` | %.2f | %.1f |", c.layer, c.alpha, c.predictedGain)) }
         }
         if !refinement.isEmpty {
             lines += ["", "## Weight refinement per layer (on the calibration inputs, worst first)", "",

@@ -19,9 +19,13 @@ public struct CalibrationSession {
         public var biasCorrection: BiasCorrectionMode = .output
         /// Whether every combination of rounding and bias correction is evaluated too, for the report.
         public var compareTechniques = true
+        /// Whether attention's output is smoothed per channel into the value and output projections (`AttentionSmoothing`).
+        public var smoothing = false
 
         public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true,
-                    rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .output, compareTechniques: Bool = true) {
+                    rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .output, compareTechniques: Bool = true,
+                    smoothing: Bool = false) {
+            self.smoothing = smoothing
             self.method = method
             self.maxDrop = maxDrop
             self.attentionInInt8 = attentionInInt8
@@ -53,6 +57,8 @@ public struct CalibrationSession {
         public var techniques: [TechniqueAccuracy] = []
         /// Per layer, what the refinement of its weights changed.
         public var refinement: [WeightRefinement.LayerEffect] = []
+        /// Per attention block, the smoothing chosen (empty when smoothing is off).
+        public var smoothing: [AttentionSmoothing.Choice] = []
     }
 
     /// The accuracy one combination of the weight techniques reaches.
@@ -79,6 +85,21 @@ public struct CalibrationSession {
     /// `calibration(i, buffer)` and `evaluation` write their i-th normalised input (false: skip it).
     public func run(calibrationCount: Int, calibration: @escaping AccuracyEvaluator.Input, evaluator: AccuracyEvaluator,
                     info: CalibrationInfo, progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> Result {
+        // Smoothing first: everything after quantizes the smoothed network (the same function in fp32).
+        var smoothing: [AttentionSmoothing.Choice] = []
+        var source = self.fp32
+        if options.smoothing {
+            let ranges = ChannelRangeObserver(points: AttentionSmoothing.points(of: source))
+            let engine = FP32Engine(weights: source, height: height, width: width)
+            engine.observer = ranges
+            let pixels = FloatBuffer(count: source.description.encoder.numChannels * width * height)
+            for i in 0 ..< calibrationCount {
+                if try calibration(i, pixels.pointer) { engine.run(input: pixels.pointer) }
+                progress("channel ranges", i + 1, calibrationCount)
+            }
+            (source, smoothing) = AttentionSmoothing.smoothing(source, ranges: ranges.largest)
+        }
+        let fp32 = source
         let passes = options.method == .minMax ? 1 : 2
         var used = 0
         let statistics = try Calibrator(weights: fp32, width: width, height: height)
@@ -175,6 +196,7 @@ public struct CalibrationSession {
                             activationsOnly: activationsOnly)
         result.techniques = techniques
         result.refinement = refinement
+        result.smoothing = smoothing
         return result
     }
 }
