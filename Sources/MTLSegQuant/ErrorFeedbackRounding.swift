@@ -30,17 +30,21 @@ public enum ErrorFeedbackRounding {
 
         var values = [Int8](repeating: 0, count: n * k)
         var w = [Double](repeating: 0, count: k)
-        for o in 0 ..< n {
-            let s = Double(scale[o])
-            guard s > 0 else { continue }
-            for i in 0 ..< k { w[i] = Double(weights[o * k + i]) }
-            for i in 0 ..< k {
-                let q = max(-127, min(127, (w[i] / s).rounded(.toNearestOrEven)))
-                values[o * k + i] = Int8(q)
-                let error = (w[i] - q * s) / u[i * k + i]
-                guard error != 0 else { continue }
-                let row = i * k
-                for j in i + 1 ..< k { w[j] -= error * u[row + j] }
+        u.withUnsafeBufferPointer { u in
+            w.withUnsafeMutableBufferPointer { w in
+                for o in 0 ..< n {
+                    let s = Double(scale[o])
+                    guard s > 0 else { continue }
+                    for i in 0 ..< k { w[i] = Double(weights[o * k + i]) }
+                    for i in 0 ..< k {
+                        let q = max(-127, min(127, (w[i] / s).rounded(.toNearestOrEven)))
+                        values[o * k + i] = Int8(q)
+                        let error = (w[i] - q * s) / u[i * k + i]
+                        guard error != 0 else { continue }
+                        let row = i * k
+                        for j in i + 1 ..< k { w[j] -= error * u[row + j] }
+                    }
+                }
             }
         }
         return values
@@ -52,27 +56,33 @@ public enum ErrorFeedbackRounding {
         guard let l = cholesky(h, k) else { return nil }
         // X = L⁻¹ (lower triangular), row by row: X[r] = (e_r − Σ_{t<r} L[r][t]·X[t]) / L[r][r].
         var inverse = [Double](repeating: 0, count: k * k)
-        for r in 0 ..< k {
-            inverse[r * k + r] = 1
-            for t in 0 ..< r {
-                let f = l[r * k + t]
-                guard f != 0 else { continue }
-                for c in 0 ... t { inverse[r * k + c] -= f * inverse[t * k + c] }
-            }
-            let d = l[r * k + r]
-            for c in 0 ... r { inverse[r * k + c] /= d }
-        }
-        // H⁻¹ = Xᵀ·X, as the sum of the outer products of X's rows (upper half, then mirrored).
         var hInverse = [Double](repeating: 0, count: k * k)
-        for t in 0 ..< k {
-            for i in 0 ... t {
-                let f = inverse[t * k + i]
-                guard f != 0 else { continue }
-                for j in i ... t { hInverse[i * k + j] += f * inverse[t * k + j] }
+        l.withUnsafeBufferPointer { l in
+            inverse.withUnsafeMutableBufferPointer { x in
+                for r in 0 ..< k {
+                    x[r * k + r] = 1
+                    for t in 0 ..< r {
+                        let f = l[r * k + t]
+                        guard f != 0 else { continue }
+                        for c in 0 ... t { x[r * k + c] -= f * x[t * k + c] }
+                    }
+                    let d = l[r * k + r]
+                    for c in 0 ... r { x[r * k + c] /= d }
+                }
+                // H⁻¹ = Xᵀ·X, as the sum of the outer products of X's rows (upper half, then mirrored).
+                hInverse.withUnsafeMutableBufferPointer { hi in
+                    for t in 0 ..< k {
+                        for i in 0 ... t {
+                            let f = x[t * k + i]
+                            guard f != 0 else { continue }
+                            for j in i ... t { hi[i * k + j] += f * x[t * k + j] }
+                        }
+                    }
+                    for i in 0 ..< k {
+                        for j in 0 ..< i { hi[i * k + j] = hi[j * k + i] }
+                    }
+                }
             }
-        }
-        for i in 0 ..< k {
-            for j in 0 ..< i { hInverse[i * k + j] = hInverse[j * k + i] }
         }
         guard let lower = cholesky(hInverse, k) else { return nil }
         var u = [Double](repeating: 0, count: k * k)
@@ -85,18 +95,23 @@ public enum ErrorFeedbackRounding {
     /// L, lower triangular, with A = L·Lᵀ; nil when A is not positive definite.
     static func cholesky(_ a: [Double], _ k: Int) -> [Double]? {
         var l = [Double](repeating: 0, count: k * k)
-        for j in 0 ..< k {
-            var diagonal = a[j * k + j]
-            for t in 0 ..< j { diagonal -= l[j * k + t] * l[j * k + t] }
-            guard diagonal > 0, diagonal.isFinite else { return nil }
-            let d = diagonal.squareRoot()
-            l[j * k + j] = d
-            for i in j + 1 ..< k {
-                var sum = a[i * k + j]
-                for t in 0 ..< j { sum -= l[i * k + t] * l[j * k + t] }
-                l[i * k + j] = sum / d
+        let factorised = l.withUnsafeMutableBufferPointer { l -> Bool in
+            a.withUnsafeBufferPointer { a -> Bool in
+                for j in 0 ..< k {
+                    var diagonal = a[j * k + j]
+                    for t in 0 ..< j { diagonal -= l[j * k + t] * l[j * k + t] }
+                    guard diagonal > 0, diagonal.isFinite else { return false }
+                    let d = diagonal.squareRoot()
+                    l[j * k + j] = d
+                    for i in j + 1 ..< k {
+                        var sum = a[i * k + j]
+                        for t in 0 ..< j { sum -= l[i * k + t] * l[j * k + t] }
+                        l[i * k + j] = sum / d
+                    }
+                }
+                return true
             }
         }
-        return l
+        return factorised ? l : nil
     }
 }

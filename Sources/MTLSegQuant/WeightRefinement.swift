@@ -130,10 +130,14 @@ public enum WeightRefinement {
     private static func quadratic(_ k: Int, h: [Double], _ v: (Int) -> Double) -> Double {
         let x = (0 ..< k).map(v)
         var total = 0.0
-        for i in 0 ..< k where x[i] != 0 {
-            var row = 0.0
-            for j in 0 ..< k { row += h[i * k + j] * x[j] }
-            total += x[i] * row
+        h.withUnsafeBufferPointer { h in
+            x.withUnsafeBufferPointer { x in
+                for i in 0 ..< k where x[i] != 0 {
+                    var row = 0.0
+                    for j in 0 ..< k { row += h[i * k + j] * x[j] }
+                    total += x[i] * row
+                }
+            }
         }
         return total
     }
