@@ -16,14 +16,14 @@ public struct CalibrationSession {
         /// How the int8 weights are rounded.
         public var rounding: WeightRounding = .data
         /// What the int8 layers' biases take back out.
-        public var biasCorrection: BiasCorrectionMode = .output
+        public var biasCorrection: BiasCorrectionMode = .weights
         /// Whether every combination of rounding and bias correction is evaluated too, for the report.
         public var compareTechniques = true
         /// Whether attention's output is smoothed per channel into the value and output projections (`AttentionSmoothing`).
         public var smoothing = false
 
         public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true,
-                    rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .output, compareTechniques: Bool = true,
+                    rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .weights, compareTechniques: Bool = true,
                     smoothing: Bool = false) {
             self.smoothing = smoothing
             self.method = method

@@ -16,8 +16,8 @@ struct CalibrateCommand: ParsableCommand {
         entropy (least KL divergence), percentile, minmax.
         2. Weights become int8 per output channel, rounded on the calibration inputs (--rounding data: each \
         weight's rounding error fed forward onto the weights not yet rounded, GPTQ-style; nearest: plain \
-        rounding), and each bias takes back the mean shift of the int8 product (--bias-correction output: \
-        input grid and weights; weights: the weights' rounding only; none). Each layer's SQNR (its output \
+        rounding), and each bias takes back the mean shift the weights' rounding causes (--bias-correction \
+        weights; output: the whole int8 product's, the input's grid included; none). Each layer's SQNR (its output \
         with input and weights quantized) is measured on a few calibration images; the report also gives \
         the accuracy of every combination of the two (--no-compare-techniques skips that).
         3. int8 is judged against fp32 on the held-out images: per task pixel agreement and agreement-mIoU, \
@@ -73,8 +73,8 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "How int8 weights are rounded: data (errors fed forward on the calibration inputs) or nearest.")
     var rounding: String = "data"
 
-    @Option(name: .long, help: "What the int8 layers' biases take back out: output (the whole int8 product's mean shift), weights (the rounding's only) or none.")
-    var biasCorrection: String = "output"
+    @Option(name: .long, help: "What the int8 layers' biases take back out: weights (the rounding's mean shift), output (the whole int8 product's, input grid included) or none.")
+    var biasCorrection: String = "weights"
 
     @Option(name: .long, help: "Per-channel smoothing of attention's output into the value and output projections: attention or none.")
     var smoothing: String = "none"
