@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import MTLSegCore
 
 /// SmoothQuant-style per-channel smoothing (Xiao et al. 2022) of attention's output, the input of the output

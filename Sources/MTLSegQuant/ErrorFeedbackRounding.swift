@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import MTLSegCore
 
 /// Int8 weights rounded with the calibration data in view (OPTQ/GPTQ, Frantar et al. 2022): the inputs
