@@ -17,9 +17,10 @@ out="${OUT:-$(mktemp -d)}"
 mtlseg="$root/.build/release/mtlseg"
 [ -x "$mtlseg" ] || { echo "build first: swift build -c release" >&2; exit 1; }
 [ -d "$cache/images/eval-512" ] || { echo "no peers images in $cache: run peers.py prepare (see $peers_dir/README.md)" >&2; exit 1; }
-mkdir -p "$out"
 model="$peers_dir/models/segformer-b0-seed0"
+[ -d "$model" ] || { echo "no b0 anchor at $model (set PEERS_DIR to the anchors' folder)" >&2; exit 1; }
+mkdir -p "$out"
 "$mtlseg" calibrate --model "$model" --images "$cache/images/calib-512" --eval-images "$cache/images/eval-512" --size 512x512 \
-  --out "$out/b0-int8.safetensors" "$@" 2>/dev/null | grep -v '^report:'
+  --out "$out/b0-int8.safetensors" "$@" 2>"$out/calibrate.log" | grep -v '^report:'
 "$mtlseg" compare --model "$out/b0-int8.safetensors" --reference "$model" --images "$cache/images/eval-512" | tail -n +2
 echo "report: $out/b0-int8.report.md"
