@@ -135,13 +135,15 @@ public struct CalibrationSession {
             let base = model
             let needsData = options.rounding == .data || options.compareTechniques
             let dataRounded = needsData ? WeightRefinement.dataRounding(of: base, fp32: fp32, inputs: inputs) { progress("rounding", $0, $1) } : [:]
-            func variant(_ rounding: WeightRounding, _ bias: BiasCorrectionMode) -> (model: QuantizedModel, effects: [WeightRefinement.LayerEffect]) {
-                WeightRefinement.apply(to: base, fp32: fp32, inputs: inputs, rounded: rounding == .data ? dataRounded : [:], biasCorrection: bias)
+            func variant(_ rounding: WeightRounding, _ bias: BiasCorrectionMode,
+                         measuringEffects: Bool = true) -> (model: QuantizedModel, effects: [WeightRefinement.LayerEffect]) {
+                WeightRefinement.apply(to: base, fp32: fp32, inputs: inputs, rounded: rounding == .data ? dataRounded : [:], biasCorrection: bias,
+                                       measuringEffects: measuringEffects)
             }
             if options.compareTechniques {
                 for rounding in WeightRounding.allCases {
                     for bias in BiasCorrectionMode.allCases {
-                        let accuracy = try evaluator.evaluate(try variant(rounding, bias).model.makeEngine(height: height, width: width, threads: 1))
+                        let accuracy = try evaluator.evaluate(try variant(rounding, bias, measuringEffects: false).model.makeEngine(height: height, width: width, threads: 1))
                         techniques.append(TechniqueAccuracy(rounding: rounding.rawValue, biasCorrection: bias.rawValue, tasks: accuracy))
                         progress("techniques", techniques.count, WeightRounding.allCases.count * BiasCorrectionMode.allCases.count)
                     }

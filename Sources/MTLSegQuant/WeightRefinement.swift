@@ -48,7 +48,8 @@ public enum WeightRefinement {
     /// their (absent) biases, as they share one (see `QuantizedModel`).
     /// `rounded` holds the layers' int8 forms from `dataRounding` (empty: rounding to nearest).
     public static func apply(to base: QuantizedModel, fp32: MTLSegFormerWeights, inputs: LayerInputStatistics,
-                             rounded: [String: QuantizedTensor], biasCorrection: BiasCorrectionMode) -> (model: QuantizedModel, effects: [LayerEffect]) {
+                             rounded: [String: QuantizedTensor], biasCorrection: BiasCorrectionMode,
+                             measuringEffects: Bool = true) -> (model: QuantizedModel, effects: [LayerEffect]) {
         let originals = Dictionary(uniqueKeysWithValues: fp32.int8Layers.map { ($0.name, $0) })
         let decoderNames = Set(fp32.decoder.stageProjections.map(\.name))
         var effects: [LayerEffect] = []
@@ -58,13 +59,17 @@ public enum WeightRefinement {
             let n = layer.outFeatures, k = layer.inFeatures
             let h = m.secondMoment
             let quantized = rounded[layer.name] ?? nearest
-            var effect = LayerEffect(name: layer.name, nearestSQNR: sqnr(original, nearest, h), roundedSQNR: sqnr(original, quantized, h))
+            // The effects cost three k×k quadratic forms per output: only measured for the model kept.
+            var effect = LayerEffect(name: layer.name, nearestSQNR: measuringEffects ? sqnr(original, nearest, h) : nil,
+                                     roundedSQNR: measuringEffects ? sqnr(original, quantized, h) : nil)
             var bias = original.bias
             if biasCorrection != .none && !decoderNames.contains(layer.name) {
                 let shift = meanShift(original, quantized, m, includingInputGrid: biasCorrection == .output)
-                let signal = outputPower(original, h)
-                let shiftPower = shift.reduce(0) { $0 + $1 * $1 } / Double(n)
-                effect.correctedShift = shiftPower > 0 && signal > 0 ? 10 * log10(signal / shiftPower) : nil
+                if measuringEffects {
+                    let signal = outputPower(original, h)
+                    let shiftPower = shift.reduce(0) { $0 + $1 * $1 } / Double(n)
+                    effect.correctedShift = shiftPower > 0 && signal > 0 ? 10 * log10(signal / shiftPower) : nil
+                }
                 let corrected = FloatBuffer(count: n)
                 for o in 0 ..< n { corrected[o] = (original.bias?[o] ?? 0) - Float(shift[o]) }
                 bias = corrected
