@@ -25,6 +25,15 @@ public struct CalibrationReport: Codable {
     public var tasks: [TaskAccuracy]
     /// Per task, with every layer's weights in fp32 and only the activations quantized.
     public var activationsOnly: [TaskAccuracy] = []
+    /// How the weights were rounded and what the biases took back (`WeightRounding`, `BiasCorrectionMode`).
+    public var rounding = "nearest"
+    public var biasCorrection = "weights"
+    /// The accuracy of every combination of rounding and bias correction, before fallbacks.
+    public var techniques: [CalibrationSession.TechniqueAccuracy] = []
+    /// Per layer, what refining its weights changed.
+    public var refinement: [WeightRefinement.LayerEffect] = []
+    /// Per attention block, the smoothing chosen (empty: off).
+    public var smoothing: [AttentionSmoothing.Choice] = []
     public var layers: [CalibrationSession.LayerReport]
     public var fallbacks: [String]
     public var seconds: Double
@@ -35,6 +44,7 @@ public struct CalibrationReport: Codable {
     enum CodingKeys: String, CodingKey {
         case model, output, method, attention, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
         case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, activationsOnly = "activations_only", layers, fallbacks, seconds
+        case rounding, biasCorrection = "bias_correction", techniques, refinement, smoothing
         case fp32MedianMilliseconds = "fp32_median_ms", int8MedianMilliseconds = "int8_median_ms", threads
     }
 
@@ -72,6 +82,7 @@ public struct CalibrationReport: Codable {
         var lines = ["# Calibration report: \(model)", ""]
         lines.append("- output: `\(output)`" + (budgetHeld ? "" : " (not written: the budget was not held)"))
         lines.append("- method: \(method); input \(width)x\(height); attention products in \(attention)")
+        lines.append("- weights: rounding \(rounding), bias correction \(biasCorrection), attention smoothing \(smoothing.isEmpty ? "off" : "on")")
         lines.append("- images: \(calibrationImages) for ranges, \(evalImages) held out for evaluation" +
                      (skippedImages.isEmpty ? "" : "; skipped (unreadable): \(skippedImages.joined(separator: ", "))"))
         lines.append("- budget: " + (maxDrop.map { String(cFormat: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))
@@ -97,6 +108,32 @@ public struct CalibrationReport: Codable {
                                     + "the int8 weights %.2f more%@", t.task, a.agreement * 100, a.agreementMIoU, 100 - a.agreementMIoU, weights,
                                     weights > 100 - a.agreementMIoU ? " (the weights limit it: a budget can move layers to fp32)"
                                         : " (the activations limit it: try another --method, or richer calibration images)"))
+            }
+        }
+        if !techniques.isEmpty {
+            lines += ["", "## What each weight technique buys (before any fallback)", "",
+                      "| rounding | bias correction | " + tasks.map { "\($0.task): agreement | agreement-mIoU" }.joined(separator: " | ") + " |",
+                      "|---|---|" + String(repeating: "---|---|", count: tasks.count)]
+            for t in techniques {
+                let chosen = t.rounding == rounding && t.biasCorrection == biasCorrection
+                lines.append("| \(t.rounding) | \(t.biasCorrection)\(chosen ? " (used)" : "") | "
+                             + t.tasks.map { String(format: "%.2f %% | %.2f", $0.agreement * 100, $0.agreementMIoU) }.joined(separator: " | ") + " |")
+            }
+        }
+        if !smoothing.isEmpty {
+            lines += ["", "## Attention smoothing per block", "",
+                      "α chosen (0: none) and the output noise it was predicted to remove.", "",
+                      "| output projection | α | predicted gain (dB) |", "|---|---|---|"]
+            for c in smoothing { lines.append(String(format: "| `%@` | %.2f | %.1f |", c.layer, c.alpha, c.predictedGain)) }
+        }
+        if !refinement.isEmpty {
+            lines += ["", "## Weight refinement per layer (on the calibration inputs, worst first)", "",
+                      "SQNR of the layer's output with only its weights quantized, rounded to nearest and as used; the mean output "
+                      + "shift its bias took back, in dB below the output's RMS (lower: a larger shift).", "",
+                      "| layer | SQNR nearest (dB) | SQNR used (dB) | shift corrected (dB) |", "|---|---|---|---|"]
+            func dB(_ x: Double?) -> String { x.map { String(format: "%.1f", $0) } ?? "–" }
+            for e in refinement.sorted(by: { ($0.nearestSQNR ?? .infinity) < ($1.nearestSQNR ?? .infinity) }) {
+                lines.append("| `\(e.name)` | \(dB(e.nearestSQNR)) | \(dB(e.roundedSQNR)) | \(dB(e.correctedShift)) |")
             }
         }
         lines += ["", "## Layers, worst first (SQNR of the layer's output with its input and weights quantized)", "",

@@ -19,11 +19,25 @@ public struct CalibrationSession {
         public var sqnrImages = 8
         /// Whether attention's two matrix products run in int8 (else fp32).
         public var attentionInInt8 = true
+        /// How the int8 weights are rounded.
+        public var rounding: WeightRounding = .data
+        /// What the int8 layers' biases take back out.
+        public var biasCorrection: BiasCorrectionMode = .weights
+        /// Whether every combination of rounding and bias correction is evaluated too, for the report.
+        public var compareTechniques = true
+        /// Whether attention's output is smoothed per channel into the value and output projections (`AttentionSmoothing`).
+        public var smoothing = false
 
-        public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true) {
+        public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true,
+                    rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .weights, compareTechniques: Bool = true,
+                    smoothing: Bool = false) {
+            self.smoothing = smoothing
             self.method = method
             self.maxDrop = maxDrop
             self.attentionInInt8 = attentionInInt8
+            self.rounding = rounding
+            self.biasCorrection = biasCorrection
+            self.compareTechniques = compareTechniques
         }
     }
 
@@ -45,6 +59,21 @@ public struct CalibrationSession {
         /// The same evaluation with every layer's weights in fp32 (activations still u8): what the activations
         /// alone cost, so the report can say whether weights or activations limit the accuracy.
         public var activationsOnly: [TaskAccuracy]
+        /// Per combination of rounding and bias correction (before any fallback), the accuracy it reaches.
+        public var techniques: [TechniqueAccuracy] = []
+        /// Per layer, what the refinement of its weights changed.
+        public var refinement: [WeightRefinement.LayerEffect] = []
+        /// Per attention block, the smoothing chosen (empty when smoothing is off).
+        public var smoothing: [AttentionSmoothing.Choice] = []
+    }
+
+    /// The accuracy one combination of the weight techniques reaches.
+    public struct TechniqueAccuracy: Codable, Equatable {
+        public var rounding: String
+        public var biasCorrection: String
+        public var tasks: [TaskAccuracy]
+
+        enum CodingKeys: String, CodingKey { case rounding, biasCorrection = "bias_correction", tasks }
     }
 
     public let fp32: MTLSegFormerWeights
@@ -62,6 +91,21 @@ public struct CalibrationSession {
     /// `calibration(i, buffer)` and `evaluation` write their i-th normalised input (false: skip it).
     public func run(calibrationCount: Int, calibration: @escaping AccuracyEvaluator.Input, evaluator: AccuracyEvaluator,
                     info: CalibrationInfo, progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> Result {
+        // Smoothing first: everything after quantizes the smoothed network (the same function in fp32).
+        var smoothing: [AttentionSmoothing.Choice] = []
+        var source = self.fp32
+        if options.smoothing {
+            let ranges = ChannelRangeObserver(points: AttentionSmoothing.points(of: source))
+            let engine = FP32Engine(weights: source, height: height, width: width)
+            engine.observer = ranges
+            let pixels = FloatBuffer(count: source.description.encoder.numChannels * width * height)
+            for i in 0 ..< calibrationCount {
+                if try calibration(i, pixels.pointer) { engine.run(input: pixels.pointer) }
+                progress("channel ranges", i + 1, calibrationCount)
+            }
+            (source, smoothing) = AttentionSmoothing.smoothing(source, ranges: ranges.largest)
+        }
+        let fp32 = source
         let passes = options.method == .minMax ? 1 : 2
         var used = 0
         let statistics = try Calibrator(weights: fp32, width: width, height: height)
@@ -78,12 +122,49 @@ public struct CalibrationSession {
             model = QuantizedModel(weights: model.weights, record: record)
         }
 
-        // Per-layer SQNR on a few calibration images, for the report and the fallback order.
         let plan = ForwardPlan(description: fp32.description, height: height, width: width)
-        let observer = LayerSQNRObserver(weights: model.weights, grids: statistics.grids, plan: plan)
         let engine = FP32Engine(weights: fp32, height: height, width: width)
-        engine.observer = observer
         let pixels = FloatBuffer(count: fp32.description.encoder.numChannels * width * height)
+
+        // Weight refinements: one more pass gathers each layer's input moments, then the weights are rounded and the
+        // biases corrected as chosen (and every other combination evaluated, for the report).
+        var techniques: [TechniqueAccuracy] = []
+        var refinement: [WeightRefinement.LayerEffect] = []
+        if options.rounding != .nearest || options.biasCorrection != .weights || options.compareTechniques {
+            let inputs = LayerInputStatistics(weights: fp32, grids: statistics.grids, plan: plan)
+            engine.observer = inputs
+            for i in 0 ..< calibrationCount {
+                if try calibration(i, pixels.pointer) { engine.run(input: pixels.pointer) }
+                progress("layer inputs", i + 1, calibrationCount)
+            }
+            engine.observer = nil
+            let base = model
+            let needsData = options.rounding == .data || options.compareTechniques
+            let dataRounded = needsData ? WeightRefinement.dataRounding(of: base, fp32: fp32, inputs: inputs) { progress("rounding", $0, $1) } : [:]
+            func variant(_ rounding: WeightRounding, _ bias: BiasCorrectionMode,
+                         measuringEffects: Bool = true) -> (model: QuantizedModel, effects: [WeightRefinement.LayerEffect]) {
+                WeightRefinement.apply(to: base, fp32: fp32, inputs: inputs, rounded: rounding == .data ? dataRounded : [:], biasCorrection: bias,
+                                       measuringEffects: measuringEffects)
+            }
+            if options.compareTechniques {
+                for rounding in WeightRounding.allCases {
+                    for bias in BiasCorrectionMode.allCases {
+                        let accuracy = try evaluator.evaluate(try variant(rounding, bias, measuringEffects: false).model.makeEngine(height: height, width: width, threads: 1))
+                        techniques.append(TechniqueAccuracy(rounding: rounding.rawValue, biasCorrection: bias.rawValue, tasks: accuracy))
+                        progress("techniques", techniques.count, WeightRounding.allCases.count * BiasCorrectionMode.allCases.count)
+                    }
+                }
+            }
+            if options.rounding != .nearest || options.biasCorrection != .weights {
+                (model, refinement) = variant(options.rounding, options.biasCorrection)
+            } else {
+                refinement = variant(.nearest, .weights).effects
+            }
+        }
+
+        // Per-layer SQNR on a few calibration images, for the report and the fallback order.
+        let observer = LayerSQNRObserver(weights: model.weights, grids: statistics.grids, plan: plan)
+        engine.observer = observer
         let sqnrCount = min(options.sqnrImages, calibrationCount)
         for i in 0 ..< sqnrCount {
             if try calibration(i, pixels.pointer) { engine.run(input: pixels.pointer) }
@@ -119,8 +200,12 @@ public struct CalibrationSession {
         let layers = model.weights.int8Layers.map { layer in
             LayerReport(name: layer.name, sqnr: sqnr[layer.name].flatMap { $0.isFinite ? $0 : nil }, fallback: fallbacks.contains(layer.name))
         }
-        return Result(model: model, layers: layers, accuracy: accuracy, budgetHeld: failure == nil, failure: failure,
-                      activationsOnly: activationsOnly)
+        var result = Result(model: model, layers: layers, accuracy: accuracy, budgetHeld: failure == nil, failure: failure,
+                            activationsOnly: activationsOnly)
+        result.techniques = techniques
+        result.refinement = refinement
+        result.smoothing = smoothing
+        return result
     }
 }
 

@@ -21,8 +21,12 @@ struct CalibrateCommand: ParsableCommand {
         the range of every activation the int8 engine quantizes is measured (streaming: histograms, never \
         stored activations). --method picks each activation's u8 grid: mse (default; least squared error), \
         entropy (least KL divergence), percentile, minmax.
-        2. Weights become int8 per output channel; each layer's SQNR (its output with input and weights \
-        quantized) is measured on a few calibration images.
+        2. Weights become int8 per output channel, rounded on the calibration inputs (--rounding data: each \
+        weight's rounding error fed forward onto the weights not yet rounded, GPTQ-style; nearest: plain \
+        rounding), and each bias takes back the mean shift the weights' rounding causes (--bias-correction \
+        weights; output: the whole int8 product's, the input's grid included; none). Each layer's SQNR (its output \
+        with input and weights quantized) is measured on a few calibration images; the report also gives \
+        the accuracy of every combination of the two (--no-compare-techniques skips that).
         3. int8 is judged against fp32 on the held-out images: per task pixel agreement and agreement-mIoU, \
         and with --labels the real mIoU of both. With --max-drop, the layers with the lowest SQNR go back to \
         fp32 one by one until every task loses at most that many agreement-mIoU points; if even all of them \
@@ -73,6 +77,18 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "Attention's two matrix products (q·kᵀ, p·v): int8 or fp32.")
     var attention: String = "int8"
 
+    @Option(name: .long, help: "How int8 weights are rounded: data (errors fed forward on the calibration inputs) or nearest.")
+    var rounding: String = "data"
+
+    @Option(name: .long, help: "What the int8 layers' biases take back out: weights (the rounding's mean shift), output (the whole int8 product's, input grid included) or none.")
+    var biasCorrection: String = "weights"
+
+    @Option(name: .long, help: "Per-channel smoothing of attention's output into the value and output projections: attention or none.")
+    var smoothing: String = "none"
+
+    @Flag(name: .long, inversion: .prefixedNo, help: "Evaluate every combination of --rounding and --bias-correction too, for the report.")
+    var compareTechniques = true
+
     @Option(name: .long, help: "Threads for the latency figures in the report.")
     var threads: Int = 1
 
@@ -83,6 +99,9 @@ struct CalibrateCommand: ParsableCommand {
         if let maxDrop { guard maxDrop >= 0 && maxDrop <= 100 else { throw ValidationError("--max-drop must be between 0 and 100") } }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard attention == "int8" || attention == "fp32" else { throw ValidationError("--attention must be int8 or fp32") }
+        guard smoothing == "attention" || smoothing == "none" else { throw ValidationError("--smoothing must be attention or none") }
+        guard WeightRounding(rawValue: rounding) != nil else { throw ValidationError("--rounding must be data or nearest") }
+        guard BiasCorrectionMode(rawValue: biasCorrection) != nil else { throw ValidationError("--bias-correction must be output, weights or none") }
     }
 
     func run() throws {
@@ -133,7 +152,11 @@ struct CalibrateCommand: ParsableCommand {
                                    evalImages: evalPaths.count)
         let session = CalibrationSession(fp32: fp32, width: input.width, height: input.height,
                                          options: CalibrationSession.Options(method: rangeMethod, maxDrop: maxDrop,
-                                                                             attentionInInt8: attention == "int8"))
+                                                                             attentionInInt8: attention == "int8",
+                                                                             rounding: WeightRounding(rawValue: rounding)!,
+                                                                             biasCorrection: BiasCorrectionMode(rawValue: biasCorrection)!,
+                                                                             compareTechniques: compareTechniques,
+                                                                             smoothing: smoothing == "attention"))
         var result: CalibrationSession.Result
         do {
             result = try session.run(calibrationCount: calibrationPaths.count, calibration: { reader(calibrationPaths[$0], $1) },
@@ -163,6 +186,11 @@ struct CalibrateCommand: ParsableCommand {
                                         int8MedianMilliseconds: latency?.int8, threads: threads)
         summary.attention = attention
         summary.activationsOnly = result.activationsOnly
+        summary.rounding = rounding
+        summary.biasCorrection = biasCorrection
+        summary.techniques = result.techniques
+        summary.refinement = result.refinement
+        summary.smoothing = result.smoothing
         try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"), options: .atomic)
         try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
         for task in result.accuracy {
