@@ -33,8 +33,8 @@ public enum AttentionSmoothing {
     }
 
     /// The attention points whose channel ranges `smoothing` needs.
-    public static func points(of weights: MTLSegFormerWeights) -> Set<String> {
-        var points = Set<String>()
+    public static func points(of weights: MTLSegFormerWeights) -> Set<QuantPoint> {
+        var points = Set<QuantPoint>()
         for (i, stage) in weights.stages.enumerated() {
             for j in stage.blocks.indices { points.insert(QuantPoint.attention(i, j)) }
         }
@@ -42,7 +42,7 @@ public enum AttentionSmoothing {
     }
 
     /// `ranges`: per attention point, every channel's largest |value| (`ChannelRangeObserver`).
-    public static func smoothing(_ weights: MTLSegFormerWeights, ranges: [String: [Float]]) -> (weights: MTLSegFormerWeights, choices: [Choice]) {
+    public static func smoothing(_ weights: MTLSegFormerWeights, ranges: [QuantPoint: [Float]]) -> (weights: MTLSegFormerWeights, choices: [Choice]) {
         var scales: [String: [Double]] = [:]  // by value and output layer names
         var choices: [Choice] = []
         for (i, stage) in weights.stages.enumerated() {

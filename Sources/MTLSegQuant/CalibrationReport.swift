@@ -117,21 +117,21 @@ public struct CalibrationReport: Codable {
             for t in techniques {
                 let chosen = t.rounding == rounding && t.biasCorrection == biasCorrection
                 lines.append("| \(t.rounding) | \(t.biasCorrection)\(chosen ? " (used)" : "") | "
-                             + t.tasks.map { String(format: "%.2f %% | %.2f", $0.agreement * 100, $0.agreementMIoU) }.joined(separator: " | ") + " |")
+                             + t.tasks.map { String(cFormat: "%.2f %% | %.2f", $0.agreement * 100, $0.agreementMIoU) }.joined(separator: " | ") + " |")
             }
         }
         if !smoothing.isEmpty {
             lines += ["", "## Attention smoothing per block", "",
                       "α chosen (0: none) and the output noise it was predicted to remove.", "",
                       "| output projection | α | predicted gain (dB) |", "|---|---|---|"]
-            for c in smoothing { lines.append(String(format: "| `%@` | %.2f | %.1f |", c.layer, c.alpha, c.predictedGain)) }
+            for c in smoothing { lines.append(String(cFormat: "| `%@` | %.2f | %.1f |", c.layer, c.alpha, c.predictedGain)) }
         }
         if !refinement.isEmpty {
             lines += ["", "## Weight refinement per layer (on the calibration inputs, worst first)", "",
                       "SQNR of the layer's output with only its weights quantized, rounded to nearest and as used; the mean output "
                       + "shift its bias took back, in dB below the output's RMS (lower: a larger shift).", "",
                       "| layer | SQNR nearest (dB) | SQNR used (dB) | shift corrected (dB) |", "|---|---|---|---|"]
-            func dB(_ x: Double?) -> String { x.map { String(format: "%.1f", $0) } ?? "–" }
+            func dB(_ x: Double?) -> String { x.map { String(cFormat: "%.1f", $0) } ?? "–" }
             for e in refinement.sorted(by: { ($0.nearestSQNR ?? .infinity) < ($1.nearestSQNR ?? .infinity) }) {
                 lines.append("| `\(e.name)` | \(dB(e.nearestSQNR)) | \(dB(e.roundedSQNR)) | \(dB(e.correctedShift)) |")
             }

@@ -3,14 +3,14 @@ import MTLSegCore
 /// The largest |value| of every channel at chosen quantization points: what per-channel smoothing balances.
 /// Memory is one float per channel, however many images pass.
 public final class ChannelRangeObserver: ActivationObserver {
-    private let points: Set<String>
-    public private(set) var largest: [String: [Float]] = [:]
+    private let points: Set<QuantPoint>
+    public private(set) var largest: [QuantPoint: [Float]] = [:]
 
-    public init(points: Set<String>) {
+    public init(points: Set<QuantPoint>) {
         self.points = points
     }
 
-    public func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+    public func observe(_ point: QuantPoint, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
         guard points.contains(point) else { return }
         var seen = largest.removeValue(forKey: point) ?? [Float](repeating: 0, count: channels)
         guard seen.count == channels else { return }

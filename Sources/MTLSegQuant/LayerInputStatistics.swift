@@ -44,27 +44,27 @@ public final class LayerInputStatistics: ActivationObserver {
 
     /// How a layer sees its input point: the point's own rows, or a conv's k×k patches of the point's map.
     private struct View {
-        let point: String
+        let point: QuantPoint
         let kernel, stride, padding: Int
         let input, output: MapSize?
 
-        var key: String { input == nil ? point : "\(point)#\(kernel)/\(stride)" }
+        var key: String { input == nil ? point.name : "\(point.name)#\(kernel)/\(stride)" }
     }
 
-    private let grids: [String: QuantParams]
-    private var views: [String: [View]] = [:]
+    private let grids: [QuantPoint: QuantParams]
+    private var views: [QuantPoint: [View]] = [:]
     private var viewOfLayer: [String: String] = [:]
     public private(set) var moments: [String: Moments] = [:]
     /// Rows taken from one observation (evenly spaced), bounding the cost of the second moments.
     private let rowsPerObservation: Int
 
     /// `plan` gives the map sizes convs need; `grids` are the activation grids the int8 model will use.
-    public init(weights: MTLSegFormerWeights, grids: [String: QuantParams], plan: ForwardPlan, rowsPerObservation: Int = 1024) {
+    public init(weights: MTLSegFormerWeights, grids: [QuantPoint: QuantParams], plan: ForwardPlan, rowsPerObservation: Int = 1024) {
         self.grids = grids
         self.rowsPerObservation = rowsPerObservation
-        for (layer, point) in weights.int8LayerInputs where !point.hasSuffix(".concat") {
+        for (layer, point) in weights.int8LayerInputs where !point.isConcatenation {
             var view = View(point: point, kernel: 1, stride: 1, padding: 0, input: nil, output: nil)
-            if case let .conv(kernel, _) = layer.layout, let stage = Self.stage(of: point) {
+            if case let .conv(kernel, _) = layer.layout, let stage = point.stage {
                 let map = plan.stageSizes[stage]
                 if point == QuantPoint.stageOutput(stage), stage + 1 < weights.stages.count {
                     // The next stage's overlapping patch embedding.
@@ -85,12 +85,8 @@ public final class LayerInputStatistics: ActivationObserver {
     /// The moments of the named layer's input; nil for layers not covered.
     public func moments(ofLayer name: String) -> Moments? { viewOfLayer[name].flatMap { moments[$0] } }
 
-    private static func stage(of point: String) -> Int? {
-        guard point.hasPrefix("stage"), let digit = point.dropFirst(5).first, let i = Int(String(digit)) else { return nil }
-        return i
-    }
 
-    public func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+    public func observe(_ point: QuantPoint, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
         guard let list = views[point], let grid = grids[point] else { return }
         for view in list {
             guard var m = moments.removeValue(forKey: view.key) else { continue }

@@ -93,10 +93,10 @@ final class WeightRefinementTests: XCTestCase {
 
     /// Records one point's values as the fp32 engine reports them.
     private final class Recorder: ActivationObserver {
-        let point: String
+        let point: QuantPoint
         var rows: [[Float]] = []
-        init(point: String) { self.point = point }
-        func observe(_ point: String, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+        init(point: QuantPoint) { self.point = point }
+        func observe(_ point: QuantPoint, values: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
             guard point == self.point else { return }
             for r in 0 ..< rows { self.rows.append(Array(UnsafeBufferPointer(start: values + r * channels, count: channels))) }
         }
@@ -123,7 +123,7 @@ final class WeightRefinementTests: XCTestCase {
         // A deliberately coarse, clipping grid, so that the input grid moves the mean visibly.
         let flat = x.flatMap { $0 }
         let grid = QuantParams(min: flat.min()! * 0.5, max: flat.max()! * 0.3)
-        var grids: [String: QuantParams] = [:]
+        var grids: [QuantPoint: QuantParams] = [:]
         for p in QuantPoint.all(for: f.weights.description) { grids[p] = QuantParams(min: -1, max: 1) }
         grids[point] = grid
         let statistics = LayerInputStatistics(weights: f.weights, grids: grids, plan: plan, rowsPerObservation: 1 << 30)
