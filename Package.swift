@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "MTLSegEssentialsTests", dependencies: ["MTLSegEssentials"]),
         .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
-        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore", "CAllocationCounter"]),
+        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore", "MTLSegEssentials", "CAllocationCounter"]),
         // Counts a thread's heap allocations (it replaces malloc in the test executable): a frame allocates nothing.
         .target(name: "CAllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire"]),

@@ -1,3 +1,5 @@
+import MTLSegEssentials
+
 /// A procedural crop field seen from above, drawn once: parallel rows of green plants on brown
 /// soil, with gaps where plants are missing. The tile repeats vertically (the flight direction,
 /// along the rows) and is wider than the view, so frames are cheap crops of it.
@@ -71,21 +73,5 @@ struct CropFieldTile {
     }
 }
 
-/// A small, fast, seedable generator (SplitMix64); the field must look the same for the same seed.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
 
 @inline(__always) func clampByte(_ value: Double) -> UInt8 { UInt8(max(0, min(255, value.rounded()))) }

@@ -218,7 +218,7 @@ struct CalibrateCommand: ParsableCommand {
     /// A seeded shuffle, then the first `share` (at least one image, when there are two or more) held out.
     static func split(_ paths: [String], share: Double, seed: UInt64) -> (calibration: [String], evaluation: [String]) {
         guard paths.count > 1 else { return (paths, paths) }
-        var generator = SplitMix(seed: seed)
+        var generator = SplitMix64(seed: seed)
         var shuffled = paths
         for i in stride(from: shuffled.count - 1, to: 0, by: -1) {
             shuffled.swapAt(i, Int(generator.next() % UInt64(i + 1)))
@@ -256,18 +256,6 @@ struct CalibrateCommand: ParsableCommand {
     }
 }
 
-/// A tiny seeded generator (SplitMix64), so a split is the same on every machine.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A progress bar on a terminal; plain lines at each tenth otherwise.
 final class Progress {

@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import MTLSegCore
+import MTLSegEssentials
 import XCTest
 @testable import MTLSegQuant
 
@@ -8,18 +9,6 @@ import XCTest
 final class WeightRefinementTests: XCTestCase {
     private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("MTLSegCoreTests/Fixtures")
-
-    /// A seeded generator, so a failure reproduces.
-    private struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     /// E‖(W − W_q)·x‖² summed over outputs, for inputs with second moments h.
     private func outputError(_ w: [Float], _ q: [Int8], _ scale: [Float], _ h: [Double], n: Int, k: Int) -> Double {
@@ -32,7 +21,7 @@ final class WeightRefinementTests: XCTestCase {
     }
 
     func testWithUncorrelatedInputsItRoundsToNearest() throws {
-        var g = Seeded(state: 1)
+        var g = SplitMix64(seed: 1)
         let n = 6, k = 24
         let w = (0 ..< n * k).map { _ in Float.random(in: -1 ... 1, using: &g) }
         let nearest = w.withUnsafeBufferPointer { QuantizedTensor(weights: $0.baseAddress!, outFeatures: n, inFeatures: k) }
@@ -46,7 +35,7 @@ final class WeightRefinementTests: XCTestCase {
     }
 
     func testWithCorrelatedInputsItLowersTheOutputError() throws {
-        var g = Seeded(state: 2)
+        var g = SplitMix64(seed: 2)
         let n = 8, k = 32, rows = 400
         // Inputs with strongly correlated features (as LayerNorm and GELU outputs are): a few factors mixed.
         let factors = 4
@@ -70,7 +59,7 @@ final class WeightRefinementTests: XCTestCase {
     }
 
     func testTheUpperFactorInvertsH() throws {
-        var g = Seeded(state: 3)
+        var g = SplitMix64(seed: 3)
         let k = 9
         let a = (0 ..< k * k).map { _ in Double.random(in: -1 ... 1, using: &g) }
         var h = [Double](repeating: 0, count: k * k)
