@@ -87,7 +87,7 @@ final class ClientSession: @unchecked Sendable {
             run()
             finished.signal()
         }
-        thread.name = "mtlsegd-client-\(id)"
+        thread.name = "client-\(id)"
         thread.start()
     }
 

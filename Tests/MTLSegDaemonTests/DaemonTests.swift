@@ -55,6 +55,36 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(sequences, sequences.sorted())
     }
 
+    /// The names of this process's threads, as `top -H` and `ps -L` show them.
+    private static func threadNames() -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.hasSuffix("\n") ? String($0.dropLast()) : $0 }
+    }
+
+    /// Every thread of the daemon shows its whole name (Linux keeps 15 bytes), and those that
+    /// stop with the daemon are gone once `stop` has returned. (The fixture is fp32: no worker
+    /// threads; ThreadPoolTests names those.)
+    func testThreadsShowTheirWholeNamesAndEndWithTheDaemon() throws {
+        var settings = config()
+        settings.metricsSocket = directory.appendingPathComponent("metrics.sock").path
+        let daemon = try Daemon(config: settings) { _ in SyntheticFieldSource(width: 160, height: 120, framesPerSecond: 30) }
+        try daemon.start()
+        let client = try WireClient(path: settings.socketPath, hello: Hello(name: "names"))
+        while true { if case .frame = try client.next(timeout: 10) { break } }
+        let stopping: Set = ["cap-synthetic", "inference", "accept", "client-1", "metrics", "notify"]
+        let running = Set(Self.threadNames())
+        XCTAssertTrue(stopping.isSubset(of: running), "threads: \(running.sorted())")
+        daemon.stop()
+        let deadline = Date().addingTimeInterval(10)
+        var left = stopping.intersection(Self.threadNames())
+        while !left.isEmpty && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+            left = stopping.intersection(Self.threadNames())
+        }
+        XCTAssertEqual(left, [], "threads still running after stop")
+    }
+
     func testAStuckClientIsDroppedAndDoesNotSlowTheOthers() throws {
         let daemon = try startDaemon(config(fps: 100, timeout: 0.5))
         defer { daemon.stop() }
