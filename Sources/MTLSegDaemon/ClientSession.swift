@@ -5,8 +5,8 @@ import Glibc
 import Foundation
 #endif
 import Dispatch
-import MTLSegCapture
 import MTLSegEssentials
+import MTLSegSocket
 import MTLSegWire
 
 /// One connected consumer: its handshake, its mailbox, and the thread that writes

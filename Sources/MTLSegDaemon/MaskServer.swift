@@ -5,6 +5,7 @@ import Glibc
 import Foundation
 #endif
 import MTLSegEssentials
+import MTLSegSocket
 import MTLSegWire
 
 /// The masks of one inferred frame, as the pipeline hands them to the server.

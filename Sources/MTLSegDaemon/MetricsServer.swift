@@ -5,7 +5,7 @@ import Glibc
 import Foundation
 #endif
 import MTLSegEssentials
-import MTLSegWire
+import MTLSegSocket
 
 /// The daemon's counters and histograms in the Prometheus text format, served
 /// over HTTP on a Unix socket (off unless configured: no new network exposure,

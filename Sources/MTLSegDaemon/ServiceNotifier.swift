@@ -6,7 +6,6 @@ import Glibc
 import Foundation
 #endif
 import MTLSegEssentials
-import MTLSegCapture
 
 /// Talks to systemd (sd_notify; a no-op when not started by systemd): READY,
 /// STATUS with fps, latency and clients, RELOADING, STOPPING, and WATCHDOG=1

@@ -20,8 +20,8 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         fails to load); SIGTERM stops. The socket protocol: Sources/MTLSegWire/PROTOCOL.md.
         """)
 
+    /// Call from the executable's entry point, after the BLAS environment is settled (BLASEnvironment).
     public static func main() {
-        BLASEnvironment.prepare()
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
         do {

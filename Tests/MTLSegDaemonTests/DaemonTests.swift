@@ -1,5 +1,6 @@
 import Foundation
 import MTLSegCapture
+import MTLSegSocket
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon

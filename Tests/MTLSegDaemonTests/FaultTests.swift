@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegSocket
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon
