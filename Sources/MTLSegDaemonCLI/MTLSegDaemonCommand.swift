@@ -24,6 +24,12 @@ public struct MTLSegDaemonCommand: ParsableCommand {
     public static func main() {
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
+        // --help and --version parse as commands of ArgumentParser's own, whose run throws what
+        // ArgumentParser prints itself (the help text), not a failure to log.
+        guard command is MTLSegDaemonCommand else {
+            do { try command.run() } catch { exit(withError: error) }
+            return
+        }
         do {
             try command.run()
         } catch let code as ExitCode {
