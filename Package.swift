@@ -63,14 +63,14 @@ let package = Package(
         .executableTarget(name: "mtlseg-fuzz", dependencies: ["MTLSegCore", "MTLSegDaemon", "MTLSegWire"]),
 
         // Tests.
-        .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
+        .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "MTLSegEssentials"]),
         .testTarget(name: "MTLSegEssentialsTests", dependencies: ["MTLSegEssentials"]),
-        .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore", "MTLSegEssentials"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
         .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore", "MTLSegEssentials", "CAllocationCounter"]),
         // Counts a thread's heap allocations (it replaces malloc in the test executable): a frame allocates nothing.
         .target(name: "CAllocationCounter", path: "Tests/AllocationCounter"),
-        .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire"]),
+        .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire", "MTLSegEssentials"]),
         .testTarget(name: "MTLSegSocketTests", dependencies: ["MTLSegSocket"]),
         .testTarget(name: "MTLSegDaemonTests", dependencies: [
             "MTLSegDaemon", "MTLSegWire", "MTLSegSocket", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg", "mtlseg-fuzz",
