@@ -46,7 +46,7 @@ let package = Package(
 
         // mtlsegd's command line, in a library so that `mtlseg` can run it too (see mtlseg's main).
         .target(name: "MTLSegDaemonCLI", dependencies: [
-            "MTLSegDaemon", "MTLSegCore", "MTLSegEssentials",
+            "MTLSegDaemon", "MTLSegEssentials",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -5,7 +5,6 @@ import Glibc
 #else
 import Foundation
 #endif
-import MTLSegCore
 import MTLSegDaemon
 
 /// mtlsegd's command line. A library, so that the `mtlseg` binary can also run as mtlsegd (the
