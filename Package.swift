@@ -63,14 +63,15 @@ let package = Package(
         .executableTarget(name: "mtlseg-fuzz", dependencies: ["MTLSegCore", "MTLSegDaemon", "MTLSegWire"]),
 
         // Tests.
-        .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "MTLSegEssentials"]),
+        .testTarget(name: "CKernelsTests", dependencies: ["MTLSegTestSupport", "CKernels", "MTLSegEssentials"]),
         .testTarget(name: "MTLSegEssentialsTests", dependencies: ["MTLSegEssentials"]),
-        .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore", "MTLSegEssentials"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegTestSupport", "MTLSegCore", "MTLSegEssentials"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
-        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore", "MTLSegEssentials", "CAllocationCounter"]),
+        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegTestSupport", "MTLSegQuant", "MTLSegCore", "MTLSegEssentials", "CAllocationCounter"]),
         // Counts a thread's heap allocations (it replaces malloc in the test executable): a frame allocates nothing.
         .target(name: "CAllocationCounter", path: "Tests/AllocationCounter"),
-        .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire", "MTLSegEssentials"]),
+        .target(name: "MTLSegTestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegTestSupport", "MTLSegWire", "MTLSegEssentials"]),
         .testTarget(name: "MTLSegSocketTests", dependencies: ["MTLSegSocket"]),
         .testTarget(name: "MTLSegDaemonTests", dependencies: [
             "MTLSegDaemon", "MTLSegWire", "MTLSegSocket", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg", "mtlseg-fuzz",

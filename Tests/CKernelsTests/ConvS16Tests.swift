@@ -1,5 +1,6 @@
 import CKernels
 import MTLSegEssentials
+import MTLSegTestSupport
 import XCTest
 
 /// ck_conv2d_s16 (the ISA this CPU runs) against its portable version (bit for bit: the

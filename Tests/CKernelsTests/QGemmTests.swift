@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import MTLSegEssentials
+import MTLSegTestSupport
 import XCTest
 
 /// The int8 GEMM kernel sets against the exact scalar reference. The wide sweep,

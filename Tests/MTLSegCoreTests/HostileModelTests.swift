@@ -1,5 +1,6 @@
 import Foundation
 import MTLSegEssentials
+import MTLSegTestSupport
 import XCTest
 @testable import MTLSegCore
 

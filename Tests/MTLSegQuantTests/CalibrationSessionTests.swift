@@ -1,6 +1,7 @@
 import Foundation
 import MTLSegCore
 import MTLSegEssentials
+import MTLSegTestSupport
 import XCTest
 @testable import MTLSegQuant
 

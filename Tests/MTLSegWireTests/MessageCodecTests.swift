@@ -1,4 +1,5 @@
 import MTLSegEssentials
+import MTLSegTestSupport
 import XCTest
 @testable import MTLSegWire
 
