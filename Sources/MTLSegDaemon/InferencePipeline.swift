@@ -15,7 +15,8 @@ import MTLSegImage
 /// The source's thread only drops each frame into the slot; one inference
 /// thread takes the newest frame, converts, resizes and normalises it straight
 /// into the engine's input (no full-size float image), runs the model, turns
-/// the logits into class-id masks and hands them to the server.
+/// the logits into class-id masks (also at each size some client asked for,
+/// SizedMaskMaker) and hands them to the server.
 public final class InferencePipeline: @unchecked Sendable {
     public static let latencyNames = ["queue", "preprocess", "inference", "postprocess"]
 
@@ -42,7 +43,8 @@ public final class InferencePipeline: @unchecked Sendable {
         self.source = source
         self.server = server
         self.engine = engine
-        // The daemon publishes masks only: the int8 engine takes them in its classifier's epilogue.
+        // The daemon publishes masks only: the int8 engine takes them in its classifier's epilogue. It writes
+        // its logits only for frames some client wants at another size than the model's (SizedMaskMaker).
         engine.writesLogits = false
         self.description = description
         preprocessor = ModelInputPreprocessor(targetWidth: engine.plan.input.width, targetHeight: engine.plan.input.height,
@@ -116,6 +118,7 @@ public final class InferencePipeline: @unchecked Sendable {
 
     private func inferenceLoop() {
         var lastGeneration = 0
+        let sizedMasks = SizedMaskMaker()
         while true {
             lock.lock()
             let done = stopping
@@ -137,15 +140,18 @@ public final class InferencePipeline: @unchecked Sendable {
                                      into: input.pointer)
             }
             let preprocessed = Clock.monotonicNanoseconds()
+            engine.writesLogits = sizedMasks.prepare(for: server.wantedMaskGrids, engine: engine)
             engine.run(input: input.pointer)
             let inferred = Clock.monotonicNanoseconds()
             let masks = engine.logits.indices.map { engine.mask(task: $0).classes }
+            let sized = sizedMasks.masks(of: engine)
             let postprocessed = Clock.monotonicNanoseconds()
             let latencies = [start &- min(frame.monotonicNanoseconds, start), preprocessed - start, inferred - preprocessed, postprocessed - inferred]
                 .map { UInt32(min($0 / 1000, UInt64(UInt32.max))) }
             server.publish(PublishedFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.monotonicNanoseconds,
                                           captureRealtimeNanoseconds: frame.realtimeNanoseconds, latenciesMicroseconds: latencies,
-                                          masks: masks, generation: generation))
+                                          masks: masks, grid: MaskGrid(width: engine.plan.outputSize.width, height: engine.plan.outputSize.height),
+                                          sized: sized, generation: generation))
             let now = Clock.monotonicNanoseconds()
             recentPublished.record(at: now, latencies: latencies)
             histograms.record(microseconds: latencies)

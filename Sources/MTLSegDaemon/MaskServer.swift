@@ -8,26 +8,64 @@ import Dispatch
 import MTLSegEssentials
 import MTLSegWire
 
+/// A mask size some client asked for (HELLO `mask_size`), resolved to pixels.
+public struct MaskGrid: Hashable, Sendable, CustomStringConvertible {
+    public var width: Int
+    public var height: Int
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+
+    public var description: String { "\(width)x\(height)" }
+}
+
+/// One frame's masks at a size other than the model's output grid, per task in task order.
+public struct SizedMasks: Sendable {
+    public var grid: MaskGrid
+    public var masks: [[UInt8]]
+
+    public init(grid: MaskGrid, masks: [[UInt8]]) {
+        self.grid = grid
+        self.masks = masks
+    }
+}
+
 /// The masks of one inferred frame, as the pipeline hands them to the server.
 public struct PublishedFrame: Sendable {
     public var sequence: UInt64
     public var captureMonotonicNanoseconds: UInt64
     public var captureRealtimeNanoseconds: UInt64
     public var latenciesMicroseconds: [UInt32]
-    /// Raw class ids per task, in task order.
+    /// Raw class ids per task, in task order, at the model's output grid (`grid`).
     public var masks: [[UInt8]]
+    /// The size of `masks`.
+    public var grid: MaskGrid
+    /// The same frame's masks at each other size a client asked for when it was inferred.
+    public var sized: [SizedMasks]
     /// Which model made the masks (0 at start, then one more per reload): frames of a model
     /// the stream no longer describes are never sent after its STREAM_CHANGED.
     public var generation: Int = 0
 
     public init(sequence: UInt64, captureMonotonicNanoseconds: UInt64, captureRealtimeNanoseconds: UInt64,
-                latenciesMicroseconds: [UInt32], masks: [[UInt8]], generation: Int = 0) {
+                latenciesMicroseconds: [UInt32], masks: [[UInt8]], grid: MaskGrid = MaskGrid(width: 0, height: 0),
+                sized: [SizedMasks] = [], generation: Int = 0) {
         self.generation = generation
         self.sequence = sequence
         self.captureMonotonicNanoseconds = captureMonotonicNanoseconds
         self.captureRealtimeNanoseconds = captureRealtimeNanoseconds
         self.latenciesMicroseconds = latenciesMicroseconds
         self.masks = masks
+        self.grid = grid
+        self.sized = sized
+    }
+
+    /// The masks at `grid` (nil: the model's), or nil when the frame was not made at that size.
+    public func masks(at wanted: MaskGrid?) -> [[UInt8]]? {
+        guard let wanted, wanted != grid else { return masks }
+        for entry in sized where entry.grid == wanted { return entry.masks }
+        return nil
     }
 }
 
@@ -48,6 +86,8 @@ public final class MaskServer: @unchecked Sendable {
         public var clientTimeout: Double
         /// Time a new client has to send HELLO.
         public var helloTimeout: Double = 5
+        /// What HELLO `mask_size` "source" means: the capture size the daemon is configured for.
+        public var sourceGrid = MaskGrid(width: 640, height: 480)
 
         public init(path: String, mode: mode_t, allowUIDs: [UInt32], allowGIDs: [UInt32], maxClients: Int, clientTimeout: Double) {
             self.path = path
@@ -62,6 +102,7 @@ public final class MaskServer: @unchecked Sendable {
             self.init(path: config.socketPath, mode: config.socketMode, allowUIDs: config.allowUIDs, allowGIDs: config.allowGIDs,
                       maxClients: config.maxClients, clientTimeout: config.clientTimeout)
             group = config.socketGroup
+            sourceGrid = MaskGrid(width: config.width, height: config.height)
         }
     }
 
@@ -74,6 +115,8 @@ public final class MaskServer: @unchecked Sendable {
     /// Counters of clients that have left, kept so totals stay true.
     private var departed: [ClientCounters] = []
     private var nextID = 1
+    /// The sizes other than the model's that connected clients want, each once (the pipeline makes them).
+    private var wantedGrids: [MaskGrid] = []
     private var listener: UnixSocket?
     private var acceptThread: SystemThread?
     private var stopping = false
@@ -122,6 +165,25 @@ public final class MaskServer: @unchecked Sendable {
         let current = Array(sessions.values)
         lock.unlock()
         for session in current { session.changeStream(description, generation: generation) }
+    }
+
+    /// The mask sizes connected clients asked for besides the model's own (nil); each frame is made at each of them.
+    /// Read once per frame: it changes only when a client that asked for a size comes or goes.
+    public var wantedMaskGrids: [MaskGrid] {
+        lock.lock()
+        defer { lock.unlock() }
+        return wantedGrids
+    }
+
+    /// Gathers the sizes the sessions want, after one chose its size or left.
+    private func refreshWantedGrids() {
+        lock.lock()
+        var grids: [MaskGrid] = []
+        for session in sessions.values.sorted(by: { $0.id < $1.id }) {
+            if let grid = session.wantedGrid, !grids.contains(grid) { grids.append(grid) }
+        }
+        if grids != wantedGrids { wantedGrids = grids }
+        lock.unlock()
     }
 
     public var clientCounters: [ClientCounters] {
@@ -205,7 +267,8 @@ public final class MaskServer: @unchecked Sendable {
         let id = nextID
         nextID += 1
         let session = ClientSession(id: id, connection: connection, wake: wake, peerUID: peer.uid, stream: stream, generation: generation,
-                                    settings: settings, statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
+                                    settings: settings, statsProvider: statsProvider,
+                                    onReady: { [weak self] _ in self?.refreshWantedGrids() }) { [weak self] session in self?.remove(session) }
         sessions[id] = session
         lock.unlock()
         session.start()
@@ -215,5 +278,6 @@ public final class MaskServer: @unchecked Sendable {
         lock.lock()
         if sessions.removeValue(forKey: session.id) != nil { departed.append(session.counters) }
         lock.unlock()
+        refreshWantedGrids()
     }
 }

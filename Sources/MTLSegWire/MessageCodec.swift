@@ -154,6 +154,7 @@ public struct MessageDecoder {
         case let .valueNotFound(type, context): return "\(field(context.codingPath)) must be \(expected(type)), not null"
         case let .dataCorrupted(context):
             if context.codingPath.last?.stringValue == "encoding" { return "'encoding' must be \"raw\" or \"rle\"" }
+            if context.codingPath.last?.stringValue == "mask_size" { return "'mask_size' \(context.debugDescription)" }
             return context.codingPath.isEmpty ? "payload is not a JSON object" : "\(field(context.codingPath)) has an invalid value"
         @unknown default: return "payload is not the expected JSON object"
         }
@@ -161,7 +162,7 @@ public struct MessageDecoder {
 
     private static func expected(_ type: Any.Type) -> String {
         switch type {
-        case is String.Type, is MaskEncoding.Type: return "a string"
+        case is String.Type, is MaskEncoding.Type, is MaskSize.Type: return "a string"
         case is Int.Type: return "an integer"
         case is [String].Type: return "a list of strings"
         case is [Any].Type: return "a list"
