@@ -185,7 +185,7 @@ final class ClientSession: @unchecked Sendable {
             if queued == 0 || queued < unread || (written > 0 && (leftover || unread == 0)) { lastProgress = time }
             unread = queued
             if unread == 0 && outbox.isEmpty, let (frame, dropped) = takeFrame() {
-                outbox.append(MessageEncoder.encode(.frame(encode(frame, dropped: UInt32(clamping: dropped)))))
+                send(frame, dropped: UInt32(clamping: dropped))
                 guard outbox.flush(to: connection) != nil, let queued = connection.unreadByPeer else { return }
                 unread = queued
                 lastProgress = time
@@ -339,17 +339,19 @@ final class ClientSession: @unchecked Sendable {
         return description
     }
 
-    private func encode(_ frame: PublishedFrame, dropped: UInt32) -> FrameMessage {
-        let encoding = hello.encoding ?? .raw
+    /// `frame` as FRAME, written straight into the outbox from the frame's mask blocks.
+    private func send(_ frame: PublishedFrame, dropped: UInt32) {
         // offer() let in only frames made at this client's size.
-        let all = frame.masks(at: grid) ?? frame.masks
-        let masks = taskIndices.map { index -> EncodedMask in
-            let raw = all[index]
-            return EncodedMask(taskIndex: UInt8(index), encoding: encoding, data: encoding == .raw ? raw : RunLength.encode(raw))
+        let planes = frame.masks(at: grid) ?? frame.masks
+        outbox.append { out in
+            MessageEncoder.appendFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.captureMonotonicNanoseconds,
+                                       captureRealtimeNanoseconds: frame.captureRealtimeNanoseconds, dropped: dropped,
+                                       latenciesMicroseconds: frame.latenciesMicroseconds, maskCount: taskIndices.count,
+                                       encoding: hello.encoding ?? .raw, to: &out) { i in
+                let index = taskIndices[i]
+                return (UInt8(index), UnsafeBufferPointer(planes.plane(index)))
+            }
         }
-        return FrameMessage(sequence: frame.sequence, captureMonotonicNanoseconds: frame.captureMonotonicNanoseconds,
-                            captureRealtimeNanoseconds: frame.captureRealtimeNanoseconds, droppedForClient: dropped,
-                            latenciesMicroseconds: frame.latenciesMicroseconds, masks: masks)
     }
 
     /// Reads whatever the client sent: STATS_REQUEST is answered, end of stream or garbage ends the session.

@@ -118,7 +118,7 @@ public final class InferencePipeline: @unchecked Sendable {
 
     private func inferenceLoop() {
         var lastGeneration = 0
-        let sizedMasks = SizedMaskMaker()
+        let maskMaker = SizedMaskMaker()
         while true {
             lock.lock()
             let done = stopping
@@ -140,18 +140,17 @@ public final class InferencePipeline: @unchecked Sendable {
                                      into: input.pointer)
             }
             let preprocessed = Clock.monotonicNanoseconds()
-            engine.writesLogits = sizedMasks.prepare(for: server.wantedMaskGrids, engine: engine)
+            engine.writesLogits = maskMaker.prepare(for: server.wantedMaskGrids, engine: engine)
             engine.run(input: input.pointer)
             let inferred = Clock.monotonicNanoseconds()
-            let masks = engine.logits.indices.map { engine.mask(task: $0).classes }
-            let sized = sizedMasks.masks(of: engine)
+            let masks = maskMaker.modelMasks(of: engine)
+            let sized = maskMaker.sizedMasks(of: engine)
             let postprocessed = Clock.monotonicNanoseconds()
             let latencies = [start &- min(frame.monotonicNanoseconds, start), preprocessed - start, inferred - preprocessed, postprocessed - inferred]
                 .map { UInt32(min($0 / 1000, UInt64(UInt32.max))) }
             server.publish(PublishedFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.monotonicNanoseconds,
                                           captureRealtimeNanoseconds: frame.realtimeNanoseconds, latenciesMicroseconds: latencies,
-                                          masks: masks, grid: MaskGrid(width: engine.plan.outputSize.width, height: engine.plan.outputSize.height),
-                                          sized: sized, generation: generation))
+                                          masks: masks, sized: sized, generation: generation))
             let now = Clock.monotonicNanoseconds()
             recentPublished.record(at: now, latencies: latencies)
             histograms.record(microseconds: latencies)

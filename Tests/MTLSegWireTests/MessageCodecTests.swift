@@ -117,6 +117,30 @@ final class MessageCodecTests: XCTestCase {
         XCTAssertNil(reason(#"{"protocol": 1, "mask_size": null}"#))
     }
 
+    /// The daemon's way of writing FRAME (straight into its send buffer) makes the same bytes as encoding a FrameMessage.
+    func testAppendFrameMakesTheEncodedBytes() throws {
+        let masks: [[UInt8]] = [Array(repeating: 0, count: 70_000) + [1, 1, 2], [3, 3, 3, 4, 4] + Array(repeating: 0, count: 69_998)]
+        let planes = masks.map { mask -> UnsafeMutableBufferPointer<UInt8> in
+            let plane = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: mask.count)
+            _ = plane.initialize(from: mask)
+            return plane
+        }
+        defer { planes.forEach { $0.deallocate() } }
+        for encoding in [MaskEncoding.raw, .rle] {
+            let message = FrameMessage(sequence: 7, captureMonotonicNanoseconds: 1 << 40, captureRealtimeNanoseconds: 99, droppedForClient: 3,
+                                       latenciesMicroseconds: [1, 2, 3, 4],
+                                       masks: [EncodedMask(taskIndex: 2, encoding: encoding, data: encoding == .raw ? masks[1] : RunLength.encode(masks[1])),
+                                               EncodedMask(taskIndex: 0, encoding: encoding, data: encoding == .raw ? masks[0] : RunLength.encode(masks[0]))])
+            var out: [UInt8] = [9, 9]  // bytes already there stay
+            MessageEncoder.appendFrame(sequence: 7, captureMonotonicNanoseconds: 1 << 40, captureRealtimeNanoseconds: 99, dropped: 3,
+                                       latenciesMicroseconds: [1, 2, 3, 4], maskCount: 2, encoding: encoding, to: &out) { i in
+                let task = i == 0 ? 2 : 0
+                return (UInt8(task), UnsafeBufferPointer(planes[task == 2 ? 1 : 0]))
+            }
+            XCTAssertEqual(out, [9, 9] + MessageEncoder.encode(.frame(message)), "\(encoding)")
+        }
+    }
+
     /// `mask_size` values, and a HELLO without it is byte for byte the HELLO of before the option.
     func testMaskSizes() throws {
         XCTAssertEqual(MaskSize("model"), .model)
