@@ -51,13 +51,15 @@ final class MaskPlanePool: @unchecked Sendable {
     private let bytes: Int
     private let lock = Lock()
     private var free: [UnsafeMutablePointer<UInt8>] = []
-    /// More than a frame rate's worth of frames in flight is rare (a mailbox holds 0.25 s); beyond this, blocks are freed.
-    private let keep = 64
+    /// Blocks kept for reuse: the frames in flight at once (a mailbox holds up to 0.25 s of them), but no more
+    /// than about 32 MB of large ones (a 3840×2160 size of two tasks keeps 4); beyond, blocks are freed.
+    private let keep: Int
 
     init(grid: MaskGrid, taskCount: Int) {
         self.grid = grid
         self.taskCount = taskCount
         bytes = max(1, grid.width * grid.height * taskCount)
+        keep = max(4, min(32, (32 << 20) / bytes))
         free.reserveCapacity(keep)
     }
 
