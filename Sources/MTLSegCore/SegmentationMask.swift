@@ -36,18 +36,15 @@ public struct SegmentationMask: Equatable, Sendable {
     }
 
     /// The argmax after resizing the logits bilinearly to width×height, as HF's
-    /// `post_process_semantic_segmentation` does with a target size.
+    /// `post_process_semantic_segmentation` does with a target size (MaskUpsampler).
     public init(logits: Tensor, width: Int, height: Int) {
         let k = logits.shape[0], h = logits.shape[1], w = logits.shape[2]
         if w == width && h == height {
             self.init(logits: logits)
             return
         }
-        let resized = Tensor(shape: [k, height, width], storage: FloatBuffer(count: k * width * height))
-        for c in 0 ..< k {
-            ck_resize_bilinear_hwc_f32(logits.pointer + c * w * h, h, w, 1, resized.pointer + c * width * height, height, width, 0)
-        }
-        self.init(logits: resized)
+        let upsampler = MaskUpsampler(logitsWidth: w, logitsHeight: h, maxClasses: k, width: width, height: height)
+        self.init(width: width, height: height, classes: upsampler.mask(logits: logits))
     }
 
     /// The share of pixels of each class, for summaries.

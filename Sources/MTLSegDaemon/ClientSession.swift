@@ -36,6 +36,7 @@ final class ClientSession: @unchecked Sendable {
     private let settings: MaskServer.Settings
     private let statsProvider: @Sendable () -> [UInt8]
     private let onExit: (ClientSession) -> Void
+    private let onReady: (ClientSession) -> Void
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
 
@@ -48,6 +49,8 @@ final class ClientSession: @unchecked Sendable {
     private var closing: WireError?
     /// False until the handshake is done, and for a client that asked for no task.
     private var wantsFrames = false
+    /// The mask size the client asked for, when not the model's own ("model" or no `mask_size`): nil.
+    private var grid: MaskGrid?
     private var statistics: ClientCounters
 
     // The client's thread's own state:
@@ -60,7 +63,8 @@ final class ClientSession: @unchecked Sendable {
     private var pollDescriptors: [pollfd]
 
     init(id: Int, connection: UnixSocket, wake: WakePipe, peerUID: UInt32, stream: StreamDescription, generation: Int,
-         settings: MaskServer.Settings, statsProvider: @escaping @Sendable () -> [UInt8], onExit: @escaping (ClientSession) -> Void) {
+         settings: MaskServer.Settings, statsProvider: @escaping @Sendable () -> [UInt8],
+         onReady: @escaping (ClientSession) -> Void = { _ in }, onExit: @escaping (ClientSession) -> Void) {
         self.id = id
         self.connection = connection
         self.wake = wake
@@ -69,6 +73,7 @@ final class ClientSession: @unchecked Sendable {
         self.settings = settings
         self.statsProvider = statsProvider
         self.onExit = onExit
+        self.onReady = onReady
         statistics = ClientCounters(id: id, name: "", uid: peerUID)
         pollDescriptors = [pollfd(fd: connection.fd, events: 0, revents: 0), pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
     }
@@ -79,6 +84,13 @@ final class ClientSession: @unchecked Sendable {
         var counters = statistics
         counters.dropped = mailbox.discarded
         return counters
+    }
+
+    /// The mask size this client gets frames at, when it asked for one other than the model's; nil before HELLO.
+    var wantedGrid: MaskGrid? {
+        lock.lock()
+        defer { lock.unlock() }
+        return wantsFrames ? grid : nil
     }
 
     func start() {
@@ -102,8 +114,9 @@ final class ClientSession: @unchecked Sendable {
     func offer(_ frame: PublishedFrame) {
         lock.lock()
         guard wantsFrames else { return lock.unlock() }
-        guard frame.generation == generation else {
-            // A frame of a model this client has been told is gone (or is about to be) is not for it.
+        guard frame.generation == generation, frame.masks(at: grid) != nil else {
+            // A frame of a model this client has been told is gone (or is about to be) is not for it; nor one
+            // inferred before the pipeline learnt of the size this client asked for.
             mailbox.discard(frame)
             return lock.unlock()
         }
@@ -139,7 +152,8 @@ final class ClientSession: @unchecked Sendable {
             onExit(self)
         }
         guard handshake() else { return }
-        DaemonLog.info("client \(id) (\(hello.name ?? "unnamed"), uid \(statistics.uid)) connected: \(taskIndices.count) task(s), \(hello.encoding ?? .raw)")
+        DaemonLog.info("client \(id) (\(hello.name ?? "unnamed"), uid \(statistics.uid)) connected: \(taskIndices.count) task(s), \(hello.encoding ?? .raw)"
+            + (hello.maskSize.map { ", masks \($0) (\(clientStream().maskWidth)x\(clientStream().maskHeight))" } ?? ""))
         serve()
     }
 
@@ -171,7 +185,7 @@ final class ClientSession: @unchecked Sendable {
             if queued == 0 || queued < unread || (written > 0 && (leftover || unread == 0)) { lastProgress = time }
             unread = queued
             if unread == 0 && outbox.isEmpty, let (frame, dropped) = takeFrame() {
-                outbox.append(MessageEncoder.encode(.frame(encode(frame, dropped: UInt32(clamping: dropped)))))
+                send(frame, dropped: UInt32(clamping: dropped))
                 guard outbox.flush(to: connection) != nil, let queued = connection.unreadByPeer else { return }
                 unread = queued
                 lastProgress = time
@@ -235,12 +249,19 @@ final class ClientSession: @unchecked Sendable {
                                                 message: "protocol \(hello.protocol) is not supported; this daemon speaks \(wireProtocolVersion)"))
                     }
                     guard selectTasks(afterReload: false) else { return false }
-                    sizeSendBuffer()
+                    let chosen: MaskGrid?
+                    switch resolvedMaskSize() {
+                    case let .success(resolved): chosen = resolved
+                    case let .failure(error): return refuse(error)
+                    }
                     lock.lock()
                     statistics.name = hello.name ?? ""
+                    grid = chosen
                     // From now on frames are for this client, unless it asked for no task (STATS and stream changes only).
                     wantsFrames = !taskIndices.isEmpty
                     lock.unlock()
+                    sizeSendBuffer()
+                    onReady(self)
                     outbox.append(MessageEncoder.encode(.stream(clientStream())))
                     return true
                 }
@@ -282,11 +303,29 @@ final class ClientSession: @unchecked Sendable {
         return true
     }
 
+    /// HELLO's `mask_size` in pixels; nil: the model's output grid.
+    private func resolvedMaskSize() -> Result<MaskGrid?, WireError> {
+        switch hello.maskSize {
+        case nil, .model?: return .success(nil)
+        case let .pixels(width, height)?: return .success(MaskGrid(width: width, height: height))
+        case .source?:
+            let source = settings.sourceGrid
+            guard source.width * source.height <= MaskSize.maxPixels else {
+                return .failure(WireError(code: WireError.badMessage, message: "malformed HELLO message: 'mask_size' \"source\" is \(source), "
+                    + "more than the \(MaskSize.maxPixels) pixels a mask may have; ask for a smaller \"<width>x<height>\""))
+            }
+            return .success(source)
+        }
+    }
+
+    /// The size of this client's masks: the one it asked for, else the model's output grid.
+    private var clientGrid: MaskGrid { grid ?? MaskGrid(width: stream.maskWidth, height: stream.maskHeight) }
+
     /// Room in the socket for one frame of this client's masks (raw, the larger encoding in practice) and a
     /// reply beside it, no more: what the client has not read yet waits in the mailbox.
     private func sizeSendBuffer() {
         let header = 5 + 29 + 4 * stream.latencies.count + 1
-        let masks = taskIndices.count * (6 + stream.maskWidth * stream.maskHeight)
+        let masks = taskIndices.count * (6 + clientGrid.width * clientGrid.height)
         connection.setSendBufferSize(header + masks + Self.sendBufferHeadroom)
     }
 
@@ -294,18 +333,25 @@ final class ClientSession: @unchecked Sendable {
         var description = stream
         description.tasks = stream.tasks.filter { taskIndices.contains($0.index) }
         description.encoding = hello.encoding ?? .raw
+        description.maskWidth = clientGrid.width
+        description.maskHeight = clientGrid.height
+        description.maskSize = hello.maskSize
         return description
     }
 
-    private func encode(_ frame: PublishedFrame, dropped: UInt32) -> FrameMessage {
-        let encoding = hello.encoding ?? .raw
-        let masks = taskIndices.map { index -> EncodedMask in
-            let raw = frame.masks[index]
-            return EncodedMask(taskIndex: UInt8(index), encoding: encoding, data: encoding == .raw ? raw : RunLength.encode(raw))
+    /// `frame` as FRAME, written straight into the outbox from the frame's mask blocks.
+    private func send(_ frame: PublishedFrame, dropped: UInt32) {
+        // offer() let in only frames made at this client's size.
+        let planes = frame.masks(at: grid) ?? frame.masks
+        outbox.append { out in
+            MessageEncoder.appendFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.captureMonotonicNanoseconds,
+                                       captureRealtimeNanoseconds: frame.captureRealtimeNanoseconds, dropped: dropped,
+                                       latenciesMicroseconds: frame.latenciesMicroseconds, maskCount: taskIndices.count,
+                                       encoding: hello.encoding ?? .raw, to: &out) { i in
+                let index = taskIndices[i]
+                return (UInt8(index), UnsafeBufferPointer(planes.plane(index)))
+            }
         }
-        return FrameMessage(sequence: frame.sequence, captureMonotonicNanoseconds: frame.captureMonotonicNanoseconds,
-                            captureRealtimeNanoseconds: frame.captureRealtimeNanoseconds, droppedForClient: dropped,
-                            latenciesMicroseconds: frame.latenciesMicroseconds, masks: masks)
     }
 
     /// Reads whatever the client sent: STATS_REQUEST is answered, end of stream or garbage ends the session.

@@ -101,6 +101,8 @@ public final class Daemon: @unchecked Sendable {
     public var clients: [ClientCounters] { server.clientCounters }
     public var departedClients: [ClientCounters] { server.departedClients }
     public var stream: StreamDescription { model.stream }
+    /// The mask sizes besides the model's that connected clients asked for (each frame is made at each).
+    public var wantedMaskGrids: [MaskGrid] { server.wantedMaskGrids }
 
     /// The same counters as STATS, and the stage latency histograms, in the Prometheus text format.
     func metricsText() -> String {

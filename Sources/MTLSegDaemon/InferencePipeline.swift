@@ -14,7 +14,8 @@ import MTLSegImage
 /// The source's thread only drops each frame into the slot; one inference
 /// thread takes the newest frame, converts, resizes and normalises it straight
 /// into the engine's input (no full-size float image), runs the model, turns
-/// the logits into class-id masks and hands them to the server.
+/// the logits into class-id masks (also at each size some client asked for,
+/// SizedMaskMaker) and hands them to the server.
 public final class InferencePipeline: @unchecked Sendable {
     public static let latencyNames = ["queue", "preprocess", "inference", "postprocess"]
 
@@ -39,7 +40,8 @@ public final class InferencePipeline: @unchecked Sendable {
         self.source = source
         self.server = server
         self.engine = engine
-        // The daemon publishes masks only: the int8 engine takes them in its classifier's epilogue.
+        // The daemon publishes masks only: the int8 engine takes them in its classifier's epilogue. It writes
+        // its logits only for frames some client wants at another size than the model's (SizedMaskMaker).
         engine.writesLogits = false
         self.description = description
         preprocessor = ModelInputPreprocessor(targetWidth: engine.plan.input.width, targetHeight: engine.plan.input.height,
@@ -103,6 +105,7 @@ public final class InferencePipeline: @unchecked Sendable {
 
     private func inferenceLoop(_ thread: StoppableThread) {
         var lastGeneration = 0
+        let maskMaker = SizedMaskMaker()
         while !thread.shouldStop {
             guard let frame = slot.take(timeout: 0.5) else { continue }
             lock.lock()
@@ -120,15 +123,17 @@ public final class InferencePipeline: @unchecked Sendable {
                                      into: input.pointer)
             }
             let preprocessed = Clock.monotonicNanoseconds()
+            engine.writesLogits = maskMaker.prepare(for: server.wantedMaskGrids, engine: engine)
             engine.run(input: input.pointer)
             let inferred = Clock.monotonicNanoseconds()
-            let masks = engine.logits.indices.map { engine.mask(task: $0).classes }
+            let masks = maskMaker.modelMasks(of: engine)
+            let sized = maskMaker.sizedMasks(of: engine)
             let postprocessed = Clock.monotonicNanoseconds()
             let latencies = [start &- min(frame.monotonicNanoseconds, start), preprocessed - start, inferred - preprocessed, postprocessed - inferred]
                 .map { UInt32(min($0 / 1000, UInt64(UInt32.max))) }
             server.publish(PublishedFrame(sequence: frame.sequence, captureMonotonicNanoseconds: frame.monotonicNanoseconds,
                                           captureRealtimeNanoseconds: frame.realtimeNanoseconds, latenciesMicroseconds: latencies,
-                                          masks: masks, generation: generation))
+                                          masks: masks, sized: sized, generation: generation))
             let now = Clock.monotonicNanoseconds()
             recentPublished.record(at: now, latencies: latencies)
             histograms.record(microseconds: latencies)

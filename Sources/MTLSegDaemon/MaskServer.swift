@@ -8,29 +8,6 @@ import MTLSegEssentials
 import MTLSegSocket
 import MTLSegWire
 
-/// The masks of one inferred frame, as the pipeline hands them to the server.
-public struct PublishedFrame: Sendable {
-    public var sequence: UInt64
-    public var captureMonotonicNanoseconds: UInt64
-    public var captureRealtimeNanoseconds: UInt64
-    public var latenciesMicroseconds: [UInt32]
-    /// Raw class ids per task, in task order.
-    public var masks: [[UInt8]]
-    /// Which model made the masks (0 at start, then one more per reload): frames of a model
-    /// the stream no longer describes are never sent after its STREAM_CHANGED.
-    public var generation: Int = 0
-
-    public init(sequence: UInt64, captureMonotonicNanoseconds: UInt64, captureRealtimeNanoseconds: UInt64,
-                latenciesMicroseconds: [UInt32], masks: [[UInt8]], generation: Int = 0) {
-        self.generation = generation
-        self.sequence = sequence
-        self.captureMonotonicNanoseconds = captureMonotonicNanoseconds
-        self.captureRealtimeNanoseconds = captureRealtimeNanoseconds
-        self.latenciesMicroseconds = latenciesMicroseconds
-        self.masks = masks
-    }
-}
-
 /// Publishes frames on the Unix socket to every connected client (PROTOCOL.md).
 /// Each client has its own thread and a one-frame mailbox, and at most one message
 /// waits unread in its socket: a slow client gets the newest frame when it comes
@@ -48,6 +25,8 @@ public final class MaskServer: @unchecked Sendable {
         public var clientTimeout: Double
         /// Time a new client has to send HELLO.
         public var helloTimeout: Double = 5
+        /// What HELLO `mask_size` "source" means: the capture size the daemon is configured for.
+        public var sourceGrid = MaskGrid(width: 640, height: 480)
 
         public init(path: String, mode: mode_t, allowUIDs: [UInt32], allowGIDs: [UInt32], maxClients: Int, clientTimeout: Double) {
             self.path = path
@@ -62,6 +41,7 @@ public final class MaskServer: @unchecked Sendable {
             self.init(path: config.socketPath, mode: config.socketMode, allowUIDs: config.allowUIDs, allowGIDs: config.allowGIDs,
                       maxClients: config.maxClients, clientTimeout: config.clientTimeout)
             group = config.socketGroup
+            sourceGrid = MaskGrid(width: config.width, height: config.height)
         }
     }
 
@@ -74,6 +54,8 @@ public final class MaskServer: @unchecked Sendable {
     /// Counters of clients that have left, kept so totals stay true.
     private var departed: [ClientCounters] = []
     private var nextID = 1
+    /// The sizes other than the model's that connected clients want, each once (the pipeline makes them).
+    private var wantedGrids: [MaskGrid] = []
     private var listener: UnixSocket?
     private let acceptThread = StoppableThread()
     /// Answers STATS_REQUEST: the daemon's counters as a JSON object.
@@ -117,6 +99,25 @@ public final class MaskServer: @unchecked Sendable {
         let current = Array(sessions.values)
         lock.unlock()
         for session in current { session.changeStream(description, generation: generation) }
+    }
+
+    /// The mask sizes connected clients asked for besides the model's own (nil); each frame is made at each of them.
+    /// Read once per frame: it changes only when a client that asked for a size comes or goes.
+    public var wantedMaskGrids: [MaskGrid] {
+        lock.lock()
+        defer { lock.unlock() }
+        return wantedGrids
+    }
+
+    /// Gathers the sizes the sessions want, after one chose its size or left.
+    private func refreshWantedGrids() {
+        lock.lock()
+        var grids: [MaskGrid] = []
+        for session in sessions.values.sorted(by: { $0.id < $1.id }) {
+            if let grid = session.wantedGrid, !grids.contains(grid) { grids.append(grid) }
+        }
+        if grids != wantedGrids { wantedGrids = grids }
+        lock.unlock()
     }
 
     public var clientCounters: [ClientCounters] {
@@ -191,7 +192,8 @@ public final class MaskServer: @unchecked Sendable {
         let id = nextID
         nextID += 1
         let session = ClientSession(id: id, connection: connection, wake: wake, peerUID: peer.uid, stream: stream, generation: generation,
-                                    settings: settings, statsProvider: statsProvider) { [weak self] session in self?.remove(session) }
+                                    settings: settings, statsProvider: statsProvider,
+                                    onReady: { [weak self] _ in self?.refreshWantedGrids() }) { [weak self] session in self?.remove(session) }
         sessions[id] = session
         lock.unlock()
         session.start()
@@ -201,5 +203,6 @@ public final class MaskServer: @unchecked Sendable {
         lock.lock()
         if sessions.removeValue(forKey: session.id) != nil { departed.append(session.counters) }
         lock.unlock()
+        refreshWantedGrids()
     }
 }

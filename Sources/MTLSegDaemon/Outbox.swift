@@ -9,11 +9,17 @@ struct Outbox {
     var isEmpty: Bool { sent == bytes.count }
 
     mutating func append(_ message: [UInt8]) {
+        append { $0.append(contentsOf: message) }
+    }
+
+    /// Has `write` add a message to the end of the bytes (into the room of messages already sent: once the
+    /// buffer has grown to a frame's size, a frame costs no allocation).
+    mutating func append(_ write: (inout [UInt8]) -> Void) {
         if isEmpty {
             bytes.removeAll(keepingCapacity: true)
             sent = 0
         }
-        bytes.append(contentsOf: message)
+        write(&bytes)
     }
 
     /// Writes what the socket takes now; the number of bytes written, nil when the peer has gone.

@@ -76,6 +76,38 @@ public enum MessageEncoder {
         return out
     }
 
+    /// A whole FRAME message (framing included) added to the end of `out`, each mask read where `mask(i)` points
+    /// (`i` in 0..<maskCount) and encoded as `encoding`: the bytes `encode(.frame(...))` makes, without the copies
+    /// in between, so a sender that keeps `out` allocates nothing per frame.
+    public static func appendFrame(sequence: UInt64, captureMonotonicNanoseconds: UInt64, captureRealtimeNanoseconds: UInt64,
+                                   dropped: UInt32, latenciesMicroseconds: [UInt32], maskCount: Int, encoding: MaskEncoding,
+                                   to out: inout [UInt8], mask: (Int) -> (taskIndex: UInt8, pixels: UnsafeBufferPointer<UInt8>)) {
+        let start = out.count
+        appendLE(UInt32(0), to: &out)  // the length, set at the end
+        out.append(MessageType.frame.rawValue)
+        appendLE(sequence, to: &out)
+        appendLE(captureMonotonicNanoseconds, to: &out)
+        appendLE(captureRealtimeNanoseconds, to: &out)
+        appendLE(dropped, to: &out)
+        out.append(UInt8(latenciesMicroseconds.count))
+        for latency in latenciesMicroseconds { appendLE(latency, to: &out) }
+        out.append(UInt8(maskCount))
+        for i in 0 ..< maskCount {
+            let (taskIndex, pixels) = mask(i)
+            out.append(taskIndex)
+            out.append(encoding.code)
+            let lengthAt = out.count
+            appendLE(UInt32(0), to: &out)
+            if encoding == .raw { out.append(contentsOf: pixels) } else { RunLength.append(pixels, to: &out) }
+            setLE(UInt32(out.count - lengthAt - 4), at: lengthAt, in: &out)
+        }
+        setLE(UInt32(out.count - start - 4), at: start, in: &out)
+    }
+
+    static func setLE(_ value: UInt32, at offset: Int, in out: inout [UInt8]) {
+        for k in 0 ..< 4 { out[offset + k] = UInt8(truncatingIfNeeded: value >> (8 * k)) }
+    }
+
     static func appendLE<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
         withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
     }
@@ -154,6 +186,7 @@ public struct MessageDecoder {
         case let .valueNotFound(type, context): return "\(field(context.codingPath)) must be \(expected(type)), not null"
         case let .dataCorrupted(context):
             if context.codingPath.last?.stringValue == "encoding" { return "'encoding' must be \"raw\" or \"rle\"" }
+            if context.codingPath.last?.stringValue == "mask_size" { return "'mask_size' \(context.debugDescription)" }
             return context.codingPath.isEmpty ? "payload is not a JSON object" : "\(field(context.codingPath)) has an invalid value"
         @unknown default: return "payload is not the expected JSON object"
         }
@@ -161,7 +194,7 @@ public struct MessageDecoder {
 
     private static func expected(_ type: Any.Type) -> String {
         switch type {
-        case is String.Type, is MaskEncoding.Type: return "a string"
+        case is String.Type, is MaskEncoding.Type, is MaskSize.Type: return "a string"
         case is Int.Type: return "an integer"
         case is [String].Type: return "a list of strings"
         case is [Any].Type: return "a list"

@@ -36,6 +36,60 @@ public enum MaskEncoding: String, Codable, Sendable {
     }
 }
 
+/// The size a client wants its masks at (HELLO `mask_size`).
+public enum MaskSize: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The model's output grid (STREAM's `mask_width` × `mask_height` without the option).
+    case model
+    /// The capture size the daemon is configured for.
+    case source
+    /// Any size: the logits are resized bilinearly to it before the argmax.
+    case pixels(width: Int, height: Int)
+
+    /// The largest width or height a client may ask for.
+    public static let maxSide = 8192
+    /// The most pixels a mask may have (3840 × 2160): every frame carries one such mask per task and client size.
+    public static let maxPixels = 3840 * 2160
+    /// What a bad value is told.
+    public static let expectation = "\"model\", \"source\" or \"<width>x<height>\" (each 1 to \(maxSide), at most 3840x2160 pixels in all)"
+
+    /// "model", "source" or "<width>x<height>" (decimal, e.g. "1280x720"); nil for anything else or a size out of bounds.
+    public init?(_ text: String) {
+        switch text {
+        case "model": self = .model
+        case "source": self = .source
+        default:
+            let parts = text.split(separator: "x", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 5 && $0.allSatisfy { $0 >= "0" && $0 <= "9" } }),
+                  let width = Int(parts[0]), let height = Int(parts[1]),
+                  (1 ... Self.maxSide).contains(width), (1 ... Self.maxSide).contains(height), width * height <= Self.maxPixels
+            else { return nil }
+            self = .pixels(width: width, height: height)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .model: return "model"
+        case .source: return "source"
+        case let .pixels(width, height): return "\(width)x\(height)"
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let size = MaskSize(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "must be \(Self.expectation), not \"\(text.prefix(40))\"")
+        }
+        self = size
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
 /// Client → server, first message: what the client wants.
 public struct Hello: Codable, Equatable, Sendable {
     public var `protocol`: Int
@@ -44,12 +98,20 @@ public struct Hello: Codable, Equatable, Sendable {
     public var tasks: [String]?
     /// Free text for the daemon's logs.
     public var name: String?
+    /// The size of the masks; nil or absent: the model's output grid.
+    public var maskSize: MaskSize?
 
-    public init(protocol: Int = wireProtocolVersion, encoding: MaskEncoding? = .raw, tasks: [String]? = nil, name: String? = nil) {
+    enum CodingKeys: String, CodingKey {
+        case `protocol`, encoding, tasks, name, maskSize = "mask_size"
+    }
+
+    public init(protocol: Int = wireProtocolVersion, encoding: MaskEncoding? = .raw, tasks: [String]? = nil, name: String? = nil,
+                maskSize: MaskSize? = nil) {
         self.protocol = `protocol`
         self.encoding = encoding
         self.tasks = tasks
         self.name = name
+        self.maskSize = maskSize
     }
 }
 
@@ -95,9 +157,11 @@ public struct StreamDescription: Codable, Equatable, Sendable {
     public var encoding: MaskEncoding
     /// Names of the latencies each FRAME carries, in order.
     public var latencies: [String]
+    /// The client's HELLO `mask_size`, when it gave one (`mask_width` × `mask_height` is then that size).
+    public var maskSize: MaskSize?
 
     enum CodingKeys: String, CodingKey {
-        case `protocol`, model, maskWidth = "mask_width", maskHeight = "mask_height", tasks, encoding, latencies
+        case `protocol`, model, maskWidth = "mask_width", maskHeight = "mask_height", tasks, encoding, latencies, maskSize = "mask_size"
     }
 
     public init(protocol: Int = wireProtocolVersion, model: Model, maskWidth: Int, maskHeight: Int, tasks: [Task],

@@ -4,6 +4,12 @@ public enum RunLength {
     public static func encode(_ mask: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64)
+        append(mask, to: &out)
+        return out
+    }
+
+    /// The runs of `mask` added to the end of `out`.
+    public static func append(_ mask: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         var i = 0
         while i < mask.count {
             let value = mask[i]
@@ -14,7 +20,6 @@ public enum RunLength {
             out.append(UInt8(run >> 8))
             i += run
         }
-        return out
     }
 
     public static func encode(_ mask: [UInt8]) -> [UInt8] {

@@ -43,6 +43,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Time runs that write only the masks (as the daemon's), not the logits.")
     var masksOnly = false
 
+    @Option(name: .customLong("mask-sizes"), help: ArgumentHelp(
+        "Also time masks at these sizes (comma-separated WxH, e.g. 640x480,1280x720), as the daemon makes them for HELLO mask_size.",
+        discussion: "Per size: the median time to resize every task's logits and take the argmax; and once, the median extra time of a pass that writes the logits (which these masks need) over one that writes only the masks."))
+    var maskSizes: String?
+
     func run() throws {
         let (engine, d) = try EngineFactory.open(path: model, size: size.map { InputSize(width: $0.width, height: $0.height) },
                                                  threads: threads, precision: fp32 ? .fp32 : .auto, budget: limits.memory)
@@ -74,6 +79,7 @@ struct BenchCommand: ParsableCommand {
         let sorted = times.sorted()
         let p90 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]
         let gmacs = Double(cost.executedMACs) / 1e9 / (median / 1e3)
+        let sizedMasks = try timeSizedMasks(engine: engine, input: pixels)
         let rss = peakRSSMegabytes()
         let headsMedian = parts["heads"].map(Self.median)
         let headsGmacs = headsMedian.map { Double(cost.headsMACs) / 1e9 / ($0 / 1e3) }
@@ -85,6 +91,14 @@ struct BenchCommand: ParsableCommand {
         if let headsMedian, let headsGmacs {
             print(String(cFormat: "heads      %.3f GMAC in %.2f ms, %.1f GMAC/s", Double(cost.headsMACs) / 1e9, headsMedian, headsGmacs))
         }
+        if let sizedMasks {
+            print(String(cFormat: "logits     writing them adds %.2f ms (median of %d alternating passes: %.2f ms with, %.2f ms without)",
+                         sizedMasks.logitsWith - sizedMasks.logitsWithout, iterations, sizedMasks.logitsWith, sizedMasks.logitsWithout))
+            for size in sizedMasks.sizes {
+                print(String(cFormat: "masks at   %dx%d: %.2f ms per frame (%d task%@, median; p90 %.2f ms)", size.width, size.height, size.median,
+                             d.tasks.count, d.tasks.count == 1 ? "" : "s", size.p90))
+            }
+        }
         print(String(cFormat: "memory     peak RSS %.1f MB", rss))
         if json {
             let report: [String: Any] = [
@@ -93,9 +107,56 @@ struct BenchCommand: ParsableCommand {
                 "stages_median_ms": Dictionary(uniqueKeysWithValues: partOrder.map { ($0, Self.median(parts[$0]!)) }),
                 "gmac_executed": Double(cost.executedMACs) / 1e9, "gmac_per_s": gmacs, "peak_rss_mb": rss,
                 "heads_gmac": Double(cost.headsMACs) / 1e9, "heads_gmac_per_s": headsGmacs ?? 0, "masks_only": masksOnly,
+                "sized_masks": sizedMasks.map { timing -> [String: Any] in
+                    ["logits_extra_ms": timing.logitsWith - timing.logitsWithout,
+                     "sizes": timing.sizes.map { ["width": $0.width, "height": $0.height, "median_ms": $0.median, "p90_ms": $0.p90] }]
+                } ?? [:],
             ]
             print(String(decoding: try JSONObject.data(report), as: UTF8.self))
         }
+    }
+
+    /// For --mask-sizes: the extra cost of writing the logits, then per size the masks' (MaskUpsampler, as the daemon).
+    private func timeSizedMasks(engine: SegmentationEngine, input: FloatBuffer)
+        throws -> (logitsWith: Double, logitsWithout: Double, sizes: [(width: Int, height: Int, median: Double, p90: Double)])? {
+        guard let maskSizes else { return nil }
+        let sizes = try maskSizes.split(separator: ",").map { text -> ImageSize in
+            guard let size = ImageSize(argument: String(text)) else { throw ValidationError("--mask-sizes: '\(text)' is not WxH (e.g. 640x480)") }
+            return size
+        }
+        func milliseconds(_ body: () -> Void) -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        }
+        engine.profiling = false
+        // Alternating, so that a change in the machine's load falls on both alike.
+        var with: [Double] = [], without: [Double] = []
+        for _ in 0 ..< iterations {
+            engine.writesLogits = false
+            without.append(milliseconds { engine.run(input: input.pointer) })
+            engine.writesLogits = true
+            with.append(milliseconds { engine.run(input: input.pointer) })
+        }
+        let output = engine.plan.outputSize
+        let classes = engine.logits.map { $0.shape[0] }.max() ?? 1
+        var results: [(width: Int, height: Int, median: Double, p90: Double)] = []
+        for size in sizes {
+            let upsampler = MaskUpsampler(logitsWidth: output.width, logitsHeight: output.height, maxClasses: classes,
+                                          width: size.width, height: size.height)
+            let masks = engine.logits.map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: size.width * size.height) }
+            defer { masks.forEach { $0.deallocate() } }
+            var times: [Double] = []
+            for iteration in 0 ..< iterations + 3 {
+                let time = milliseconds {
+                    for (t, logits) in engine.logits.enumerated() { upsampler.mask(logits: logits.pointer, classes: logits.shape[0], into: masks[t]) }
+                }
+                if iteration >= 3 { times.append(time) }
+            }
+            let sorted = times.sorted()
+            results.append((size.width, size.height, Self.median(times), sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]))
+        }
+        return (Self.median(with), Self.median(without), results)
     }
 
     static func median(_ values: [Double]) -> Double {

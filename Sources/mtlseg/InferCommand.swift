@@ -17,7 +17,8 @@ struct InferCommand: ParsableCommand {
         discussion: """
         The image (PNG or JPEG) is resized to the model's input size (or --size) and normalised as HF's \
         SegformerImageProcessor does; an HF checkpoint declares no size, so its images run at their own. \
-        Masks are the argmax of the logits resized to the image's size.
+        Masks are the argmax of the logits resized to the image's size (bilinearly, as HF's \
+        post_process_semantic_segmentation and the daemon's mask_size do).
         """)
 
     @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
@@ -35,6 +36,9 @@ struct InferCommand: ParsableCommand {
 
     @Option(name: .long, help: "Input size WxH, overriding the model's.")
     var size: ImageSize?
+
+    @Flag(name: .customLong("class-ids"), help: "Also write <image>.<task>.classes.png: the class ids as grey levels, at the image's size.")
+    var classIDs = false
 
     @Option(name: .long, help: "Threads for the matrix products.")
     var threads: Int = 1
@@ -75,6 +79,7 @@ struct InferCommand: ParsableCommand {
             try ImageFile.writePNG(overlay(image: picture, mask: mask.classes, maskWidth: mask.width, maskHeight: mask.height,
                                            colors: colors, alpha: 0.5),
                                    path: base + ".overlay.png")
+            if classIDs { try ImageFile.writeGrayPNG(width: mask.width, height: mask.height, pixels: mask.classes, path: base + ".classes.png") }
             let fractions = mask.classFractions(classCount: task.classCount)
             let summary = zip(task.classes, fractions).map { String(cFormat: "%@ %.1f%%", $0, $1 * 100) }.joined(separator: ", ")
             print("  \(task.name): \(summary) -> \(base).mask.png, \(base).overlay.png")

@@ -41,6 +41,11 @@ struct SubscribeCommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated task names to receive (default: all).")
     var tasks: String?
 
+    @Option(name: .customLong("mask-size"), help: ArgumentHelp(
+        "Size of the masks: model (the model's output grid, the default), source (the camera's size) or WxH.",
+        discussion: "Masks at another size than the model's are the bilinearly resized logits' argmax, as HF's post-processing makes them."))
+    var maskSize: String?
+
     @Flag(name: .long, help: "One JSON object per frame instead of text.")
     var json = false
 
@@ -49,8 +54,12 @@ struct SubscribeCommand: ParsableCommand {
         let wanted = tasks?.split(separator: ",").map { $0.trimmingCharacters(where: \.isWhitespace) }
         // An empty list would ask the daemon for no frames at all (a control connection, as `mtlseg status` makes).
         if let wanted, wanted.isEmpty || wanted.contains("") { throw ValidationError("--tasks must name at least one task, e.g. --tasks rows,plants") }
+        let size = try maskSize.map { text -> MaskSize in
+            guard let size = MaskSize(text) else { throw ValidationError("--mask-size must be \(MaskSize.expectation), not '\(text)'") }
+            return size
+        }
         if let png { try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true) }
-        let client = try WireClient(path: socket, hello: Hello(encoding: wireEncoding, tasks: wanted, name: "mtlseg subscribe"))
+        let client = try WireClient(path: socket, hello: Hello(encoding: wireEncoding, tasks: wanted, name: "mtlseg subscribe", maskSize: size))
         let stream = client.stream
         if !json {
             print("\(stream.model.name) (\(stream.model.precision), \(stream.model.sha256.prefix(12))): masks \(stream.maskWidth)x\(stream.maskHeight), "

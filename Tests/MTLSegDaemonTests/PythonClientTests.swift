@@ -79,6 +79,8 @@ final class PythonClientTests: XCTestCase {
         config.threads = 1
         config.fps = 30
         config.maxClients = 2
+        config.width = 160
+        config.height = 120
         config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
         let daemon = try Daemon(config: config) { _ in TestFrameSource(width: 160, height: 120, fps: 30) }
         try daemon.start()
@@ -114,6 +116,14 @@ final class PythonClientTests: XCTestCase {
         XCTAssertTrue((summary["bad_encoding"] as? [String: String])?["message"]?.contains("'encoding'") ?? false, "\(summary)")
         XCTAssertTrue((summary["wrong_type"] as? [String: String])?["message"]?.contains("'tasks'") ?? false, "\(summary)")
         XCTAssertEqual(summary["unknown_task"] as? String, "unknown_task")
+        XCTAssertEqual((summary["bad_mask_size"] as? [String: String])?["code"], "bad_message")
+        XCTAssertTrue((summary["bad_mask_size"] as? [String: String])?["message"]?.contains("'mask_size'") ?? false, "\(summary)")
+        let sized = try XCTUnwrap(summary["sized"] as? [Any], "\(summary)")
+        XCTAssertEqual(sized.count, 4)
+        XCTAssertEqual(sized.first as? Int, 160)
+        XCTAssertEqual(sized.dropFirst().first as? Int, 120)
+        XCTAssertEqual(sized.dropFirst(2).first as? String, "source")
+        XCTAssertEqual(sized.last as? Int, 160 * 120)
         XCTAssertEqual((summary["control_tasks"] as? [Any])?.count, 0)
         XCTAssertEqual(summary["stats_keys"] as? [String], ["clients", "clients_departed", "counters", "fps", "last_frame_age_s", "latency_ms",
                                                             "model", "source", "uptime_s"])

@@ -89,6 +89,34 @@ final class Int8EngineTests: XCTestCase {
         XCTAssertGreaterThan(allocations, 0, "the counter missed an allocation")
     }
 
+    /// The daemon's frame for a client that asked for another mask size: a pass that writes the logits, then every
+    /// task's mask at that size (MaskUpsampler, allocated once) allocates nothing either.
+    func testMasksAtAnotherSizeAllocateNothing() throws {
+        let setup = try CalibratedFixture.make("mtl3-tiny.safetensors", reference: "mtl3-tiny.reference.safetensors")
+        let engine = try setup.model.makeEngine(height: setup.height, width: setup.width, threads: 1)
+        engine.writesLogits = true
+        let output = engine.plan.outputSize
+        let upsampler = MaskUpsampler(logitsWidth: output.width, logitsHeight: output.height,
+                                      maxClasses: engine.logits.map { $0.shape[0] }.max()!, width: 640, height: 480)
+        let masks = engine.logits.map { _ in UnsafeMutablePointer<UInt8>.allocate(capacity: 640 * 480) }
+        defer { masks.forEach { $0.deallocate() } }
+        // Frames in the steady state: the first calls (of the kernels, of generic code) make what they make once.
+        var counts: [(run: Int, masks: Int)] = []
+        counts.reserveCapacity(3)
+        for frame in 0 ..< 3 {
+            allocation_counter_start()
+            engine.run(input: setup.inputs[frame % 2].pointer)
+            let inRun = allocation_counter_stop()
+            allocation_counter_start()
+            for t in 0 ..< engine.logits.count { upsampler.mask(logits: engine.logits[t].pointer, classes: engine.logits[t].shape[0], into: masks[t]) }
+            counts.append((inRun, allocation_counter_stop()))
+        }
+        XCTAssertEqual(counts.last?.run, 0, "a pass that writes the logits made heap allocations: \(counts)")
+        XCTAssertEqual(counts.last?.masks, 0, "the masks at 640x480 made heap allocations: \(counts)")
+        let expected = SegmentationMask(logits: engine.logits[1], width: 640, height: 480).classes
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: masks[1], count: 640 * 480)), expected)
+    }
+
     func testInt8FileRoundTrip() throws {
         let setup = try CalibratedFixture.make("mtl2-tiny.safetensors", reference: "mtl2-tiny.reference.safetensors")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-int8-\(UUID().uuidString).safetensors").path

@@ -111,6 +111,57 @@ final class MessageCodecTests: XCTestCase {
         XCTAssertEqual(reason(#"{"protocol": 1, "name": ["x"]}"#), "'name' must be a string")
         XCTAssertEqual(reason(#"[1]"#), "the payload must be an object")
         XCTAssertNil(reason(#"{"protocol": 1, "tasks": null, "future": {"a": 1}}"#), "null tasks and unknown keys are fine")
+        let expectation = MaskSize.expectation
+        XCTAssertEqual(reason(#"{"protocol": 1, "mask_size": "camera"}"#), "'mask_size' must be \(expectation), not \"camera\"")
+        XCTAssertEqual(reason(#"{"protocol": 1, "mask_size": "0x480"}"#), "'mask_size' must be \(expectation), not \"0x480\"")
+        XCTAssertEqual(reason(#"{"protocol": 1, "mask_size": "4000x3000"}"#), "'mask_size' must be \(expectation), not \"4000x3000\"")
+        XCTAssertEqual(reason(#"{"protocol": 1, "mask_size": [640, 480]}"#), "'mask_size' must be a string")
+        XCTAssertNil(reason(#"{"protocol": 1, "mask_size": null}"#))
+    }
+
+    /// The daemon's way of writing FRAME (straight into its send buffer) makes the same bytes as encoding a FrameMessage.
+    func testAppendFrameMakesTheEncodedBytes() throws {
+        let masks: [[UInt8]] = [Array(repeating: 0, count: 70_000) + [1, 1, 2], [3, 3, 3, 4, 4] + Array(repeating: 0, count: 69_998)]
+        let planes = masks.map { mask -> UnsafeMutableBufferPointer<UInt8> in
+            let plane = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: mask.count)
+            _ = plane.initialize(from: mask)
+            return plane
+        }
+        defer { planes.forEach { $0.deallocate() } }
+        for encoding in [MaskEncoding.raw, .rle] {
+            let message = FrameMessage(sequence: 7, captureMonotonicNanoseconds: 1 << 40, captureRealtimeNanoseconds: 99, droppedForClient: 3,
+                                       latenciesMicroseconds: [1, 2, 3, 4],
+                                       masks: [EncodedMask(taskIndex: 2, encoding: encoding, data: encoding == .raw ? masks[1] : RunLength.encode(masks[1])),
+                                               EncodedMask(taskIndex: 0, encoding: encoding, data: encoding == .raw ? masks[0] : RunLength.encode(masks[0]))])
+            var out: [UInt8] = [9, 9]  // bytes already there stay
+            MessageEncoder.appendFrame(sequence: 7, captureMonotonicNanoseconds: 1 << 40, captureRealtimeNanoseconds: 99, dropped: 3,
+                                       latenciesMicroseconds: [1, 2, 3, 4], maskCount: 2, encoding: encoding, to: &out) { i in
+                let task = i == 0 ? 2 : 0
+                return (UInt8(task), UnsafeBufferPointer(planes[task == 2 ? 1 : 0]))
+            }
+            XCTAssertEqual(out, [9, 9] + MessageEncoder.encode(.frame(message)), "\(encoding)")
+        }
+    }
+
+    /// `mask_size` values, and a HELLO without it is byte for byte the HELLO of before the option.
+    func testMaskSizes() throws {
+        XCTAssertEqual(MaskSize("model"), .model)
+        XCTAssertEqual(MaskSize("source"), .source)
+        XCTAssertEqual(MaskSize("1280x720"), .pixels(width: 1280, height: 720))
+        XCTAssertEqual(MaskSize("8192x1"), .pixels(width: 8192, height: 1))
+        for bad in ["", "x", "640x", "x480", "640X480", "640x480x1", "+640x480", "640 x480", "8193x1", "3841x2160", "00000000001x1", "Model"] {
+            XCTAssertNil(MaskSize(bad), bad)
+        }
+        XCTAssertEqual(MaskSize.pixels(width: 640, height: 480).description, "640x480")
+        XCTAssertFalse(String(decoding: MessageEncoder.encode(.hello(Hello(name: "a"))), as: UTF8.self).contains("mask_size"))
+        try roundTrip(.hello(Hello(encoding: .rle, tasks: ["rows"], name: "x", maskSize: .pixels(width: 640, height: 480))))
+        try roundTrip(.hello(Hello(maskSize: .source)))
+        var description = StreamDescription(model: .init(name: "m", variant: "b0", precision: "int8", sha256: "00"), maskWidth: 640, maskHeight: 480,
+                                            tasks: [], encoding: .raw, latencies: [])
+        XCTAssertFalse(String(decoding: MessageEncoder.encode(.stream(description)), as: UTF8.self).contains("mask_size"))
+        description.maskSize = .source
+        XCTAssertTrue(String(decoding: MessageEncoder.encode(.stream(description)), as: UTF8.self).contains(#""mask_size":"source""#))
+        try roundTrip(.stream(description))
     }
 
     /// Whatever the bytes, the decoder returns a message, rejects them with a reason, or waits for

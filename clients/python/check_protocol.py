@@ -45,6 +45,7 @@ def raw_hello(payload: bytes):
 summary["bad_encoding"] = raw_hello(b'{"protocol": 1, "encoding": "png"}')[1]
 summary["wrong_type"] = raw_hello(b'{"protocol": 1, "tasks": "rows"}')[1]
 summary["unknown_task"] = error_code(tasks=["weeds"])
+summary["bad_mask_size"] = raw_hello(b'{"protocol": 1, "mask_size": "640by480"}')[1]
 
 def connected(subscriber):
     # The daemon ends the sessions refused above a moment after closing them: until then they count against max_clients.
@@ -58,6 +59,13 @@ def connected(subscriber):
             time.sleep(0.05)
     raise RuntimeError("the refused sessions never ended")
 
+
+# Masks at the source's size: the description says so, and the masks have that many pixels.
+sized = connected(Subscriber(path, tasks=["plants"], mask_size="source", name="python sized", reconnect=False))
+first = next(sized.frames())
+summary["sized"] = [sized.description["mask_width"], sized.description["mask_height"], sized.description.get("mask_size"),
+                    len(first.masks["plants"])]
+sized.close()
 
 # A control connection: no frames, STATS on request.
 control = connected(Subscriber(path, tasks=[], name="python control", reconnect=False))

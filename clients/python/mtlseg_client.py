@@ -20,6 +20,12 @@ A lost connection, a daemon that is stopping (`shutting_down`) or full
 in `stream.description` and `frame.stream_changed` is True for the first frame
 that follows it. `tasks=[]` asks for no masks: such a connection is for
 `request_stats()` only.
+
+`mask_size` asks for masks at another size than the model's output grid:
+"source" (the camera's size), "WxH" (e.g. "1280x720") or "model" (the default);
+the daemon resizes the logits bilinearly and takes the argmax, as HF's
+post_process_semantic_segmentation does. `stream.description["mask_width"]` and
+`["mask_height"]` are then that size.
 """
 import collections
 import json
@@ -83,8 +89,9 @@ class Subscriber:
     """Connects, says HELLO, yields frames; reconnects with backoff when the daemon goes away."""
 
     def __init__(self, path: str = "/run/mtlseg/mtlsegd.sock", encoding: str = "raw", tasks: Optional[List[str]] = None,
-                 name: str = "python", reconnect: bool = True, timeout: float = 10.0):
+                 name: str = "python", reconnect: bool = True, timeout: float = 10.0, mask_size: Optional[str] = None):
         self.path, self.encoding, self.tasks, self.name = path, encoding, tasks, name
+        self.mask_size = mask_size
         self.reconnect, self.timeout = reconnect, timeout
         self.description: Optional[dict] = None
         self._socket: Optional[socket.socket] = None
@@ -112,6 +119,8 @@ class Subscriber:
         hello = {"protocol": PROTOCOL, "encoding": self.encoding, "name": self.name}
         if self.tasks is not None:
             hello["tasks"] = self.tasks
+        if self.mask_size is not None:
+            hello["mask_size"] = self.mask_size
         try:
             self._send(HELLO, json.dumps(hello).encode())
         except (BrokenPipeError, ConnectionResetError):

@@ -92,4 +92,22 @@ void ck_matmul_transposed_f32(const float *a, size_t m, size_t k, const float *w
 /// max |x| over n floats (0 for n = 0).
 float ck_max_abs_f32(const float *x, size_t n);
 
+
+/// PyTorch's bilinear taps (align_corners=False, source coordinates clamped at 0) for resizing one
+/// dimension from in_size to out_size: output i = in[index0[i]]·weight0[i] + in[index1[i]]·weight1[i].
+void ck_linear_taps_f32(size_t in_size, size_t out_size, uint32_t *index0, uint32_t *index1, float *weight0, float *weight1);
+
+/// Resizes each of `rows` rows of in_width values to out_width values with the taps of
+/// ck_linear_taps_f32 (the horizontal half of a bilinear resize).
+void ck_resample_rows_f32(const float *in, size_t rows, size_t in_width, float *out, size_t out_width,
+                          const uint32_t *x0, const uint32_t *x1, const float *wx0, const float *wx1);
+
+/// The vertical half and the argmax: `rows` holds `classes` planes of in_height × out_width values
+/// (ck_resample_rows_f32's output); mask rows first_row ..< first_row + row_count get, per pixel, the
+/// class whose two blended rows give the largest value (the first maximum wins, as torch.argmax).
+/// `best` is scratch of out_width floats.
+void ck_blend_argmax_rows_f32(const float *rows, size_t classes, size_t in_height, size_t out_width,
+                              const uint32_t *y0, const uint32_t *y1, const float *wy0, const float *wy1,
+                              uint8_t *mask, size_t first_row, size_t row_count, float *best);
+
 #endif
