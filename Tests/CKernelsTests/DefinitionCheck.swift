@@ -18,7 +18,7 @@ let floatRoundoff = 0x1p-24
 struct QuantizedOutputCheck {
     let label: String
     let low: Int, high: Int
-    private(set) var checked = 0, nearBoundary = 0, offByOne = 0
+    private(set) var checked = 0, nearBoundary = 0, offByOne = 0, clampedCount = 0
     private(set) var failures: [String] = []
 
     init(_ label: String, low: Int = 0, high: Int = 255) {
@@ -30,13 +30,15 @@ struct QuantizedOutputCheck {
     mutating func check(_ got: Int, unrounded t: Double, zeroPoint: Int = 0, slack: Double,
                         at place: @autoclosure () -> String) {
         checked += 1
-        func clamped(_ v: Double) -> Int { Int(min(max(v, Double(low)), Double(high))) }
+        func clamp(_ v: Double) -> Int { Int(min(max(v, Double(low)), Double(high))) }
         let below = t.rounded(.down)
         let near = abs(t - below - 0.5) <= slack
         if near { nearBoundary += 1 }
-        let expected = clamped(t.rounded(.toNearestOrEven) + Double(zeroPoint))
+        let unclamped = t.rounded(.toNearestOrEven) + Double(zeroPoint)
+        if unclamped < Double(low) || unclamped > Double(high) { clampedCount += 1 }
+        let expected = clamp(unclamped)
         if got == expected { return }
-        if near, got == clamped(below + Double(zeroPoint)) || got == clamped(below + 1 + Double(zeroPoint)) {
+        if near, got == clamp(below + Double(zeroPoint)) || got == clamp(below + 1 + Double(zeroPoint)) {
             offByOne += 1
             return
         }
@@ -48,8 +50,10 @@ struct QuantizedOutputCheck {
     }
 
     func assertPassed(file: StaticString = #filePath, line: UInt = #line) {
-        print("\(label): \(checked) outputs, \(nearBoundary) within float rounding of a rounding boundary, \(offByOne) of those one step off")
+        print("\(label): \(checked) outputs (\(clampedCount) clamped), \(nearBoundary) within float rounding of a rounding boundary, "
+            + "\(offByOne) of those one step off")
         XCTAssertGreaterThan(checked, 0, label, file: file, line: line)
+        XCTAssertLessThanOrEqual(clampedCount * 4, checked, "\(label): most outputs clamped; the test's scales check little", file: file, line: line)
         XCTAssertTrue(failures.isEmpty, "\(label): \(failures.count) outputs differ from the definition: "
             + failures.prefix(8).joined(separator: "; "), file: file, line: line)
         XCTAssertLessThanOrEqual(nearBoundary * 20, checked, "\(label): the slack admits too many outputs to mean anything",
