@@ -196,6 +196,9 @@ final class ClientSession: @unchecked Sendable {
             let behind = unread > 0 || !outbox.isEmpty
             if behind && time - lastProgress >= settings.clientTimeout {
                 DaemonLog.warning("client \(id) read nothing for \(settings.clientTimeout) s: disconnected")
+                lock.lock()
+                statistics.readTimeout = ClientCounters.ReadTimeout(lastProgress: lastProgress, disconnected: time)
+                lock.unlock()
                 return
             }
             var timeout: Double?

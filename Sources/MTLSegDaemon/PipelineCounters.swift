@@ -29,6 +29,15 @@ public struct ClientCounters: Equatable, Sendable, Codable {
     public var uid: UInt32
     public var delivered: UInt64 = 0
     public var dropped: UInt64 = 0
+    /// Set when the client was disconnected for reading nothing for the client timeout.
+    public var readTimeout: ReadTimeout?
+
+    /// What the timeout rule compared, in seconds on CLOCK_MONOTONIC: the last time the client made progress (read
+    /// something, or had a frame written into its empty queue), and when the daemon gave up on it.
+    public struct ReadTimeout: Equatable, Sendable, Codable {
+        public var lastProgress: Double
+        public var disconnected: Double
+    }
 
     public init(id: Int, name: String, uid: UInt32) {
         self.id = id

@@ -2,7 +2,8 @@
 # Checks the C kernels, in two stages that run and fail independently:
 #   native: every qgemm kernel set this CPU runs against the scalar reference, bit for bit,
 #           that MTLSEG_KERNELS caps the choice, and the other operations' versions against
-#           their old code (ops_ref.c); built with ASan + UBSan;
+#           their old code (ops_ref.c); built with ASan + UBSan. (Their checks against the
+#           operations' definitions are Tests/CKernelsTests/*DefinitionTests.swift.)
 #   qemu:   (x86_64 hosts) the qgemm sets as AArch64 under qemu-aarch64, with the default CPU
 #           (`max`: has dotprod → neondot) and -cpu cortex-a53 (no dotprod → neon); and the
 #           other operations' NEON versions against their portable ones, bit for bit, on

@@ -125,13 +125,20 @@ final class DeliveryTests: XCTestCase {
         defer { daemon.stop() }
         let client = try WireClient(path: daemon.config.socketPath, hello: Hello(name: "stopper"))
         for _ in 0 ..< 10 { _ = try client.next(timeout: 5) }
-        let stopped = Date()  // it reads nothing from now on
-        let deadline = stopped.addingTimeInterval(timeout + 10)
+        let stopped = Double(Clock.monotonicNanoseconds()) / 1e9  // it reads nothing from now on; the daemon's clock
+        let deadline = Date().addingTimeInterval(timeout + 10)
         while !daemon.departedClients.contains(where: { $0.name == "stopper" }) && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.01)
         }
-        let gone = Date().timeIntervalSince(stopped)
-        XCTAssertTrue(daemon.departedClients.contains { $0.name == "stopper" }, "the client that stopped reading was not disconnected")
+        let departed = try XCTUnwrap(daemon.departedClients.first { $0.name == "stopper" }, "the client that stopped reading was not disconnected")
+        // Timed by the daemon's own record of its decision, not by when this thread noticed it.
+        let record = try XCTUnwrap(departed.readTimeout, "disconnected, but not for its reading: \(departed)")
+        let idle = record.disconnected - record.lastProgress, gone = record.disconnected - stopped
+        print("stopper: disconnected \(idle) s after its last progress, \(gone) s after it stopped reading")
+        // The rule itself: never before the timeout, counted from the last progress it saw.
+        XCTAssertGreaterThanOrEqual(idle, timeout, "disconnected \(idle) s after its last progress")
+        // Its thread sleeps until that deadline: the slack is its own wake-up on a busy machine.
+        XCTAssertLessThan(idle, timeout + 0.15, "disconnected \(idle) s after its last progress")
         XCTAssertGreaterThanOrEqual(gone, timeout - 0.05, "disconnected before the timeout")
         // One frame interval: the frame it left unread may have been sent up to one interval after its last read.
         // 0.15 s of it is slack for the scheduling of a busy machine.
