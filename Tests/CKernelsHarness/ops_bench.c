@@ -474,6 +474,17 @@ static void versions_case(void) {
 // builds it for AArch64 (fused multiply-adds included; see ck_math_neon.h).
 static void neon_versions_case(void) {
 #if defined(CK_HAVE_NEON_KERNELS)
+    // The dispatch hands out the NEON versions (unless MTLSEG_KERNELS caps the width).
+    if (ck_cpu_features_get()->vectors == CK_VECTORS_NEON) {
+        const ck_ops *ops = ck_ops_get();
+        const int all = ops->softmax_exp_u8 == ck_softmax_exp_u8_neon && ops->dwconv3x3_gelu_u8 == ck_dwconv3x3_gelu_u8_neon &&
+                        ops->conv2d_f32 == ck_conv2d_f32_neon && ops->layer_norm_quantize_u8 == ck_layer_norm_quantize_u8_neon &&
+                        ops->layer_norm_f32 == ck_layer_norm_f32_neon && ops->decoder_sum_quantize_u8 == ck_decoder_sum_quantize_u8_neon &&
+                        ops->quantize_rows_u8 == ck_quantize_rows_u8_neon && ops->scale_heads_quantize_u8 == ck_scale_heads_quantize_u8_neon &&
+                        ops->argmax_count_f32 == ck_argmax_count_f32_neon;
+        printf("neon: the dispatch chose %s\n", all ? "every NEON version" : "NOT every NEON version");
+        if (!all) failures++;
+    }
     static const size_t dw_shapes[][3] = {{9, 13, 35}, {4, 5, 16}, {1, 1, 3}, {7, 3, 128}, {2, 17, 47}, {64, 64, 64}};
     for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
         const size_t h = dw_shapes[s][0], w = dw_shapes[s][1], ch = dw_shapes[s][2], ld = ch + 5;
