@@ -271,10 +271,17 @@ static void im2col_run(void) {
 }
 
 // The classifier's epilogue: 19 logits per pixel at 64×64 to each pixel's class and the class counts.
+// Declared weak here as well: older kernels (cost.sh's baseline) lack it, and the step then says so.
+void ck_argmax_count_f32(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts)
+    __attribute__((weak));
 static float *am_logits;
 static uint8_t *am_mask;
 static uint32_t *am_counts;
 static void argmax_setup(void) {
+    if (!ck_argmax_count_f32) {
+        fprintf(stderr, "cost_steps: these kernels have no ck_argmax_count_f32 (leave the step out: STEPS=...)\n");
+        exit(2);
+    }
     const size_t n = side[0] * side[0];
     am_logits = zalloc(n * CLASSES * 4); fill_f(am_logits, n * CLASSES, 8.0f);
     am_mask = zalloc(n); am_counts = zalloc(256 * 4);
