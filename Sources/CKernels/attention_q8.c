@@ -94,8 +94,8 @@ void ck_softmax_exp_u8_portable(const float *scores, size_t lds, size_t rows, si
     }
 }
 
-// The portable version; x86 with AVX-512 runs scale_heads_quantize_u8_avx512.c, which
-// writes the same bytes.
+// The portable version; x86 with AVX-512 runs scale_heads_quantize_u8_avx512.c, AArch64
+// scale_heads_quantize_u8_neon.c, which write the same bytes.
 CK_VECTOR_CLONES
 void ck_scale_heads_quantize_u8_portable(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
                                              const float *factors, uint8_t *out, size_t ldo, float inv_scale,

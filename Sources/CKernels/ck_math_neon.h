@@ -61,6 +61,24 @@ static inline uint32x4_t ck_quantize_u8_neon(float32x4_t x, float inv_scale, flo
     return vcvtq_u32_f32(v);
 }
 
+/// ck_quantize_u8 on 4 values as int32 lanes, in fewer instructions than the step-for-step copy
+/// above and with the same results: fcvtns rounds half to even as the 1.5·2²³ trick does wherever
+/// that trick is exact (|x·inv_scale| < 2²²), and both land far outside the byte range elsewhere
+/// (fcvtns saturates, and so does the add of the zero point); a NaN, which the portable clamps
+/// let through to a conversion that gives 0, is masked to 0. Negative lanes and lanes past 255
+/// are left for the saturating narrows of ck_pack_u8x16_neon.
+static inline int32x4_t ck_quantize_s32_neon(float32x4_t x, float32x4_t inv_scale, int32x4_t zero_point) {
+    const float32x4_t v = vmulq_f32(x, inv_scale);
+    const int32x4_t q = vqaddq_s32(vcvtnq_s32_f32(v), zero_point);
+    return vandq_s32(q, vreinterpretq_s32_u32(vceqq_f32(v, v)));
+}
+
+/// Four int32 lanes of each of a..d clamped to 0–255 (saturating narrows), as 16 bytes.
+static inline uint8x16_t ck_pack_u8x16_neon(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+    const uint16x8_t lo = vcombine_u16(vqmovun_s32(a), vqmovun_s32(b)), hi = vcombine_u16(vqmovun_s32(c), vqmovun_s32(d));
+    return vcombine_u8(vqmovn_u16(lo), vqmovn_u16(hi));
+}
+
 /// Four lanes of 0–255 from each of a..d, as 16 bytes.
 static inline uint8x16_t ck_narrow_u8x16_neon(uint32x4_t a, uint32x4_t b, uint32x4_t c, uint32x4_t d) {
     const uint16x8_t lo = vcombine_u16(vmovn_u32(a), vmovn_u32(b)), hi = vcombine_u16(vmovn_u32(c), vmovn_u32(d));

@@ -2,6 +2,7 @@
 // int8 product writes them) into the channels-first planes the engine hands out, and the class of
 // each pixel with the pixels per class, so that the daemon's masks need no full logits map.
 #include "ckernels_fp32.h"
+#include "ops_dispatch.h"
 
 #include <math.h>
 
@@ -14,7 +15,8 @@ void ck_hwc_rows_to_chw_f32(const float *in, size_t ldi, float *out, size_t plan
     }
 }
 
-void ck_argmax_count_f32(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts) {
+// The portable version; AArch64 runs argmax_count_f32_neon.c's, which picks the same classes.
+void ck_argmax_count_f32_portable(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts) {
     for (size_t p = 0; p < pixels; p++) {
         const float *x = in + p * ldi;
         // Exactly SegmentationMask(logits:)'s rule: from −∞, a class wins only when strictly larger,

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-// The portable version; x86 with AVX-512 runs layer_norm_avx512.c's.
+// The portable version; x86 with AVX-512 runs layer_norm_avx512.c's, AArch64 layer_norm_neon.c's.
 CK_VECTOR_CLONES
 void ck_layer_norm_f32_portable(const float *in, float *out, size_t rows, size_t channels,
                                     const float *gamma, const float *beta, float eps) {

@@ -23,12 +23,18 @@
 
 static const ck_softmax_exp_u8_fn softmax_exp_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_softmax_exp_u8_portable, ck_softmax_exp_u8_avx2, ck_softmax_exp_u8_avx512);
+static const ck_quantize_rows_u8_fn quantize_rows_u8[CK_VECTORS_COUNT] =
+    BY_WIDTH(ck_quantize_rows_u8_portable, ck_quantize_rows_u8_portable, ck_quantize_rows_u8_portable);
 static const ck_scale_heads_quantize_u8_fn scale_heads_quantize_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_scale_heads_quantize_u8_portable, ck_scale_heads_quantize_u8_portable, ck_scale_heads_quantize_u8_avx512);
+static const ck_argmax_count_f32_fn argmax_count_f32[CK_VECTORS_COUNT] =
+    BY_WIDTH(ck_argmax_count_f32_portable, ck_argmax_count_f32_portable, ck_argmax_count_f32_portable);
 static const ck_layer_norm_quantize_u8_fn layer_norm_quantize_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_layer_norm_quantize_u8_portable, ck_layer_norm_quantize_u8_portable, ck_layer_norm_quantize_u8_avx512);
 static const ck_layer_norm_f32_fn layer_norm_f32[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_layer_norm_f32_portable, ck_layer_norm_f32_portable, ck_layer_norm_f32_avx512);
+static const ck_decoder_sum_quantize_u8_fn decoder_sum_quantize_u8[CK_VECTORS_COUNT] =
+    BY_WIDTH(ck_decoder_sum_quantize_u8_portable, ck_decoder_sum_quantize_u8_portable, ck_decoder_sum_quantize_u8_portable);
 static const ck_dwconv3x3_gelu_u8_fn dwconv3x3_gelu_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_dwconv3x3_gelu_u8_portable, ck_dwconv3x3_gelu_u8_portable, ck_dwconv3x3_gelu_u8_avx512);
 static const ck_quantize_s16_map_fn quantize_s16_map[CK_VECTORS_COUNT] =
@@ -44,6 +50,12 @@ static void ops_neon(void) {
     ops.dwconv3x3_gelu_u8 = ck_dwconv3x3_gelu_u8_neon;
     ops.conv2d_f32 = ck_conv2d_f32_neon;
     ops.softmax_exp_u8 = ck_softmax_exp_u8_neon;
+    ops.quantize_rows_u8 = ck_quantize_rows_u8_neon;
+    ops.argmax_count_f32 = ck_argmax_count_f32_neon;
+    ops.scale_heads_quantize_u8 = ck_scale_heads_quantize_u8_neon;
+    ops.layer_norm_quantize_u8 = ck_layer_norm_quantize_u8_neon;
+    ops.layer_norm_f32 = ck_layer_norm_f32_neon;
+    ops.decoder_sum_quantize_u8 = ck_decoder_sum_quantize_u8_neon;
 }
 #endif
 
@@ -51,9 +63,12 @@ static void choose_once(void) {
     const ck_cpu_features *cpu = ck_cpu_features_get();
     const ck_vectors v = cpu->vectors;
     ops.softmax_exp_u8 = softmax_exp_u8[v];
+    ops.quantize_rows_u8 = quantize_rows_u8[v];
     ops.scale_heads_quantize_u8 = scale_heads_quantize_u8[v];
+    ops.argmax_count_f32 = argmax_count_f32[v];
     ops.layer_norm_quantize_u8 = layer_norm_quantize_u8[v];
     ops.layer_norm_f32 = layer_norm_f32[v];
+    ops.decoder_sum_quantize_u8 = decoder_sum_quantize_u8[v];
     ops.dwconv3x3_gelu_u8 = dwconv3x3_gelu_u8[v];
     ops.quantize_s16_map = quantize_s16_map[v];
     ops.conv2d_f32 = conv2d_f32[v];
@@ -83,9 +98,18 @@ void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols
     ck_ops_get()->softmax_exp_u8(scores, lds, rows, cols, out, ldo, inv_sums);
 }
 
+void ck_quantize_rows_u8(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels, float inv_scale,
+                         int32_t zero_point) {
+    ck_ops_get()->quantize_rows_u8(in, ldi, out, ldo, rows, channels, inv_scale, zero_point);
+}
+
 void ck_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,
                                 uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point) {
     ck_ops_get()->scale_heads_quantize_u8(in, ldi, rows, heads, head_dim, factors, out, ldo, inv_scale, zero_point);
+}
+
+void ck_argmax_count_f32(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts) {
+    ck_ops_get()->argmax_count_f32(in, ldi, pixels, classes, mask, counts);
 }
 
 void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels, const float *gamma,
@@ -96,6 +120,14 @@ void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t
 void ck_layer_norm_f32(const float *in, float *out, size_t rows, size_t channels, const float *gamma, const float *beta,
                        float eps) {
     ck_ops_get()->layer_norm_f32(in, out, rows, channels, gamma, beta, eps);
+}
+
+void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+                                const size_t *widths, size_t channels, size_t out_height, size_t out_width,
+                                size_t first_row, size_t row_count, const float *bias, float inv_scale,
+                                int32_t zero_point, uint8_t *out, size_t ldo, float *scratch) {
+    ck_ops_get()->decoder_sum_quantize_u8(band, map_count, maps, heights, widths, channels, out_height, out_width, first_row,
+                                          row_count, bias, inv_scale, zero_point, out, ldo, scratch);
 }
 
 void ck_dwconv3x3_gelu_u8(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,

@@ -18,6 +18,10 @@
 
 typedef void (*ck_softmax_exp_u8_fn)(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                                      float *inv_sums);
+typedef void (*ck_quantize_rows_u8_fn)(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                       float inv_scale, int32_t zero_point);
+typedef void (*ck_argmax_count_f32_fn)(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask,
+                                       uint32_t *counts);
 typedef void (*ck_scale_heads_quantize_u8_fn)(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
                                               const float *factors, uint8_t *out, size_t ldo, float inv_scale,
                                               int32_t zero_point);
@@ -26,6 +30,10 @@ typedef void (*ck_layer_norm_quantize_u8_fn)(const float *in, uint8_t *out, size
                                              int32_t zero_point);
 typedef void (*ck_layer_norm_f32_fn)(const float *in, float *out, size_t rows, size_t channels, const float *gamma,
                                      const float *beta, float eps);
+typedef void (*ck_decoder_sum_quantize_u8_fn)(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+                                              const size_t *widths, size_t channels, size_t out_height, size_t out_width,
+                                              size_t first_row, size_t row_count, const float *bias, float inv_scale,
+                                              int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
 typedef void (*ck_dwconv3x3_gelu_u8_fn)(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                         size_t channels, const float *weight, const float *bias, float in_scale,
                                         int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
@@ -44,9 +52,12 @@ typedef void (*ck_conv2d_f32_fn)(const float *in, size_t height, size_t width, s
 /// The version of each operation this process runs.
 typedef struct {
     ck_softmax_exp_u8_fn softmax_exp_u8;
+    ck_quantize_rows_u8_fn quantize_rows_u8;
     ck_scale_heads_quantize_u8_fn scale_heads_quantize_u8;
+    ck_argmax_count_f32_fn argmax_count_f32;
     ck_layer_norm_quantize_u8_fn layer_norm_quantize_u8;
     ck_layer_norm_f32_fn layer_norm_f32;
+    ck_decoder_sum_quantize_u8_fn decoder_sum_quantize_u8;
     ck_dwconv3x3_gelu_u8_fn dwconv3x3_gelu_u8;
     ck_quantize_s16_map_fn quantize_s16_map;
     ck_conv2d_s16_fn conv2d_s16;
@@ -61,12 +72,19 @@ const ck_ops *ck_ops_get(void);
 // The portable versions (their public headers declare those that tests call directly).
 void ck_softmax_exp_u8_portable(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                                 float *inv_sums);
+void ck_quantize_rows_u8_portable(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                  float inv_scale, int32_t zero_point);
+void ck_argmax_count_f32_portable(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts);
 void ck_scale_heads_quantize_u8_portable(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
                                          const float *factors, uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point);
 void ck_layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                                         const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point);
 void ck_layer_norm_f32_portable(const float *in, float *out, size_t rows, size_t channels, const float *gamma,
                                 const float *beta, float eps);
+void ck_decoder_sum_quantize_u8_portable(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+                                         const size_t *widths, size_t channels, size_t out_height, size_t out_width,
+                                         size_t first_row, size_t row_count, const float *bias, float inv_scale,
+                                         int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
 void ck_dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                    size_t channels, const float *weight, const float *bias, float in_scale,
                                    int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
@@ -115,6 +133,24 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
 // softmax_exp_u8_neon.c
 void ck_softmax_exp_u8_neon(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                             float *inv_sums);
+// quantize_rows_u8_neon.c
+void ck_quantize_rows_u8_neon(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                              float inv_scale, int32_t zero_point);
+// scale_heads_quantize_u8_neon.c
+void ck_scale_heads_quantize_u8_neon(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
+                                     const float *factors, uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point);
+// argmax_count_f32_neon.c
+void ck_argmax_count_f32_neon(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts);
+// layer_norm_neon.c
+void ck_layer_norm_quantize_u8_neon(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+                                    const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point);
+void ck_layer_norm_f32_neon(const float *in, float *out, size_t rows, size_t channels, const float *gamma, const float *beta,
+                            float eps);
+// decoder_sum_quantize_u8_neon.c (reads the band, does not write it)
+void ck_decoder_sum_quantize_u8_neon(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+                                     const size_t *widths, size_t channels, size_t out_height, size_t out_width,
+                                     size_t first_row, size_t row_count, const float *bias, float inv_scale,
+                                     int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
 // conv_f32_neon.c
 void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
                         size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,

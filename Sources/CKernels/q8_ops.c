@@ -5,8 +5,9 @@
 #include <math.h>
 #include <string.h>
 
+// The portable version; AArch64 runs quantize_rows_u8_neon.c's, which writes the same bytes.
 CK_VECTOR_CLONES
-void ck_quantize_rows_u8(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
+void ck_quantize_rows_u8_portable(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                          float inv_scale, int32_t zero_point) {
     for (size_t r = 0; r < rows; r++) {
         const float *x = in + r * ldi;
@@ -23,7 +24,7 @@ void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t he
         for (size_t c = 0; c < channels; c++) out[p * ldo + c] = ck_quantize_u8(in[c * plane + p], inv_scale, zero_point);
 }
 
-// The portable version; x86 with AVX-512 runs layer_norm_avx512.c's.
+// The portable version; x86 with AVX-512 runs layer_norm_avx512.c's, AArch64 layer_norm_neon.c's.
 CK_VECTOR_CLONES
 void ck_layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                                             const float *gamma, const float *beta, float eps, float inv_scale,
@@ -46,8 +47,9 @@ void ck_layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ld
     }
 }
 
+// The portable version; AArch64 runs decoder_sum_quantize_u8_neon.c's, which writes the same bytes.
 CK_VECTOR_CLONES
-void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+void ck_decoder_sum_quantize_u8_portable(float *band, size_t map_count, const float *const *maps, const size_t *heights,
                                 const size_t *widths, size_t channels, size_t out_height, size_t out_width,
                                 size_t first_row, size_t row_count, const float *bias, float inv_scale,
                                 int32_t zero_point, uint8_t *out, size_t ldo, float *scratch) {

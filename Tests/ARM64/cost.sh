@@ -4,7 +4,8 @@
 # dot product) and -cpu cortex-a72 (Raspberry Pi 4: none), for two versions of the kernels: BASE
 # (a git revision, default main) and the working tree. One table, millions of instructions.
 #   Tests/ARM64/cost.sh [BASE]        (BASE default: where this branch left main, git merge-base HEAD main)
-#   STEPS="gemm dwconv" Tests/ARM64/cost.sh   (only those steps; default all of cost_steps --list)
+#   STEPS="gemm dwconv" Tests/ARM64/cost.sh   (only those steps; default all of cost_steps --list;
+#                                              a BASE older than a step's kernel needs that step left out)
 # The steps and their shapes (SegFormer-b0 at 256², one thread) are in cost_steps.c; a pass is
 # (count with 3 iterations − count with 1) / 2, so set-up and start-up drop out. Counts repeat
 # exactly run to run. They are instruction counts under emulation, not time on a board: they

@@ -4,12 +4,18 @@
 // Steps: gemm (every int8 GEMM of the 8 blocks, the stage-4 embedding and the decoder, with
 // the kernel set ck_qgemm_select picks), dwconv (the Mix-FFNs' depthwise 3×3 + GELU), embed
 // (the fp32 convolutions of the first three patch embeddings), softmax, lnq (the LayerNorms
-// that write u8), decoder (the folded decoder's sum), heads (the attention outputs' scaling).
+// that write u8), lnf (the LayerNorms that write floats: after each patch embedding, and the
+// closing ones of the stages whose output feeds an fp32 embedding, quantized afterwards),
+// decoder (the folded decoder's sum), heads (the attention outputs' scaling), kv (the keys'
+// and values' symmetric s8 quantization, the values transposed, and their per-head row sums),
+// im2col (the u8 patch gathers of the spatial reductions and the stage-4 embedding), argmax
+// (the classifier's per-pixel class and class counts).
 // Uses only the public kernel API, so it builds against older sources too (cost.sh's baseline).
 // Inputs are fixed pseudo-random data: the counts depend on shapes, not on values, except
 // where a kernel branches on data (none of these do beyond clamps).
 #include "ckernels_attention_q8.h"
 #include "ckernels_conv.h"
+#include "ckernels_fp32.h"
 #include "ckernels_q8.h"
 #include "ckernels_qgemm.h"
 
@@ -158,12 +164,14 @@ static void lnq_run(void) {
     }
 }
 
-static float *dec_band, *dec_maps[3], *dec_bias, *dec_scratch;
+static float *dec_band, *dec_band_init, *dec_maps[3], *dec_bias, *dec_scratch;
 static uint8_t *dec_out;
 static size_t dec_h[3], dec_w[3];
 static void decoder_setup(void) {
     const size_t n = side[0] * side[0];
     dec_band = zalloc(n * DEC * 4);
+    dec_band_init = zalloc(n * DEC * 4);
+    fill_f(dec_band_init, n * DEC, 2.0f);
     for (int i = 0; i < 3; i++) {
         dec_h[i] = dec_w[i] = side[i + 1];
         dec_maps[i] = zalloc(dec_h[i] * dec_w[i] * DEC * 4);
@@ -174,7 +182,8 @@ static void decoder_setup(void) {
     dec_out = zalloc(n * DEC);
 }
 static void decoder_run(void) {
-    fill_f(dec_band, side[0] * side[0] * DEC, 2.0f); // the band is scratch: refill (the same work in every pass)
+    // The band is scratch: refilled from a copy (the same work in every pass, and little of it).
+    memcpy(dec_band, dec_band_init, side[0] * side[0] * DEC * 4);
     ck_decoder_sum_quantize_u8(dec_band, 3, (const float *const *)dec_maps, dec_h, dec_w, DEC, side[0], side[0], 0, side[0],
                                dec_bias, 1 / 0.05f, 0, dec_out, DEC, dec_scratch);
 }
@@ -197,10 +206,93 @@ static void heads_run(void) {
                                        hd_out[s], chans[s], 1 / 0.05f, 128);
 }
 
+// Float LayerNorms: in place after each patch embedding, and the closing ones of stages 1 and 2
+// (whose outputs feed the fp32 embeddings of stages 2 and 3) into floats, then quantized.
+static float *lf_tokens[4], *lf_out[4];
+static uint8_t *lf_q[4];
+static void lnf_setup(void) {
+    lnq_setup();
+    for (int s = 0; s < 4; s++) {
+        const size_t n = side[s] * side[s], c = chans[s];
+        lf_tokens[s] = zalloc(n * c * 4); lf_out[s] = zalloc(n * c * 4); lf_q[s] = zalloc(n * c);
+    }
+}
+static void lnf_run(void) {
+    for (int s = 0; s < 4; s++) {
+        const size_t n = side[s] * side[s], c = chans[s];
+        memcpy(lf_tokens[s], ln_in[s], n * c * 4); // in place: restore the input (the same work in every pass)
+        ck_layer_norm_f32(lf_tokens[s], lf_tokens[s], n, c, ln_g[s], ln_b[s], 1e-6f);
+        if (s < 2) {
+            ck_layer_norm_f32(ln_in[s], lf_out[s], n, c, ln_g[s], ln_b[s], 1e-6f);
+            ck_quantize_rows_u8(lf_out[s], c, lf_q[s], c, n, c, 1 / 0.03f, 120);
+        }
+    }
+}
+
+// Keys and values [64][c] per block: keys s8 row-major, values s8 transposed, per-head row sums.
+static float *kv_k[4], *kv_v[4];
+static int8_t *kv_kq[4], *kv_vq[4];
+static int32_t *kv_sums;
+static void kv_setup(void) {
+    for (int s = 0; s < 4; s++) {
+        const size_t c = chans[s];
+        kv_k[s] = zalloc(KV * c * 4); kv_v[s] = zalloc(KV * c * 4);
+        fill_f(kv_k[s], KV * c, 6.0f); fill_f(kv_v[s], KV * c, 6.0f);
+        kv_kq[s] = zalloc(KV * c); kv_vq[s] = zalloc(KV * c);
+    }
+    kv_sums = zalloc(256 * 4);
+}
+static void kv_run(void) {
+    for (int s = 0; s < 4; s++)
+        for (int b = 0; b < DEPTH; b++) {
+            const size_t c = chans[s], d = c / heads[s];
+            ck_quantize_symmetric_s8(kv_k[s], c, KV, c, kv_kq[s], c, 0);
+            ck_quantize_symmetric_s8(kv_v[s], c, KV, c, kv_vq[s], KV, 1);
+            for (size_t h = 0; h < heads[s]; h++) {
+                ck_row_sums_s8(kv_kq[s] + h * d, KV, d, c, 7, kv_sums);
+                ck_row_sums_s8(kv_vq[s] + h * d * KV, d, KV, KV, -128, kv_sums);
+            }
+        }
+}
+
+// u8 patch gathers: the spatial reductions (kernel = stride = sr) of stages 1–3, and the stage-4
+// embedding's 3×3 stride-2 patches of stage 3's output.
+static uint8_t *ic_in[4], *ic_cols;
+static void im2col_setup(void) {
+    for (int s = 0; s < 3; s++) { ic_in[s] = zalloc(side[s] * side[s] * chans[s]); fill_u8(ic_in[s], side[s] * side[s] * chans[s]); }
+    ic_cols = zalloc(KV * 9 * chans[2] + KV * chans[0] * sr[0] * sr[0]);
+}
+static void im2col_run(void) {
+    for (int s = 0; s < 3; s++)
+        for (int b = 0; b < DEPTH; b++)
+            ck_im2col_hwc_u8(ic_in[s], chans[s], side[s], side[s], chans[s], sr[s], sr[s], 0, side[s] / sr[s], side[s] / sr[s],
+                             120, ic_cols, chans[s] * sr[s] * sr[s], 0, side[s] / sr[s]);
+    ck_im2col_hwc_u8(ic_in[2], chans[2], side[2], side[2], chans[2], 3, 2, 1, side[3], side[3], 120, ic_cols, 9 * chans[2], 0, side[3]);
+}
+
+// The classifier's epilogue: 19 logits per pixel at 64×64 to each pixel's class and the class counts.
+// Declared weak here as well: older kernels (cost.sh's baseline) lack it, and the step then says so.
+void ck_argmax_count_f32(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask, uint32_t *counts)
+    __attribute__((weak));
+static float *am_logits;
+static uint8_t *am_mask;
+static uint32_t *am_counts;
+static void argmax_setup(void) {
+    if (!ck_argmax_count_f32) {
+        fprintf(stderr, "cost_steps: these kernels have no ck_argmax_count_f32 (leave the step out: STEPS=...)\n");
+        exit(2);
+    }
+    const size_t n = side[0] * side[0];
+    am_logits = zalloc(n * CLASSES * 4); fill_f(am_logits, n * CLASSES, 8.0f);
+    am_mask = zalloc(n); am_counts = zalloc(256 * 4);
+}
+static void argmax_run(void) { ck_argmax_count_f32(am_logits, CLASSES, side[0] * side[0], CLASSES, am_mask, am_counts); }
+
 static const struct { const char *name; void (*setup)(void), (*run)(void); } steps[] = {
     {"gemm", gemm_setup, gemm_run},          {"dwconv", dwconv_setup, dwconv_run}, {"embed", embed_setup, embed_run},
     {"softmax", softmax_setup, softmax_run}, {"lnq", lnq_setup, lnq_run},          {"decoder", decoder_setup, decoder_run},
-    {"heads", heads_setup, heads_run},
+    {"heads", heads_setup, heads_run},       {"lnf", lnf_setup, lnf_run},          {"kv", kv_setup, kv_run},
+    {"im2col", im2col_setup, im2col_run},    {"argmax", argmax_setup, argmax_run},
 };
 
 int main(int argc, char **argv) {

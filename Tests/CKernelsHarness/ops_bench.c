@@ -474,6 +474,17 @@ static void versions_case(void) {
 // builds it for AArch64 (fused multiply-adds included; see ck_math_neon.h).
 static void neon_versions_case(void) {
 #if defined(CK_HAVE_NEON_KERNELS)
+    // The dispatch hands out the NEON versions (unless MTLSEG_KERNELS caps the width).
+    if (ck_cpu_features_get()->vectors == CK_VECTORS_NEON) {
+        const ck_ops *ops = ck_ops_get();
+        const int all = ops->softmax_exp_u8 == ck_softmax_exp_u8_neon && ops->dwconv3x3_gelu_u8 == ck_dwconv3x3_gelu_u8_neon &&
+                        ops->conv2d_f32 == ck_conv2d_f32_neon && ops->layer_norm_quantize_u8 == ck_layer_norm_quantize_u8_neon &&
+                        ops->layer_norm_f32 == ck_layer_norm_f32_neon && ops->decoder_sum_quantize_u8 == ck_decoder_sum_quantize_u8_neon &&
+                        ops->quantize_rows_u8 == ck_quantize_rows_u8_neon && ops->scale_heads_quantize_u8 == ck_scale_heads_quantize_u8_neon &&
+                        ops->argmax_count_f32 == ck_argmax_count_f32_neon;
+        printf("neon: the dispatch chose %s\n", all ? "every NEON version" : "NOT every NEON version");
+        if (!all) failures++;
+    }
     static const size_t dw_shapes[][3] = {{9, 13, 35}, {4, 5, 16}, {1, 1, 3}, {7, 3, 128}, {2, 17, 47}, {64, 64, 64}};
     for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
         const size_t h = dw_shapes[s][0], w = dw_shapes[s][1], ch = dw_shapes[s][2], ld = ch + 5;
@@ -508,6 +519,158 @@ static void neon_versions_case(void) {
                same_inv ? "equal" : "DIFFERENT");
         if (d != 0 || !same_inv) failures++;
         free(x); free(inv_p); free(inv_v); free(e_p); free(e_v);
+    }
+    // LayerNorm into bytes and into floats: widths below 8 (summed one by one), multiples of 8 and
+    // 16, ragged tails; rows far from zero (the variance of a large mean) and a row past the byte
+    // range; floats bit for bit, in place too, as the engines call it.
+    static const size_t ln[][2] = {{37, 32}, {9, 64}, {5, 160}, {3, 256}, {7, 1}, {5, 3}, {9, 17}, {3, 100}, {2, 1000}, {4, 8}, {6, 15}, {3, 24}};
+    for (size_t s = 0; s < sizeof ln / sizeof ln[0]; s++) {
+        const size_t rows = ln[s][0], ch = ln[s][1], ld = ch + 7;
+        float *x = alloc(rows * ch * 4), *g = alloc(ch * 4), *b = alloc(ch * 4), *y_p = alloc(rows * ch * 4), *y_v = alloc(rows * ch * 4);
+        uint8_t *q_p = alloc(rows * ld), *q_v = alloc(rows * ld);
+        for (size_t i = 0; i < rows * ch; i++) x[i] = nrand() * 3 + (float)(i / ch % 5) * 40.0f;
+        for (size_t i = 0; i < ch && rows > 1; i++) x[ch + i] = nrand() * 1e6f; // row 1: far past the bytes
+        if (rows > 2) x[2 * ch] = NAN;                                          // row 2: all NaN, written as 0
+        for (size_t i = 0; i < ch; i++) g[i] = 1 + nrand() * 0.3f, b[i] = nrand() * 0.2f;
+        memset(q_v, 0xAB, rows * ld);
+        // A scale that spreads the outputs over the whole byte range, so every rounding shows.
+        ck_layer_norm_quantize_u8_portable(x, q_p, ld, rows, ch, g, b, 1e-6f, 1 / 0.01f, 128);
+        ck_layer_norm_quantize_u8_neon(x, q_v, ld, rows, ch, g, b, 1e-6f, 1 / 0.01f, 128);
+        const int dq = max_byte_difference(q_p, q_v, rows, ch, ld);
+        size_t clobber = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = ch; k < ld; k++) clobber += q_v[r * ld + k] != 0xAB;
+        ck_layer_norm_f32_portable(x, y_p, rows, ch, g, b, 1e-5f);
+        ck_layer_norm_f32_neon(x, y_v, rows, ch, g, b, 1e-5f);
+        const int same = memcmp(y_p, y_v, rows * ch * 4) == 0;
+        memcpy(y_v, x, rows * ch * 4);
+        ck_layer_norm_f32_neon(y_v, y_v, rows, ch, g, b, 1e-5f);
+        const int same_in_place = memcmp(y_p, y_v, rows * ch * 4) == 0;
+        printf("neon: layer norm %zux%zu vs portable: quantized max |Δ| %d%s, f32 %s, in place %s (0 and bit for bit expected)\n", rows,
+               ch, dq, clobber ? "  WROTE PAST ROW" : "", same ? "bit for bit" : "DIFFERENT", same_in_place ? "bit for bit" : "DIFFERENT");
+        if (dq != 0 || clobber || !same || !same_in_place) failures++;
+        free(x); free(g); free(b); free(y_p); free(y_v); free(q_p); free(q_v);
+    }
+    // Rows quantized: widths around the 16-lane blocks, values over the whole byte range and past
+    // it (±3e9, ±∞), a NaN, and exact ties (k + ½ at one step per unit) that only round half to
+    // even writes as the portable version does.
+    static const size_t qr[][2] = {{37, 64}, {5, 3}, {9, 17}, {4, 256}, {3, 31}, {2, 1000}};
+    for (size_t s = 0; s < sizeof qr / sizeof qr[0]; s++) {
+        const size_t rows = qr[s][0], ch = qr[s][1], ldi = ch + 3, ld = ch + 5;
+        float *x = alloc(rows * ldi * 4);
+        uint8_t *q_p = alloc(rows * ld), *q_v = alloc(rows * ld);
+        for (size_t i = 0; i < rows * ldi; i++) x[i] = i % 3 == 0 ? (float)(i % 300) - 20.5f : nrand() * 3;
+        x[0] = 3e9f; x[1] = -3e9f; x[2] = INFINITY;
+        if (rows * ldi > 5) x[3] = -INFINITY, x[4] = NAN;
+        memset(q_v, 0xAB, rows * ld);
+        ck_quantize_rows_u8_portable(x, ldi, q_p, ld, rows, ch, 1.0f, 12);
+        ck_quantize_rows_u8_neon(x, ldi, q_v, ld, rows, ch, 1.0f, 12);
+        int d = max_byte_difference(q_p, q_v, rows, ch, ld);
+        ck_quantize_rows_u8_portable(x, ldi, q_p, ld, rows, ch, 1 / 0.04f, 128); // a scale that is no power of two
+        ck_quantize_rows_u8_neon(x, ldi, q_v, ld, rows, ch, 1 / 0.04f, 128);
+        const int d2 = max_byte_difference(q_p, q_v, rows, ch, ld);
+        size_t clobber = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = ch; k < ld; k++) clobber += q_v[r * ld + k] != 0xAB;
+        printf("neon: quantize rows %zux%zu vs portable max |Δ| %d, %d%s (0 expected)\n", rows, ch, d, d2, clobber ? "  WROTE PAST ROW" : "");
+        if (d != 0 || d2 != 0 || clobber) failures++;
+        free(x); free(q_p); free(q_v);
+    }
+    // The attention output's per-head scaling: head widths of the model (32) and ragged ones,
+    // values past the byte range and exact ties (f = 1, one step per unit).
+    static const size_t sh[][3] = {{37, 1, 32}, {20, 5, 32}, {9, 8, 32}, {7, 3, 20}, {4, 2, 5}, {3, 2, 48}};
+    for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+        const size_t rows = sh[s][0], heads = sh[s][1], d = sh[s][2], c = heads * d, ld = c + 16;
+        float *x = alloc(rows * c * 4), *f = alloc(rows * heads * 4);
+        uint8_t *q_p = alloc(rows * ld), *q_v = alloc(rows * ld);
+        for (size_t i = 0; i < rows * c; i++) x[i] = i % 4 == 0 ? (float)(i % 280) - 20.5f : nrand() * 40;
+        x[1] = 3e9f; x[2] = -3e9f;
+        for (size_t i = 0; i < rows * heads; i++) f[i] = i % 3 == 0 ? 1.0f : 1.0f / (1 + (float)(i % 7));
+        memset(q_v, 0xAB, rows * ld);
+        ck_scale_heads_quantize_u8_portable(x, c, rows, heads, d, f, q_p, ld, 1.0f, 10);
+        ck_scale_heads_quantize_u8_neon(x, c, rows, heads, d, f, q_v, ld, 1.0f, 10);
+        int dq = max_byte_difference(q_p, q_v, rows, c, ld);
+        ck_scale_heads_quantize_u8_portable(x, c, rows, heads, d, f, q_p, ld, 1 / 0.07f, 120);
+        ck_scale_heads_quantize_u8_neon(x, c, rows, heads, d, f, q_v, ld, 1 / 0.07f, 120);
+        const int dq2 = max_byte_difference(q_p, q_v, rows, c, ld);
+        size_t clobber = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = c; k < ld; k++) clobber += q_v[r * ld + k] != 0xAB;
+        printf("neon: scale heads %zux%zux%zu vs portable max |Δ| %d, %d%s (0 expected)\n", rows, heads, d, dq, dq2,
+               clobber ? "  WROTE PAST ROW" : "");
+        if (dq != 0 || dq2 != 0 || clobber) failures++;
+        free(x); free(f); free(q_p); free(q_v);
+    }
+    // The classifier's argmax and class counts: logits on a coarse grid (so maxima tie and the first
+    // must win), NaNs, a pixel all −∞, one all NaN, one −0 before +0, one NaN and −∞, class counts
+    // from 1 to 150.
+    static const size_t am[][2] = {{301, 19}, {64, 1}, {40, 3}, {50, 4}, {77, 21}, {9, 150}};
+    for (size_t s = 0; s < sizeof am / sizeof am[0]; s++) {
+        const size_t pixels = am[s][0], k = am[s][1], ld = k + 2;
+        float *x = alloc(pixels * ld * 4);
+        uint8_t *m_p = alloc(pixels), *m_v = alloc(pixels);
+        uint32_t *c_p = alloc(256 * 4), *c_v = alloc(256 * 4);
+        for (size_t i = 0; i < pixels * ld; i++) x[i] = roundf(nrand() * 2) * 0.5f;
+        for (size_t i = 5; i < pixels * ld; i += 23) x[i] = NAN;
+        for (size_t c = 0; c < k; c++) x[1 * ld + c] = -INFINITY, x[2 * ld + c] = NAN, x[3 * ld + c] = -1.0f, x[4 * ld + c] = -INFINITY;
+        x[4 * ld] = NAN; // NaN, then −∞ only: nothing beats −∞, class 0
+        x[3 * ld + k - 1] = 0.0f, x[3 * ld + (k > 1 ? k - 2 : 0)] = -0.0f;
+        ck_argmax_count_f32_portable(x, ld, pixels, k, m_p, c_p);
+        ck_argmax_count_f32_neon(x, ld, pixels, k, m_v, c_v);
+        const int same = memcmp(m_p, m_v, pixels) == 0 && memcmp(c_p, c_v, 256 * 4) == 0;
+        printf("neon: argmax + counts %zu pixels x %zu classes vs portable: %s\n", pixels, k, same ? "the same" : "DIFFERENT");
+        if (!same) failures++;
+        free(x); free(m_p); free(m_v); free(c_p); free(c_v);
+    }
+    // The decoder's sum: {out height, out width, channels, maps, then each map's height and width},
+    // in bands of rows as the engine's threads call it; the band holds infinities, a NaN and values
+    // past the byte range, and most sums land inside it (a single rounding done differently, as an
+    // a·b + c·d contracted the other way round, moves some byte in 700 k values). The last case has
+    // zero maps and bias and a band of exact ties (k + ½)/4 at 4 steps per unit: round half to even
+    // or not shows in every other byte. The portable version adds into the band (with other than 3
+    // maps), so each gets its own copy.
+    static const size_t dec[][12] = {{64, 64, 128, 3, 32, 32, 16, 16, 8, 8}, {45, 61, 64, 3, 23, 31, 12, 16, 6, 8},
+                                     {13, 22, 19, 3, 7, 11, 4, 6, 1, 2},     {5, 3, 40, 1, 5, 3},
+                                     {9, 14, 35, 2, 4, 7, 3, 3},             {16, 16, 64, 4, 8, 8, 4, 4, 2, 2, 1, 1},
+                                     {4, 4, 300, 1, 2, 2}};
+    const size_t ties = sizeof dec / sizeof dec[0] - 1;
+    for (size_t s = 0; s < sizeof dec / sizeof dec[0]; s++) {
+        const size_t oh = dec[s][0], ow = dec[s][1], ch = dec[s][2], nm = dec[s][3], ld = ch + 9;
+        size_t hs[4], ws[4], scratch_n = 0;
+        const float *maps[4];
+        float *owned[4];
+        for (size_t i = 0; i < nm; i++) hs[i] = dec[s][4 + 2 * i], ws[i] = dec[s][5 + 2 * i];
+        for (size_t i = 0; i < nm; i++) {
+            owned[i] = alloc(hs[i] * ws[i] * ch * 4);
+            for (size_t k = 0; k < hs[i] * ws[i] * ch; k++) owned[i][k] = s == ties ? 0.0f : nrand();
+            maps[i] = owned[i];
+            scratch_n += ws[i] * ch;
+        }
+        float *band = alloc(oh * ow * ch * 4), *band_p = alloc(oh * ow * ch * 4), *band_v = alloc(oh * ow * ch * 4);
+        float *bias = alloc(ch * 4), *scratch = alloc(scratch_n * 4);
+        for (size_t k = 0; k < oh * ow * ch; k++) band[k] = s == ties ? (float)(k % 300) * 0.25f + 0.125f : nrand() + 2.5f;
+        if (s != ties) band[1] = INFINITY, band[2] = -INFINITY, band[3] = NAN, band[4] = 3e9f, band[5] = -3e9f;
+        for (size_t k = 0; k < ch; k++) bias[k] = s == ties ? 0.0f : nrand() * 0.5f;
+        const float inv_scale = s == ties ? 4.0f : 1 / 0.02f;
+        uint8_t *q_p = alloc(oh * ow * ld), *q_v = alloc(oh * ow * ld);
+        memset(q_v, 0xAB, oh * ow * ld);
+        const size_t band_rows = 3;
+        for (size_t y = 0; y < oh; y += band_rows) {
+            const size_t rows = oh - y < band_rows ? oh - y : band_rows;
+            memcpy(band_p, band + y * ow * ch, rows * ow * ch * 4);
+            memcpy(band_v, band + y * ow * ch, rows * ow * ch * 4);
+            ck_decoder_sum_quantize_u8_portable(band_p, nm, maps, hs, ws, ch, oh, ow, y, rows, bias, inv_scale, 7, q_p, ld, scratch);
+            ck_decoder_sum_quantize_u8_neon(band_v, nm, maps, hs, ws, ch, oh, ow, y, rows, bias, inv_scale, 7, q_v, ld, scratch);
+        }
+        const int d = max_byte_difference(q_p, q_v, oh * ow, ch, ld);
+        size_t clobber = 0;
+        for (size_t p = 0; p < oh * ow; p++)
+            for (size_t k = ch; k < ld; k++) clobber += q_v[p * ld + k] != 0xAB;
+        printf("neon: decoder sum %zux%zux%zu, %zu maps vs portable max |Δ| %d%s (0 expected)\n", oh, ow, ch, nm, d,
+               clobber ? "  WROTE PAST CHANNELS" : "");
+        if (d != 0 || clobber) failures++;
+        for (size_t i = 0; i < nm; i++) free(owned[i]);
+        free(band); free(band_p); free(band_v); free(bias); free(scratch); free(q_p); free(q_v);
     }
     // fp32 convolution: {height, width, channels, out channels, kernel, stride, padding, channels last, bias}
     static const size_t cv[][9] = {{37, 45, 3, 32, 7, 4, 3, 0, 1}, {23, 19, 3, 35, 7, 4, 3, 0, 0}, {17, 15, 32, 64, 3, 2, 1, 1, 1},

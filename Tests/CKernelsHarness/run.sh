@@ -7,7 +7,8 @@
 #   qemu:   (x86_64 hosts) the qgemm sets as AArch64 under qemu-aarch64, with the default CPU
 #           (`max`: has dotprod → neondot) and -cpu cortex-a53 (no dotprod → neon); and the
 #           other operations' NEON versions against their portable ones, bit for bit, on
-#           cortex-a76 and cortex-a53.
+#           cortex-a76 (Raspberry Pi 5), cortex-a72 (Pi 4) and cortex-a53 (the last two without
+#           dotprod).
 # Usage: run.sh [native] [qemu]   (no argument: both; a stage whose tools are missing fails
 # with what to install, after the other stage has run).
 # Installs nothing; needs clang (Swift's is fine) and ld.lld; the qemu stage also qemu-aarch64
@@ -101,7 +102,7 @@ qemu() {
     -Wextra -Werror -I"$src/include" -I"$src" "${ops_sources[@]}" "$root/Tests/CKernelsHarness/ops_bench.c" \
     "$root/Tests/CKernelsHarness/ops_ref.c" -o "$build/ops_check_arm" -lm -lpthread
   local cpu
-  for cpu in cortex-a76 cortex-a53; do "${q[@]}" -cpu $cpu "$build/ops_check_arm" --check --only=neon; done
+  for cpu in cortex-a76 cortex-a72 cortex-a53; do "${q[@]}" -cpu $cpu "$build/ops_check_arm" --check --only=neon; done
   # the dispatched (NEON) versions against the old code, on the model's shapes (a minute emulated)
   "${q[@]}" -cpu cortex-a53 "$build/ops_check_arm" --check >/dev/null
 }
