@@ -50,6 +50,21 @@ public struct SegmentationMask: Equatable, Sendable {
         self.init(logits: resized)
     }
 
+    /// The mask scaled to width×height by nearest neighbour (each target pixel takes the class of the source pixel
+    /// its centre falls in), as masks are drawn over an image.
+    public func scaledNearest(width targetWidth: Int, height targetHeight: Int) -> SegmentationMask {
+        precondition(targetWidth > 0 && targetHeight > 0, "target size must be positive")
+        if targetWidth == width && targetHeight == height { return self }
+        // floor((t + 0.5) · source / target), in integers so that exact halves do not depend on float rounding.
+        let columns = (0 ..< targetWidth).map { min((2 * $0 + 1) * width / (2 * targetWidth), width - 1) }
+        var scaled = [UInt8](repeating: 0, count: targetWidth * targetHeight)
+        for y in 0 ..< targetHeight {
+            let source = min((2 * y + 1) * height / (2 * targetHeight), height - 1) * width
+            for x in 0 ..< targetWidth { scaled[y * targetWidth + x] = classes[source + columns[x]] }
+        }
+        return SegmentationMask(width: targetWidth, height: targetHeight, classes: scaled)
+    }
+
     /// The share of pixels of each class, for summaries.
     public func classFractions(classCount: Int) -> [Double] {
         pixelCounts(classCount: classCount).map { Double($0) / Double(max(classes.count, 1)) }

@@ -17,7 +17,8 @@ struct InferCommand: ParsableCommand {
         discussion: """
         The image (PNG or JPEG) is resized to the model's input size (or --size) and normalised as HF's \
         SegformerImageProcessor does; an HF checkpoint declares no size, so its images run at their own. \
-        Masks are the argmax of the logits resized to the image's size.
+        Masks are the engine's argmax at the model's output resolution (a quarter of the input's), as the daemon \
+        publishes them, scaled to the image's size by nearest neighbour; logits are written only with --logits.
         """)
 
     @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
@@ -56,6 +57,8 @@ struct InferCommand: ParsableCommand {
             throw ValidationError("the model takes \(d.encoder.numChannels) channels; images are RGB")
         }
         let engine = try EngineFactory.make(source: source, height: input.height, width: input.width, threads: threads, budget: limits.memory)
+        // Without --logits the int8 engine takes the argmax in the classifier's epilogue and writes no logits.
+        engine.writesLogits = logits != nil
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         let pixels = FloatBuffer(count: preprocessor.outputCount)
         preprocessor.process(picture, into: pixels.pointer)
@@ -67,7 +70,7 @@ struct InferCommand: ParsableCommand {
         let stem = Path.deletingPathExtension(Path.lastComponent(image))
         print(String(cFormat: "%@: %dx%d input, %@ forward pass %.1f ms", image, input.width, input.height, engine.precisionName, milliseconds))
         for (t, task) in d.tasks.enumerated() {
-            let mask = SegmentationMask(logits: engine.logits[t], width: picture.width, height: picture.height)
+            let mask = engine.mask(task: t).scaledNearest(width: picture.width, height: picture.height)
             let colors = (task.colors ?? Palette.default.colors.prefix(task.classCount).map { $0.map(Int.init) }).map { $0.map(UInt8.init) }
             let base = Path.appending(out, "\(stem).\(task.name)")
             try ImageFile.writePNG(colorize(mask: mask.classes, width: mask.width, height: mask.height, colors: colors),
