@@ -8,8 +8,9 @@
 #   4. its PyTorch reference exported to ONNX (checked against torch) and quantized for the peers
 #      (once; cached under $PEERS_CACHE/mtl),
 #   5. argmax agreement per task of each int8 engine with fp32 on the demo's 50 eval images (256²),
-#   6. latency and peak RSS of each engine at 256² and 512², 1 and 2 threads, mtlseg writing logits
-#      (as the peers) and only masks (as the daemon), and mtlseg int8 ÷ OpenVINO int8.
+#   6. latency, peak RSS and CPU time per run of each engine at 256² and 512², 1 and 2 threads, mtlseg
+#      writing logits (as the peers) and only masks (as the daemon), and mtlseg int8 ÷ OpenVINO int8
+#      (CPU time leaves out the time other processes held the CPU: on a shared machine, the steadier ratio).
 # Each number is a median of 20 runs (after warm-up) in a fresh process, on an input already
 # preprocessed; for each size and thread count the engines run one after the other.
 #
@@ -39,8 +40,17 @@ name = sys.argv[1]
 for line in sys.stdin:
     if not line.startswith("{"): continue
     r = json.loads(line)
-    print("%-6s %-8s %-28s %10.2f %10.1f" % (r.get("size", r.get("width")), r["threads"], name or r["variant"],
-                                             r["median_ms"], r["peak_rss_mb"]))' "${1:-}"
+    cpu = "%10.2f" % r["median_cpu_ms"] if "median_cpu_ms" in r else "%10s" % "-"
+    print("%-6s %-8s %-28s %10.2f %10.1f %s" % (r.get("size", r.get("width")), r["threads"], name or r["variant"],
+                                                r["median_ms"], r["peak_rss_mb"], cpu))' "${1:-}"
+}
+
+# mtlseg int8 ÷ OpenVINO int8 from one size's rows: wall clock and CPU time (with masks only where measured).
+ratio() {
+  awk '$3 == "ov_int8" { ov = $4; ovc = $6 } $3 == "mtlseg_int8" { m = $4; mc = $6 } $3 == "mtlseg_int8_masks" { k = $4; kc = $6 }
+       END { printf "%-6s %-8s mtlseg int8 / OpenVINO int8: %.2f wall, %.2f CPU time", $1, $2, m / ov, mc / ovc
+             if (k) printf "; masks only: %.2f wall, %.2f CPU time", k / ov, kc / ovc
+             printf "\n" }' "$1"
 }
 
 if [[ ",$models," == *,b0,* ]]; then
@@ -53,20 +63,20 @@ model="$peers_dir/models/segformer-b0-seed0"
 echo "== argmax agreement with fp32, 8 eval images at 512²"
 "$mtlseg" compare --model "$out/b0-int8.safetensors" --reference "$model" --images "$cache/images/eval-512" | tail -n +2
 
-echo "== latency (median of 20 runs, ms) and peak RSS (MB)"
-printf "%-6s %-8s %-28s %10s %10s\n" size threads engine median_ms rss_mb
+echo "== latency (median of 20 runs, ms), peak RSS (MB), CPU time per run (median, ms, all threads)"
+printf "%-6s %-8s %-28s %10s %10s %10s\n" size threads engine median_ms rss_mb cpu_ms
 for size in 512 256; do
   for threads in 1 2; do
-    (cd "$peers_dir" && "$python" peers.py time --size "$size" --threads "$threads" --variants ort_fp32,ort_int8,ov_int8) |
-      "$python" -c 'import json,sys
-for line in sys.stdin:
-    r = json.loads(line)
-    print("%-6s %-8s %-28s %10.2f %10.1f" % (r["size"], r["threads"], r["variant"], r["median_ms"], r["peak_rss_mb"]))'
-    for variant in int8 fp32; do
-      file="$out/b0-int8.safetensors"; name="mtlseg_int8"
-      [ "$variant" = fp32 ] && { file="$model"; name="mtlseg_fp32"; }
-      "$mtlseg" bench --model "$file" --size "${size}x${size}" --threads "$threads" --iterations 20 --json | tail -1 | row "$name"
-    done
+    rows="$out/b0-$size-$threads.txt"
+    { PEERS_DIR="$peers_dir" "$python" "$root/calibration/peers_mtl.py" time --model b0 --size "$size" \
+        --threads "$threads" --variants ort_fp32,ort_int8,ov_int8 2>/dev/null | row
+      for variant in int8 fp32; do
+        file="$out/b0-int8.safetensors"; name="mtlseg_int8"
+        [ "$variant" = fp32 ] && { file="$model"; name="mtlseg_fp32"; }
+        "$mtlseg" bench --model "$file" --size "${size}x${size}" --threads "$threads" --iterations 20 --json | tail -1 | row "$name"
+      done
+    } | tee "$rows"
+    ratio "$rows"
   done
 done
 fi
@@ -87,8 +97,8 @@ echo "== demo MTLSegFormer: argmax agreement with fp32 per task, 50 eval images 
 "$mtlseg" compare --model "$demo/crops-int8.safetensors" --reference "$demo/crops-fp32.safetensors" \
   --images "$demo/data/eval/images" | tail -n +2
 
-echo "== demo MTLSegFormer: latency (median of 20 runs, ms) and peak RSS (MB)"
-printf "%-6s %-8s %-28s %10s %10s\n" size threads engine median_ms rss_mb
+echo "== demo MTLSegFormer: latency (median of 20 runs, ms), peak RSS (MB), CPU time per run (median, ms, all threads)"
+printf "%-6s %-8s %-28s %10s %10s %10s\n" size threads engine median_ms rss_mb cpu_ms
 for size in 256 512; do
   for threads in 1 2; do
     rows="$out/mtl-$size-$threads.txt"
@@ -98,7 +108,6 @@ for size in 256 512; do
       "$mtlseg" bench --model "$demo/crops-int8.safetensors" --size "${size}x${size}" --threads "$threads" --iterations 20 --json \
         --masks-only | tail -1 | row mtlseg_int8_masks
     } | tee "$rows"
-    awk '$3 == "ov_int8" { ov = $4 } $3 == "mtlseg_int8" { m = $4 } $3 == "mtlseg_int8_masks" { k = $4 }
-         END { printf "%-6s %-8s mtlseg int8 / OpenVINO int8: %.2f (logits), %.2f (masks only)\n", $1, $2, m / ov, k / ov }' "$rows"
+    ratio "$rows"
   done
 done

@@ -16,8 +16,10 @@ int8 engine can be compared with the peers' int8 on the same network:
   agree    argmax agreement of each int8 peer with the fp32 ONNX model, per task,
            on the demo's 50 eval images at 256x256 (OpenVINO also with f32 where it
            would otherwise compute in bf16)
-  time     median latency (of --runs, after --warmup) and peak RSS of each variant,
-           each in a fresh process, on one preprocessed eval image: one JSON line each
+  time     median latency (of --runs, after --warmup), median CPU time of the process
+           per run (all its threads: on a loaded machine it leaves out the time other
+           processes held the CPU) and peak RSS of each variant, each in a fresh process,
+           on one preprocessed eval image: one JSON line each
 
   python calibration/peers_mtl.py export  --sizes 256,512   # ~/.venvs/mtlseg-calib
   python calibration/peers_mtl.py prepare --sizes 256,512
@@ -46,9 +48,25 @@ VARIANTS = ("ort_fp32", "ort_int8", "ov_int8")
 EXPORT_TOLERANCE = 1e-4
 
 
+# `time --model b0` times the shared b0 anchor's peer models instead (made by its peers.py prepare, in the
+# cache's top folder; the fp32 ONNX in $PEERS_DIR/models), on its bench image, so that both models' rows
+# come from the same timing code.
+MODEL_SET = "demo"
+
+
 def model_file(variant, size):
     name = {"ort_fp32": "fp32.onnx", "ort_int8": "ort_qdq_u8s8.onnx", "ov_int8": "ov_int8.xml", "ov_int8_f32": "ov_int8.xml"}[variant]
+    if MODEL_SET == "b0":
+        if variant == "ort_fp32":
+            return os.path.join(os.environ.get("PEERS_DIR", "."), "models", f"segformer_b0_{size}_fp32.onnx")
+        return os.path.join(os.path.dirname(CACHE), f"segformer_b0_{size}_{name}")
     return os.path.join(CACHE, f"demo_crops_{size}_{name}")
+
+
+def bench_image(size):
+    if MODEL_SET == "b0":
+        return os.path.join(os.path.dirname(CACHE), "images", f"bench-{size}", "bench-000.png")
+    return images(EVAL_IMAGES)[0]
 
 
 def images(folder):
@@ -166,19 +184,21 @@ def make_runner(variant, size, threads):
 
 
 def time_one(variant, size, threads, runs, warmup):
-    x = to_input(images(EVAL_IMAGES)[0], size)
+    x = to_input(bench_image(size), size)
     t0 = time.perf_counter()
     run = make_runner(variant, size, threads)
     load_s = time.perf_counter() - t0
     for _ in range(warmup):
         run(x)
-    ts = []
+    ts, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         run(x)
         ts.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
     print(json.dumps({"variant": variant, "size": size, "threads": threads, "runs": runs,
                       "median_ms": round(statistics.median(ts), 3), "min_ms": round(min(ts), 3),
+                      "median_cpu_ms": round(statistics.median(cpu), 3),
                       "load_s": round(load_s, 3),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}),
           flush=True)
@@ -208,7 +228,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--variant")
+    ap.add_argument("--model", choices=("demo", "b0"), default="demo", help="time: whose peer models")
     a = ap.parse_args()
+    global MODEL_SET
+    MODEL_SET = a.model
     os.environ.setdefault("OPENVINO_TELEMETRY_DISABLE", "1")
     sizes = [int(s) for s in a.sizes.split(",")]
     if a.command == "export":
@@ -221,7 +244,7 @@ def main():
         time_one(a.variant, a.size, a.threads, a.runs, a.warmup)
     else:
         for v in a.variants.split(","):
-            subprocess.run([sys.executable, __file__, "_one", "--variant", v, "--size", str(a.size),
+            subprocess.run([sys.executable, __file__, "_one", "--model", a.model, "--variant", v, "--size", str(a.size),
                             "--threads", str(a.threads), "--runs", str(a.runs), "--warmup", str(a.warmup)],
                            check=True)
 
