@@ -58,8 +58,10 @@ if [[ ",$models," == *,b0,* ]]; then
 [ -d "$cache/images/eval-512" ] || (cd "$peers_dir" && "$python" peers.py prepare)
 
 model="$peers_dir/models/segformer-b0-seed0"
-"$mtlseg" calibrate --model "$model" --images "$cache/images/calib-512" --eval-images "$cache/images/eval-512" --size 512x512 \
-  --out "$out/b0-int8.safetensors" 2>/dev/null
+# An OUT_DIR from an earlier sitting keeps its calibrated b0.
+[ -f "$out/b0-int8.safetensors" ] ||
+  "$mtlseg" calibrate --model "$model" --images "$cache/images/calib-512" --eval-images "$cache/images/eval-512" --size 512x512 \
+    --out "$out/b0-int8.safetensors" 2>/dev/null
 echo "== argmax agreement with fp32, 8 eval images at 512²"
 "$mtlseg" compare --model "$out/b0-int8.safetensors" --reference "$model" --images "$cache/images/eval-512" | tail -n +2
 
