@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Measures mtlseg against its peers (ONNX Runtime and OpenVINO int8 on the
-# shared SegFormer-b0, ../shared/anchors) on this machine, in one sitting:
+# Measures mtlseg against its peers (ONNX Runtime and OpenVINO int8) on this machine, in one sitting.
+# The shared SegFormer-b0 (../shared/anchors):
 #   1. calibrates the b0 to int8 with mtlseg on the peers' 16 calibration images (512²),
 #   2. argmax agreement of mtlseg int8 with fp32 on the 8 eval images,
 #   3. median latency and peak RSS of each engine at 512² and 256², 1 and 2 threads.
-# Each number is a median of 20 runs (after warm-up) in a fresh process.
+# The mission model, the demo MTLSegFormer (calibration/demo, 2 tasks), by peers_mtl.py:
+#   4. its PyTorch reference exported to ONNX (checked against torch) and quantized for the peers
+#      (once; cached under $PEERS_CACHE/mtl),
+#   5. argmax agreement per task of each int8 engine with fp32 on the demo's 50 eval images (256²),
+#   6. latency, peak RSS and CPU time per run of each engine at 256² and 512², 1 and 2 threads, mtlseg
+#      writing logits (as the peers) and only masks (as the daemon), and mtlseg int8 ÷ OpenVINO int8
+#      (CPU time leaves out the time other processes held the CPU: on a shared machine, the steadier ratio).
+# Each number is a median of 20 runs (after warm-up) in a fresh process, on an input already
+# preprocessed; for each size and thread count the engines run one after the other.
 #
 #   PEERS_PYTHON=~/.venvs/peers/bin/python calibration/compare_with_peers.sh [OUT_DIR]
+#   MODELS=mtl calibration/compare_with_peers.sh     # only the mission model (MODELS=b0: only the b0)
 #
 # The peers' Python needs: numpy pillow sympy onnx onnxruntime openvino nncf
-# (see ../shared/anchors/README.md). mtlseg must be built: swift build -c release.
+# (see ../shared/anchors/README.md); exporting the demo model needs torch and transformers too
+# (CALIB_PYTHON, default ~/.venvs/mtlseg-calib/bin/python; calibration/requirements.txt).
+# mtlseg must be built: swift build -c release.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 peers_dir="${PEERS_DIR:-$root/../shared/anchors}"
@@ -19,32 +30,86 @@ mtlseg="$root/.build/release/mtlseg"
 cache="${PEERS_CACHE:-$HOME/.cache/mtlseg-peers}"
 [ -x "$mtlseg" ] || { echo "build first: swift build -c release" >&2; exit 1; }
 [ -x "$python" ] || { echo "no peers Python at $python (set PEERS_PYTHON)" >&2; exit 1; }
+models="${MODELS:-b0,mtl}"
 mkdir -p "$out"
+
+# One JSON line per run (peers_mtl.py time, mtlseg bench --json) -> one table row.
+row() {
+  "$python" -c 'import json,sys
+name = sys.argv[1]
+for line in sys.stdin:
+    if not line.startswith("{"): continue
+    r = json.loads(line)
+    cpu = "%10.2f" % r["median_cpu_ms"] if "median_cpu_ms" in r else "%10s" % "-"
+    print("%-6s %-8s %-28s %10.2f %10.1f %s" % (r.get("size", r.get("width")), r["threads"], name or r["variant"],
+                                                r["median_ms"], r["peak_rss_mb"], cpu))' "${1:-}"
+}
+
+# mtlseg int8 ÷ OpenVINO int8 from one size's rows: wall clock and CPU time (with masks only where measured).
+ratio() {
+  awk '$3 == "ov_int8" { ov = $4; ovc = $6 } $3 == "mtlseg_int8" { m = $4; mc = $6 } $3 == "mtlseg_int8_masks" { k = $4; kc = $6 }
+       END { printf "%-6s %-8s mtlseg int8 / OpenVINO int8: %.2f wall, %.2f CPU time", $1, $2, m / ov, mc / ovc
+             if (k) printf "; masks only: %.2f wall, %.2f CPU time", k / ov, kc / ovc
+             printf "\n" }' "$1"
+}
+
+if [[ ",$models," == *,b0,* ]]; then
 
 [ -d "$cache/images/eval-512" ] || (cd "$peers_dir" && "$python" peers.py prepare)
 
 model="$peers_dir/models/segformer-b0-seed0"
-"$mtlseg" calibrate --model "$model" --images "$cache/images/calib-512" --eval-images "$cache/images/eval-512" --size 512x512 \
-  --out "$out/b0-int8.safetensors" 2>/dev/null
+# An OUT_DIR from an earlier sitting keeps its calibrated b0.
+[ -f "$out/b0-int8.safetensors" ] ||
+  "$mtlseg" calibrate --model "$model" --images "$cache/images/calib-512" --eval-images "$cache/images/eval-512" --size 512x512 \
+    --out "$out/b0-int8.safetensors" 2>/dev/null
 echo "== argmax agreement with fp32, 8 eval images at 512²"
 "$mtlseg" compare --model "$out/b0-int8.safetensors" --reference "$model" --images "$cache/images/eval-512" | tail -n +2
 
-echo "== latency (median of 20 runs, ms) and peak RSS (MB)"
-printf "%-6s %-8s %-28s %10s %10s\n" size threads engine median_ms rss_mb
+echo "== latency (median of 20 runs, ms), peak RSS (MB), CPU time per run (median, ms, all threads)"
+printf "%-6s %-8s %-28s %10s %10s %10s\n" size threads engine median_ms rss_mb cpu_ms
 for size in 512 256; do
   for threads in 1 2; do
-    (cd "$peers_dir" && "$python" peers.py time --size "$size" --threads "$threads" --variants ort_fp32,ort_int8,ov_int8) |
-      "$python" -c 'import json,sys
-for line in sys.stdin:
-    r = json.loads(line)
-    print("%-6s %-8s %-28s %10.2f %10.1f" % (r["size"], r["threads"], r["variant"], r["median_ms"], r["peak_rss_mb"]))'
-    for variant in int8 fp32; do
-      file="$out/b0-int8.safetensors"; name="mtlseg_int8"
-      [ "$variant" = fp32 ] && { file="$model"; name="mtlseg_fp32"; }
-      "$mtlseg" bench --model "$file" --size "${size}x${size}" --threads "$threads" --iterations 20 --json | tail -1 |
-        "$python" -c 'import json,sys
-r = json.loads(sys.stdin.read())
-print("%-6s %-8s %-28s %10.2f %10.1f" % (r["width"], r["threads"], sys.argv[1], r["median_ms"], r["peak_rss_mb"]))' "$name"
-    done
+    rows="$out/b0-$size-$threads.txt"
+    { PEERS_DIR="$peers_dir" "$python" "$root/calibration/peers_mtl.py" time --model b0 --size "$size" \
+        --threads "$threads" --variants ort_fp32,ort_int8,ov_int8 2>/dev/null | row
+      for variant in int8 fp32; do
+        file="$out/b0-int8.safetensors"; name="mtlseg_int8"
+        [ "$variant" = fp32 ] && { file="$model"; name="mtlseg_fp32"; }
+        "$mtlseg" bench --model "$file" --size "${size}x${size}" --threads "$threads" --iterations 20 --json | tail -1 | row "$name"
+      done
+    } | tee "$rows"
+    ratio "$rows"
+  done
+done
+fi
+
+[[ ",$models," == *,mtl,* ]] || exit 0
+calib_python="${CALIB_PYTHON:-$HOME/.venvs/mtlseg-calib/bin/python}"
+peers_mtl="$root/calibration/peers_mtl.py"
+demo="$root/calibration/demo"
+export PEERS_CACHE="$cache"
+if [ ! -f "$cache/mtl/demo_crops_512_ov_int8.xml" ]; then
+  [ -x "$calib_python" ] || { echo "no Python with torch at $calib_python (set CALIB_PYTHON)" >&2; exit 1; }
+  echo "== demo MTLSegFormer: ONNX export checked against torch (max |diff|, argmax agreement)"
+  "$calib_python" "$peers_mtl" export --sizes 256,512 2>/dev/null
+  "$python" "$peers_mtl" prepare --sizes 256,512 >/dev/null 2>&1
+fi
+echo "== demo MTLSegFormer: argmax agreement with fp32 per task, 50 eval images at 256²"
+"$python" "$peers_mtl" agree --size 256 2>/dev/null
+"$mtlseg" compare --model "$demo/crops-int8.safetensors" --reference "$demo/crops-fp32.safetensors" \
+  --images "$demo/data/eval/images" | tail -n +2
+
+echo "== demo MTLSegFormer: latency (median of 20 runs, ms), peak RSS (MB), CPU time per run (median, ms, all threads)"
+printf "%-6s %-8s %-28s %10s %10s %10s\n" size threads engine median_ms rss_mb cpu_ms
+for size in 256 512; do
+  for threads in 1 2; do
+    rows="$out/mtl-$size-$threads.txt"
+    { "$python" "$peers_mtl" time --size "$size" --threads "$threads" 2>/dev/null | row
+      "$mtlseg" bench --model "$demo/crops-int8.safetensors" --size "${size}x${size}" --threads "$threads" --iterations 20 --json |
+        tail -1 | row mtlseg_int8
+      "$mtlseg" bench --model "$demo/crops-int8.safetensors" --size "${size}x${size}" --threads "$threads" --iterations 20 --json \
+        --masks-only | tail -1 | row mtlseg_int8_masks
+    } | tee "$rows"
+    ratio "$rows"
   done
 done

@@ -63,13 +63,14 @@ struct BenchCommand: ParsableCommand {
         engine.writesLogits = !masksOnly
         for _ in 0 ..< 3 { engine.run(input: pixels.pointer) }
         engine.profiling = true
-        var times: [Double] = []
+        var times: [Double] = [], cpuTimes: [Double] = []
         var parts: [String: [Double]] = [:]
         var partOrder: [String] = []
         for _ in 0 ..< iterations {
-            let start = DispatchTime.now().uptimeNanoseconds
+            let cpuStart = Self.processCPUMilliseconds(), start = DispatchTime.now().uptimeNanoseconds
             engine.run(input: pixels.pointer)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            cpuTimes.append(Self.processCPUMilliseconds() - cpuStart)
             for (name, ms) in engine.stageMilliseconds {
                 if parts[name] == nil { partOrder.append(name) }
                 parts[name, default: []].append(ms)
@@ -85,7 +86,9 @@ struct BenchCommand: ParsableCommand {
         let headsGmacs = headsMedian.map { Double(cost.headsMACs) / 1e9 / ($0 / 1e3) }
         print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), \(engine.precisionName))")
         print("input      \(input.width)x\(input.height), \(threads) thread\(threads == 1 ? "" : "s"), \(iterations) iterations")
+        let cpuMedian = Self.median(cpuTimes)
         print(String(cFormat: "latency    median %.2f ms, p90 %.2f ms, min %.2f ms", median, p90, sorted[0]))
+        print(String(cFormat: "cpu time   median %.2f ms per pass (all threads)", cpuMedian))
         print("stages     " + partOrder.map { String(cFormat: "%@ %.2f", $0, Self.median(parts[$0]!)) }.joined(separator: ", ") + " (median ms)")
         print(String(cFormat: "compute    %.3f GMAC executed, %.1f GMAC/s at the median", Double(cost.executedMACs) / 1e9, gmacs))
         if let headsMedian, let headsGmacs {
@@ -104,6 +107,7 @@ struct BenchCommand: ParsableCommand {
             let report: [String: Any] = [
                 "model": model, "precision": engine.precisionName, "width": input.width, "height": input.height, "threads": threads,
                 "iterations": iterations, "median_ms": median, "p90_ms": p90, "min_ms": sorted[0],
+                "median_cpu_ms": cpuMedian,
                 "stages_median_ms": Dictionary(uniqueKeysWithValues: partOrder.map { ($0, Self.median(parts[$0]!)) }),
                 "gmac_executed": Double(cost.executedMACs) / 1e9, "gmac_per_s": gmacs, "peak_rss_mb": rss,
                 "heads_gmac": Double(cost.headsMACs) / 1e9, "heads_gmac_per_s": headsGmacs ?? 0, "masks_only": masksOnly,
@@ -157,6 +161,14 @@ struct BenchCommand: ParsableCommand {
             results.append((size.width, size.height, Self.median(times), sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]))
         }
         return (Self.median(with), Self.median(without), results)
+    }
+
+    /// CPU time of the whole process so far: on a loaded machine, unlike the wall clock, it leaves out the time
+    /// other processes held the CPU.
+    static func processCPUMilliseconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+        return Double(now.tv_sec) * 1e3 + Double(now.tv_nsec) / 1e6
     }
 
     static func median(_ values: [Double]) -> Double {

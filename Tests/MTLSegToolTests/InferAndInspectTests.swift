@@ -48,6 +48,32 @@ final class InferAndInspectTests: XCTestCase {
         XCTAssertTrue(result.output.contains("plants"), result.output)
     }
 
+    /// Without --logits the int8 engine writes no logits; the masks are its argmax either way, scaled to the image.
+    func testInt8InferWritesLogitsOnlyWhenAskedAndItsMasksAreTheResizedLogitsArgmax() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let model = root.appendingPathComponent("calibration/demo/crops-int8.safetensors").path
+        let image = root.appendingPathComponent("calibration/demo/data/eval/images/000.png").path
+        let plain = directory.appendingPathComponent("plain").path, withLogits = directory.appendingPathComponent("logits").path
+        let first = try ToolRunner.run(["infer", "--model", model, "--image", image, "--out", plain])
+        XCTAssertEqual(first.status, 0, first.errors)
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: plain).contains { $0.hasSuffix(".npy") })
+        let second = try ToolRunner.run(["infer", "--model", model, "--image", image, "--out", withLogits,
+                                         "--logits", (withLogits as NSString).appendingPathComponent("000.npy")])
+        XCTAssertEqual(second.status, 0, second.errors)
+        let description = try ModelSource(path: model).description
+        let picture = try ImageFile.read(path: image)
+        for task in description.tasks {
+            let saved = try readNumpy((withLogits as NSString).appendingPathComponent("000.\(task.name).npy"))
+            let classes = SegmentationMask(logits: Tensor(shape: saved.shape, values: saved.values), width: picture.width, height: picture.height)
+            let colors = (task.colors ?? Palette.default.colors.prefix(task.classCount).map { $0.map(Int.init) }).map { $0.map(UInt8.init) }
+            let expected = colorize(mask: classes.classes, width: classes.width, height: classes.height, colors: colors)
+            for out in [plain, withLogits] {
+                let png = try ImageFile.read(path: (out as NSString).appendingPathComponent("000.\(task.name).mask.png"))
+                XCTAssertEqual(png.pixels, expected.pixels, "\(task.name) in \(out): the mask is not the argmax of the bilinearly resized logits")
+            }
+        }
+    }
+
     func testOneTaskLogitsGoToThePathItself() throws {
         let reference = try SafeTensorsFile(path: ToolRunner.fixture("segformer-tiny.reference.safetensors"))
         let (imagePath, _) = try referenceImage(reference)
