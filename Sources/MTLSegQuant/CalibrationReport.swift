@@ -34,6 +34,8 @@ public struct CalibrationReport: Codable {
     public var refinement: [WeightRefinement.LayerEffect] = []
     /// Where activations were smoothed (`SmoothingSites`), and per smoothed layer the choice (empty: off).
     public var smoothingSites = "none"
+    /// Stages whose decoder projection reads their output at 16 bits (`QuantizationRecord.wideDecoderInputs`).
+    public var wideDecoderInputs: [Int] = []
     public var smoothing: [AttentionSmoothing.Choice] = []
     public var layers: [CalibrationSession.LayerReport]
     public var fallbacks: [String]
@@ -46,6 +48,7 @@ public struct CalibrationReport: Codable {
         case model, output, method, attention, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
         case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, activationsOnly = "activations_only", layers, fallbacks, seconds
         case rounding, biasCorrection = "bias_correction", techniques, refinement, smoothing, smoothingSites = "smoothing_sites"
+        case wideDecoderInputs = "wide_decoder_inputs"
         case fp32MedianMilliseconds = "fp32_median_ms", int8MedianMilliseconds = "int8_median_ms", threads
     }
 
@@ -84,6 +87,7 @@ public struct CalibrationReport: Codable {
         lines.append("- output: `\(output)`" + (budgetHeld ? "" : " (not written: the budget was not held)"))
         lines.append("- method: \(method); input \(width)x\(height); attention products in \(attention)")
         lines.append("- weights: rounding \(rounding), bias correction \(biasCorrection), smoothing \(smoothingSites)")
+        lines.append("- decoder inputs read at 16 bits: " + (wideDecoderInputs.isEmpty ? "none" : wideDecoderInputs.map { "stage \($0 + 1)" }.joined(separator: ", ")))
         lines.append("- images: \(calibrationImages) for ranges, \(evalImages) held out for evaluation" +
                      (skippedImages.isEmpty ? "" : "; skipped (unreadable): \(skippedImages.joined(separator: ", "))"))
         lines.append("- budget: " + (maxDrop.map { String(cFormat: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))

@@ -27,10 +27,14 @@ public struct CalibrationSession {
         public var compareTechniques = true
         /// Where activations are smoothed per channel before quantizing (`SmoothingSites`).
         public var smoothing: SmoothingSites = .decoder
+        /// How many of the deepest stages (never the first) have their decoder projection read the stage's output at
+        /// 16 bits (from fp32) instead of u8 (`QuantizationRecord.wideDecoderInputs`).
+        public var wideDecoderInputs = 0
 
         public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true,
                     rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .weights, compareTechniques: Bool = true,
-                    smoothing: SmoothingSites = .decoder) {
+                    smoothing: SmoothingSites = .decoder, wideDecoderInputs: Int = 0) {
+            self.wideDecoderInputs = wideDecoderInputs
             self.smoothing = smoothing
             self.method = method
             self.maxDrop = maxDrop
@@ -132,6 +136,14 @@ public struct CalibrationSession {
         if !options.attentionInInt8 {
             var record = model.record
             record.attention = "fp32"
+            model = QuantizedModel(weights: model.weights, record: record)
+        }
+        if options.wideDecoderInputs > 0 {
+            // The deepest stages' outputs reach the most output pixels (upsampled furthest) through the fewest MACs.
+            let stages = Array(max(1, fp32.stages.count - options.wideDecoderInputs) ..< fp32.stages.count)
+            model = model.fallingBack(Set(stages.map { fp32.decoder.stageProjections[$0].name }), fp32: fp32)
+            var record = model.record
+            record.wideDecoderInputs = stages
             model = QuantizedModel(weights: model.weights, record: record)
         }
 

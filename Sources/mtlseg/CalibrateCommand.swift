@@ -89,6 +89,12 @@ struct CalibrateCommand: ParsableCommand {
         """)
     var smoothing: String = "decoder"
 
+    @Option(name: .long, help: """
+        How many of the deepest encoder stages have their decoder projection read the stage output at 16 bits (from fp32) \
+        instead of u8: the activations whose grids cost most where logit margins are small, for a few percent of the MACs.
+        """)
+    var wideDecoderInputs: Int = 0
+
     @Flag(name: .long, inversion: .prefixedNo, help: "Evaluate every combination of --rounding and --bias-correction too, for the report.")
     var compareTechniques = true
 
@@ -102,6 +108,7 @@ struct CalibrateCommand: ParsableCommand {
         if let maxDrop { guard maxDrop >= 0 && maxDrop <= 100 else { throw ValidationError("--max-drop must be between 0 and 100") } }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard attention == "int8" || attention == "fp32" else { throw ValidationError("--attention must be int8 or fp32") }
+        guard wideDecoderInputs >= 0 && wideDecoderInputs <= 8 else { throw ValidationError("--wide-decoder-inputs must be between 0 and 8") }
         guard SmoothingSites(parsing: smoothing) != nil else {
             throw ValidationError("--smoothing must be none, attention, decoder or attention,decoder (got '\(smoothing)')")
         }
@@ -161,7 +168,8 @@ struct CalibrateCommand: ParsableCommand {
                                                                              rounding: WeightRounding(rawValue: rounding)!,
                                                                              biasCorrection: BiasCorrectionMode(rawValue: biasCorrection)!,
                                                                              compareTechniques: compareTechniques,
-                                                                             smoothing: SmoothingSites(parsing: smoothing)!))
+                                                                             smoothing: SmoothingSites(parsing: smoothing)!,
+                                                                             wideDecoderInputs: wideDecoderInputs))
         var result: CalibrationSession.Result
         do {
             result = try session.run(calibrationCount: calibrationPaths.count, calibration: { reader(calibrationPaths[$0], $1) },
@@ -197,6 +205,7 @@ struct CalibrateCommand: ParsableCommand {
         summary.refinement = result.refinement
         summary.smoothing = result.smoothing
         summary.smoothingSites = SmoothingSites(parsing: smoothing)!.description
+        summary.wideDecoderInputs = result.model.record.wideDecoderInputs ?? []
         try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"), options: .atomic)
         try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
         for task in result.accuracy {
