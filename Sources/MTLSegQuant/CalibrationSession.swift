@@ -29,11 +29,11 @@ public struct CalibrationSession {
         public var smoothing: SmoothingSites = .decoder
         /// How many of the deepest stages (never the first) have their decoder projection read the stage's output at
         /// 16 bits (from fp32) instead of u8 (`QuantizationRecord.wideDecoderInputs`).
-        public var wideDecoderInputs = 0
+        public var wideDecoderInputs = 2
 
         public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true,
                     rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .weights, compareTechniques: Bool = true,
-                    smoothing: SmoothingSites = .decoder, wideDecoderInputs: Int = 0) {
+                    smoothing: SmoothingSites = .decoder, wideDecoderInputs: Int = 2) {
             self.wideDecoderInputs = wideDecoderInputs
             self.smoothing = smoothing
             self.method = method

@@ -93,7 +93,7 @@ struct CalibrateCommand: ParsableCommand {
         How many of the deepest encoder stages have their decoder projection read the stage output at 16 bits (from fp32) \
         instead of u8: the activations whose grids cost most where logit margins are small, for a few percent of the MACs.
         """)
-    var wideDecoderInputs: Int = 0
+    var wideDecoderInputs: Int = 2
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Evaluate every combination of --rounding and --bias-correction too, for the report.")
     var compareTechniques = true
