@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Calibrates the shared SegFormer-b0 (../shared/anchors) at 512² on the peers' 16 calibration images and
 # prints the int8 model's argmax agreement with fp32 on the 8 eval images — the figure of
-# calibration/README.md's "Measured effect" table. Extra arguments go to `mtlseg calibrate`, e.g.
+# calibration/README.md's "What the techniques measured" table. Extra arguments go to `mtlseg calibrate`, e.g.
 #
 #   calibration/b0_agreement.sh                                   # the defaults
 #   calibration/b0_agreement.sh --rounding nearest --bias-correction weights
 #   calibration/b0_agreement.sh --method percentile --smoothing attention
+#   calibration/b0_agreement.sh --wide-decoder-inputs 0 --smoothing none   # the u8 decoder of before
 #
 # Needs the images of `peers.py prepare` (~/.cache/mtlseg-peers) and a release build (swift build -c release).
 # The model and its report go to $OUT (default: a new temporary folder).

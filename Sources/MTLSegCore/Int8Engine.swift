@@ -85,9 +85,18 @@ public final class Int8Engine {
         let floatOutput: UnsafeMutablePointer<Float>?
     }
 
+    /// A decoder projection that reads its stage's output at 16 bits (or in fp32 where this CPU has no fast 16-bit
+    /// kernel) instead of u8: a 1×1 convolution of the fp32 output of the stage's closing LayerNorm.
+    private enum WideProjection {
+        case int16(Int16Embedding)
+        case float(LinearWeights)
+    }
+
     private struct DecoderLayers {
         /// Per stage, its folded projection.
         let projections: [Int8Layer]
+        /// By stage, the projections that read the stage's output wide (`QuantizationRecord.wideDecoderInputs`).
+        let wide: [Int: WideProjection]
         /// The projections of stages 2… as ck_decoder_sum_quantize_u8 takes them.
         let maps: DecoderMaps
         let fused: QuantParams
@@ -101,8 +110,10 @@ public final class Int8Engine {
     /// `weights` must carry int8 forms of all int8 layers and `activations` a grid for every `QuantPoint` of the model.
     /// `attentionInInt8: false` runs attention's two products in fp32 (BLAS) instead. `fusedHeads: false` runs the heads
     /// map by map, with full-resolution intermediates (the reference the fused heads are tested against).
+    /// `wideDecoderInputs`: the stages (not the first) whose decoder projection reads the stage's output at 16 bits;
+    /// their projections must carry fp32 weights.
     public init(weights: MTLSegFormerWeights, activations: [QuantPoint: QuantParams], height: Int, width: Int, threads: Int = 1,
-                attentionInInt8: Bool = true, fusedHeads: Bool = true,
+                attentionInInt8: Bool = true, fusedHeads: Bool = true, wideDecoderInputs: Set<Int> = [],
                 kernels: UnsafePointer<ck_qgemm_kernels> = ck_qgemm_select()) throws {
         let d = weights.description
         for point in QuantPoint.all(for: d) where activations[point] == nil {
@@ -126,6 +137,19 @@ public final class Int8Engine {
         let projections = weights.decoder.stageProjections.enumerated().map {
             Int8Layer($1, input: grid(.stageOutput($0)), kernels: kernels)
         }
+        var wide: [Int: WideProjection] = [:]
+        for i in wideDecoderInputs.sorted() {
+            let field = "\(QuantizationRecord.metadataKey).wide_decoder_inputs"
+            guard i >= 1 && i < weights.stages.count else {
+                throw ModelError.badMetadata(path: d.name, field: field, reason: "stage \(i) is not one of stages 1..<\(weights.stages.count)")
+            }
+            let layer = weights.decoder.stageProjections[i], size = plan.stageSizes[i]
+            guard layer.hasFloatWeights else {
+                throw ModelError.wrongDType(path: d.name, tensor: layer.name + ".weight", expected: "F32 (listed in \(field))", found: "I8")
+            }
+            wide[i] = Int16Embedding(layer, kernel: 1, stride: 1, inChannels: layer.inFeatures, input: size, output: size).map { .int16($0) }
+                ?? .float(layer)
+        }
         let fused = fusedHeads ? Int8Heads(weights: weights, grid: grid, outputPixels: plan.outputSize.pixels, kernels: kernels, pool: pool) : nil
         self.fusedHeads = fused
         classifier = fusedHeads ? nil : weights.classifier.map { Int8Layer($0, input: grid(.fused), kernels: kernels) }
@@ -139,7 +163,8 @@ public final class Int8Engine {
         let sizes = Int8Buffers.Sizes(
             plan: plan, description: d, kernels: kernels.pointee, threads: pool.threadCount, attentionInInt8: attentionInInt8,
             floatEmbeddingStages: embeddings.indices.filter { if case .float = embeddings[$0] { true } else { false } },
-            int16MapCount: embeddings.map { if case let .int16(e) = $0 { e.mapCount } else { 0 } }.max() ?? 0,
+            int16MapCount: (embeddings.map { if case let .int16(e) = $0 { e.mapCount } else { 0 } }
+                + wide.values.map { if case let .int16(e) = $0 { e.mapCount } else { 0 } }).max() ?? 0,
             layerScratchFloats: layers.map(\.scratchCount).max() ?? 0, fusedHeads: fusedHeads)
         arena = ActivationArena(bytes: sizes.arenaBytes)
         let buffers = Int8Buffers(sizes, arena: arena)
@@ -158,7 +183,7 @@ public final class Int8Engine {
             }
             return StageLayers(embedding: embeddings[i], blocks: blocks[i], output: grid(.stageOutput(i)), floatOutput: floatOutput)
         }
-        decoder = DecoderLayers(projections: projections,
+        decoder = DecoderLayers(projections: projections, wide: wide,
                                 maps: DecoderMaps(maps: buffers.projections, sizes: Array(plan.stageSizes.dropFirst())),
                                 fused: grid(.fused))
         let out = plan.outputSize
@@ -289,16 +314,35 @@ public final class Int8Engine {
         }
         // The closing LayerNorm, written as u8 (the decoder's input, and an int8 next embedding's), and first as fp32
         // where the next embedding reads that.
+        // A wide decoder input needs the fp32 output too; with no next embedding reading it, `attended` (free between
+        // blocks) holds it.
         let output = layers.output, ld = Self.stride(c), outputQ = buffers.stageOutputs[i]
+        let wide = decoder.wide[i]
+        let floatOutput = layers.floatOutput ?? (wide != nil ? buffers.attended : nil)
         pool.runRanges(count: out.pixels) { rows in
             let offset = rows.lowerBound * c
-            if let floats = layers.floatOutput {
+            if let floats = floatOutput {
                 ck_layer_norm_f32(tokens + offset, floats + offset, rows.count, c, stage.norm.gamma.pointer, stage.norm.beta.pointer, eps)
                 ck_quantize_rows_u8(floats + offset, c, outputQ + rows.lowerBound * ld, ld, rows.count, c,
                                     output.inverseScale, output.zeroPoint)
             } else {
                 ck_layer_norm_quantize_u8(tokens + offset, outputQ + rows.lowerBound * ld, ld, rows.count, c,
                                           stage.norm.gamma.pointer, stage.norm.beta.pointer, eps, output.inverseScale, output.zeroPoint)
+            }
+        }
+        if let wide, let floatOutput { projectWide(wide, stage: i, floats: floatOutput) }
+    }
+
+    /// Stage i's decoder projection from the fp32 output of its closing LayerNorm, [pixels][C_i], into its
+    /// low-resolution map (as the u8 path's gemm in `decode` would write it).
+    private func projectWide(_ wide: WideProjection, stage i: Int, floats: UnsafeMutablePointer<Float>) {
+        let size = plan.stageSizes[i], c = weights.stages[i].channels, d = weights.decoder.width, into = buffers.projections[i - 1]
+        switch wide {
+        case let .int16(conv):
+            conv.run(source: floats, rowStride: size.width * c, pixelStride: c, channelStride: 1, map: buffers.int16Map, into: into, pool: pool)
+        case let .float(layer):
+            pool.runRanges(count: size.pixels) { rows in
+                ck_matmul_transposed_f32(floats + rows.lowerBound * c, rows.count, c, layer.weight.pointer, d, into + rows.lowerBound * d)
             }
         }
     }
@@ -413,7 +457,7 @@ public final class Int8Engine {
     private func decode() {
         let out = plan.outputSize, d = weights.decoder.width, ld = Self.stride(d), b = buffers
         let projections = decoder.projections, maps = decoder.maps, fused = decoder.fused
-        for i in 1 ..< projections.count {
+        for i in 1 ..< projections.count where decoder.wide[i] == nil {
             gemm(projections[i], rows: plan.stageSizes[i].pixels, a: b.stageOutputs[i], lda: outputRowBytes(i), into: b.projections[i - 1], ldc: d,
                  output: CK_QGEMM_OUT_F32)
         }

@@ -261,6 +261,21 @@ public struct MTLSegFormerWeights {
             parameterCount: parameterCount)
     }
 
+    /// The same weights with every stage's closing LayerNorm and the folded decoder's bias replaced (by
+    /// `stageNorm(i, norm)` and `decoderBias(bias)`): with `mappingLayers`, what a rewrite that rescales those
+    /// activations channel by channel needs.
+    public func replacing(stageNorm: (Int, LayerNormWeights) -> LayerNormWeights,
+                          decoderBias: (FloatBuffer) -> FloatBuffer) -> MTLSegFormerWeights {
+        let stages = self.stages.enumerated().map { i, s in
+            StageWeights(channels: s.channels, heads: s.heads, srRatio: s.srRatio, patchSize: s.patchSize, stride: s.stride,
+                         patchEmbedding: s.patchEmbedding, patchNorm: s.patchNorm, blocks: s.blocks, norm: stageNorm(i, s.norm))
+        }
+        return MTLSegFormerWeights(
+            description: description, stages: stages,
+            decoder: FusedDecoderWeights(width: decoder.width, stageProjections: decoder.stageProjections, bias: decoderBias(decoder.bias)),
+            classifier: classifier, heads: heads, parameterCount: parameterCount)
+    }
+
     /// W'_i = scale ⊙ (W_fuse[:, slice_i] · W_c_i);  b' = scale ⊙ Σ_i W_fuse[:, slice_i] · b_i + shift.
     /// linear_fuse sees the stages concatenated last stage first, so stage i owns slice S−1−i.
     static func foldDecoder(linearC: [LinearWeights], fuse: LinearWeights, norm: BatchNormAffine, width: Int) -> FusedDecoderWeights {

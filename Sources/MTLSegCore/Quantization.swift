@@ -91,8 +91,13 @@ public struct QuantizationRecord: Codable, Equatable, Sendable {
     public var calibration: CalibrationInfo
     /// How attention's two matrix products run: "int8" (absent: the default) or "fp32".
     public var attention: String?
+    /// Stages (1…, not the first) whose decoder projection reads the stage's output at 16 bits, from fp32, instead of
+    /// its u8 grid; their projections' weights are stored in fp32 (absent: none).
+    public var wideDecoderInputs: [Int]?
 
-    enum CodingKeys: String, CodingKey { case formatVersion = "format_version", activations, calibration, attention }
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", activations, calibration, attention, wideDecoderInputs = "wide_decoder_inputs"
+    }
 
     /// Whether attention's products run in int8.
     public var attentionInInt8: Bool { attention != "fp32" }

@@ -45,7 +45,8 @@ public enum EngineFactory {
         if let record {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
             return (try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: input.height, width: input.width,
-                                   threads: threads, attentionInInt8: record.attentionInInt8), description)
+                                   threads: threads, attentionInInt8: record.attentionInInt8,
+                                   wideDecoderInputs: Set(record.wideDecoderInputs ?? [])), description)
         }
         setMatrixThreads(threads)
         return (FP32Engine(weights: weights, height: input.height, width: input.width), description)
@@ -61,7 +62,7 @@ public enum EngineFactory {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
             let weights = try weights ?? MTLSegFormerWeights(source: source, floatWeights: false)
             return try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: height, width: width, threads: threads,
-                                  attentionInInt8: record.attentionInInt8)
+                                  attentionInInt8: record.attentionInInt8, wideDecoderInputs: Set(record.wideDecoderInputs ?? []))
         }
         setMatrixThreads(threads)
         return FP32Engine(weights: try weights ?? MTLSegFormerWeights(source: source), height: height, width: width)

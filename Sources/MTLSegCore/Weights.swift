@@ -55,6 +55,11 @@ public struct LinearWeights {
 public struct LayerNormWeights {
     public let gamma: FloatBuffer
     public let beta: FloatBuffer
+
+    public init(gamma: FloatBuffer, beta: FloatBuffer) {
+        self.gamma = gamma
+        self.beta = beta
+    }
 }
 
 /// BatchNorm in eval mode as the affine map it is: y = x·scale + shift.

@@ -63,7 +63,7 @@ public enum AttentionSmoothing {
         return (smoothed, choices)
     }
 
-    static func choose(output: LinearWeights, ranges r: [Double]) -> ([Double], Choice) {
+    static func choose(output: LinearWeights, ranges r: [Double], alphas: [Double] = alphas) -> ([Double], Choice) {
         let n = output.outFeatures, k = output.inFeatures
         var columnMax = [Double](repeating: 0, count: k), columnPower = columnMax
         for o in 0 ..< n {
@@ -115,12 +115,14 @@ public enum AttentionSmoothing {
         return LinearWeights(name: layer.name, layout: layer.layout, inFeatures: k, outFeatures: layer.outFeatures, weight: weight, bias: bias)
     }
 
-    /// Column c multiplied by s_c: the layer reads input channel c scaled by 1/s_c as before.
+    /// Column c multiplied by s_c: the layer reads input channel c scaled by 1/s_c as before. A convolution's
+    /// columns are its patches' taps with the channels varying fastest, so column j reads channel j mod s.count.
     static func multiplyingColumns(_ layer: LinearWeights, by s: [Double]) -> LinearWeights {
         let k = layer.inFeatures
+        precondition(k % s.count == 0, "\(layer.name): \(k) columns are not whole patches of \(s.count) channels")
         let weight = FloatBuffer(count: layer.outFeatures * k)
         for o in 0 ..< layer.outFeatures {
-            for c in 0 ..< k { weight[o * k + c] = Float(Double(layer.weight[o * k + c]) * s[c]) }
+            for c in 0 ..< k { weight[o * k + c] = Float(Double(layer.weight[o * k + c]) * s[c % s.count]) }
         }
         return LinearWeights(name: layer.name, layout: layer.layout, inFeatures: k, outFeatures: layer.outFeatures, weight: weight,
                              bias: layer.bias)

@@ -32,7 +32,10 @@ public struct CalibrationReport: Codable {
     public var techniques: [CalibrationSession.TechniqueAccuracy] = []
     /// Per layer, what refining its weights changed.
     public var refinement: [WeightRefinement.LayerEffect] = []
-    /// Per attention block, the smoothing chosen (empty: off).
+    /// Where activations were smoothed (`SmoothingSites`), and per smoothed layer the choice (empty: off).
+    public var smoothingSites = "none"
+    /// Stages whose decoder projection reads their output at 16 bits (`QuantizationRecord.wideDecoderInputs`).
+    public var wideDecoderInputs: [Int] = []
     public var smoothing: [AttentionSmoothing.Choice] = []
     public var layers: [CalibrationSession.LayerReport]
     public var fallbacks: [String]
@@ -44,7 +47,8 @@ public struct CalibrationReport: Codable {
     enum CodingKeys: String, CodingKey {
         case model, output, method, attention, width, height, calibrationImages = "calibration_images", evalImages = "eval_images"
         case skippedImages = "skipped_images", maxDrop = "max_drop", budgetHeld = "budget_held", failure, tasks, activationsOnly = "activations_only", layers, fallbacks, seconds
-        case rounding, biasCorrection = "bias_correction", techniques, refinement, smoothing
+        case rounding, biasCorrection = "bias_correction", techniques, refinement, smoothing, smoothingSites = "smoothing_sites"
+        case wideDecoderInputs = "wide_decoder_inputs"
         case fp32MedianMilliseconds = "fp32_median_ms", int8MedianMilliseconds = "int8_median_ms", threads
     }
 
@@ -82,7 +86,8 @@ public struct CalibrationReport: Codable {
         var lines = ["# Calibration report: \(model)", ""]
         lines.append("- output: `\(output)`" + (budgetHeld ? "" : " (not written: the budget was not held)"))
         lines.append("- method: \(method); input \(width)x\(height); attention products in \(attention)")
-        lines.append("- weights: rounding \(rounding), bias correction \(biasCorrection), attention smoothing \(smoothing.isEmpty ? "off" : "on")")
+        lines.append("- weights: rounding \(rounding), bias correction \(biasCorrection), smoothing \(smoothingSites)")
+        lines.append("- decoder inputs read at 16 bits: " + (wideDecoderInputs.isEmpty ? "none" : wideDecoderInputs.map { "stage \($0 + 1)" }.joined(separator: ", ")))
         lines.append("- images: \(calibrationImages) for ranges, \(evalImages) held out for evaluation" +
                      (skippedImages.isEmpty ? "" : "; skipped (unreadable): \(skippedImages.joined(separator: ", "))"))
         lines.append("- budget: " + (maxDrop.map { String(cFormat: "at most %.2f agreement-mIoU points lost per task", $0) } ?? "none"))
@@ -121,9 +126,10 @@ public struct CalibrationReport: Codable {
             }
         }
         if !smoothing.isEmpty {
-            lines += ["", "## Attention smoothing per block", "",
-                      "α chosen (0: none) and the output noise it was predicted to remove.", "",
-                      "| output projection | α | predicted gain (dB) |", "|---|---|---|"]
+            lines += ["", "## Smoothing per layer", "",
+                      "For each layer whose input was smoothed (attention's output projections; the decoder's projections, one per stage "
+                      + "output; the fused map's classifier or task maps), α chosen (0: none) and the output noise it was predicted to remove.", "",
+                      "| layer | α | predicted gain (dB) |", "|---|---|---|"]
             for c in smoothing { lines.append(String(cFormat: "| `%@` | %.2f | %.1f |", c.layer, c.alpha, c.predictedGain)) }
         }
         if !refinement.isEmpty {

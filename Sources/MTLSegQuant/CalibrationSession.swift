@@ -25,12 +25,16 @@ public struct CalibrationSession {
         public var biasCorrection: BiasCorrectionMode = .weights
         /// Whether every combination of rounding and bias correction is evaluated too, for the report.
         public var compareTechniques = true
-        /// Whether attention's output is smoothed per channel into the value and output projections (`AttentionSmoothing`).
-        public var smoothing = false
+        /// Where activations are smoothed per channel before quantizing (`SmoothingSites`).
+        public var smoothing: SmoothingSites = .decoder
+        /// How many of the deepest stages (never the first) have their decoder projection read the stage's output at
+        /// 16 bits (from fp32) instead of u8 (`QuantizationRecord.wideDecoderInputs`).
+        public var wideDecoderInputs = 2
 
         public init(method: RangeMethod = .mse, maxDrop: Double? = nil, attentionInInt8: Bool = true,
                     rounding: WeightRounding = .data, biasCorrection: BiasCorrectionMode = .weights, compareTechniques: Bool = true,
-                    smoothing: Bool = false) {
+                    smoothing: SmoothingSites = .decoder, wideDecoderInputs: Int = 2) {
+            self.wideDecoderInputs = wideDecoderInputs
             self.smoothing = smoothing
             self.method = method
             self.maxDrop = maxDrop
@@ -63,7 +67,7 @@ public struct CalibrationSession {
         public var techniques: [TechniqueAccuracy] = []
         /// Per layer, what the refinement of its weights changed.
         public var refinement: [WeightRefinement.LayerEffect] = []
-        /// Per attention block, the smoothing chosen (empty when smoothing is off).
+        /// Per smoothed layer (attention's output projections, the decoder's readers), the smoothing chosen (empty when off).
         public var smoothing: [AttentionSmoothing.Choice] = []
     }
 
@@ -94,8 +98,11 @@ public struct CalibrationSession {
         // Smoothing first: everything after quantizes the smoothed network (the same function in fp32).
         var smoothing: [AttentionSmoothing.Choice] = []
         var source = self.fp32
-        if options.smoothing {
-            let ranges = ChannelRangeObserver(points: AttentionSmoothing.points(of: source))
+        if !options.smoothing.isEmpty {
+            var points = Set<QuantPoint>()
+            if options.smoothing.contains(.attention) { points.formUnion(AttentionSmoothing.points(of: source)) }
+            if options.smoothing.contains(.decoder) { points.formUnion(DecoderSmoothing.points(of: source)) }
+            let ranges = ChannelRangeObserver(points: points)
             let engine = FP32Engine(weights: source, height: height, width: width)
             engine.observer = ranges
             let pixels = FloatBuffer(count: source.description.encoder.numChannels * width * height)
@@ -103,7 +110,17 @@ public struct CalibrationSession {
                 if try calibration(i, pixels.pointer) { engine.run(input: pixels.pointer) }
                 progress("channel ranges", i + 1, calibrationCount)
             }
-            (source, smoothing) = AttentionSmoothing.smoothing(source, ranges: ranges.largest)
+            // The two rewrite disjoint parts of the network, so the ranges of one pass serve both.
+            if options.smoothing.contains(.attention) {
+                let (smoothed, choices) = AttentionSmoothing.smoothing(source, ranges: ranges.largest)
+                source = smoothed
+                smoothing += choices
+            }
+            if options.smoothing.contains(.decoder) {
+                let (smoothed, choices) = DecoderSmoothing.smoothing(source, ranges: ranges.largest)
+                source = smoothed
+                smoothing += choices
+            }
         }
         let fp32 = source
         let passes = options.method == .minMax ? 1 : 2
@@ -119,6 +136,14 @@ public struct CalibrationSession {
         if !options.attentionInInt8 {
             var record = model.record
             record.attention = "fp32"
+            model = QuantizedModel(weights: model.weights, record: record)
+        }
+        if options.wideDecoderInputs > 0 {
+            // The deepest stages' outputs reach the most output pixels (upsampled furthest) through the fewest MACs.
+            let stages = Array(max(1, fp32.stages.count - options.wideDecoderInputs) ..< fp32.stages.count)
+            model = model.fallingBack(Set(stages.map { fp32.decoder.stageProjections[$0].name }), fp32: fp32)
+            var record = model.record
+            record.wideDecoderInputs = stages
             model = QuantizedModel(weights: model.weights, record: record)
         }
 

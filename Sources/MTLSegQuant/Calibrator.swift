@@ -89,7 +89,7 @@ public struct QuantizedModel {
 
     public func makeEngine(height: Int, width: Int, threads: Int) throws -> Int8Engine {
         try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: height, width: width, threads: threads,
-                       attentionInInt8: record.attentionInInt8)
+                       attentionInInt8: record.attentionInInt8, wideDecoderInputs: Set(record.wideDecoderInputs ?? []))
     }
 }
 

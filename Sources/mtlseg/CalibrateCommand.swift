@@ -83,8 +83,17 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "What the int8 layers' biases take back out: weights (the rounding's mean shift), output (the whole int8 product's, input grid included) or none.")
     var biasCorrection: String = "weights"
 
-    @Option(name: .long, help: "Per-channel smoothing of attention's output into the value and output projections: attention or none.")
-    var smoothing: String = "none"
+    @Option(name: .long, help: """
+        Per-channel smoothing before quantizing (exact in fp32): decoder (the stage outputs and the fused map), attention \
+        (attention's output), both as attention,decoder, or none.
+        """)
+    var smoothing: String = "decoder"
+
+    @Option(name: .long, help: """
+        How many of the deepest encoder stages have their decoder projection read the stage output at 16 bits (from fp32) \
+        instead of u8: the activations whose grids cost most where logit margins are small, for a few percent of the MACs.
+        """)
+    var wideDecoderInputs: Int = 2
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Evaluate every combination of --rounding and --bias-correction too, for the report.")
     var compareTechniques = true
@@ -99,7 +108,10 @@ struct CalibrateCommand: ParsableCommand {
         if let maxDrop { guard maxDrop >= 0 && maxDrop <= 100 else { throw ValidationError("--max-drop must be between 0 and 100") } }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard attention == "int8" || attention == "fp32" else { throw ValidationError("--attention must be int8 or fp32") }
-        guard smoothing == "attention" || smoothing == "none" else { throw ValidationError("--smoothing must be attention or none") }
+        guard wideDecoderInputs >= 0 && wideDecoderInputs <= 8 else { throw ValidationError("--wide-decoder-inputs must be between 0 and 8") }
+        guard SmoothingSites(parsing: smoothing) != nil else {
+            throw ValidationError("--smoothing must be none, attention, decoder or attention,decoder (got '\(smoothing)')")
+        }
         guard WeightRounding(rawValue: rounding) != nil else { throw ValidationError("--rounding must be data or nearest") }
         guard BiasCorrectionMode(rawValue: biasCorrection) != nil else { throw ValidationError("--bias-correction must be output, weights or none") }
     }
@@ -156,7 +168,8 @@ struct CalibrateCommand: ParsableCommand {
                                                                              rounding: WeightRounding(rawValue: rounding)!,
                                                                              biasCorrection: BiasCorrectionMode(rawValue: biasCorrection)!,
                                                                              compareTechniques: compareTechniques,
-                                                                             smoothing: smoothing == "attention"))
+                                                                             smoothing: SmoothingSites(parsing: smoothing)!,
+                                                                             wideDecoderInputs: wideDecoderInputs))
         var result: CalibrationSession.Result
         do {
             result = try session.run(calibrationCount: calibrationPaths.count, calibration: { reader(calibrationPaths[$0], $1) },
@@ -191,6 +204,8 @@ struct CalibrateCommand: ParsableCommand {
         summary.techniques = result.techniques
         summary.refinement = result.refinement
         summary.smoothing = result.smoothing
+        summary.smoothingSites = SmoothingSites(parsing: smoothing)!.description
+        summary.wideDecoderInputs = result.model.record.wideDecoderInputs ?? []
         try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"), options: .atomic)
         try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
         for task in result.accuracy {

@@ -61,9 +61,14 @@ struct InspectCommand: ParsableCommand {
         print("input       \(d.input.map { "\($0.width)x\($0.height)" } ?? "any (images run at their own size)")")
         if let q = source.quantization {
             let c = q.calibration
-            let fallbacks = weights.int8Layers.filter { $0.quantized == nil }.count
-            print("precision   int8: \(weights.int8Layers.count - fallbacks) int8 layers (\(fallbacks) kept fp32), attention products in "
-                + "\(q.attentionInInt8 ? "int8" : "fp32"), \(q.activations.count) quantized activations")
+            // The decoder projections that read their input at 16 bits carry fp32 weights too, but are no fallbacks.
+            let wide = Set((q.wideDecoderInputs ?? []).filter { $0 < weights.decoder.stageProjections.count }
+                .map { weights.decoder.stageProjections[$0].name })
+            let fallbacks = weights.int8Layers.filter { $0.quantized == nil && !wide.contains($0.name) }.count
+            let count = weights.int8Layers.count - fallbacks - wide.count
+            print("precision   int8: \(count) int8 layers (\(fallbacks) kept fp32"
+                + (wide.isEmpty ? "" : ", \(wide.count) decoder projections at 16 bits: stages \((q.wideDecoderInputs ?? []).map { String($0 + 1) }.joined(separator: ", "))")
+                + "), attention products in \(q.attentionInInt8 ? "int8" : "fp32"), \(q.activations.count) quantized activations")
             print("calibrated  \(c.method) ranges from \(c.images) images at \(c.width)x\(c.height), from \(c.sourceModel), \(c.createdAt)")
         } else {
             print("precision   fp32")

@@ -57,7 +57,8 @@ final class Int8EngineTests: XCTestCase {
     }
 
     /// After a first frame, a frame allocates nothing: with int8 and with fp32 attention, with layers back in fp32
-    /// (the first block's, a decoder projection, a head's combine conv), with one task and with three.
+    /// (the first block's, a decoder projection, a head's combine conv), with every decoder input after the first read
+    /// at 16 bits, with one task and with three.
     func testAFrameAllocatesNothing() throws {
         for (model, reference) in [("mtl3-tiny.safetensors", "mtl3-tiny.reference.safetensors"),
                                    ("segformer-tiny.safetensors", "segformer-tiny.reference.safetensors")] {
@@ -71,6 +72,11 @@ final class Int8EngineTests: XCTestCase {
                 ("fp32 attention", try Int8Engine(weights: weights, activations: setup.model.record.grids(for: weights.description),
                                                   height: setup.height, width: setup.width, attentionInInt8: false)),
                 ("fp32 fallbacks", try withFallbacks.makeEngine(height: setup.height, width: setup.width, threads: 1)),
+                ("wide decoder inputs", try Int8Engine(weights: setup.model.fallingBack(Set(weights.decoder.stageProjections.dropFirst().map(\.name)),
+                                                                                         fp32: setup.fp32).weights,
+                                                       activations: setup.model.record.grids(for: weights.description),
+                                                       height: setup.height, width: setup.width,
+                                                       wideDecoderInputs: Set(1 ..< weights.stages.count))),
             ]
             for (name, engine) in engines {
                 engine.run(input: setup.inputs[0].pointer)
