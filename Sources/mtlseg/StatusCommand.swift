@@ -5,25 +5,73 @@ import Glibc
 #else
 import Foundation
 #endif
+import MTLSegDaemon
 import MTLSegEssentials
 import MTLSegWire
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a running mtlsegd's state: source, rates, latency percentiles, drops, clients, model.",
+        abstract: "Show running mtlsegd daemons' state: source, rates, latency percentiles, drops, clients, model.",
         discussion: """
-        Rates and percentiles cover the last moments (2 s, 512 frames), so a stalled source shows 0 fps and \
-        a growing last-frame age, never stale numbers. --json prints the daemon's STATS object as it is.
+        Without --socket or --instance: every daemon under /run/mtlseg, the single service's         (/run/mtlseg/mtlsegd.sock) and each camera's of mtlsegd@.service (/run/mtlseg/NAME/mtlsegd.sock).         Rates and percentiles cover the last moments (2 s, 512 frames), so a stalled source shows 0 fps and         a growing last-frame age, never stale numbers. --json prints the daemon's STATS object as it is;         for several daemons, one object with each socket's path as the key.
         """)
 
-    @Option(name: .long, help: "The daemon's socket.")
-    var socket: String = "/run/mtlseg/mtlsegd.sock"
+    @Option(name: .long, help: "One daemon's socket.")
+    var socket: String?
+
+    @Option(name: .long, help: ArgumentHelp("One camera's daemon of mtlsegd@.service (its socket /run/mtlseg/NAME/mtlsegd.sock).", valueName: "NAME"))
+    var instance: String?
 
     @Flag(name: .long, help: "Print the raw JSON.")
     var json = false
 
     func run() throws {
+        let sockets = try socketsToAsk()
+        if sockets.count == 1 {
+            let bytes = try Self.stats(socket: sockets[0])
+            if json { print(String(decoding: bytes, as: UTF8.self)) } else { try Self.printReport(bytes) }
+            return
+        }
+        var failures = 0
+        var reports: [String: Any] = [:]
+        for (index, socket) in sockets.enumerated() {
+            if !json { print((index == 0 ? "" : "\n") + "== \(Self.daemonName(socket)) (\(socket))") }
+            do {
+                let bytes = try Self.stats(socket: socket)
+                if json {
+                    reports[socket] = try JSONObject.parse(Data(bytes))
+                } else {
+                    try Self.printReport(bytes)
+                }
+            } catch {
+                failures += 1
+                if json { reports[socket] = ["error": "\(error)"] } else { print("error: \(error)") }
+            }
+        }
+        if json { print(String(decoding: try JSONObject.data(reports), as: UTF8.self)) }
+        if failures > 0 { throw ExitCode.failure }
+    }
+
+    /// --socket, --instance's socket, or every daemon's found under /run/mtlseg (the single service's
+    /// path when none is, so that the error names it).
+    func socketsToAsk() throws -> [String] {
+        if socket != nil && instance != nil { throw ValidationError("give --socket or --instance, not both") }
+        if let socket { return [socket] }
+        if let instance { return [try DaemonInstance(name: instance).socketPath] }
+        let running = DaemonInstance.runningSockets()
+        return running.isEmpty ? [Path.appending(DaemonInstance.defaultRuntimeParent, DaemonInstance.socketFileName)] : running
+    }
+
+    /// mtlsegd.service for the single service's socket, mtlsegd@NAME for a camera's.
+    static func daemonName(_ socket: String) -> String {
+        let folder = Path.deletingLastComponent(socket)
+        if folder == DaemonInstance.defaultRuntimeParent { return "mtlsegd.service" }
+        if Path.deletingLastComponent(folder) == DaemonInstance.defaultRuntimeParent { return "mtlsegd@\(Path.lastComponent(folder))" }
+        return socket
+    }
+
+    static func stats(socket: String) throws -> [UInt8] {
         // Only the statistics are wanted: ask for no task, so no frame is sent.
         let client = try WireClient(path: socket, hello: Hello(tasks: [], name: "mtlseg status"))
         try client.requestStats()
@@ -31,10 +79,10 @@ struct StatusCommand: ParsableCommand {
         while bytes.isEmpty {
             if case let .stats(reply) = try client.next(timeout: 5) { bytes = reply }
         }
-        if json {
-            print(String(decoding: bytes, as: UTF8.self))
-            return
-        }
+        return bytes
+    }
+
+    static func printReport(_ bytes: [UInt8]) throws {
         guard let stats = try JSONObject.parse(Data(bytes)) as? [String: Any] else {
             throw ToolError("the daemon's STATS is not a JSON object")
         }
