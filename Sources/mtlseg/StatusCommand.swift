@@ -89,18 +89,19 @@ struct StatusCommand: ParsableCommand {
         let source = stats["source"] as? [String: Any] ?? [:]
         let model = stats["model"] as? [String: Any] ?? [:]
         let counters = stats["counters"] as? [String: Any] ?? [:]
-        let fps = stats["fps"] as? [String: Double] ?? [:]
+        // Whole numbers arrive as integers (JSONObject): read every number through JSONObject.double.
+        let fps = stats["fps"] as? [String: Any] ?? [:]
         func number(_ value: Any?) -> Double { JSONObject.double(value) ?? 0 }
         print("model      \(model["name"] ?? "?") (\(model["precision"] ?? "?"), \(String(describing: model["sha256"] ?? "").prefix(12)))")
         print("source     \(source["name"] ?? "?"): \(source["state"] ?? "?")")
         print(String(cFormat: "uptime     %.0f s, last frame %.1f s ago", number(stats["uptime_s"]), number(stats["last_frame_age_s"])))
-        print(String(cFormat: "fps        captured %.1f, published %.1f", fps["captured"] ?? 0, fps["published"] ?? 0))
+        print(String(cFormat: "fps        captured %.1f, published %.1f", number(fps["captured"]), number(fps["published"])))
         print("frames     captured \(counters["captured"] ?? 0), published \(counters["published"] ?? 0); dropped: by the driver "
             + "\(counters["dropped_by_driver"] ?? 0), skipped before inference \(counters["skipped_before_inference"] ?? 0)")
-        if let latency = stats["latency_ms"] as? [String: [String: Double]] {
+        if let latency = stats["latency_ms"] as? [String: Any] {
             for name in ["queue", "preprocess", "inference", "postprocess"] {
-                guard let p = latency[name] else { continue }
-                print(String(cFormat: "latency    %-11@ p50 %6.2f  p90 %6.2f  p99 %6.2f ms", name, p["p50"] ?? 0, p["p90"] ?? 0, p["p99"] ?? 0))
+                guard let p = latency[name] as? [String: Any] else { continue }
+                print(String(cFormat: "latency    %-11@ p50 %6.2f  p90 %6.2f  p99 %6.2f ms", name, number(p["p50"]), number(p["p90"]), number(p["p99"])))
             }
         }
         let clients = stats["clients"] as? [[String: Any]] ?? []
