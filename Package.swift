@@ -34,17 +34,19 @@ let package = Package(
         .target(name: "MTLSegEssentials"),
         .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels", "MTLSegEssentials"]),
         .target(name: "MTLSegImage", dependencies: ["CImageCodecs"]),
-        .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "MTLSegImage", "CKernels", "MTLSegEssentials"]),
+        .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "CKernels", "MTLSegEssentials"]),
         .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage", "MTLSegEssentials"]),
-        .target(name: "MTLSegWire", dependencies: ["MTLSegEssentials"]),
+        // AF_UNIX stream sockets (the mask protocol and the metrics' HTTP both run on one).
+        .target(name: "MTLSegSocket"),
+        .target(name: "MTLSegWire", dependencies: ["MTLSegSocket", "MTLSegEssentials"]),
         .target(name: "MTLSegDaemon", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "CSystemd", "MTLSegEssentials",
+            "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "MTLSegSocket", "CSystemd", "MTLSegEssentials",
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
 
         // mtlsegd's command line, in a library so that `mtlseg` can run it too (see mtlseg's main).
         .target(name: "MTLSegDaemonCLI", dependencies: [
-            "MTLSegDaemon", "MTLSegCore", "MTLSegEssentials",
+            "MTLSegDaemon", "MTLSegEssentials",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -55,22 +57,24 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .executableTarget(name: "mtlsegd", dependencies: ["MTLSegDaemonCLI"]),
+        .executableTarget(name: "mtlsegd", dependencies: ["MTLSegDaemonCLI", "MTLSegCore"]),
 
         // libFuzzer targets (Tests/Fuzz/run.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
         .executableTarget(name: "mtlseg-fuzz", dependencies: ["MTLSegCore", "MTLSegDaemon", "MTLSegWire"]),
 
         // Tests.
-        .testTarget(name: "CKernelsTests", dependencies: ["CKernels"]),
+        .testTarget(name: "CKernelsTests", dependencies: ["MTLSegTestSupport", "CKernels", "MTLSegEssentials"]),
         .testTarget(name: "MTLSegEssentialsTests", dependencies: ["MTLSegEssentials"]),
-        .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MTLSegCoreTests", dependencies: ["MTLSegTestSupport", "MTLSegCore", "MTLSegEssentials"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MTLSegImageTests", dependencies: ["MTLSegImage"]),
-        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegQuant", "MTLSegCore", "MTLSegEssentials", "CAllocationCounter"]),
+        .testTarget(name: "MTLSegQuantTests", dependencies: ["MTLSegTestSupport", "MTLSegQuant", "MTLSegCore", "MTLSegEssentials", "CAllocationCounter"]),
         // Counts a thread's heap allocations (it replaces malloc in the test executable): a frame allocates nothing.
         .target(name: "CAllocationCounter", path: "Tests/AllocationCounter"),
-        .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegWire"]),
+        .target(name: "MTLSegTestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegTestSupport", "MTLSegWire", "MTLSegEssentials"]),
+        .testTarget(name: "MTLSegSocketTests", dependencies: ["MTLSegSocket"]),
         .testTarget(name: "MTLSegDaemonTests", dependencies: [
-            "MTLSegDaemon", "MTLSegWire", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg", "mtlseg-fuzz",
+            "MTLSegDaemon", "MTLSegWire", "MTLSegSocket", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg", "mtlseg-fuzz",
         ]),
         // Runs the built `mtlseg` binary end to end, as a user would.
         .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),

@@ -19,7 +19,7 @@ public final class ImageFolderSource: FrameSource {
     public let paths: [String]
     public let pixelBudget: PixelBudget
     private let warn: @Sendable (String) -> Void
-    private let thread = SourceThread()
+    private let thread = StoppableThread()
     private let status = SourceStatus()
 
     /// Throws `CaptureError.noImages` if the folder cannot be listed or holds no PNG/JPEG.
@@ -55,7 +55,7 @@ public final class ImageFolderSource: FrameSource {
     public func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void) {
         status.reset(stateChanged: stateChanged)
         status.set(.starting)
-        thread.start(name: "folder \(folder)") { [self] thread in
+        thread.start(name: SystemThread.name("cap-", Path.lastComponent(folder))) { [self] thread in
             run(thread, deliver: deliver)
             status.set(.stopped)
         }
@@ -63,7 +63,7 @@ public final class ImageFolderSource: FrameSource {
 
     public func stop() { thread.stop() }
 
-    private func run(_ thread: SourceThread, deliver: (Frame) -> Void) {
+    private func run(_ thread: StoppableThread, deliver: (Frame) -> Void) {
         var clock = PacedFrameLoop(framesPerSecond: framesPerSecond)
         var unreadable = Set<String>()
         var sequence: UInt64 = 0

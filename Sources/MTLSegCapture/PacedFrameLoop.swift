@@ -4,6 +4,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import MTLSegEssentials
 
 /// The clock of a source that makes its own frames (a folder, a synthetic field): frame n is due
 /// at start + n / fps; a late frame is not made up for (the next is due one interval after it).
@@ -16,7 +17,7 @@ struct PacedFrameLoop {
     }
 
     /// Sleeps until the next frame is due; false when stop was requested meanwhile.
-    mutating func waitForNext(_ thread: SourceThread) -> Bool {
+    mutating func waitForNext(_ thread: StoppableThread) -> Bool {
         let now = Clock.monotonicNanoseconds()
         if due > now, !thread.sleep(seconds: Double(due - now) / 1e9) { return false }
         let step = UInt64(interval * 1e9)

@@ -4,6 +4,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import MTLSegEssentials
 
 /// A UAV's view of a crop field, made up: rows of plants on soil scrolling past a few pixels a
 /// frame, with a slow sideways drift. Deterministic for a seed (frame n is always the same image),
@@ -17,7 +18,7 @@ public final class SyntheticFieldSource: FrameSource {
     public let pixelsPerFrame: Int
     private let tile: CropFieldTile
     private let margin: Int
-    private let thread = SourceThread()
+    private let thread = StoppableThread()
     private let status = SourceStatus()
 
     public init(width: Int = 640, height: Int = 480, framesPerSecond: Double = 15, seed: UInt64 = 1, pixelsPerFrame: Int = 3) {
@@ -58,7 +59,7 @@ public final class SyntheticFieldSource: FrameSource {
     public func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void) {
         status.reset(stateChanged: stateChanged)
         status.set(.starting)
-        thread.start(name: "synthetic") { [self] thread in
+        thread.start(name: "cap-synthetic") { [self] thread in
             var clock = PacedFrameLoop(framesPerSecond: framesPerSecond)
             var index: UInt64 = 0
             status.set(.streaming)

@@ -33,7 +33,7 @@ public final class V4L2Camera: FrameSource {
     public let request: CameraRequest
     public let timing: Timing
     private let device: VideoDevice
-    private let thread = SourceThread()
+    private let thread = StoppableThread()
     private let status = SourceStatus()
     private let nameLock = Lock()
     private var negotiated: String?
@@ -60,7 +60,7 @@ public final class V4L2Camera: FrameSource {
     public func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void) {
         status.reset(stateChanged: stateChanged)
         status.set(.starting)
-        thread.start(name: "capture \(path)") { [self] thread in
+        thread.start(name: SystemThread.name("cap-", Path.lastComponent(path))) { [self] thread in
             run(thread, deliver: deliver)
             status.set(.stopped)
         }
@@ -73,7 +73,7 @@ public final class V4L2Camera: FrameSource {
     // MARK: - The capture thread
 
     /// Open, stream until something fails, tear down, wait, repeat; until stop.
-    private func run(_ thread: SourceThread, deliver: (Frame) -> Void) {
+    private func run(_ thread: StoppableThread, deliver: (Frame) -> Void) {
         var backoff = timing.initialBackoff
         var openedBefore = false
         var sequence = SequenceContinuation()
@@ -107,7 +107,7 @@ public final class V4L2Camera: FrameSource {
     }
 
     /// Polls and delivers the newest frame of each wake-up until stop (returns) or failure (throws).
-    private func pump(_ stream: V4L2Stream, _ thread: SourceThread, _ sequence: inout SequenceContinuation,
+    private func pump(_ stream: V4L2Stream, _ thread: StoppableThread, _ sequence: inout SequenceContinuation,
                       _ deliver: (Frame) -> Void) throws {
         var lastFrameAt = Clock.monotonicNanoseconds()
         var rgb: [UInt8] = []

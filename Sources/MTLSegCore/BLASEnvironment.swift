@@ -6,30 +6,26 @@ import Glibc
 import Foundation
 #endif
 
-/// OpenBLAS reads its settings from the environment when it loads, before
-/// `main` runs; setting them from inside the process is too late. So when they
-/// are unset, the program (mtlseg, mtlsegd) sets them and starts itself again, once:
-/// - OPENBLAS_NUM_THREADS=1: the engines spread their work over their own
-///   threads, and idle OpenBLAS workers would spin against them.
-/// - OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512: Debian's OpenBLAS
-///   0.3.21 takes Zen 4/5 for Haswell and runs its AVX2 kernels at half speed.
+/// The environment OpenBLAS should load with. It reads its settings when it loads, before `main`
+/// runs, so setting them from inside the process is too late: the executables (mtlseg, mtlsegd)
+/// set what is missing and start themselves again, once, first thing in `main`.
+/// - OPENBLAS_NUM_THREADS=1: the engines spread their work over their own threads, and idle
+///   OpenBLAS workers would spin against them.
+/// - OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512: Debian's OpenBLAS 0.3.21 takes Zen 4/5
+///   for Haswell and runs its AVX2 kernels at half speed.
 /// A value the user set is kept as it is.
 public enum BLASEnvironment {
-    /// Call first thing in `main`.
-    public static func prepare() {
-        guard getenv("MTLSEG_BLAS_PREPARED") == nil else { return }
-        var changed = false
-        if getenv("OPENBLAS_NUM_THREADS") == nil {
-            setenv("OPENBLAS_NUM_THREADS", "1", 1)
-            changed = true
-        }
-        if getenv("OPENBLAS_CORETYPE") == nil && ck_cpu_has_avx512f() != 0 {
-            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
-            changed = true
-        }
-        guard changed else { return }
-        setenv("MTLSEG_BLAS_PREPARED", "1", 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
-        // Only reached if the exec failed: carry on with OpenBLAS as it loaded.
+    /// Set with the others, so that the restarted process does not restart again.
+    public static let marker = "MTLSEG_BLAS_PREPARED"
+
+    /// The variables to set before OpenBLAS loads (the marker last); empty when nothing is missing
+    /// or the process was already restarted for them.
+    public static func missingSettings() -> [(name: String, value: String)] {
+        guard getenv(marker) == nil else { return [] }
+        var settings: [(name: String, value: String)] = []
+        if getenv("OPENBLAS_NUM_THREADS") == nil { settings.append(("OPENBLAS_NUM_THREADS", "1")) }
+        if getenv("OPENBLAS_CORETYPE") == nil && ck_cpu_has_avx512f() != 0 { settings.append(("OPENBLAS_CORETYPE", "SkylakeX")) }
+        if !settings.isEmpty { settings.append((marker, "1")) }
+        return settings
     }
 }

@@ -41,63 +41,34 @@ public struct ForwardPlan {
         var headDim: Int { channels / heads }
     }
 
-    /// Element counts of the arena's regions.
-    let imageCount: Int
-    let stageOutputCounts: [Int]
-    let tokenCount: Int
-    let columnCount: Int
-    let reducedCount: Int
-    let scoreCount: Int
-    let hiddenCount: Int
-    let decoderCount: Int
-    let taskMapCount: Int
-    let gateCount: Int
-    let logitsCount: Int
-
-    /// Largest score block kept at once: 64 Ki floats (256 KiB, within L2).
-    static let scoreBudget = 1 << 13
+    /// Element counts of the arena's regions (ForwardSizes works them out).
+    private let sizes: ForwardSizes<Int>
+    var imageCount: Int { sizes.image }
+    var stageOutputCounts: [Int] { sizes.stageOutputs }
+    var tokenCount: Int { sizes.tokens }
+    var columnCount: Int { sizes.columns }
+    var reducedCount: Int { sizes.reduced }
+    var scoreCount: Int { sizes.scores }
+    var hiddenCount: Int { sizes.hidden }
+    var decoderCount: Int { sizes.decoder }
+    var taskMapCount: Int { sizes.taskMaps }
+    var gateCount: Int { sizes.gates }
+    var logitsCount: Int { sizes.logits }
 
     public init(description: ModelDescription, height: Int, width: Int) {
         let e = description.encoder
         input = MapSize(height: height, width: width)
-        var shapes: [StageShape] = []
-        var current = input
-        var tokens = 0, columns = 0, reducedTokens = 0, scores = 0, hidden = 0, stageOutputs: [Int] = []
-        for i in 0 ..< e.stageCount {
-            let k = e.patchSizes[i], s = e.strides[i], p = k / 2
-            let inChannels = i == 0 ? e.numChannels : e.hiddenSizes[i - 1]
-            let next = MapSize(height: (current.height + 2 * p - k) / s + 1, width: (current.width + 2 * p - k) / s + 1)
-            let c = e.hiddenSizes[i], sr = e.srRatios[i]
-            let kv = sr > 1 ? MapSize(height: next.height / sr, width: next.width / sr) : next
-            let rowBlock = max(1, min(next.pixels, Self.scoreBudget / max(kv.pixels, 1)))
-            shapes.append(StageShape(tokens: next, reduced: kv, inChannels: inChannels, channels: c, hiddenChannels: c * e.mlpRatios[i],
-                                     heads: e.numAttentionHeads[i], patchSize: k, srRatio: sr, attentionRowBlock: rowBlock))
-            stageOutputs.append(next.pixels * c)
-            tokens = max(tokens, next.pixels * c)
-            columns = max(columns, next.pixels * k * k * inChannels, kv.pixels * sr * sr * c)
-            reducedTokens = max(reducedTokens, kv.pixels * c)
-            scores = max(scores, rowBlock * kv.pixels)
-            hidden = max(hidden, next.pixels * c * e.mlpRatios[i])
-            current = next
+        sizes = ForwardSizes(description: description, height: height, width: width)
+        stages = sizes.stages.enumerated().map { i, stage in
+            StageShape(tokens: MapSize(height: stage.height, width: stage.width),
+                       reduced: MapSize(height: stage.reducedHeight, width: stage.reducedWidth),
+                       inChannels: stage.inChannels, channels: stage.channels, hiddenChannels: stage.hiddenChannels,
+                       heads: e.numAttentionHeads[i], patchSize: e.patchSizes[i], srRatio: e.srRatios[i],
+                       attentionRowBlock: stage.attentionRowBlock)
         }
-        stages = shapes
-        stageSizes = shapes.map(\.tokens)
-        reducedSizes = shapes.map(\.reduced)
-        attentionRowBlocks = shapes.map(\.attentionRowBlock)
-        imageCount = height * width * e.numChannels
-        stageOutputCounts = stageOutputs
-        tokenCount = tokens
-        columnCount = columns
-        reducedCount = reducedTokens
-        scoreCount = scores
-        hiddenCount = hidden
-        let d = description.decoderHiddenSize
-        let decoderPixels = shapes[0].tokens.pixels
-        decoderCount = decoderPixels * d
-        let taskCount = description.tasks.count
-        taskMapCount = taskCount > 1 ? decoderPixels * d : 0
-        gateCount = decoderPixels
-        logitsCount = decoderPixels * (description.tasks.map(\.classCount).max() ?? 1)
+        stageSizes = stages.map(\.tokens)
+        reducedSizes = stages.map(\.reduced)
+        attentionRowBlocks = stages.map(\.attentionRowBlock)
     }
 
     /// The logits' grid: the first stage's, a quarter of the input.
@@ -108,10 +79,7 @@ public struct ForwardPlan {
     static func byteRowStride(_ channels: Int) -> Int { (channels + 15) / 16 * 16 }
 
     /// Floats of activation memory one forward pass uses.
-    public func arenaFloats(taskCount: Int) -> Int {
-        imageCount + stageOutputCounts.reduce(0, +) + 4 * tokenCount + columnCount + 3 * reducedCount + scoreCount
-            + 2 * hiddenCount + decoderCount + (taskCount > 1 ? (taskCount + 2) * taskMapCount : 0) + 3 * gateCount + logitsCount
-    }
+    public func arenaFloats(taskCount: Int) -> Int { sizes.arenaFloats(taskCount: taskCount) }
 }
 
 /// One block of 64-byte-aligned, zeroed memory cut into the regions a forward pass needs.

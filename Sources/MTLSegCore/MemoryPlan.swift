@@ -58,7 +58,6 @@ public struct MemoryPlan: Equatable, Sendable {
 
     /// `height`×`width` is the engine's input; `entries` the model file's tensors.
     public init(description d: ModelDescription, height: Int, width: Int, entries: [SafeTensorsEntry], engine: Engine, threads: Int) {
-        let e = d.encoder
         // Weights as the engine holds them: fp32 tensors, int8 ones with their packed copy; the
         // load-time rewrites (repacking, folds) hold a second copy of a layer while they run.
         var weights = SaturatingCount(0)
@@ -68,47 +67,25 @@ public struct MemoryPlan: Equatable, Sendable {
             weights = weights + elements * SaturatingCount(bytesEach)
         }
 
-        // ForwardPlan's regions, with saturating arithmetic.
-        let h = SaturatingCount(max(height, 0)), w = SaturatingCount(max(width, 0))
-        var current = (h: h, w: w)
-        var tokens = SaturatingCount(0), columns = SaturatingCount(0), reduced = SaturatingCount(0), scores = SaturatingCount(0), hidden = SaturatingCount(0)
-        var stageOutputs = SaturatingCount(0), maxHidden = SaturatingCount(0), firstPixels = SaturatingCount(0), laterWidths = SaturatingCount(0), laterPixels = SaturatingCount(0)
-        for i in 0 ..< e.stageCount {
-            let k = SaturatingCount(e.patchSizes[i]), s = SaturatingCount(max(e.strides[i], 1)), p = SaturatingCount(e.patchSizes[i] / 2)
-            let inChannels = SaturatingCount(i == 0 ? e.numChannels : e.hiddenSizes[i - 1])
-            let next = (h: (current.h + p + p).minus(k) / s + SaturatingCount(1), w: (current.w + p + p).minus(k) / s + SaturatingCount(1))
-            let pixels = next.h * next.w
-            let c = SaturatingCount(e.hiddenSizes[i]), sr = SaturatingCount(e.srRatios[i]), mlp = SaturatingCount(e.mlpRatios[i])
-            let kvPixels = e.srRatios[i] > 1 ? (next.h / sr) * (next.w / sr) : pixels
-            let rowBlock = SaturatingCount(max(1, min(pixels.value, ForwardPlan.scoreBudget / max(kvPixels.value, 1))))
-            tokens = max(tokens, pixels * c)
-            columns = max(columns, pixels * k * k * inChannels, kvPixels * sr * sr * c)
-            reduced = max(reduced, kvPixels * c)
-            scores = max(scores, rowBlock * kvPixels)
-            hidden = max(hidden, pixels * c * mlp)
-            maxHidden = max(maxHidden, c * mlp)
-            stageOutputs = stageOutputs + pixels * c
-            if i == 0 { firstPixels = pixels } else { laterWidths = laterWidths + next.w; laterPixels = laterPixels + pixels }
-            current = next
-        }
+        // ForwardPlan's sizes, worked out in saturating arithmetic, plus every task's logits (the engine
+        // hands them all out at once).
+        let sizes = ForwardSizes<SaturatingCount>(description: d, height: height, width: width)
         let decoderWidth = SaturatingCount(d.decoderHiddenSize)
-        let tasks = SaturatingCount(d.tasks.count)
-        let maxClasses = SaturatingCount(d.tasks.map(\.classes.count).max() ?? 1)
         let allClasses = SaturatingCount(d.tasks.map(\.classes.count).reduce(0, +))
-        let image = h * w * SaturatingCount(e.numChannels)
-        let decoder = firstPixels * decoderWidth
-        let taskMaps = d.tasks.count > 1 ? (tasks + SaturatingCount(2)) * decoder : SaturatingCount(0)
-        var floats = image + stageOutputs + SaturatingCount(4) * tokens + columns + SaturatingCount(3) * reduced + scores + SaturatingCount(2) * hidden + decoder
-            + taskMaps + SaturatingCount(3) * firstPixels + firstPixels * (maxClasses + allClasses)
+        var floats = sizes.arenaFloats(taskCount: d.tasks.count) + sizes.gates * allClasses
         if engine == .int8 {
             // The int8 engine's per-thread scratch (score block, depthwise rows, a decoder band and row) and its
             // lower-resolution decoder projections.
-            let perThread = scores + SaturatingCount(2) * maxHidden + SaturatingCount(1 << 17) + laterWidths * decoderWidth
+            let later = sizes.stages.dropFirst()
+            let laterWidths = later.reduce(SaturatingCount(0)) { $0 + $1.width }
+            let laterPixels = later.reduce(SaturatingCount(0)) { $0 + $1.pixels }
+            let maxHidden = sizes.stages.map(\.hiddenChannels).max() ?? SaturatingCount(0)
+            let perThread = sizes.scores + SaturatingCount(2) * maxHidden + SaturatingCount(1 << 17) + laterWidths * decoderWidth
             floats = floats + SaturatingCount(max(threads, 1)) * perThread + laterPixels * decoderWidth
         }
         weightBytes = weights.value
         activationBytes = (floats * SaturatingCount(4)).value
-        inputBytes = (image * SaturatingCount(4)).value
+        inputBytes = (sizes.image * SaturatingCount(4)).value
     }
 
     /// Throws `MemoryBudgetExceeded` when the plan does not fit `budget` (a saturated plan never does).
@@ -126,29 +103,4 @@ public struct MemoryPlan: Equatable, Sendable {
         while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
         return unit == 0 ? "\(bytes) bytes" : String(cFormat: value < 10 ? "%.1f %@" : "%.0f %@", value, units[unit])
     }
-}
-
-/// A non-negative count whose products and sums saturate at Int.max (past every budget) instead of trapping.
-struct SaturatingCount: Comparable, Sendable {
-    let value: Int
-
-    init(_ value: Int) { self.value = max(value, 0) }
-
-    static func + (a: SaturatingCount, b: SaturatingCount) -> SaturatingCount {
-        let (sum, overflow) = a.value.addingReportingOverflow(b.value)
-        return SaturatingCount(overflow ? .max : sum)
-    }
-
-    static func * (a: SaturatingCount, b: SaturatingCount) -> SaturatingCount {
-        let (product, overflow) = a.value.multipliedReportingOverflow(by: b.value)
-        return SaturatingCount(overflow ? .max : product)
-    }
-
-    /// Integer division; a saturated count stays saturated.
-    static func / (a: SaturatingCount, b: SaturatingCount) -> SaturatingCount { a.value == .max ? a : SaturatingCount(a.value / max(b.value, 1)) }
-
-    /// a − b, floored at zero; a saturated count stays saturated.
-    func minus(_ b: SaturatingCount) -> SaturatingCount { value == .max ? self : SaturatingCount(value - b.value) }
-
-    static func < (a: SaturatingCount, b: SaturatingCount) -> Bool { a.value < b.value }
 }

@@ -31,7 +31,7 @@ public final class ThreadPool: @unchecked Sendable {
         for index in 1 ..< threadCount {
             let shared = self.shared
             let thread = SystemThread { shared.workerLoop(thread: index) }
-            thread.name = "mtlseg-worker-\(index)"
+            thread.name = "worker-\(index)"
             thread.start()
         }
     }

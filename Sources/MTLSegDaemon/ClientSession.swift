@@ -5,8 +5,8 @@ import Glibc
 import Foundation
 #endif
 import Dispatch
-import MTLSegCapture
 import MTLSegEssentials
+import MTLSegSocket
 import MTLSegWire
 
 /// One connected consumer: its handshake, its mailbox, and the thread that writes
@@ -87,7 +87,7 @@ final class ClientSession: @unchecked Sendable {
             run()
             finished.signal()
         }
-        thread.name = "mtlsegd-client-\(id)"
+        thread.name = "client-\(id)"
         thread.start()
     }
 

@@ -4,7 +4,6 @@ import Glibc
 #else
 import Foundation
 #endif
-import Dispatch
 import MTLSegEssentials
 import MTLSegCapture
 import MTLSegCore
@@ -34,9 +33,7 @@ public final class InferencePipeline: @unchecked Sendable {
     let recentPublished = RecentFrames()
     let histograms = LatencyHistograms(stages: InferencePipeline.latencyNames.count)
     private var lastPublished: UInt64 = 0
-    private var thread: SystemThread?
-    private let finished = DispatchSemaphore(value: 0)
-    private var stopping = false
+    private let thread = StoppableThread()
 
     public init(source: FrameSource, engine: SegmentationEngine, description: ModelDescription, server: MaskServer) {
         self.source = source
@@ -80,23 +77,13 @@ public final class InferencePipeline: @unchecked Sendable {
         }, stateChanged: { state in
             DaemonLog.info("source: \(state)")
         })
-        let thread = SystemThread { [self] in
-            inferenceLoop()
-            finished.signal()
-        }
-        thread.name = "mtlsegd-inference"
-        self.thread = thread
-        thread.start()
+        thread.start(name: "inference") { [self] thread in inferenceLoop(thread) }
     }
 
     /// Stops capture, lets the frame in flight finish, and joins the inference thread.
     public func stop() {
         source.stop()
-        lock.lock()
-        stopping = true
-        lock.unlock()
-        slot.close()
-        if thread != nil { finished.wait() }
+        thread.stop(wake: slot.close)
     }
 
     /// Runs the next frames on another engine (model reload); the frame in flight finishes on the old one.
@@ -114,13 +101,9 @@ public final class InferencePipeline: @unchecked Sendable {
         lock.unlock()
     }
 
-    private func inferenceLoop() {
+    private func inferenceLoop(_ thread: StoppableThread) {
         var lastGeneration = 0
-        while true {
-            lock.lock()
-            let done = stopping
-            lock.unlock()
-            if done { return }
+        while !thread.shouldStop {
             guard let frame = slot.take(timeout: 0.5) else { continue }
             lock.lock()
             let engine = self.engine, preprocessor = self.preprocessor, input = self.input, generation = self.generation

@@ -4,8 +4,8 @@ import Glibc
 #else
 import Foundation
 #endif
-import Dispatch
 import MTLSegEssentials
+import MTLSegSocket
 import MTLSegWire
 
 /// The masks of one inferred frame, as the pipeline hands them to the server.
@@ -75,9 +75,7 @@ public final class MaskServer: @unchecked Sendable {
     private var departed: [ClientCounters] = []
     private var nextID = 1
     private var listener: UnixSocket?
-    private var acceptThread: SystemThread?
-    private var stopping = false
-    private let acceptDone = DispatchSemaphore(value: 0)
+    private let acceptThread = StoppableThread()
     /// Answers STATS_REQUEST: the daemon's counters as a JSON object.
     public var statsProvider: @Sendable () -> [UInt8] = { Array("{}".utf8) }
 
@@ -100,10 +98,7 @@ public final class MaskServer: @unchecked Sendable {
             }
         }
         listener = socket
-        let thread = SystemThread { [self] in acceptLoop(socket) }
-        thread.name = "mtlsegd-accept"
-        acceptThread = thread
-        thread.start()
+        acceptThread.start(name: "accept") { [self] thread in acceptLoop(socket, thread) }
     }
 
     /// Hands a frame to every client's mailbox.
@@ -144,12 +139,11 @@ public final class MaskServer: @unchecked Sendable {
 
     /// Stops accepting, says goodbye to every client, removes the socket file.
     public func stop() {
+        // The accept thread first: once it has returned, no client joins after this list is taken.
+        acceptThread.stop(wake: { listener?.shutdownBoth() })
         lock.lock()
-        stopping = true
         let current = Array(sessions.values)
         lock.unlock()
-        listener?.shutdownBoth()
-        if acceptThread != nil { acceptDone.wait() }
         for session in current { session.close(with: WireError(code: WireError.shuttingDown, message: "mtlsegd is stopping")) }
         for session in current { session.join() }
         listener?.removeBoundFile()
@@ -157,22 +151,14 @@ public final class MaskServer: @unchecked Sendable {
 
     // MARK: Accepting
 
-    private func acceptLoop(_ socket: UnixSocket) {
-        defer { acceptDone.signal() }
-        while true {
-            lock.lock()
-            let done = stopping
-            lock.unlock()
-            if done { return }
+    private func acceptLoop(_ socket: UnixSocket, _ thread: StoppableThread) {
+        while !thread.shouldStop {
             guard socket.wait(for: Int16(POLLIN), timeout: 0.2) else { continue }
             guard let client = socket.acceptClient() else {
                 if errno == EINTR || errno == EAGAIN || errno == ECONNABORTED { continue }
-                lock.lock()
-                let done = stopping
-                lock.unlock()
-                if done { return }
+                if thread.shouldStop { return }
                 DaemonLog.warning("\(settings.path): accept failed: \(String(cString: strerror(errno)))")
-                SystemThread.sleep(forTimeInterval: 0.1)
+                thread.sleep(seconds: 0.1)
                 continue
             }
             admit(client)

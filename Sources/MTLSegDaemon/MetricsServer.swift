@@ -4,9 +4,8 @@ import Glibc
 #else
 import Foundation
 #endif
-import Dispatch
 import MTLSegEssentials
-import MTLSegWire
+import MTLSegSocket
 
 /// The daemon's counters and histograms in the Prometheus text format, served
 /// over HTTP on a Unix socket (off unless configured: no new network exposure,
@@ -15,10 +14,7 @@ public final class MetricsServer: @unchecked Sendable {
     private let path: String
     private let render: @Sendable () -> String
     private var listener: UnixSocket?
-    private let lock = Lock()
-    private var stopping = false
-    private let finished = DispatchSemaphore(value: 0)
-    private var started = false
+    private let thread = StoppableThread()
 
     public init(path: String, render: @escaping @Sendable () -> String) {
         self.path = path
@@ -28,15 +24,9 @@ public final class MetricsServer: @unchecked Sendable {
     public func start() throws {
         let socket = try UnixSocket.listen(at: path, mode: 0o660)
         listener = socket
-        started = true
-        let thread = SystemThread { [self] in
-            defer { finished.signal() }
+        thread.start(name: "metrics") { [render] thread in
             var request = [UInt8](repeating: 0, count: 4096)
-            while true {
-                lock.lock()
-                let done = stopping
-                lock.unlock()
-                if done { return }
+            while !thread.shouldStop {
                 guard socket.wait(for: Int16(POLLIN), timeout: 0.2) else { continue }
                 guard let client = socket.acceptClient() else { continue }
                 // Read the request head (whatever it asks, the answer is the metrics), then answer and close.
@@ -46,16 +36,10 @@ public final class MetricsServer: @unchecked Sendable {
                 _ = client.writeAll(Array(head.utf8) + body, timeout: 1)
             }
         }
-        thread.name = "mtlsegd-metrics"
-        thread.start()
     }
 
     public func stop() {
-        lock.lock()
-        stopping = true
-        lock.unlock()
-        listener?.shutdownBoth()
-        if started { finished.wait() }
+        thread.stop(wake: { listener?.shutdownBoth() })
         listener?.removeBoundFile()
     }
 }

@@ -1,4 +1,4 @@
-import MTLSegWire
+import MTLSegSocket
 
 /// Bytes for one client that the socket has not taken yet, written without ever blocking the
 /// client's thread (which must go on noticing newer frames, requests and hang-ups).

@@ -5,9 +5,7 @@ import Glibc
 #else
 import Foundation
 #endif
-import Dispatch
 import MTLSegEssentials
-import MTLSegCapture
 
 /// Talks to systemd (sd_notify; a no-op when not started by systemd): READY,
 /// STATUS with fps, latency and clients, RELOADING, STOPPING, and WATCHDOG=1
@@ -32,10 +30,7 @@ public final class ServiceNotifier: @unchecked Sendable {
     /// Frames older than this mean "not flowing".
     public let stallAfter: Double
     private let health: @Sendable () -> Health
-    private let lock = Lock()
-    private var running = false
-    private let finished = DispatchSemaphore(value: 0)
-    private var started = false
+    private let thread = StoppableThread()
 
     public init(stallAfter: Double, health: @escaping @Sendable () -> Health) {
         self.stallAfter = stallAfter
@@ -54,21 +49,12 @@ public final class ServiceNotifier: @unchecked Sendable {
 
     /// Starts the thread that sends STATUS every second and WATCHDOG=1 at half the watchdog interval while frames flow.
     public func start() {
-        lock.lock()
-        running = true
-        started = true
-        lock.unlock()
         let tick = min(1, (Self.watchdogInterval ?? 2) / 2)
-        let thread = SystemThread { [self] in
+        thread.start(name: "notify") { [self] thread in
             var lastPublished: UInt64 = 0
             var lastTick = Clock.monotonicNanoseconds()
             var flowing = true
-            while true {
-                lock.lock()
-                let go = running
-                lock.unlock()
-                guard go else { break }
-                SystemThread.sleep(forTimeInterval: tick)
+            while thread.sleep(seconds: tick) {
                 let now = Clock.monotonicNanoseconds()
                 let h = health()
                 let fps = Double(h.published &- lastPublished) / max(Double(now - lastTick) / 1e9, 1e-9)
@@ -85,18 +71,11 @@ public final class ServiceNotifier: @unchecked Sendable {
                 if isFlowing { message += "\nWATCHDOG=1" }
                 Self.send(message)
             }
-            finished.signal()
         }
-        thread.name = "mtlsegd-notify"
-        thread.start()
     }
 
+    /// Ends the thread at once (a tick under way finishes first).
     public func stop() {
-        lock.lock()
-        let wasStarted = started
-        running = false
-        started = false
-        lock.unlock()
-        if wasStarted { finished.wait() }
+        thread.stop()
     }
 }

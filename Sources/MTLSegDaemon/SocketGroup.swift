@@ -4,7 +4,7 @@ import Glibc
 #else
 import Foundation
 #endif
-import MTLSegWire
+import MTLSegSocket
 
 /// Gives the mask socket the configured group, so that group's members may connect.
 ///

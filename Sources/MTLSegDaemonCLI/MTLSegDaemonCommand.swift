@@ -5,7 +5,6 @@ import Glibc
 #else
 import Foundation
 #endif
-import MTLSegCore
 import MTLSegDaemon
 
 /// mtlsegd's command line. A library, so that the `mtlseg` binary can also run as mtlsegd (the
@@ -20,10 +19,16 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         fails to load); SIGTERM stops. The socket protocol: Sources/MTLSegWire/PROTOCOL.md.
         """)
 
+    /// Call from the executable's entry point, after the BLAS environment is settled (BLASEnvironment).
     public static func main() {
-        BLASEnvironment.prepare()
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
+        // --help and --version parse as commands of ArgumentParser's own, whose run throws what
+        // ArgumentParser prints itself (the help text), not a failure to log.
+        guard command is MTLSegDaemonCommand else {
+            do { try command.run() } catch { exit(withError: error) }
+            return
+        }
         do {
             try command.run()
         } catch let code as ExitCode {

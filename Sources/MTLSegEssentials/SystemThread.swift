@@ -7,6 +7,20 @@ public final class SystemThread {
     /// The name the thread gives itself (shown by top -H, ps -L, gdb); at most 15 bytes are kept.
     public var name: String?
 
+    /// The longest thread name Linux keeps (16 bytes with the terminating NUL); longer ones are cut.
+    public static let maximumNameBytes = 15
+
+    /// `prefix` followed by as much of `detail` as fits in a thread name, cut at a character
+    /// boundary: for names that carry something variable (a device, a client number).
+    public static func name(_ prefix: String, _ detail: String) -> String {
+        var name = prefix
+        for character in detail {
+            guard name.utf8.count + character.utf8.count <= maximumNameBytes else { break }
+            name.append(character)
+        }
+        return name
+    }
+
     public init(block: @escaping () -> Void) {
         self.block = block
     }
@@ -31,7 +45,7 @@ public final class SystemThread {
     private static func setName(_ name: String) {
         let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
-        let bytes = Array(name.utf8.prefix(15))
+        let bytes = Array(name.utf8.prefix(maximumNameBytes))
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
     }

@@ -4,6 +4,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import MTLSegSocket
 
 /// A consumer of mtlsegd's stream: connects, says HELLO, and reads frames.
 public final class WireClient {

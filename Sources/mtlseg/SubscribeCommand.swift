@@ -6,7 +6,6 @@ import Glibc
 import Foundation
 #endif
 import MTLSegEssentials
-import MTLSegCapture
 import MTLSegCore
 import MTLSegImage
 import MTLSegWire

@@ -108,7 +108,11 @@ qemu() {
 failed=()
 for stage in "${stages[@]}"; do
   case "$stage" in
-    native|qemu) (set -e; "$stage") || failed+=("$stage");;
+    native|qemu)
+      # Not `(…) || failed+=…`: bash ignores set -e inside anything on the left of || (a failed
+      # check would go unnoticed unless it came last), so the status is taken on its own line.
+      (set -e; "$stage")
+      [ $? -eq 0 ] || failed+=("$stage");;
     *) die "unknown stage $stage (native, qemu)";;
   esac
 done

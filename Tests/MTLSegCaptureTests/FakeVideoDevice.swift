@@ -1,5 +1,6 @@
 import CV4L2
 import Foundation
+import MTLSegEssentials
 @testable import MTLSegCapture
 
 /// A scripted V4L2 device: it offers formats, sizes and rates, and DQBUF plays `events` in order.

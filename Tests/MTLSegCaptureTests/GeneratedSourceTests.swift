@@ -22,12 +22,14 @@ final class GeneratedSourceTests: XCTestCase {
         recorder.start(source)
         recorder.wait("five frames") { $0.frames.count >= 5 }
         source.stop()
+        recorder.markStopped()
         let count = recorder.frames.count
         XCTAssertEqual(recorder.sequences, Array(0 ..< UInt64(count)))
         XCTAssertTrue(recorder.frames.allSatisfy { $0.width == 160 && $0.height == 120 && $0.pixels.count == 160 * 120 * 3 })
         XCTAssertEqual(source.state, .stopped)
         XCTAssertEqual(recorder.states, [.starting, .streaming, .stopped])
-        usleep(50_000)
+        XCTAssertTrue(Recorder.threadEnds("cap-synthetic"), "the source's thread outlived stop")
+        XCTAssertEqual(recorder.lateFrames, 0, "nothing after stop")
         XCTAssertEqual(recorder.frames.count, count, "nothing after stop")
         XCTAssertEqual(source.counters.captured, UInt64(count))
     }

@@ -1,5 +1,6 @@
 import CV4L2
 import Foundation
+import MTLSegEssentials
 @testable import MTLSegCapture
 import XCTest
 
@@ -182,10 +183,12 @@ final class V4L2CameraTests: XCTestCase {
         recorder.start(camera)
         recorder.wait("a frame") { !$0.frames.isEmpty }
         camera.stop()
+        recorder.markStopped()
         let count = recorder.frames.count
         XCTAssertEqual(camera.state, .stopped)
         device.script([.frame(10), .frame(11)])
-        usleep(50_000)
+        XCTAssertTrue(Recorder.threadEnds("cap-fake0"), "the capture thread outlived stop")
+        XCTAssertEqual(recorder.lateFrames, 0, "nothing after stop")
         XCTAssertEqual(recorder.frames.count, count)
         XCTAssertEqual(device.closes, device.opens)
     }

@@ -28,6 +28,23 @@ final class ThreadPoolTests: XCTestCase {
         }
     }
 
+    /// Each worker shows its whole name in `top -H` (Linux keeps 15 bytes).
+    func testWorkersAreNamedByTheirIndex() {
+        let pool = ThreadPool(threads: 3)
+        let lock = NSLock()
+        var names: [Int: String] = [:]
+        let deadline = Date().addingTimeInterval(10)
+        while names.count < 2 && Date() < deadline {
+            pool.run(parts: 64) { _, thread in
+                guard thread > 0 else { return }
+                let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+                lock.lock(); names[thread] = name; lock.unlock()
+                usleep(100)  // leave parts for the other worker
+            }
+        }
+        XCTAssertEqual(names, [1: "worker-1\n", 2: "worker-2\n"])
+    }
+
     func testSpinningWorkersRunEveryPartOnce() {
         assertEveryPartRunsOnce(ThreadPool(threads: 3), operations: 20000)
     }

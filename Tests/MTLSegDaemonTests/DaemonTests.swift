@@ -1,5 +1,6 @@
 import Foundation
 import MTLSegCapture
+import MTLSegSocket
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon
@@ -55,6 +56,36 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(sequences, sequences.sorted())
     }
 
+    /// The names of this process's threads, as `top -H` and `ps -L` show them.
+    private static func threadNames() -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.hasSuffix("\n") ? String($0.dropLast()) : $0 }
+    }
+
+    /// Every thread of the daemon shows its whole name (Linux keeps 15 bytes), and those that
+    /// stop with the daemon are gone once `stop` has returned. (The fixture is fp32: no worker
+    /// threads; ThreadPoolTests names those.)
+    func testThreadsShowTheirWholeNamesAndEndWithTheDaemon() throws {
+        var settings = config()
+        settings.metricsSocket = directory.appendingPathComponent("metrics.sock").path
+        let daemon = try Daemon(config: settings) { _ in SyntheticFieldSource(width: 160, height: 120, framesPerSecond: 30) }
+        try daemon.start()
+        let client = try WireClient(path: settings.socketPath, hello: Hello(name: "names"))
+        while true { if case .frame = try client.next(timeout: 10) { break } }
+        let stopping: Set = ["cap-synthetic", "inference", "accept", "client-1", "metrics", "notify"]
+        let running = Set(Self.threadNames())
+        XCTAssertTrue(stopping.isSubset(of: running), "threads: \(running.sorted())")
+        daemon.stop()
+        let deadline = Date().addingTimeInterval(10)
+        var left = stopping.intersection(Self.threadNames())
+        while !left.isEmpty && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+            left = stopping.intersection(Self.threadNames())
+        }
+        XCTAssertEqual(left, [], "threads still running after stop")
+    }
+
     func testAStuckClientIsDroppedAndDoesNotSlowTheOthers() throws {
         let daemon = try startDaemon(config(fps: 100, timeout: 0.5))
         defer { daemon.stop() }
@@ -78,7 +109,8 @@ final class DaemonTests: XCTestCase {
         readers.forEach { $0.start() }
         let deadline = Date().addingTimeInterval(60)
         while !daemon.departedClients.contains(where: { $0.name == "stuck" }) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        Thread.sleep(forTimeInterval: 2)
+        // The readers go on for 1.5 s after the stuck client is gone, then hang up.
+        XCTAssertTrue(eventually(within: 30) { readers.allSatisfy(\.isFinished) && daemon.clients.isEmpty }, "the readers did not finish")
         let counters = daemon.counters
         // The stuck client was dropped after the timeout.
         XCTAssertTrue(daemon.departedClients.contains { $0.name == "stuck" }, "clients: \(daemon.clients), left: \(daemon.departedClients)")
@@ -137,8 +169,7 @@ final class DaemonTests: XCTestCase {
             XCTAssertEqual(socket.read(into: &buffer, timeout: 2), 0, "connection not closed after \(error)")
         }
         let before = tally.totals.0[0]
-        Thread.sleep(forTimeInterval: 0.5)
-        XCTAssertGreaterThan(tally.totals.0[0], before, "the good client still receives frames")
+        XCTAssertTrue(eventually { tally.totals.0[0] > before }, "the good client still receives frames")
         XCTAssertEqual(daemon.clients.map(\.name), ["good"])
     }
 
@@ -157,19 +188,22 @@ final class DaemonTests: XCTestCase {
                 }
             }
         }
-        Thread.sleep(forTimeInterval: 1.5)
-        let flowing = try stats()
-        XCTAssertGreaterThan((flowing["fps"] as? [String: Double])?["published"] ?? 0, 5)
-        XCTAssertLessThan(flowing["last_frame_age_s"] as? Double ?? 99, 0.5)
+        func published(_ stats: [String: Any]) -> Double? { (stats["fps"] as? [String: Double])?["published"] }
+        func age(_ stats: [String: Any]) -> Double? { stats["last_frame_age_s"] as? Double }
+        var flowing: [String: Any] = [:]
+        XCTAssertTrue(try eventually(within: 20) {
+            flowing = try stats()
+            return published(flowing) ?? 0 > 5 && age(flowing) ?? 99 < 0.5
+        }, "frames never flowed: \(flowing)")
         XCTAssertNotNil((flowing["latency_ms"] as? [String: Any])?["inference"])
         source.paused = true
-        Thread.sleep(forTimeInterval: 2.1)
-        let stalled = try stats()
-        XCTAssertEqual((stalled["fps"] as? [String: Double])?["published"], 0)
-        let age = stalled["last_frame_age_s"] as? Double ?? 0
-        XCTAssertGreaterThan(age, 1.5)
-        Thread.sleep(forTimeInterval: 0.5)
-        XCTAssertGreaterThan(try stats()["last_frame_age_s"] as? Double ?? 0, age, "the age grows")
+        var stalled: [String: Any] = [:]
+        XCTAssertTrue(try eventually(within: 20) {
+            stalled = try stats()
+            return published(stalled) == 0 && age(stalled) ?? 0 > 1.5
+        }, "the stall never showed: \(stalled)")
+        let stalledAge = age(stalled) ?? 0
+        XCTAssertTrue(try eventually { age(try stats()) ?? 0 > stalledAge }, "the age grows")
     }
 
     func testStatsAndReloadOntoABrokenModelKeepsServing() throws {

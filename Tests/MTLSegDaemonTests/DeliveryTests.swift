@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegEssentials
 import MTLSegCapture
 import MTLSegWire
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegSocket
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon
@@ -68,7 +69,8 @@ final class FaultTests: XCTestCase {
             }
         }
         try churn(40)  // warm up: threads, buffers, the allocator's pools
-        Thread.sleep(forTimeInterval: 1)
+        // Measured with every session ended, as at the end (the half-HELLO ones wait out their 5 s).
+        XCTAssertTrue(eventually { daemon.clients.isEmpty }, "the warm-up's sessions did not end")
         let (fds, rss) = (openDescriptors, residentKilobytes)
         try churn(200)
         // Sessions end asynchronously (hello timeouts are 5 s for the half-HELLO ones).
@@ -124,7 +126,8 @@ final class FaultTests: XCTestCase {
             }
         }
         threads.forEach { $0.start() }
-        Thread.sleep(forTimeInterval: 0.5)
+        // Every watcher is in (past its HELLO) before the first reload.
+        XCTAssertTrue(eventually { daemon.clients.filter { $0.name.hasPrefix("watcher") }.count == watchers.count }, "watchers did not connect")
         var config = daemon.config
         for reload in 0 ..< reloads {
             config.model = models[(reload + 1) % 2]

@@ -49,6 +49,14 @@ final class HostileDaemonTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("<6>client") && $0.contains("probe\\n<0>forged emergency\\r\\n<1>and another") }, "\(lines)")
     }
 
+    /// --help prints the help and succeeds (it is not a failure to start, logged at <3>).
+    func testHelpIsPrintedNotLogged() throws {
+        let result = try runProcess(Self.products.appendingPathComponent("mtlsegd").path, ["--help"])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.hasPrefix("OVERVIEW: Capture frames"), result.output)
+        XCTAssertFalse(result.output.contains("<3>"), result.output)
+    }
+
     func testAConfigurationValueCannotWriteAJournalLineEither() throws {
         let config = path("forged.toml")
         try Data("model = \"/nonexistent\\n<0>forged\"\n[socket]\npath = \"\(path("f.sock"))\"\n".utf8).write(to: URL(fileURLWithPath: config))

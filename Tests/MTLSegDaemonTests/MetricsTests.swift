@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegSocket
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon
@@ -24,7 +25,16 @@ final class MetricsTests: XCTestCase {
         let client = try WireClient(path: config.socketPath, hello: Hello(name: "metrics test"))
         for _ in 0 ..< 10 { _ = try client.next(timeout: 2) }
         source.paused = true  // freeze the counters so both views see the same numbers
-        Thread.sleep(forTimeInterval: 0.5)
+        // Frozen: every captured frame skipped or published (none in the slot or in flight), and the
+        // same on two looks 10 ms apart (a frame let through just before the pause lands meanwhile).
+        var previous: UInt64 = .max
+        XCTAssertTrue(eventually {
+            let counters = daemon.counters
+            let settled = counters.captured == counters.skippedBeforeInference + counters.published
+                && counters.inferred == counters.published && counters.captured == previous
+            previous = counters.captured
+            return settled
+        }, "the counters did not settle: \(daemon.counters)")
 
         let metricsSocket = try UnixSocket.connect(to: config.metricsSocket!)
         XCTAssertTrue(metricsSocket.writeAll(Array("GET /metrics HTTP/1.0\r\n\r\n".utf8), timeout: 1))

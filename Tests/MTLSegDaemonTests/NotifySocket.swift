@@ -36,11 +36,13 @@ final class NotifySocket {
         return n > 0 ? String(decoding: buffer[0 ..< n], as: UTF8.self) : nil
     }
 
-    /// Every datagram arriving within `seconds`.
-    func collect(for seconds: Double) -> [String] {
+    /// Datagrams as they arrive, until those collected satisfy `done` or `seconds` have passed.
+    func collect(until done: ([String]) -> Bool, within seconds: Double = 10) -> [String] {
         var messages: [String] = []
         let end = Date().addingTimeInterval(seconds)
-        while Date() < end, let message = receive(timeout: max(0.01, end.timeIntervalSinceNow)) { messages.append(message) }
+        while !done(messages) && Date() < end {
+            if let message = receive(timeout: max(0.01, end.timeIntervalSinceNow)) { messages.append(message) }
+        }
         return messages
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegEssentials
 import MTLSegCapture
 import XCTest
 @testable import MTLSegDaemon
@@ -36,25 +37,30 @@ final class ServiceNotifierTests: XCTestCase {
         try daemon.start()
         defer { daemon.stop() }
 
-        let flowing = notify.collect(for: 1.5)
+        func isWatchdog(_ message: String) -> Bool { message.contains("WATCHDOG=1") }
+        func isStatus(_ message: String) -> Bool { message.contains("STATUS=") && message.contains("fps") }
+        let flowing = notify.collect(until: { $0.contains { $0.contains("READY=1") } && $0.filter(isWatchdog).count >= 3 })
         XCTAssertTrue(flowing.contains { $0.contains("READY=1") })
-        XCTAssertGreaterThanOrEqual(flowing.filter { $0.contains("WATCHDOG=1") }.count, 3, "\(flowing)")
-        XCTAssertTrue(flowing.contains { $0.contains("STATUS=") && $0.contains("fps") })
+        XCTAssertGreaterThanOrEqual(flowing.filter(isWatchdog).count, 3, "\(flowing)")
+        XCTAssertTrue(flowing.contains(where: isStatus))
 
         source.paused = true
-        _ = notify.collect(for: 1.0)  // frames stop; the last ones age past the stall timeout
-        let stalled = notify.collect(for: 1.0)
-        XCTAssertFalse(stalled.contains { $0.contains("WATCHDOG=1") }, "no watchdog while no frame flows: \(stalled)")
-        XCTAssertFalse(stalled.isEmpty, "STATUS goes on")
+        // Frames stop; once the last ones age past the stall timeout, a tick's STATUS comes without WATCHDOG.
+        let stalling = notify.collect(until: { $0.last.map { isStatus($0) && !isWatchdog($0) } ?? false })
+        XCTAssertFalse(stalling.last.map(isWatchdog) ?? true, "the watchdog never paused: \(stalling)")
+        // Then the next ticks, counted (not timed), carry none.
+        let stalled = notify.collect(until: { $0.filter(isStatus).count >= 4 })
+        XCTAssertEqual(stalled.filter(isStatus).count, 4, "STATUS goes on: \(stalled)")
+        XCTAssertFalse(stalled.contains(where: isWatchdog), "no watchdog while no frame flows: \(stalled)")
 
         source.paused = false
-        let recovered = notify.collect(for: 1.5)
-        XCTAssertTrue(recovered.contains { $0.contains("WATCHDOG=1") }, "watchdog resumes: \(recovered)")
+        let recovered = notify.collect(until: { $0.contains(where: isWatchdog) })
+        XCTAssertTrue(recovered.contains(where: isWatchdog), "watchdog resumes: \(recovered)")
 
         let before = Clock.monotonicNanoseconds() / 1000
         daemon.reload(config: config)
         let after = Clock.monotonicNanoseconds() / 1000
-        let reload = notify.collect(for: 0.5).first { $0.contains("RELOADING=1") }
+        let reload = notify.collect(until: { $0.contains { $0.contains("RELOADING=1") } }).first { $0.contains("RELOADING=1") }
         let stamp = reload?.split(separator: "\n").first { $0.hasPrefix("MONOTONIC_USEC=") }.flatMap { UInt64($0.dropFirst("MONOTONIC_USEC=".count)) }
         XCTAssertNotNil(stamp, "RELOADING=1 carries MONOTONIC_USEC: \(reload ?? "nothing")")
         if let stamp { XCTAssertTrue((before ... after).contains(stamp)) }

@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegEssentials
 import MTLSegCapture
 
 /// Frames of a moving gradient at a fixed rate, for daemon tests.

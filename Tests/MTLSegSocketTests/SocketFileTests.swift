@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import MTLSegWire
+@testable import MTLSegSocket
 
 /// A listening socket's file: a live one is never taken over, a stale one is, and a socket removes only its own file.
 final class SocketFileTests: XCTestCase {
