@@ -1,5 +1,5 @@
 import Foundation
-import MTLSegCapture
+import MTLSegEssentials
 import MTLSegWire
 
 /// Reads one client's frames on a thread of its own and notes when each arrived.

@@ -1,5 +1,5 @@
 import Foundation
-import MTLSegCapture
+import MTLSegEssentials
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon
