@@ -31,8 +31,6 @@ final class VividVMTests: XCTestCase {
         process.environment = environment.merging(
             ["MTLSEG_VIVID_FILES": packageRoot.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path,
              "MTLSEG_VIVID_BINARIES": daemon,
-             // Two CPUs: the two-camera test pins a daemon to each.
-             "MTLSEG_VIVID_CPUS": environment["MTLSEG_VIVID_CPUS"] ?? "2",
              // Four tests in one VM: on a loaded 2-core host the fault cycles alone took 140 s.
              "MTLSEG_VIVID_TIMEOUT": environment["MTLSEG_VIVID_TIMEOUT"] ?? "480"]) { $1 }
         let output = Pipe()
