@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds dist/mtlseg_<version>_<arch>.deb for the architecture it runs on (amd64, arm64): mtlseg
 # (Swift runtime linked in, so only Debian's libraries are needed) with mtlsegd a link to it (the
-# one binary runs as mtlsegd by that name), the unit, sysusers and tmpfiles entries, the default
-# configuration (a conffile) and the demo model. Installing it creates the user, enables and
-# starts the service where systemd runs; purging removes the configuration and the models.
+# one binary runs as mtlsegd by that name), the unit, the per-camera template unit and its example
+# configuration, sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
+# model. Installing it creates the user, enables and starts the service where systemd runs (an
+# upgrade restarts what runs and enables nothing the administrator disabled); purging removes the
+# configuration and the models.
 #
 #   systemd/build-deb.sh [VERSION]
 set -euo pipefail
@@ -69,8 +71,15 @@ if [ "$1" = "configure" ]; then
   chown -R mtlseg:mtlseg /var/lib/mtlseg
   if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
-    systemctl enable mtlsegd.service >/dev/null
-    systemctl restart mtlsegd.service || true
+    if [ -z "$2" ]; then
+      # A first install: the single-camera service.
+      systemctl enable mtlsegd.service >/dev/null
+      systemctl restart mtlsegd.service || true
+    else
+      # An upgrade: whatever runs (the single service, or the cameras of mtlsegd@.service) restarts on the
+      # new binary; an administrator who disabled mtlsegd.service for per-camera instances keeps it so.
+      systemctl try-restart mtlsegd.service 'mtlsegd@*.service' || true
+    fi
   fi
 fi
 SCRIPT
@@ -79,6 +88,10 @@ cat > "$package/DEBIAN/prerm" <<'SCRIPT'
 set -e
 if [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
   systemctl disable --now mtlsegd.service >/dev/null || true
+  for wanted in /etc/systemd/system/*.wants/mtlsegd@*.service; do
+    if [ -L "$wanted" ]; then systemctl disable "$(basename "$wanted")" >/dev/null 2>&1 || true; fi
+  done
+  systemctl stop 'mtlsegd@*.service' || true
 fi
 SCRIPT
 cat > "$package/DEBIAN/postrm" <<'SCRIPT'

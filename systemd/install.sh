@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs mtlseg as a service: release binaries, the unit, sysusers and tmpfiles
-# entries, the default configuration (kept if one exists) and the demo model
-# (kept if a model is installed). Idempotent; honours DESTDIR (then touches only
+# Installs mtlseg as a service: release binaries, the unit, the per-camera template
+# unit mtlsegd@.service with its example configuration (/usr/share/mtlseg/camera.toml),
+# sysusers and tmpfiles entries, the default configuration (kept if one exists) and the
+# demo model (kept if a model is installed). Idempotent; honours DESTDIR (then touches only
 # files under it); `--uninstall` removes what it installed, keeping /etc/mtlseg
 # and /var/lib/mtlseg (they hold the user's settings and models).
 #
@@ -19,15 +20,23 @@ unitdir="$dest${SYSTEMD_UNIT_DIR:-$prefix/lib/systemd/system}"
 sysusers="$dest$prefix/lib/sysusers.d"
 tmpfiles="$dest$prefix/lib/tmpfiles.d"
 docdir="$dest$prefix/share/doc/mtlseg"
+datadir="$dest$prefix/share/mtlseg"
 etc="$dest/etc/mtlseg"
 state="$dest/var/lib/mtlseg"
 
 live() { [ -z "$dest" ] && [ -d /run/systemd/system ]; }
 
 if [ "${1:-}" = "--uninstall" ]; then
-  if live; then systemctl disable --now mtlsegd.service 2>/dev/null || true; fi
-  rm -f "$bin/mtlsegd" "$bin/mtlseg" "$unitdir/mtlsegd.service" "$sysusers/mtlseg.conf" "$tmpfiles/mtlseg.conf"
-  rm -rf "$docdir"
+  if live; then
+    systemctl disable --now mtlsegd.service 2>/dev/null || true
+    # Every camera's instance, enabled or only running.
+    for wanted in /etc/systemd/system/*.wants/mtlsegd@*.service; do
+      if [ -L "$wanted" ]; then systemctl disable "$(basename "$wanted")" 2>/dev/null || true; fi
+    done
+    systemctl stop 'mtlsegd@*.service' 2>/dev/null || true
+  fi
+  rm -f "$bin/mtlsegd" "$bin/mtlseg" "$unitdir/mtlsegd.service" "$unitdir/mtlsegd@.service" "$sysusers/mtlseg.conf" "$tmpfiles/mtlseg.conf"
+  rm -rf "$docdir" "$datadir"
   if live; then systemctl daemon-reload; fi
   echo "uninstalled (kept $etc and $state)"
   exit 0
@@ -44,6 +53,8 @@ fi
 install -D -m 0755 "$release/mtlsegd" "$bin/mtlsegd"
 install -D -m 0755 "$release/mtlseg" "$bin/mtlseg"
 install -D -m 0644 "$root/systemd/mtlsegd.service" "$unitdir/mtlsegd.service"
+install -D -m 0644 "$root/systemd/mtlsegd@.service" "$unitdir/mtlsegd@.service"
+install -D -m 0644 "$root/systemd/camera.toml" "$datadir/camera.toml"
 install -D -m 0644 "$root/systemd/mtlseg.sysusers" "$sysusers/mtlseg.conf"
 install -D -m 0644 "$root/systemd/mtlseg.tmpfiles" "$tmpfiles/mtlseg.conf"
 install -D -m 0644 "$root/README.md" "$docdir/README.md"

@@ -29,6 +29,14 @@ public struct VideoDeviceInfo: Sendable {
     public var formats: [Format] = []
     /// Set when the node could not be opened or queried; the fields above are then partly empty.
     public var error: String?
+
+    /// The name to put in a configuration: the node's /dev/v4l/by-id/ link (made by udev from the camera's
+    /// model and serial: it follows the camera to any port), else its /dev/v4l/by-path/ link (the port
+    /// it is plugged into: what tells two cameras of one model without serials apart); nil when udev made
+    /// neither. /dev/videoN numbers follow the order the drivers probed in, which may change between boots.
+    public var stablePath: String? {
+        links.first { $0.contains("/v4l/by-id/") } ?? links.first { $0.contains("/v4l/by-path/") }
+    }
 }
 
 /// Finds and describes the V4L2 nodes of this machine.

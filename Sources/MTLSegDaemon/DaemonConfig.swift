@@ -65,18 +65,18 @@ public struct DaemonConfig: Equatable, Sendable {
         public var description: String { "\(file): \(key): \(reason)" }
     }
 
-    /// Reads a TOML file over the defaults. Unknown keys are errors (a typo must not be silently ignored).
-    public static func load(path: String) throws -> DaemonConfig {
+    /// Reads a TOML file over `base` (the defaults unless given). Unknown keys are errors (a typo must not be silently ignored).
+    public static func load(path: String, over base: DaemonConfig = DaemonConfig()) throws -> DaemonConfig {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw Problem(file: path, key: "(file)", reason: "cannot be read (\(errorReason(error)))")
         }
-        return try parse(text, file: path)
+        return try parse(text, file: path, over: base)
     }
 
-    public static func parse(_ text: String, file: String = "<config>") throws -> DaemonConfig {
+    public static func parse(_ text: String, file: String = "<config>", over base: DaemonConfig = DaemonConfig()) throws -> DaemonConfig {
         // A file saved by a Windows editor ends its lines with CRLF; Swift reads "\r\n" as one character,
         // so lines would not split at "\n" at all.
         let text = text.replacing("\r\n", with: "\n")
@@ -94,7 +94,7 @@ public struct DaemonConfig: Equatable, Sendable {
         guard let json = (try? JSONObject.parse(Data(table.convert(to: .json).utf8))) as? [String: Any] else {
             throw Problem(file: file, key: "(syntax)", reason: "not a TOML table")
         }
-        var config = DaemonConfig()
+        var config = base
         var reader = KeyReader(file: file, values: json, prefix: "")
         config.model = try reader.string("model") ?? config.model
         config.threads = try reader.integer("threads", in: 1 ... 256) ?? config.threads

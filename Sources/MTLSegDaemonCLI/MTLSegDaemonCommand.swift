@@ -46,6 +46,9 @@ public struct MTLSegDaemonCommand: ParsableCommand {
     @Option(name: .long, help: "TOML configuration file.")
     var config: String?
 
+    @Option(name: .long, help: ArgumentHelp("Run as one camera's daemon of several (mtlsegd@NAME.service): configuration /etc/mtlseg/NAME.toml, socket /run/mtlseg/NAME/mtlsegd.sock.", valueName: "NAME"))
+    var instance: String?
+
     @Option(name: .long, help: "Model file or HF checkpoint directory.")
     var model: String?
 
@@ -67,11 +70,27 @@ public struct MTLSegDaemonCommand: ParsableCommand {
     @Flag(name: .long, help: "Check the configuration (and that the model loads), then exit.")
     var checkConfig = false
 
+    /// The instance --instance names, if any.
+    func daemonInstance() throws -> DaemonInstance? {
+        guard let instance else { return nil }
+        guard config == nil else { throw ValidationError("--instance reads /etc/mtlseg/\(instance).toml: leave out --config") }
+        return try DaemonInstance(name: instance)
+    }
+
+    /// The file that the settings come from, as problems name it.
+    func configurationName() throws -> String {
+        if let instance = try daemonInstance() { return instance.configurationPath }
+        return config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : "(flags)")
+    }
+
     /// The file's settings with the flags on top.
     func settings() throws -> DaemonConfig {
         var settings = DaemonConfig()
         let path = config ?? DaemonConfig.defaultPath
-        if config != nil || FileManager.default.fileExists(atPath: path) {
+        let instance = try daemonInstance()
+        if let instance {
+            settings = try instance.load()
+        } else if config != nil || FileManager.default.fileExists(atPath: path) {
             settings = try DaemonConfig.load(path: path)
         }
         if let model {
@@ -97,13 +116,17 @@ public struct MTLSegDaemonCommand: ParsableCommand {
             guard fps > 0 && fps <= 1000 else { throw ValidationError("--fps must be in (0, 1000]") }
             settings.fps = fps
         }
+        if let instance { try instance.checkPaths(settings, file: "\(instance.configurationPath) and flags") }
         return settings
     }
 
     public func run() throws {
         let settings = try settings()
         // The same checks start-up would make of paths and names, before anything is loaded or bound.
-        try settings.checkStartup(file: config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : "(flags)"))
+        try settings.checkStartup(file: try configurationName())
+        if let warning = CPUPlacement.oversubscription(threads: settings.threads, allowed: CPUPlacement.allowedCPUs()) {
+            DaemonLog.warning(warning)
+        }
         // Before any thread starts: threads inherit the blocked set, and a SIGHUP that reaches one that does
         // not block it kills the daemon instead of reloading it.
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGHUP])

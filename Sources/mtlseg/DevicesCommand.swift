@@ -13,7 +13,11 @@ struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
         abstract: "List V4L2 video devices: driver, card, capabilities, and per capture format its sizes and frame rates.",
-        discussion: "Any capture format listed works with mtlsegd and `mtlseg capture`: libv4lconvert turns it into RGB.")
+        discussion: """
+        Any capture format listed works with mtlsegd and `mtlseg capture`: libv4lconvert turns it into RGB. \
+        Each capture node's stable name (its /dev/v4l/by-id/ link, else its /dev/v4l/by-path/ one) is shown as \
+        the `device =` line for a camera's configuration: /dev/videoN numbers may change between boots.
+        """)
 
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
@@ -37,7 +41,13 @@ struct DevicesCommand: ParsableCommand {
             }
             print("  driver \(device.driver), card \"\(device.card)\", bus \(device.busInfo)")
             print("  capabilities: \(device.capabilities.joined(separator: ", "))")
-            if !device.isCaptureDevice { print("  not a video capture node") }
+            if !device.isCaptureDevice {
+                print("  not a video capture node")
+            } else if let stable = device.stablePath {
+                print("  configuration: device = \"\(stable)\"")
+            } else {
+                print("  configuration: device = \"\(device.path)\"  (no /dev/v4l/by-id or by-path link: udev did not name it; the number may change between boots)")
+            }
             for format in device.formats {
                 print("  \(format.format.fourcc) (\(format.format.description))\(format.format.compressed ? ", compressed" : "")")
                 for line in Self.sizeLines(format) { print("    \(line)") }
@@ -87,7 +97,7 @@ struct DevicesCommand: ParsableCommand {
             return ["fourcc": format.format.fourcc.description, "description": format.format.description,
                     "compressed": format.format.compressed, "sizes": sizes]
         }
-        return ["path": device.path, "links": device.links, "driver": device.driver, "card": device.card, "bus_info": device.busInfo,
+        return ["path": device.path, "links": device.links, "stable_path": device.stablePath ?? JSONObject.null, "driver": device.driver, "card": device.card, "bus_info": device.busInfo,
                 "capabilities": device.capabilities, "capture": device.isCaptureDevice, "formats": formats,
                 "error": device.error ?? JSONObject.null]
     }

@@ -3,7 +3,8 @@ import XCTest
 
 /// Boots Debian's kernel with vivid under qemu (Tests/VividVM/run.sh) and runs `VividGuestTests`
 /// from this very test bundle inside it: real V4L2 capture, without a camera on the host; and
-/// `MTLSegDaemonTests.VividFaultGuestTests`, the daemon through 20 camera disconnects and module reloads.
+/// `MTLSegDaemonTests.VividFaultGuestTests`, the daemon through 20 camera disconnects and module reloads, and
+/// `MTLSegDaemonTests.VividTwoCameraGuestTests`, two cameras with a daemon process each, one unplugged at a time.
 /// Needs root and qemu-system-x86, busybox-static, kmod, cpio (.ci/setup installs them); skipped
 /// otherwise, or when MTLSEG_SKIP_VM=1. About 10 s warm plus the fault cycles, 20 s more with the kernel download.
 final class VividVMTests: XCTestCase {
@@ -22,9 +23,16 @@ final class VividVMTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         // The bundle holds every test target; the daemon's camera-fault test needs its model in the guest.
-        process.arguments = [script, bundle, "MTLSegCaptureTests.VividGuestTests,MTLSegDaemonTests.VividFaultGuestTests"]
+        process.arguments = [script, bundle,
+                             "MTLSegCaptureTests.VividGuestTests,MTLSegDaemonTests.VividFaultGuestTests,MTLSegDaemonTests.VividTwoCameraGuestTests"]
+        // The two-camera test starts mtlsegd processes: the one this build made, beside the bundle.
+        let daemon = URL(fileURLWithPath: bundle).deletingLastPathComponent().appendingPathComponent("mtlsegd").path
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: daemon), "build mtlsegd first (swift build --product mtlsegd)")
         process.environment = environment.merging(
-            ["MTLSEG_VIVID_FILES": packageRoot.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path]) { $1 }
+            ["MTLSEG_VIVID_FILES": packageRoot.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path,
+             "MTLSEG_VIVID_BINARIES": daemon,
+             // Four tests in one VM: on a loaded 2-core host the fault cycles alone took 140 s.
+             "MTLSEG_VIVID_TIMEOUT": environment["MTLSEG_VIVID_TIMEOUT"] ?? "480"]) { $1 }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -37,7 +45,7 @@ final class VividVMTests: XCTestCase {
         print(text)
         print(String(format: "vivid VM: %.1f s", seconds))
         XCTAssertEqual(process.terminationStatus, 0, "VM run failed; its console is printed above")
-        XCTAssertTrue(text.contains("Executed 3 tests, with 0 failures"), "the guest did not run all three vivid tests")
+        XCTAssertTrue(text.contains("Executed 4 tests, with 0 failures"), "the guest did not run all four vivid tests")
         XCTAssertFalse(text.contains("skipped"), "a vivid test skipped inside the VM")
     }
 }

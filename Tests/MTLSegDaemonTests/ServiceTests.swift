@@ -59,10 +59,11 @@ final class ServiceTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "the socket file is removed")
     }
 
-    /// The unit with ExecStart pointing at the binary this build made (verify checks that it exists).
-    private func unitUnderTest() throws -> String {
-        let text = try String(contentsOf: Self.repository.appendingPathComponent("systemd/mtlsegd.service"), encoding: .utf8)
-        let path = directory.appendingPathComponent("mtlsegd.service").path
+    /// The unit (or the per-camera template, "mtlsegd@.service") with ExecStart pointing at the binary this
+    /// build made (verify checks that it exists).
+    private func unitUnderTest(_ name: String = "mtlsegd.service") throws -> String {
+        let text = try String(contentsOf: Self.repository.appendingPathComponent("systemd/\(name)"), encoding: .utf8)
+        let path = directory.appendingPathComponent(name).path
         try text.replacingOccurrences(of: "/usr/bin/mtlsegd", with: Self.products.appendingPathComponent("mtlsegd").path)
             .write(toFile: path, atomically: true, encoding: .utf8)
         return path
@@ -70,22 +71,50 @@ final class ServiceTests: XCTestCase {
 
     func testTheUnitVerifiesWithoutAWord() throws {
         // systemd-analyze only warns (rc 0) on unknown keys and bad values, so any output is a failure.
-        let result = try runProcess("/usr/bin/systemd-analyze", ["verify", try unitUnderTest()])
-        XCTAssertEqual(result.status, 0)
-        XCTAssertEqual(result.output, "", result.output)
+        for name in ["mtlsegd.service", "mtlsegd@.service"] {
+            let result = try runProcess("/usr/bin/systemd-analyze", ["verify", try unitUnderTest(name)])
+            XCTAssertEqual(result.status, 0, name)
+            XCTAssertEqual(result.output, "", "\(name): \(result.output)")
+        }
     }
 
     func testTheUnitIsHardened() throws {
-        let result = try runProcess("/usr/bin/systemd-analyze", ["security", "--offline=true", try unitUnderTest()])
-        let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.contains("Overall exposure level") }, result.output)
-        // "→ Overall exposure level for mtlsegd.service: 0.6 SAFE 😀"; where systemd prints no emoji (TERM=dumb,
-        // a non-UTF-8 locale) the face is ":-}", so take the first word after the unit name's colon.
-        let verdict = try XCTUnwrap(line.range(of: ".service: "), String(line))
-        let score = try XCTUnwrap(line[verdict.upperBound...].split(separator: " ").first.flatMap { Double($0) }, String(line))
-        XCTAssertLessThanOrEqual(score, 1.0, String(line))
-        // Camera access stays possible.
-        let unit = try String(contentsOfFile: try unitUnderTest(), encoding: .utf8)
-        XCTAssertTrue(unit.contains("DeviceAllow=char-video4linux rw") && unit.contains("SupplementaryGroups=video"))
+        for name in ["mtlsegd.service", "mtlsegd@.service"] {
+            let result = try runProcess("/usr/bin/systemd-analyze", ["security", "--offline=true", try unitUnderTest(name)])
+            let line = try XCTUnwrap(result.output.split(separator: "\n").first { $0.contains("Overall exposure level") }, result.output)
+            // "→ Overall exposure level for mtlsegd.service: 0.6 SAFE 😀"; where systemd prints no emoji (TERM=dumb,
+            // a non-UTF-8 locale) the face is ":-}", so take the first word after the unit name's colon.
+            let verdict = try XCTUnwrap(line.range(of: ".service: "), String(line))
+            let score = try XCTUnwrap(line[verdict.upperBound...].split(separator: " ").first.flatMap { Double($0) }, String(line))
+            XCTAssertLessThanOrEqual(score, 1.0, String(line))
+            print("\(name): \(line)")
+            // Camera access stays possible.
+            let unit = try String(contentsOfFile: try unitUnderTest(name), encoding: .utf8)
+            XCTAssertTrue(unit.contains("DeviceAllow=char-video4linux rw") && unit.contains("SupplementaryGroups=video"), name)
+        }
+    }
+
+    /// The template differs from the single unit only where one camera among several must: its ExecStart, its runtime
+    /// directory and the words of comments. Every other line (limits, sandbox, restarts) is the single unit's.
+    func testTheTemplateIsTheSingleUnitPerCamera() throws {
+        func settings(_ name: String) throws -> [String] {
+            try String(contentsOfFile: try unitUnderTest(name), encoding: .utf8).split(separator: "\n")
+                .filter { !$0.hasPrefix("#") && !$0.hasPrefix("Description=") }.map(String.init)
+        }
+        let single = try settings("mtlsegd.service"), template = try settings("mtlsegd@.service")
+        let onlySingle = single.filter { !template.contains($0) }, onlyTemplate = template.filter { !single.contains($0) }
+        XCTAssertEqual(onlySingle.map { $0.split(separator: "=")[0] }, ["ExecStart", "RuntimeDirectory", "RuntimeDirectoryPreserve"], "\(onlySingle)")
+        XCTAssertEqual(onlyTemplate.map { $0.split(separator: "=")[0] }, ["ExecStart", "RuntimeDirectory"], "\(onlyTemplate)")
+        // Each camera's files in a directory of its own, inside the single service's (which it must then keep
+        // when it stops: systemd removes a stopped unit's RuntimeDirectory with all that is in it).
+        XCTAssertTrue(template.contains("RuntimeDirectory=mtlseg/%i"))
+        XCTAssertTrue(template.contains { $0.hasPrefix("ExecStart=") && $0.hasSuffix(" --instance %i") })
+        XCTAssertTrue(single.contains("RuntimeDirectory=mtlseg") && single.contains("RuntimeDirectoryPreserve=yes"))
+        XCTAssertFalse(template.contains { $0.hasPrefix("RuntimeDirectoryPreserve=") }, "a stopped camera's directory goes with it")
+        // The socket and configuration --instance derives are where the unit lets the daemon reach them.
+        let instance = try DaemonInstance(name: "front")
+        XCTAssertEqual(instance.socketPath, "/run/mtlseg/front/mtlsegd.sock")
+        XCTAssertEqual(instance.configurationPath, "/etc/mtlseg/front.toml")
     }
 
     /// Inside the unit's sandbox chown is refused (SystemCallFilter=~@privileged), so the socket must get the configured
@@ -121,6 +150,11 @@ final class ServiceTests: XCTestCase {
         let config = try String(contentsOfFile: destination.path + "/etc/mtlseg/mtlsegd.toml", encoding: .utf8)
         XCTAssertTrue(config.contains("model = \"/var/lib/mtlseg/model.safetensors\""))
         XCTAssertTrue(config.contains("path = \"/run/mtlseg/mtlsegd.sock\"") && unit.contains("RuntimeDirectory=mtlseg"))
+        // The per-camera template, and the example configuration its instances start from.
+        let template = try String(contentsOfFile: destination.path + "/usr/lib/systemd/system/mtlsegd@.service", encoding: .utf8)
+        let templateStart = try XCTUnwrap(template.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+        XCTAssertTrue(exists(String(templateStart.dropFirst("ExecStart=".count).split(separator: " ")[0])))
+        XCTAssertTrue(exists("/usr/share/mtlseg/camera.toml"))
         // The installed config is valid for the installed daemon (model path overridden: it lives under DESTDIR here).
         let check = try runProcess(destination.path + "/usr/bin/mtlsegd",
                             ["--check-config", "--config", try hostRunnableConfig(destination.path + "/etc/mtlseg/mtlsegd.toml", folder: directory.path),
@@ -129,6 +163,7 @@ final class ServiceTests: XCTestCase {
         let removed = try runProcess("/bin/bash", [script, "--uninstall"], environment: environment)
         XCTAssertEqual(removed.status, 0, removed.output)
         XCTAssertFalse(exists("/usr/bin/mtlsegd"))
+        XCTAssertFalse(exists("/usr/lib/systemd/system/mtlsegd@.service") || exists("/usr/share/mtlseg/camera.toml"))
         XCTAssertTrue(exists("/etc/mtlseg/mtlsegd.toml"), "the user's configuration is kept")
     }
 }
@@ -156,7 +191,8 @@ final class DebianPackageTests: XCTestCase {
         XCTAssertLessThanOrEqual(installedKiB * 1024, 40_000_000, "the package installs more than 40 MB")
         let contents = try runProcess("/usr/bin/dpkg-deb", ["--contents", deb]).output
         XCTAssertTrue(contents.contains("./usr/bin/mtlsegd -> mtlseg"), "mtlsegd is the mtlseg binary, by a link: \(contents)")
-        for path in ["./usr/bin/mtlsegd", "./usr/bin/mtlseg", "./lib/systemd/system/mtlsegd.service", "./usr/lib/sysusers.d/mtlseg.conf",
+        for path in ["./usr/bin/mtlsegd", "./usr/bin/mtlseg", "./lib/systemd/system/mtlsegd.service", "./lib/systemd/system/mtlsegd@.service",
+                     "./usr/share/mtlseg/camera.toml", "./usr/lib/sysusers.d/mtlseg.conf",
                      "./usr/lib/tmpfiles.d/mtlseg.conf", "./etc/mtlseg/mtlsegd.toml", "./var/lib/mtlseg/model.safetensors"] {
             XCTAssertTrue(contents.contains(path), "\(path) missing from the package")
         }

@@ -14,7 +14,8 @@ final class SystemdVMTests: XCTestCase {
         "install", "security", "verify", "started", "status-line",
         "group-member-reads", "outsider-refused", "root-reads", "socket-owner",
         "camera-after-restart", "reload-keeps-clients", "reload-broken-model",
-        "watchdog-sigstop", "sigsegv-restart", "start-limit", "stop-clean", "apt-remove", "apt-purge",
+        "watchdog-sigstop", "sigsegv-restart", "start-limit", "stop-clean",
+        "template-unit", "instances-serve", "status-lists-all", "instances-stop-apart", "apt-remove", "apt-purge",
     ]
 
     func testThePackageServesUnderSystemdInAVM() throws {

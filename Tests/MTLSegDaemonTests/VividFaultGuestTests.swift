@@ -64,14 +64,14 @@ final class VividFaultGuestTests: XCTestCase {
         var warm: (fds: Int, rss: Int)?, settled = 0
         for cycle in 1 ... cycles {
             // 1. A plain module reload mid-stream is refused: the daemon's open fd and mappings pin vivid.
-            XCTAssertNotEqual(run("/bin/rmmod", "vivid"), 0, "cycle \(cycle): rmmod vivid succeeded under an open stream")
+            XCTAssertNotEqual(VividGuest.run("/bin/rmmod", "vivid"), 0, "cycle \(cycle): rmmod vivid succeeded under an open stream")
             let afterRefusal = Clock.monotonicNanoseconds()
             XCTAssertNotNil(frames.waitForFrame(capturedAfter: afterRefusal, seconds: 10), "cycle \(cycle): streaming stopped after a refused rmmod")
 
             // 2. The camera vanishes mid-stream.
             let byControl = cycle % 2 == 1
             let faultAt = Clock.monotonicNanoseconds()
-            if byControl { try pressDisconnect() } else { try unbindVivid() }
+            if byControl { try VividGuest.pressDisconnect("/dev/video0") } else { try unbindVivid() }
             var states: [String] = []
             func noteState() throws {
                 let state = try sourceState()
@@ -82,11 +82,11 @@ final class VividFaultGuestTests: XCTestCase {
             let unloadDeadline = Date().addingTimeInterval(10)
             while !unloaded && Date() < unloadDeadline {
                 try noteState()
-                unloaded = run("/bin/rmmod", "vivid") == 0
+                unloaded = VividGuest.run("/bin/rmmod", "vivid") == 0
                 if !unloaded { Thread.sleep(forTimeInterval: 0.05) }
             }
             XCTAssertTrue(unloaded, "cycle \(cycle): the daemon did not let go of vivid in 10 s (states \(states))")
-            XCTAssertEqual(run("/bin/modprobe", "vivid", "n_devs=1"), 0, "cycle \(cycle): modprobe vivid failed")
+            XCTAssertEqual(VividGuest.run("/bin/modprobe", "vivid", "n_devs=1"), 0, "cycle \(cycle): modprobe vivid failed")
             let reloadedAt = Clock.monotonicNanoseconds()
 
             // Streaming resumes on its own; STATS shows the way back.
@@ -138,27 +138,6 @@ final class VividFaultGuestTests: XCTestCase {
 
     // MARK: - Faults
 
-    /// Presses vivid's "Disconnect" button control (found by name) through a second fd: vivid then
-    /// marks its nodes unregistered, and the streaming fd sees ENODEV.
-    private func pressDisconnect() throws {
-        let fd = open("/dev/video0", O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        defer { close(fd) }
-        var query = v4l2_queryctrl()
-        query.id = UInt32(V4L2_CTRL_FLAG_NEXT_CTRL)
-        while withUnsafeMutableBytes(of: &query, { CV4L2_ioctl(fd, CV4L2_VIDIOC_QUERYCTRL, $0.baseAddress!) }) == 0 {
-            let name = withUnsafeBytes(of: query.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "Disconnect" && query.type == V4L2_CTRL_TYPE_BUTTON.rawValue {
-                var control = v4l2_control(id: query.id, value: 1)
-                let rc = withUnsafeMutableBytes(of: &control) { CV4L2_ioctl(fd, CV4L2_VIDIOC_S_CTRL, $0.baseAddress!) }
-                XCTAssertEqual(rc, 0, "VIDIOC_S_CTRL Disconnect: errno \(errno)")
-                return
-            }
-            query.id |= UInt32(V4L2_CTRL_FLAG_NEXT_CTRL)
-        }
-        XCTFail("vivid has no \"Disconnect\" control")
-    }
-
     /// Unbinds vivid's platform device from its driver: the kernel removes the device under the open stream.
     private func unbindVivid() throws {
         let driver = "/sys/bus/platform/drivers/vivid"
@@ -169,88 +148,11 @@ final class VividFaultGuestTests: XCTestCase {
 
     // MARK: - Helpers
 
-    /// Runs a busybox applet, its output going to the console; its exit status. (posix_spawn, not
-    /// Foundation's Process: that needs a CFRunLoop wake-up socket, which it fails to make in the guest.)
-    private func run(_ arguments: String...) -> Int32 {
-        var pid: pid_t = 0
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let spawned = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
-        guard spawned == 0 else {
-            print("posix_spawn \(arguments[0]): \(String(cString: strerror(spawned)))")
-            return -1
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    }
-
     private var openDescriptors: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
 
     private var residentKilobytes: Int {
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-}
-
-/// Reads one client's frames on a thread of its own and notes when each arrived.
-private final class FrameReader: @unchecked Sendable {
-    private let client: WireClient
-    private let condition = NSCondition()
-    private var received: [(sequence: UInt64, captured: UInt64, arrived: UInt64)] = []
-    private var stopping = false
-    private var error: String?
-    private let finished = DispatchSemaphore(value: 0)
-
-    init(_ client: WireClient) {
-        self.client = client
-        Thread { [self] in
-            while true {
-                condition.lock()
-                let done = stopping
-                condition.unlock()
-                if done { break }
-                do {
-                    guard case let .frame(frame) = try client.next(timeout: 1) else { continue }
-                    condition.lock()
-                    received.append((frame.sequence, frame.captureMonotonicNanoseconds, Clock.monotonicNanoseconds()))
-                    condition.broadcast()
-                    condition.unlock()
-                } catch WireClient.Failure.timeout {
-                    continue
-                } catch {
-                    condition.lock()
-                    self.error = "\(error)"
-                    condition.broadcast()
-                    condition.unlock()
-                    break
-                }
-            }
-            finished.signal()
-        }.start()
-    }
-
-    /// When (CLOCK_MONOTONIC) the first frame captured after `after` arrived; nil if none in `seconds`.
-    func waitForFrame(capturedAfter after: UInt64, seconds: Double) -> UInt64? {
-        let deadline = Date().addingTimeInterval(seconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            if let hit = received.first(where: { $0.captured > after }) { return hit.arrived }
-            if error != nil || !condition.wait(until: deadline) { return nil }
-        }
-    }
-
-    var sequences: [UInt64] { condition.lock(); defer { condition.unlock() }; return received.map(\.sequence) }
-    var failed: Bool { condition.lock(); defer { condition.unlock() }; return error != nil }
-    var failure: String { condition.lock(); defer { condition.unlock() }; return error ?? "" }
-
-    func stop() {
-        condition.lock()
-        let running = !stopping && error == nil
-        stopping = true
-        condition.unlock()
-        if running { finished.wait() }
     }
 }

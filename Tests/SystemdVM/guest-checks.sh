@@ -210,12 +210,54 @@ else
   fail stop-clean "did not start again after the start-limit check"
 fi
 
+# --- Several cameras: instances of mtlsegd@.service, each with its own file, socket and runtime directory.
+template=/lib/systemd/system/mtlsegd@.service
+exposure=$(systemd-analyze security mtlsegd@a.service 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+verify=$(systemd-analyze verify "$template" 2>&1)
+if [ -n "$exposure" ] && python3 -c "import sys; sys.exit(0 if $exposure <= 1.0 else 1)" && [ -z "$verify" ]; then
+  pass template-unit "exposure $exposure, verify silent"
+else
+  fail template-unit "exposure '${exposure:-none}', verify: $(echo "$verify" | tr '\n' ' ')"
+fi
+for name in a b; do
+  sed -e 's#^model = .*#model = "/var/lib/mtlseg/tiny.safetensors"#' -e 's#^device = .*#device = "synthetic"#' \
+    -e 's#^width = .*#width = 320#' -e 's#^height = .*#height = 240#' /usr/share/mtlseg/camera.toml > "/etc/mtlseg/$name.toml"
+done
+camera_client() { runuser -u reader -- env MTLSEG_SOCKET="/run/mtlseg/$1/mtlsegd.sock" python3 /payload/vm_client.py frames 2; }
+instance_active() { [ "$(systemctl show -p ActiveState --value "mtlsegd@$1.service")" = active ]; }
+systemctl start mtlsegd.service mtlsegd@a.service mtlsegd@b.service
+if poll 120 instance_active a && poll 120 instance_active b && poll 120 active && outa=$(camera_client a 2>&1) && outb=$(camera_client b 2>&1); then
+  pass instances-serve "a: $(echo "$outa" | json 'd["source"]'), b: $(echo "$outb" | json 'd["source"]'), beside mtlsegd.service"
+else
+  fail instances-serve "a $(systemctl is-active mtlsegd@a), b $(systemctl is-active mtlsegd@b): ${outa:-} ${outb:-} $(journalctl -q -u 'mtlsegd@*' -o cat | tail -n 5 | tr '\n' ' ')"
+fi
+listed=$(mtlseg status 2>&1 | grep '^== ' | tr '\n' ' ')
+if echo "$listed" | grep -q 'mtlsegd.service' && echo "$listed" | grep -q 'mtlsegd@a' && echo "$listed" | grep -q 'mtlsegd@b'; then
+  pass status-lists-all "$listed"
+else
+  fail status-lists-all "$listed"
+fi
+# Stopping one camera removes its directory only; stopping mtlsegd.service leaves /run/mtlseg and the cameras in it.
+systemctl stop mtlsegd@a.service
+gone_a=$([ ! -e /run/mtlseg/a ] && echo yes)
+systemctl stop mtlsegd.service
+if [ "$gone_a" = yes ] && [ -S /run/mtlseg/b/mtlsegd.sock ] && instance_active b && out=$(camera_client b 2>&1); then
+  pass instances-stop-apart "a's directory gone, b serves after a and mtlsegd.service stopped: $(echo "$out" | json '"%d frames" % d["frames"]')"
+else
+  fail instances-stop-apart "a gone: ${gone_a:-no}; b: $(ls -la /run/mtlseg/b 2>&1 | tr '\n' ' ') ${out:-}"
+fi
+systemctl stop mtlsegd@b.service
+# Enabled, so that `apt remove` below must disable it.
+systemctl enable mtlsegd@b.service 2>/dev/null
+wants_b=/etc/systemd/system/multi-user.target.wants/mtlsegd@b.service
+
 # --- Remove keeps the configuration (a conffile); purge removes it and the models.
 if apt-get remove -y mtlseg >/tmp/apt.log 2>&1 && [ ! -e /usr/bin/mtlsegd ] && [ ! -e "/lib/systemd/system/$unit" ] \
-  && [ -e "$config" ] && [ "$(dpkg-query -W -f='${db:Status-Abbrev}' mtlseg)" = "rc " ] && ! systemctl is-active --quiet "$unit"; then
-  pass apt-remove "binaries and unit gone, $config kept"
+  && [ -e "$config" ] && [ "$(dpkg-query -W -f='${db:Status-Abbrev}' mtlseg)" = "rc " ] && ! systemctl is-active --quiet "$unit" \
+  && [ ! -L "$wants_b" ]; then
+  pass apt-remove "binaries and units gone, mtlsegd@b disabled, $config kept"
 else
-  fail apt-remove "$(tail -n 3 /tmp/apt.log | tr '\n' ' '); $(ls -d /usr/bin/mtlsegd "$config" 2>&1 | tr '\n' ' ')"
+  fail apt-remove "$(tail -n 3 /tmp/apt.log | tr '\n' ' '); $(ls -d /usr/bin/mtlsegd "$config" "$wants_b" 2>&1 | tr '\n' ' ')"
 fi
 if apt-get purge -y mtlseg >/tmp/apt.log 2>&1 && [ ! -e /etc/mtlseg ] && [ ! -e /var/lib/mtlseg ] \
   && ! dpkg-query -W -f='${db:Status-Abbrev}' mtlseg 2>/dev/null | grep -q '^[ir]' && getent passwd mtlseg >/dev/null; then

@@ -17,7 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mtlseg_client import Subscriber  # noqa: E402
 
-SOCKET = "/run/mtlseg/mtlsegd.sock"
+# MTLSEG_SOCKET: another daemon's socket, e.g. a camera's of mtlsegd@.service.
+SOCKET = os.environ.get("MTLSEG_SOCKET", "/run/mtlseg/mtlsegd.sock")
 
 
 def subscriber(name):

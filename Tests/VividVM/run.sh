@@ -9,7 +9,9 @@
 # once and kept, reduced to vmlinuz + media modules (~53 MB), in $MTLSEG_VIVID_CACHE
 # (default ~/.cache/mtlseg-vivid). The guest sees MTLSEG_VIVID_GUEST=1 in its environment.
 # MTLSEG_VIVID_FILES: host files (space-separated absolute paths) the binary reads, e.g. a model
-# fixture; each is copied into the guest at the same path.
+# fixture; each is copied into the guest at the same path. MTLSEG_VIVID_BINARIES: further executables
+# (space-separated) the binary starts, e.g. mtlsegd; each goes to /guest/<its name> with its libraries.
+# MTLSEG_VIVID_CPUS: the VM's CPUs (default 1).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [ARGS...]" >&2; exit 2; }
 BIN=$(realpath "$1"); shift
@@ -35,7 +37,8 @@ if [ ! -e "$K/boot/vmlinuz-$KVER" ]; then
 fi
 
 # 2. An initramfs: busybox, vivid and its dependencies, the binary and every library ldd lists.
-R=$(mktemp -d); trap 'rm -rf "$R"' EXIT
+# The initramfs goes to a file of this run's own: two runs at once (two checkouts) must not write one file.
+R=$(mktemp -d); INITRD=$(mktemp --suffix=.cpio.gz); trap 'rm -rf "$R" "$INITRD"' EXIT
 mkdir -p "$R"/{bin,dev,proc,sys,tmp}
 cp /bin/busybox "$R/bin/"
 for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox "$R/bin/$a"; done  # busybox→busybox loops (ELOOP)
@@ -48,6 +51,11 @@ copy() { mkdir -p "$R$(dirname "$1")"; cp -L "$1" "$R$1"; }
 GUEST_BIN="/guest/$(basename "$BIN")"
 mkdir -p "$R/guest"
 strip --strip-debug -o "$R$GUEST_BIN" "$BIN"  # debug info is most of a debug build's size; the guest needs none
+for extra in ${MTLSEG_VIVID_BINARIES:-}; do
+  extra="$(realpath "$extra")"
+  strip --strip-debug -o "$R/guest/$(basename "$extra")" "$extra"
+  ldd "$extra" | awk '/=>/ && $3 ~ /^\//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r l; do [ -e "$R$l" ] || copy "$l"; done
+done
 # Files go to /files/<path> and the init copies them to <path> once /tmp is mounted: a clone under
 # /tmp (as CI's may be) would otherwise be hidden by the guest's tmpfs.
 for f in ${MTLSEG_VIVID_FILES:-}; do f="$(realpath "$f")"; mkdir -p "$R/files$(dirname "$f")"; cp -L "$f" "$R/files$f"; done
@@ -65,15 +73,15 @@ printf "\\\\\$(printf %03o \$rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev
 poweroff -f
 INIT
 chmod +x "$R/init"
-(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$W/initrd.cpio.gz"
+(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD"
 
 # 3. Boot. isa-debug-exit makes qemu exit with (guest status << 1) | 1; a panic or a hang gives
 #    0 or 124, never 1, so only a guest status of 0 passes. `-cpu max`: on TCG's default qemu64
 #    model a model's first GEMM dies of SIGILL inside OpenBLAS (under qemu-user with that model it
 #    reports choosing its Haswell kernels); `max` advertises and emulates AVX2, as real x86-64 has.
 set +e
-timeout "${MTLSEG_VIVID_TIMEOUT:-240}" qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp 1 -nodefaults -display none -no-reboot \
-  -kernel "$K/boot/vmlinuz-$KVER" -initrd "$W/initrd.cpio.gz" -append 'console=ttyS0 quiet panic=-1' \
+timeout "${MTLSEG_VIVID_TIMEOUT:-240}" qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp "${MTLSEG_VIVID_CPUS:-1}" -nodefaults -display none -no-reboot \
+  -kernel "$K/boot/vmlinuz-$KVER" -initrd "$INITRD" -append 'console=ttyS0 quiet panic=-1' \
   -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null
 q=$?; set -e
 [ $q -eq 1 ] && exit 0
