@@ -28,6 +28,10 @@ public struct MTLSegDaemonCommand: ParsableCommand {
             try command.run()
         } catch let code as ExitCode {
             exit(withError: code)
+        } catch where !(command is MTLSegDaemonCommand) {
+            // ArgumentParser's own command: `--help` parses to its help command, whose run() throws the
+            // request for help, which exit(withError:) prints as the help text with status 0.
+            exit(withError: error)
         } catch {
             // A failure to start names files and configuration values: logged through DaemonLog, which escapes
             // their control characters, so that a value cannot forge a journal line.
