@@ -8,18 +8,36 @@
 # configuration and the models.
 #
 #   systemd/build-deb.sh [VERSION]
+#   sudo MTLSEG_DEB_ARCH=arm64 systemd/build-deb.sh [VERSION]   (on amd64: the arm64 package, its binary
+#                                                              cross-compiled by .ci/arm64-cross)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 version="${1:-0.1.0}"
-arch="$(dpkg --print-architecture)"
+host_arch="$(dpkg --print-architecture)"
+arch="${MTLSEG_DEB_ARCH:-$host_arch}"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 
-(cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlseg)
-bin="$(cd "$root" && swift build -c release --scratch-path .build-static --show-bin-path)"
 mkdir -p "$stage/bin"
-strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin/mtlseg"
+if [ "$arch" = "$host_arch" ]; then
+  (cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlseg)
+  bin="$(cd "$root" && swift build -c release --scratch-path .build-static --show-bin-path)/mtlseg"
+  strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin"
+elif [ "$arch" = arm64 ] && [ "$host_arch" = amd64 ]; then
+  bin="$("$root/.ci/arm64-cross" mtlseg)" # Debian sid's Swift, the Swift runtime linked in as above
+  if command -v aarch64-linux-gnu-strip >/dev/null; then
+    aarch64-linux-gnu-strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin"
+  else
+    objcopy="$(command -v llvm-objcopy || echo /opt/swift/usr/bin/llvm-objcopy)"
+    "$objcopy" --strip-unneeded "$bin" "$stage/bin/mtlseg"
+  fi
+else
+  echo "build-deb: cannot build $arch packages on $host_arch (arm64 on amd64, or the host's own)" >&2; exit 1
+fi
 ln -s mtlseg "$stage/bin/mtlsegd"
+# The C library version the binary needs (its newest GLIBC_ symbol version): 2.36 or so when built on
+# Debian 12, sid's (2.43 in December 2026) for the arm64 binary, whose Swift comes from sid.
+glibc="$(LC_ALL=C readelf -V "$stage/bin/mtlseg" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
 
 package="$stage/package"
 DESTDIR="$package" MTLSEG_BIN_DIR="$stage/bin" SYSTEMD_UNIT_DIR=/lib/systemd/system "$root/systemd/install.sh" >/dev/null
@@ -53,7 +71,7 @@ Architecture: $arch
 Maintainer: mtlseg maintainers <maintainers@mtlseg.invalid>
 Section: video
 Priority: optional
-Depends: libopenblas0-pthread | libopenblas0, libv4l-0, libv4lconvert0, libsystemd0, libpng16-16, libjpeg62-turbo, libstdc++6, libgcc-s1, libc6, adduser, systemd
+Depends: libopenblas0-pthread | libopenblas0, libv4l-0, libv4lconvert0, libsystemd0, libpng16-16, libjpeg62-turbo, libstdc++6, libgcc-s1, libc6${glibc:+ (>= $glibc)}, adduser, systemd
 Installed-Size: $(du -sk "$package" | cut -f1)
 Homepage: https://mtlseg.invalid/
 Description: live multi-task segmentation masks from a camera
