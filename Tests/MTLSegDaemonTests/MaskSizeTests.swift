@@ -32,6 +32,9 @@ final class MaskSizeTests: XCTestCase {
         config.fps = 30
         config.width = 160
         config.height = 120
+        // The clients sit unread while the test computes the reference masks (seconds in a debug build under
+        // qemu-user): the daemon's 2 s default would drop them; dropping is not what these tests check.
+        config.clientTimeout = 60
         let daemon = try Daemon(config: config) { _ in TestFrameSource(width: 160, height: 120, fps: 30) }
         try daemon.start()
         return daemon

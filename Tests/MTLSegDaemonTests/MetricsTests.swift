@@ -18,6 +18,9 @@ final class MetricsTests: XCTestCase {
         config.fps = 30
         config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
         config.metricsSocket = directory.appendingPathComponent("metrics.sock").path
+        // The client sits unread while the test reads /metrics and parses it in Python (seconds under qemu-user):
+        // the daemon's 2 s default would drop it before its STATS.
+        config.clientTimeout = 60
         let source = PausableSource(TestFrameSource(width: 160, height: 120, fps: 30))
         let daemon = try Daemon(config: config) { _ in source }
         try daemon.start()

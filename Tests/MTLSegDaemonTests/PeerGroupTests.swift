@@ -25,6 +25,12 @@ final class PeerGroupTests: XCTestCase {
     /// Clients run as an unprivileged user (setpriv) with and without the listed group among their supplementary ones.
     func testAClientIsAdmittedByASupplementaryGroup() throws {
         guard getuid() == 0 else { throw XCTSkip("needs root: the clients run as another user with chosen groups (setpriv)") }
+        if ProcessInfo.processInfo.environment["MTLSEG_EMULATED"] == "qemu-user" {
+            // Under qemu-user 7.2 getsockopt(SO_PEERGROUPS) fails with ERANGE whatever room the guest gives (a
+            // socketpair in Python shows it; natively the same call returns the groups): the daemon sees no
+            // supplementary groups, and the client admitted by one is refused.
+            throw XCTSkip("qemu-user does not relay SO_PEERGROUPS")
+        }
         let setpriv = "/usr/bin/setpriv"
         guard FileManager.default.isExecutableFile(atPath: setpriv) else { throw XCTSkip("needs \(setpriv) (util-linux)") }
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-groups-\(UUID().uuidString.prefix(8))")

@@ -11,8 +11,9 @@ final class HostileToolInputTests: XCTestCase {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-hostile-tool-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("images"), withIntermediateDirectories: true)
         for variant in 0 ..< 3 {
-            try ImageFile.writePNG(RGBImage(width: 40, height: 30, pixels: (0 ..< 40 * 30 * 3).map { UInt8(($0 * 7 + variant * 50) % 256) }),
-                                   path: path("images/frame-\(variant).png"))
+            // One typed step at a time: Swift 6.2's type checker gives up on the expression in one piece.
+            let pixels: [UInt8] = (0 ..< 40 * 30 * 3).map { (i: Int) -> UInt8 in UInt8((i * 7 + variant * 50) % 256) }
+            try ImageFile.writePNG(RGBImage(width: 40, height: 30, pixels: pixels), path: path("images/frame-\(variant).png"))
         }
         try Data("not an image".utf8).write(to: directory.appendingPathComponent("images/broken.png"))
     }
