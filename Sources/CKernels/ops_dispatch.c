@@ -25,6 +25,8 @@ static const ck_softmax_exp_u8_fn softmax_exp_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_softmax_exp_u8_portable, ck_softmax_exp_u8_avx2, ck_softmax_exp_u8_avx512);
 static const ck_quantize_rows_u8_fn quantize_rows_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_quantize_rows_u8_portable, ck_quantize_rows_u8_portable, ck_quantize_rows_u8_portable);
+static const ck_gate_concat_u8_fn gate_concat_u8[CK_VECTORS_COUNT] =
+    BY_WIDTH(ck_gate_concat_u8_portable, ck_gate_concat_u8_portable, ck_gate_concat_u8_avx512);
 static const ck_scale_heads_quantize_u8_fn scale_heads_quantize_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_scale_heads_quantize_u8_portable, ck_scale_heads_quantize_u8_portable, ck_scale_heads_quantize_u8_avx512);
 static const ck_argmax_count_f32_fn argmax_count_f32[CK_VECTORS_COUNT] =
@@ -64,6 +66,7 @@ static void choose_once(void) {
     const ck_vectors v = cpu->vectors;
     ops.softmax_exp_u8 = softmax_exp_u8[v];
     ops.quantize_rows_u8 = quantize_rows_u8[v];
+    ops.gate_concat_u8 = gate_concat_u8[v];
     ops.scale_heads_quantize_u8 = scale_heads_quantize_u8[v];
     ops.argmax_count_f32 = argmax_count_f32[v];
     ops.layer_norm_quantize_u8 = layer_norm_quantize_u8[v];
@@ -101,6 +104,13 @@ void ck_softmax_exp_u8(const float *scores, size_t lds, size_t rows, size_t cols
 void ck_quantize_rows_u8(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels, float inv_scale,
                          int32_t zero_point) {
     ck_ops_get()->quantize_rows_u8(in, ldi, out, ldo, rows, channels, inv_scale, zero_point);
+}
+
+void ck_gate_concat_u8(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels, size_t gates,
+                       const float *const *self_weights, const float *const *other_weights, const float *bias, float inv_scale,
+                       int32_t zero_point, uint8_t *out, size_t ldo, float *scratch) {
+    ck_ops_get()->gate_concat_u8(own, others, ld, pixels, channels, gates, self_weights, other_weights, bias, inv_scale,
+                                 zero_point, out, ldo, scratch);
 }
 
 void ck_scale_heads_quantize_u8(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim, const float *factors,

@@ -20,6 +20,10 @@ typedef void (*ck_softmax_exp_u8_fn)(const float *scores, size_t lds, size_t row
                                      float *inv_sums);
 typedef void (*ck_quantize_rows_u8_fn)(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                                        float inv_scale, int32_t zero_point);
+typedef void (*ck_gate_concat_u8_fn)(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels,
+                                     size_t gates, const float *const *self_weights, const float *const *other_weights,
+                                     const float *bias, float inv_scale, int32_t zero_point, uint8_t *out, size_t ldo,
+                                     float *scratch);
 typedef void (*ck_argmax_count_f32_fn)(const float *in, size_t ldi, size_t pixels, size_t classes, uint8_t *mask,
                                        uint32_t *counts);
 typedef void (*ck_scale_heads_quantize_u8_fn)(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
@@ -53,6 +57,7 @@ typedef void (*ck_conv2d_f32_fn)(const float *in, size_t height, size_t width, s
 typedef struct {
     ck_softmax_exp_u8_fn softmax_exp_u8;
     ck_quantize_rows_u8_fn quantize_rows_u8;
+    ck_gate_concat_u8_fn gate_concat_u8;
     ck_scale_heads_quantize_u8_fn scale_heads_quantize_u8;
     ck_argmax_count_f32_fn argmax_count_f32;
     ck_layer_norm_quantize_u8_fn layer_norm_quantize_u8;
@@ -96,6 +101,11 @@ void ck_softmax_exp_u8_avx512(const float *scores, size_t lds, size_t rows, size
                               float *inv_sums);
 void ck_softmax_exp_u8_avx2(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                             float *inv_sums);
+// gate_concat_u8_avx512.c
+void ck_gate_concat_u8_avx512(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels,
+                              size_t gates, const float *const *self_weights, const float *const *other_weights,
+                              const float *bias, float inv_scale, int32_t zero_point, uint8_t *out, size_t ldo,
+                              float *scratch);
 // scale_heads_quantize_u8_avx512.c
 void ck_scale_heads_quantize_u8_avx512(const float *in, size_t ldi, size_t rows, size_t heads, size_t head_dim,
                                        const float *factors, uint8_t *out, size_t ldo, float inv_scale, int32_t zero_point);

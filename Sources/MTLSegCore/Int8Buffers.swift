@@ -19,7 +19,7 @@ struct Int8Buffers {
         /// Fused heads: per thread, the maps of one band of pixels (`Int8Heads.Band`), and no full-resolution map
         /// after `fused`.
         var fusedHeads = true
-        var bandTaskFloats = 0, bandCrossFloats = 0, bandGateFloats = 0, bandConcatBytes = 0, bandCombinedBytes = 0, bandLogitsFloats = 0
+        var bandTaskFloats = 0, bandGateFloats = 0, bandConcatBytes = 0, bandCombinedBytes = 0, bandLogitsFloats = 0
         var threads = 1
         var attentionInInt8 = true
         var scoreFloats = 0
@@ -71,8 +71,7 @@ struct Int8Buffers {
             if fusedHeads {
                 let band = Int8Heads.bandPixels, multi = taskCount > 1
                 bandTaskFloats = multi ? band * taskCount * width : 0
-                bandCrossFloats = multi ? band * width : 0
-                bandGateFloats = multi ? band : 0
+                bandGateFloats = multi ? CrossTaskGates.scratchCount(tasks: taskCount) : 0
                 bandConcatBytes = multi ? band * stride(2 * width) : 0
                 bandCombinedBytes = multi ? band * stride(width) : 0
                 bandLogitsFloats = band * maxClasses
@@ -80,7 +79,7 @@ struct Int8Buffers {
                 taskMapFloats = taskCount > 1 ? out.pixels * width : 0
                 concatBytes = taskCount > 1 ? out.pixels * stride(2 * width) : 0
                 combinedBytes = taskCount > 1 ? out.pixels * stride(width) : 0
-                gateFloats = out.pixels
+                gateFloats = taskCount > 1 ? CrossTaskGates.scratchCount(tasks: taskCount) : 0
                 logitsRowFloats = out.pixels * maxClasses
             }
             self.threads = threads
@@ -104,9 +103,9 @@ struct Int8Buffers {
             total += threads * (bytes(2 * hiddenChannels, f) + bytes(layerScratchFloats, f))
             total += projectionFloats.map { bytes($0, f) }.reduce(0, +)
             total += threads * (bytes(decoderBandFloats, f) + bytes(decoderRowFloats, f))
-            total += bytes(fusedBytes, 1) + (taskCount > 1 ? taskCount : 0) * bytes(taskMapFloats, f) + bytes(taskMapFloats, f)
-            total += bytes(concatBytes, 1) + bytes(combinedBytes, 1) + 2 * bytes(gateFloats, f) + bytes(logitsRowFloats, f)
-            total += threads * (bytes(bandTaskFloats, f) + bytes(bandCrossFloats, f) + 2 * bytes(bandGateFloats, f) + bytes(bandConcatBytes, 1)
+            total += bytes(fusedBytes, 1) + (taskCount > 1 ? taskCount : 0) * bytes(taskMapFloats, f)
+            total += bytes(concatBytes, 1) + bytes(combinedBytes, 1) + bytes(gateFloats, f) + bytes(logitsRowFloats, f)
+            total += threads * (bytes(bandTaskFloats, f) + bytes(bandGateFloats, f) + bytes(bandConcatBytes, 1)
                                 + bytes(bandCombinedBytes, 1) + bytes(bandLogitsFloats, f))
             // Int8Attention's
             total += bytes(keyBytes, 1) + bytes(valueBytes, 1) + maxHeads * (bytes(packedKeyBytes, 1) + bytes(packedValueBytes, 1))
@@ -153,11 +152,10 @@ struct Int8Buffers {
     let decoderRows: [Floats]
     let fused: Bytes
     let taskMaps: [Floats]
-    let crossMap: Floats
     let concat: Bytes
     let combined: Bytes
-    let gateSelf: Floats
-    let gateOther: Floats
+    /// The gates' scratch (`CrossTaskGates.scratchCount`).
+    let gateScratch: Floats
     let logitsRows: Floats
     /// Fused heads: per thread, one band's maps.
     let headBands: [Int8Heads.Band]
@@ -192,16 +190,13 @@ struct Int8Buffers {
         decoderRows = perThread.map { _ in floats(s.decoderRowFloats) }
         fused = bytes(s.fusedBytes)
         taskMaps = (0 ..< (s.taskCount > 1 ? s.taskCount : 0)).map { _ in floats(s.taskMapFloats) }
-        crossMap = floats(s.taskMapFloats)
         concat = bytes(s.concatBytes)
         combined = bytes(s.combinedBytes)
-        gateSelf = floats(s.gateFloats)
-        gateOther = floats(s.gateFloats)
+        gateScratch = floats(s.gateFloats)
         logitsRows = floats(s.logitsRowFloats)
         headBands = (s.fusedHeads ? perThread : 0 ..< 0).map { _ in
-            Int8Heads.Band(taskMaps: floats(s.bandTaskFloats), cross: floats(s.bandCrossFloats), gateSelf: floats(s.bandGateFloats),
-                           gateOther: floats(s.bandGateFloats), concat: bytes(s.bandConcatBytes), combined: bytes(s.bandCombinedBytes),
-                           logits: floats(s.bandLogitsFloats))
+            Int8Heads.Band(taskMaps: floats(s.bandTaskFloats), gateScratch: floats(s.bandGateFloats), concat: bytes(s.bandConcatBytes),
+                           combined: bytes(s.bandCombinedBytes), logits: floats(s.bandLogitsFloats))
         }
         attention = Int8Attention.Buffers(
             keys: arena.take(Int8.self, count: s.keyBytes), valuesTransposed: arena.take(Int8.self, count: s.valueBytes),

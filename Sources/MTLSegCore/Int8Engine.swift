@@ -47,6 +47,8 @@ public final class Int8Engine {
     private let fusedHeads: Int8Heads?
     private let classifier: Int8Layer?
     private let heads: [HeadLayers]
+    /// Per task, its gates over the full-resolution task maps (the unfused heads).
+    private let headGates: [CrossTaskGates]
     /// Per task, the class of each output pixel ([h/4][w/4]) and pixels per class ([T][256]), from the fused heads.
     private let masks: [UnsafeMutablePointer<UInt8>]
     private let classCounts: UnsafeMutablePointer<Int>
@@ -170,6 +172,8 @@ public final class Int8Engine {
         let buffers = Int8Buffers(sizes, arena: arena)
         self.buffers = buffers
         fused?.attach(bands: buffers.headBands, layerScratch: buffers.layerScratch)
+        let taskMaps = buffers.taskMaps.map { UnsafePointer($0) }
+        headGates = fusedHeads || weights.heads.isEmpty ? [] : weights.heads.map { CrossTaskGates($0, maps: taskMaps) }
         attention = Int8Attention(buffers: buffers.attention, pool: pool, kernels: kernels)
         self.attentionInInt8 = attentionInInt8
 
@@ -479,7 +483,8 @@ public final class Int8Engine {
         }
     }
 
-    /// The task heads (ARCHITECTURE.md, The model) in int8: task maps, fp32 gates and cross-task maps, combine, classifier.
+    /// The task heads (ARCHITECTURE.md, The model) in int8: task maps, fp32 gates writing the combine's u8 input, combine,
+    /// classifier.
     private func runTaskHeads() {
         let n = plan.outputSize.pixels, d = weights.decoder.width, ld = Self.stride(d), concatLd = Self.stride(2 * d), b = buffers
         for t in heads.indices {
@@ -487,10 +492,8 @@ public final class Int8Engine {
         }
         for t in heads.indices {
             let layers = heads[t]
-            accumulateCrossTaskMap(weights.heads[t], task: t, taskMaps: b.taskMaps, pixels: n, width: d, gateSelf: b.gateSelf, gateOther: b.gateOther,
-                                   into: b.crossMap)
-            ck_quantize_rows_u8(b.taskMaps[t], d, b.concat, concatLd, n, d, layers.concat.inverseScale, layers.concat.zeroPoint)
-            ck_quantize_rows_u8(b.crossMap, d, b.concat + d, concatLd, n, d, layers.concat.inverseScale, layers.concat.zeroPoint)
+            headGates[t].run(own: b.taskMaps[t], ld: d, pixels: n, channels: d, grid: layers.concat, into: b.concat, ldo: concatLd,
+                             scratch: b.gateScratch)
             gemm(layers.combine, rows: n, a: b.concat, lda: concatLd, into: b.combined, ldc: ld, output: CK_QGEMM_OUT_U8, relu: true,
                  outputGrid: layers.combined)
             classify(b.combined, with: layers.classifier, into: logits[t])

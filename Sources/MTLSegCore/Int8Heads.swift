@@ -9,14 +9,13 @@ import Dispatch
 
 /// Everything after the decoder in the int8 engine, run band by band: a band of pixels of the fused decoder map
 /// goes through the task maps, the gates, the cross-task sum, the combine conv, the classifier and its argmax while
-/// it stays in cache, on the thread pool. Each product writes what the next step reads (fp32 task maps for the
-/// fp32 gates, u8 concatenations for the combine conv, u8 features for the classifier), so no full-resolution
-/// intermediate exists. With one task only the classifier runs.
+/// it stays in cache, on the thread pool. Each step writes what the next one reads (fp32 task maps for the fp32
+/// gates, which write the u8 concatenations for the combine conv, u8 features for the classifier), so no
+/// full-resolution intermediate exists. With one task only the classifier runs.
 ///
 /// The arithmetic is the unfused path's (`Int8Engine(fusedHeads: false)`), call for call on fewer rows: the task
-/// maps' products are per column, so stacking their weights changes no sum; the gates' dot products are the same
-/// BLAS call on a band, the gate sum and the quantizations the same kernels. `Int8HeadsTests` checks the logits
-/// are equal bit for bit.
+/// maps' products are per column, so stacking their weights changes no sum; the gates are the same per-pixel kernel
+/// (`ck_gate_concat_u8`) on a band. `Int8HeadsTests` checks the logits are equal bit for bit.
 final class Int8Heads {
     /// One task's layers after its task map, and the grids of the combine conv's input and output.
     struct TaskLayers {
@@ -40,9 +39,8 @@ final class Int8Heads {
     struct Band {
         /// All tasks' maps, [bandPixels][T·D] fp32 (task t in columns t·D ..< (t+1)·D).
         let taskMaps: UnsafeMutablePointer<Float>
-        /// G_t, [bandPixels][D] fp32.
-        let cross: UnsafeMutablePointer<Float>
-        let gateSelf, gateOther: UnsafeMutablePointer<Float>
+        /// The gates' scratch (`CrossTaskGates.scratchCount`).
+        let gateScratch: UnsafeMutablePointer<Float>
         /// [F_t | G_t] in u8, rows of stride(2D) bytes.
         let concat: UnsafeMutablePointer<UInt8>
         /// Z_t in u8, rows of stride(D) bytes.
@@ -59,6 +57,8 @@ final class Int8Heads {
     /// All tasks' task maps as one product (nil when one of them fell back to fp32 and they cannot be stacked).
     private let stackedTaskMaps: Int8Layer?
     private var bands: [Band] = []
+    /// Per thread and task, the task's gates over the thread's band ([slot][t]).
+    private var gates: [[CrossTaskGates]] = []
     private var layerScratch: [UnsafeMutablePointer<Float>] = []
     private let pixels: Int
     private let width: Int
@@ -98,6 +98,10 @@ final class Int8Heads {
     func attach(bands: [Band], layerScratch: [UnsafeMutablePointer<Float>]) {
         precondition(bands.count == pool.threadCount && layerScratch.count == pool.threadCount, "one band per thread")
         self.bands = bands
+        gates = tasks.isEmpty ? [] : bands.map { band in
+            let maps = weights.heads.indices.map { UnsafePointer(band.taskMaps + $0 * width) }
+            return weights.heads.map { CrossTaskGates($0, maps: maps) }
+        }
         self.layerScratch = layerScratch
     }
 
@@ -205,21 +209,12 @@ final class Int8Heads {
             }
         }
         clock.lap(.taskMaps)
+        let slotGates = gates[slot]
         for t in tasks.indices {
-            let layers = tasks[t], head = weights.heads[t], own = b.taskMaps + t * d
-            // G_t = Σ_j sigmoid(w_self·F_t + w_other·F_j + b) ⊙ F_j, then [F_t | G_t] quantized side by side.
-            b.cross.update(repeating: 0, count: n * d)
-            for g in head.gates.indices {
-                let gate = head.gates[g], other = b.taskMaps + gate.otherTask * d
-                BLAS.linear(own, rows: n, inner: d, lda: taskLd, weight: gate.selfWeight.pointer, outputs: 1, into: b.gateSelf)
-                BLAS.linear(other, rows: n, inner: d, lda: taskLd, weight: gate.otherWeight.pointer, outputs: 1, into: b.gateOther)
-                // Pixel by pixel: F_j's rows are taskLd apart here, the kernel reads them contiguous.
-                for p in 0 ..< n {
-                    ck_gate_accumulate_f32(b.gateSelf + p, b.gateOther + p, gate.bias, other + p * taskLd, b.cross + p * d, 1, d)
-                }
-            }
-            ck_quantize_rows_u8(own, taskLd, b.concat, concatLd, n, d, layers.concat.inverseScale, layers.concat.zeroPoint)
-            ck_quantize_rows_u8(b.cross, d, b.concat + d, concatLd, n, d, layers.concat.inverseScale, layers.concat.zeroPoint)
+            let layers = tasks[t]
+            // [F_t | G_t] quantized side by side, G_t = Σ_j sigmoid(w_self·F_t + w_other·F_j + b) ⊙ F_j.
+            slotGates[t].run(own: b.taskMaps + t * d, ld: taskLd, pixels: n, channels: d, grid: layers.concat, into: b.concat, ldo: concatLd,
+                             scratch: b.gateScratch)
             clock.lap(.gates)
             layers.combine.run(rows: rows, a: b.concat, lda: concatLd, into: b.combined, ldc: ld, output: CK_QGEMM_OUT_U8, relu: true,
                                outputParams: layers.combined, scratch: scratch)

@@ -8,6 +8,7 @@ import XCTest
 final class KernelTierTests: XCTestCase {
     private static let definitionTests = [
         "CKernelsTests.AttentionKernelDefinitionTests",
+        "CKernelsTests.GateConcatDefinitionTests",
         "CKernelsTests.NormalizationAndActivationDefinitionTests",
         "CKernelsTests.ResizeAndClassMapDefinitionTests",
     ]

@@ -52,6 +52,31 @@ void ck_decoder_sum_quantize_u8(float *band, size_t map_count, const float *cons
                                 size_t first_row, size_t row_count, const float *bias, float inv_scale,
                                 int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
 
+/// Lanes of the gate dot products' fixed summation order (see ck_gate_concat_u8).
+#define CK_GATE_DOT_LANES 64
+/// Pixels ck_gate_concat_u8 takes at a time; its scratch holds CK_GATE_CHUNK·gates floats.
+#define CK_GATE_CHUNK 8
+
+/// MTLSegFormer's cross-task gates and the combine conv's input, for `pixels` pixels of task t. own = F_t and
+/// others[g] = F_j of gate g are rows of `channels` floats (row stride ld, the same for all); per pixel p:
+///   s_g = (w_self[g]·F_t[p] + w_other[g]·others[g][p]) + bias[g],   a_g = 1 / (1 + exp(−s_g))
+///   G = Σ_g a_g·others[g][p], in gate order
+///   out[p][0 ..< channels] = q(F_t[p]), out[p][channels ..< 2·channels] = q(G)   (row stride ldo)
+/// with q the u8 quantization above; gates ≥ 1. The two dot products of s_g are one sum in CK_GATE_DOT_LANES
+/// lanes: lane l takes first the products w_self[i]·F_t[i], then w_other[i]·F_j[i], of the i ≡ l mod lanes, in
+/// increasing i; then halves are added (lane l + lane l + half) down to one lane, and the bias last. Every
+/// product and sum is rounded on its own (no fused multiply-add) and exp is ck_math.h's, so every version
+/// writes the same bytes. `scratch` holds CK_GATE_CHUNK·gates floats.
+void ck_gate_concat_u8(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels, size_t gates,
+                       const float *const *self_weights, const float *const *other_weights, const float *bias, float inv_scale,
+                       int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
+
+/// The portable version, always (tests: it must equal ck_gate_concat_u8 bit for bit).
+void ck_gate_concat_u8_portable(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels,
+                                size_t gates, const float *const *self_weights, const float *const *other_weights,
+                                const float *bias, float inv_scale, int32_t zero_point, uint8_t *out, size_t ldo,
+                                float *scratch);
+
 /// x = (q(x) − zero_point)·scale in place: what quantizing on the u8 grid does to x.
 void ck_fake_quantize_f32(float *x, size_t n, float scale, int32_t zero_point);
 
