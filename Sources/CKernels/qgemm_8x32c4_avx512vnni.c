@@ -16,8 +16,24 @@
 
 enum { MR = 8, NR = 32, NB = 16 }; // 12×32 measured no faster // NB: panels per block, ~k·512 bytes of B kept hot while A streams
 
-static size_t packed_size(size_t n, size_t k) { return ckq_packed_size_c4(n, k, NR); }
-static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) { ckq_pack_c4(b, n, k, ldb, NR, packed); }
+// A product of at most FEW columns (a classifier of a few classes) keeps B as rows of k bytes padded to 64,
+// and takes per row and column dot products of 64 bytes at a time (few.h below): in the c4 tile, each
+// vpdpbusd would compute 16 columns for FEW.
+enum { FEW = 4 };
+
+static size_t few_row_bytes(size_t k) { return ckq_round_up(k, 64); }
+
+static size_t packed_size(size_t n, size_t k) { return n <= FEW ? n * few_row_bytes(k) : ckq_packed_size_c4(n, k, NR); }
+
+static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) {
+    if (n > FEW) {
+        ckq_pack_c4(b, n, k, ldb, NR, packed);
+        return;
+    }
+    int8_t *rows = packed;
+    memset(rows, 0, n * few_row_bytes(k));
+    for (size_t j = 0; j < n; j++) memcpy(rows + j * few_row_bytes(k), b + j * ldb, k);
+}
 
 // The exact epilogue with separate mul and add, on 16 columns.
 TARGET INLINE __m512 value16(__m512i acc, __m512i off, __m512 scale, __m512 bias, int relu) {
@@ -117,6 +133,48 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
 #define CKQ_PACKED_T int8_t
 #include "qgemm_driver.h"
 
+// The few-columns product: 4 rows at a time, each row's and column's 32-bit sums in the 16 lanes of one zmm
+// (a dword lane per group of 4 k), added across lanes at the end. The sums are exact, so the order is free;
+// the epilogue is the scalar definition's (this file contracts no multiply-add).
+TARGET static void gemm_few(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const int8_t *b,
+                            const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
+    enum { ROWS = 4 };
+    const size_t row_bytes = few_row_bytes(k), readable = ckq_round_up(k, 4); // A is readable up to k rounded to 4
+    for (size_t i0 = 0; i0 < m; i0 += ROWS) {
+        const size_t rows = m - i0 < ROWS ? m - i0 : ROWS;
+        // Missing rows repeat the last real one (only m rows are readable); their sums are not stored.
+        const uint8_t *ar[ROWS];
+        for (size_t r = 0; r < ROWS; r++) ar[r] = a + (i0 + (r < rows ? r : rows - 1)) * lda;
+        __m512i acc[ROWS][FEW];
+        for (size_t r = 0; r < ROWS; r++)
+            for (size_t j = 0; j < FEW; j++) acc[r][j] = _mm512_setzero_si512();
+        for (size_t k0 = 0; k0 < readable; k0 += 64) {
+            const __mmask64 mask = readable - k0 >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (readable - k0)) - 1);
+            __m512i bj[FEW];
+            for (size_t j = 0; j < FEW; j++) bj[j] = j < n ? _mm512_load_si512(b + j * row_bytes + k0) : _mm512_setzero_si512();
+            for (size_t r = 0; r < ROWS; r++) {
+                // Bytes of A past k (up to the group of 4) meet B's zero padding.
+                const __m512i av = _mm512_maskz_loadu_epi8(mask, ar[r] + k0);
+                for (size_t j = 0; j < FEW; j++)
+                    if (j < n) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bj[j]);
+            }
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < n; j++) {
+                const float v = ckq_value(_mm512_reduce_add_epi32(acc[r][j]), ep->offset[j], ep->scale[j],
+                                          ep->bias ? ep->bias[j] : 0.0f, ep->relu);
+                ckq_store(ep, c, ldc, i0 + r, j, v);
+            }
+    }
+}
+
+// The set's entry: the few-columns product or the tiles.
+TARGET static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
+                              const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
+    if (n <= FEW) gemm_few(m, n, k, a, lda, packed_b, ep, c, ldc);
+    else gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+}
+
 const ck_qgemm_kernels ckq_avx512vnni_8x32c4 = {
     .name = "avx512vnni-8x32c4",
     .isa = "avx512vnni",
@@ -126,6 +184,6 @@ const ck_qgemm_kernels ckq_avx512vnni_8x32c4 = {
     .a_shift = 0,
     .packed_size = packed_size,
     .pack = pack,
-    .gemm = gemm,
+    .gemm = gemm_entry,
 };
 #endif
