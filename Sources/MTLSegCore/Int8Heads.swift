@@ -31,7 +31,7 @@ final class Int8Heads {
         var name: String { ["heads: task maps", "heads: gates", "heads: combine", "heads: classifier + argmax"][rawValue] }
     }
 
-    /// Pixels per band: a multiple of the tiles' rows, small enough that a band's maps (about 3.8 KB per pixel at
+    /// Pixels per band: a multiple of the tiles' rows, small enough that a band's maps (about 2.8 KB per pixel at
     /// D = 256, two tasks) stay in L2 beside the weights, large enough that the products run whole tiles.
     static let bandPixels = 64
 
