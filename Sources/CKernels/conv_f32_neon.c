@@ -111,11 +111,22 @@ void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t cha
     // Channels first, 7 wide at stride 4 on contiguous rows (the first patch embedding): seven_stride4 where
     // its five loads stay inside the row (checked per tile).
     const int seven_by_4 = !channels_last && kernel == 7 && stride == 4 && pixel_stride == 1;
+    // Pixels x_first ..< x_end have all their taps inside the row. They go in tiles of 4, the last one
+    // overlapping the one before where their count is not a multiple of 4 (its pixels get the same values
+    // again); the others one by one, with the checks.
+    const size_t x_first = (padding + stride - 1) / stride;
+    size_t x_end = width + padding >= kernel ? (width + padding - kernel) / stride + 1 : 0;
+    if (x_end > out_width) x_end = out_width;
+    const int tiles = x_end >= x_first + R;
     for (size_t oy = first_row; oy < first_row + row_count; oy++) {
-        for (size_t ox0 = 0; ox0 < out_width; ox0 += R) {
-            // Whether all 4 pixels' taps fall inside the row.
-            const int whole = ox0 + R <= out_width && ox0 * stride >= padding &&
-                              (ox0 + R - 1) * stride + kernel - 1 - padding < width;
+        for (size_t ox0 = 0, count = 1; ox0 < out_width; ox0 += count) {
+            int whole = 0;
+            count = 1;
+            if (tiles && ox0 >= x_first && ox0 < x_end) {
+                if (ox0 + R > x_end) ox0 = x_end - R;
+                whole = 1;
+                count = R;
+            }
             for (size_t p = 0; p < panels; p++) {
                 for (size_t h = 0; h < CK_CONV_NR / HALF; h++) {
                     const size_t j0 = p * CK_CONV_NR + h * HALF;
@@ -160,7 +171,7 @@ void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t cha
                             store16(out + (oy * out_width + ox0 + r) * out_channels + j0, acc[r], bp, n);
                         continue;
                     }
-                    for (size_t ox = ox0; ox < ox0 + R && ox < out_width; ox++) {
+                    for (size_t ox = ox0; ox < ox0 + count; ox++) {
                         float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
                         for (size_t ky = 0; ky < kernel; ky++) {
                             const ptrdiff_t iy = (ptrdiff_t)(oy * stride + ky) - (ptrdiff_t)padding;
