@@ -73,8 +73,9 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
     for (size_t r = 0; r < MR; r++) {
         if (r >= mvalid) continue;
         char *cr = c + r * ldc_bytes;
-        if (output == CK_QGEMM_OUT_U8 && nvalid >= NR) {
-            ckq_store16_u8_neon(acc[r], &e, (uint8_t *)cr);
+        if (nvalid >= NR) {
+            if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_neon(acc[r], &e, (uint8_t *)cr);
+            else ckq_store16_f32_neon(acc[r], &e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)cr);
             continue;
         }
         for (int q = 0; q < 4; q++) {

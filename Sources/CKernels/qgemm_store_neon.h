@@ -49,6 +49,18 @@ TARGET INLINE void ckq_store16_u8_neon(const int32x4_t acc[4], const ckq_epi_neo
     vst1q_u8(c, vcombine_u8(vmovn_u16(lo), vmovn_u16(hi)));
 }
 
+/// All 16 columns of one row into floats (written, or added to what is there): ckq_store4_neon's
+/// arithmetic without its checks of `valid`.
+TARGET INLINE void ckq_store16_f32_neon(const int32x4_t acc[4], const ckq_epi_neon *e, int accumulate, float *c) {
+    for (int q = 0; q < 4; q++) {
+        float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[q], e->offset[q])), e->scale[q]);
+        float32x4_t v = vaddq_f32(t, e->bias[q]);
+        if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
+        if (accumulate) v = vaddq_f32(vld1q_f32(c + 4 * q), v);
+        vst1q_f32(c + 4 * q, v);
+    }
+}
+
 /// Columns 4q … 4q+3 of one row; stores the first `valid` (0–4).
 TARGET INLINE void ckq_store4_neon(int32x4_t acc, const ckq_epi_neon *e, int q, ck_qgemm_output output, void *c,
                                    size_t valid) {
