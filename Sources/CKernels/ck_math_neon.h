@@ -51,6 +51,51 @@ static inline float32x4_t ck_gelu_neon(float32x4_t x) {
     return vmulq_f32(vmulq_f32(vdupq_n_f32(0.5f), x), vaddq_f32(vdupq_n_f32(1.0f), erf));
 }
 
+/// ck_gelu_neon's 20 constants, 4 to a vector, for ck_gelu_neon_k: [0] to [4] as written out there.
+static const float ck_gelu_neon_constants[20] = {
+    -87.0f, 88.0f, 12582912.0f, 1.44269504088896341f,
+    0.693145751953125f, 1.428606765330187045e-06f, 1.0f / 5040.0f, 1.0f / 720.0f,
+    1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f,
+    1.0f, 0.3275911f, 1.061405429f, -1.453152027f,
+    1.421413741f, -0.284496736f, 0.254829592f, 0.70710678118654752440f};
+
+/// ck_gelu_neon, operation for operation, with its constants in 5 registers (k: ck_gelu_neon_constants,
+/// loaded by the caller once): each constant is a lane, broadcast (dup) where it is an addend or a bound and
+/// used by lane where it is a factor. Written out as immediates instead, clang built every constant anew
+/// (mov, movk, dup) at each call of a kernel's out-of-line epilogue.
+static inline float32x4_t ck_gelu_neon_k(float32x4_t x, const float32x4_t k[5]) {
+    const float32x4_t one = vdupq_laneq_f32(k[3], 0);
+    // erf's argument and its rational part
+    const float32x4_t xs = vmulq_laneq_f32(x, k[4], 3);
+    const float32x4_t a = vabsq_f32(xs);
+    const float32x4_t t = vdivq_f32(one, vfmaq_laneq_f32(one, a, k[3], 1));
+    float32x4_t p = vdupq_laneq_f32(k[3], 2);
+    p = vfmaq_f32(vdupq_laneq_f32(k[3], 3), p, t);
+    p = vfmaq_f32(vdupq_laneq_f32(k[4], 0), p, t);
+    p = vfmaq_f32(vdupq_laneq_f32(k[4], 1), p, t);
+    p = vfmaq_f32(vdupq_laneq_f32(k[4], 2), p, t);
+    // exp(−a·a)
+    float32x4_t e = vmulq_f32(vnegq_f32(a), a);
+    e = vminq_f32(vmaxq_f32(e, vdupq_laneq_f32(k[0], 0)), vdupq_laneq_f32(k[0], 1));
+    const float32x4_t shifter = vdupq_laneq_f32(k[0], 2);
+    const float32x4_t n = vsubq_f32(vfmaq_laneq_f32(shifter, e, k[0], 3), shifter);
+    float32x4_t r = vfmsq_laneq_f32(e, n, k[1], 0);
+    r = vfmsq_laneq_f32(r, n, k[1], 1);
+    float32x4_t q = vdupq_laneq_f32(k[1], 2);
+    q = vfmaq_f32(vdupq_laneq_f32(k[1], 3), q, r);
+    q = vfmaq_f32(vdupq_laneq_f32(k[2], 0), q, r);
+    q = vfmaq_f32(vdupq_laneq_f32(k[2], 1), q, r);
+    q = vfmaq_f32(vdupq_laneq_f32(k[2], 2), q, r);
+    q = vfmaq_f32(vdupq_laneq_f32(k[2], 3), q, r);
+    q = vfmaq_f32(one, q, r);
+    q = vfmaq_f32(one, q, r);
+    const int32x4_t ex = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    e = vmulq_f32(q, vreinterpretq_f32_s32(ex));
+    const float32x4_t y = vfmsq_f32(one, vmulq_f32(p, t), e);
+    const float32x4_t erf = vbslq_f32(vcltq_f32(xs, vdupq_n_f32(0.0f)), vnegq_f32(y), y);
+    return vmulq_f32(vmulq_laneq_f32(x, k[2], 3), vaddq_f32(one, erf));
+}
+
 /// ck_quantize_u8 on 4 values, as uint32 lanes (0–255): the product is rounded before the
 /// round-to-even shift (it is a function argument there, so never contracted).
 static inline uint32x4_t ck_quantize_u8_neon(float32x4_t x, float inv_scale, float zero_point) {

@@ -32,6 +32,71 @@ static inline void store16(float *o, const float32x4_t acc[4], const float *bias
     for (size_t j = 0; j < n; j++) o[j] = t[j] + (bias ? bias[j] : 0.0f);
 }
 
+// The two fast paths below keep the 16 accumulators in named variables, out of line: as an array
+// inlined into the caller's loops, clang copied all 16 with a mov each per step of their loop.
+#define CK_ACC_LOAD                                                                                                    \
+    float32x4_t a00 = acc[0][0], a01 = acc[0][1], a02 = acc[0][2], a03 = acc[0][3], a10 = acc[1][0], a11 = acc[1][1],   \
+                a12 = acc[1][2], a13 = acc[1][3], a20 = acc[2][0], a21 = acc[2][1], a22 = acc[2][2], a23 = acc[2][3],   \
+                a30 = acc[3][0], a31 = acc[3][1], a32 = acc[3][2], a33 = acc[3][3]
+#define CK_ACC_STORE                                                                                                   \
+    acc[0][0] = a00, acc[0][1] = a01, acc[0][2] = a02, acc[0][3] = a03, acc[1][0] = a10, acc[1][1] = a11;              \
+    acc[1][2] = a12, acc[1][3] = a13, acc[2][0] = a20, acc[2][1] = a21, acc[2][2] = a22, acc[2][3] = a23;              \
+    acc[3][0] = a30, acc[3][1] = a31, acc[3][2] = a32, acc[3][3] = a33
+/// One tap (weights at wl, 16 floats) for the 4 pixels, pixel r's input being lane `lane` of x##r.
+#define CK_TAP(wl, x0, x1, x2, x3, lane)                                                                               \
+    {                                                                                                                  \
+        const float32x4_t w0 = vld1q_f32(wl), w1 = vld1q_f32((wl) + 4), w2 = vld1q_f32((wl) + 8),                      \
+                          w3 = vld1q_f32((wl) + 12);                                                                   \
+        a00 = vfmaq_laneq_f32(a00, w0, x0, lane), a01 = vfmaq_laneq_f32(a01, w1, x0, lane);                            \
+        a02 = vfmaq_laneq_f32(a02, w2, x0, lane), a03 = vfmaq_laneq_f32(a03, w3, x0, lane);                            \
+        a10 = vfmaq_laneq_f32(a10, w0, x1, lane), a11 = vfmaq_laneq_f32(a11, w1, x1, lane);                            \
+        a12 = vfmaq_laneq_f32(a12, w2, x1, lane), a13 = vfmaq_laneq_f32(a13, w3, x1, lane);                            \
+        a20 = vfmaq_laneq_f32(a20, w0, x2, lane), a21 = vfmaq_laneq_f32(a21, w1, x2, lane);                            \
+        a22 = vfmaq_laneq_f32(a22, w2, x2, lane), a23 = vfmaq_laneq_f32(a23, w3, x2, lane);                            \
+        a30 = vfmaq_laneq_f32(a30, w0, x3, lane), a31 = vfmaq_laneq_f32(a31, w1, x3, lane);                            \
+        a32 = vfmaq_laneq_f32(a32, w2, x3, lane), a33 = vfmaq_laneq_f32(a33, w3, x3, lane);                            \
+    }
+
+/// acc[r] += the `run` taps (a multiple of 4) of pixel r, consecutive floats at x + r·pstep, with their packed
+/// weights (16 floats per tap): per 4 taps one 16-byte load per pixel and fmla by lane, in tap order.
+static __attribute__((noinline)) void run_by_4(float32x4_t acc[R][4], const float *x, size_t pstep, const float *w,
+                                               size_t run) {
+    CK_ACC_LOAD;
+    for (size_t t = 0; t < run; t += 4, x += 4, w += 4 * CK_CONV_NR) {
+        const float32x4_t x0 = vld1q_f32(x), x1 = vld1q_f32(x + pstep), x2 = vld1q_f32(x + 2 * pstep),
+                          x3 = vld1q_f32(x + 3 * pstep);
+        CK_TAP(w, x0, x1, x2, x3, 0)
+        CK_TAP(w + CK_CONV_NR, x0, x1, x2, x3, 1)
+        CK_TAP(w + 2 * CK_CONV_NR, x0, x1, x2, x3, 2)
+        CK_TAP(w + 3 * CK_CONV_NR, x0, x1, x2, x3, 3)
+    }
+    CK_ACC_STORE;
+}
+
+/// acc[r] += the 7 taps along x of each of `channels` channels (channel_stride apart, weights CK_CONV_NR apart)
+/// of pixel r, for a 7-wide kernel at stride 4 on channels-first input (x: pixel 0's first tap; pixel r's taps
+/// are x[4r .. 4r+6]; tap t's weights at w + t·wstep): the five 16-byte loads x[0..20) hold all four pixels'
+/// taps (pixel r's tap t is lane t % 4 of load r + t / 4), in (channel, tap) order per pixel.
+static __attribute__((noinline)) void seven_stride4(float32x4_t acc[R][4], const float *x, size_t channels,
+                                                    size_t channel_stride, const float *w, size_t wstep) {
+    CK_ACC_LOAD;
+    for (size_t c = 0; c < channels; c++, x += channel_stride, w += CK_CONV_NR) {
+        const float32x4_t v0 = vld1q_f32(x), v1 = vld1q_f32(x + 4), v2 = vld1q_f32(x + 8), v3 = vld1q_f32(x + 12),
+                          v4 = vld1q_f32(x + 16);
+        CK_TAP(w, v0, v1, v2, v3, 0)
+        CK_TAP(w + wstep, v0, v1, v2, v3, 1)
+        CK_TAP(w + 2 * wstep, v0, v1, v2, v3, 2)
+        CK_TAP(w + 3 * wstep, v0, v1, v2, v3, 3)
+        CK_TAP(w + 4 * wstep, v1, v2, v3, v4, 0)
+        CK_TAP(w + 5 * wstep, v1, v2, v3, v4, 1)
+        CK_TAP(w + 6 * wstep, v1, v2, v3, v4, 2)
+    }
+    CK_ACC_STORE;
+}
+#undef CK_TAP
+#undef CK_ACC_LOAD
+#undef CK_ACC_STORE
+
 void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
                         size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,
                         size_t kernel, size_t stride, size_t padding, const float *bias, float *out,
@@ -43,11 +108,25 @@ void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t cha
     // weights consecutive too); otherwise `kernel` taps of one channel along x.
     const size_t runs = channels_last ? 1 : channels, run = channels_last ? kernel * channels : kernel;
     const size_t xstep = channels_last ? 1 : pixel_stride, wstep = channels_last ? CK_CONV_NR : channels * CK_CONV_NR;
+    // Channels first, 7 wide at stride 4 on contiguous rows (the first patch embedding): seven_stride4 where
+    // its five loads stay inside the row (checked per tile).
+    const int seven_by_4 = !channels_last && kernel == 7 && stride == 4 && pixel_stride == 1;
+    // Pixels x_first ..< x_end have all their taps inside the row. They go in tiles of 4, the last one
+    // overlapping the one before where their count is not a multiple of 4 (its pixels get the same values
+    // again); the others one by one, with the checks.
+    const size_t x_first = (padding + stride - 1) / stride;
+    size_t x_end = width + padding >= kernel ? (width + padding - kernel) / stride + 1 : 0;
+    if (x_end > out_width) x_end = out_width;
+    const int tiles = x_end >= x_first + R;
     for (size_t oy = first_row; oy < first_row + row_count; oy++) {
-        for (size_t ox0 = 0; ox0 < out_width; ox0 += R) {
-            // Whether all 4 pixels' taps fall inside the row.
-            const int whole = ox0 + R <= out_width && ox0 * stride >= padding &&
-                              (ox0 + R - 1) * stride + kernel - 1 - padding < width;
+        for (size_t ox0 = 0, count = 1; ox0 < out_width; ox0 += count) {
+            int whole = 0;
+            count = 1;
+            if (tiles && ox0 >= x_first && ox0 < x_end) {
+                if (ox0 + R > x_end) ox0 = x_end - R;
+                whole = 1;
+                count = R;
+            }
             for (size_t p = 0; p < panels; p++) {
                 for (size_t h = 0; h < CK_CONV_NR / HALF; h++) {
                     const size_t j0 = p * CK_CONV_NR + h * HALF;
@@ -64,9 +143,17 @@ void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t cha
                             if (iy < 0 || iy >= (ptrdiff_t)height) continue;
                             const float *row = in + (size_t)iy * row_stride + (ox0 * stride - padding) * pixel_stride;
                             const float *wk = wp + ky * kernel * channels * CK_CONV_NR;
+                            const size_t pstep = stride * pixel_stride;
+                            if (channels_last && run % 4 == 0) {
+                                run_by_4(acc, row, pstep, wk, run);
+                                continue;
+                            }
+                            if (seven_by_4 && ox0 * stride + 5 * 4 - padding <= width) {
+                                seven_stride4(acc, row, channels, channel_stride, wk, wstep);
+                                continue;
+                            }
                             for (size_t u = 0; u < runs; u++) {
                                 const float *x = row + u * channel_stride, *w = wk + u * CK_CONV_NR;
-                                const size_t pstep = stride * pixel_stride;
                                 for (size_t t = 0; t < run; t++, x += xstep, w += wstep) {
                                     const float32x4_t w0 = vld1q_f32(w), w1 = vld1q_f32(w + 4), w2 = vld1q_f32(w + 8),
                                                       w3 = vld1q_f32(w + 12);
@@ -84,7 +171,7 @@ void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t cha
                             store16(out + (oy * out_width + ox0 + r) * out_channels + j0, acc[r], bp, n);
                         continue;
                     }
-                    for (size_t ox = ox0; ox < ox0 + R && ox < out_width; ox++) {
+                    for (size_t ox = ox0; ox < ox0 + count; ox++) {
                         float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
                         for (size_t ky = 0; ky < kernel; ky++) {
                             const ptrdiff_t iy = (ptrdiff_t)(oy * stride + ky) - (ptrdiff_t)padding;

@@ -38,25 +38,28 @@ static inline void tap16(float32x4_t acc[4], const float32x4_t v[4], const float
 /// inlined into the pair's loop, the GELU's constants and the second pixel's sums spilled (3 %
 /// more instructions for the whole step than the call costs).
 static __attribute__((noinline)) void finish16(const float32x4_t acc[4], size_t c, const float *bias, float in_scale, float out_inv_scale,
-                            int32_t out_zp, uint8_t *o) {
+                            int32_t out_zp, uint8_t *o, const float *gelu_constants) {
     int32x4_t u[4];
+    const float32x4_t k[5] = {vld1q_f32(gelu_constants), vld1q_f32(gelu_constants + 4), vld1q_f32(gelu_constants + 8),
+                              vld1q_f32(gelu_constants + 12), vld1q_f32(gelu_constants + 16)};
     for (int i = 0; i < 4; i++) {
         const float32x4_t x = vfmaq_f32(vld1q_f32(bias + c + 4 * i), acc[i], vdupq_n_f32(in_scale)); // acc·s + b, fused
-        u[i] = ck_quantize_s32_neon(ck_gelu_neon(x), vdupq_n_f32(out_inv_scale), vdupq_n_s32(out_zp));
+        u[i] = ck_quantize_s32_neon(ck_gelu_neon_k(x, k), vdupq_n_f32(out_inv_scale), vdupq_n_s32(out_zp));
     }
     vst1q_u8(o + c, ck_pack_u8x16_neon(u[0], u[1], u[2], u[3]));
 }
 
 /// The 16 channels at `c` of one output pixel from its taps (`count` of them, in order).
 static inline void block16(const uint8_t *const *taps, const float *const *wt, size_t count, size_t c, uint8x8_t zp8,
-                           const float *bias, float in_scale, float out_inv_scale, int32_t out_zp, uint8_t *o) {
+                           const float *bias, float in_scale, float out_inv_scale, int32_t out_zp, uint8_t *o,
+                           const float *gk) {
     float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
     for (size_t t = 0; t < count; t++) {
         float32x4_t v[4];
         widen16(taps[t] + c, zp8, v);
         tap16(acc, v, wt[t] + c);
     }
-    finish16(acc, c, bias, in_scale, out_inv_scale, out_zp, o);
+    finish16(acc, c, bias, in_scale, out_inv_scale, out_zp, o, gk);
 }
 
 /// The 16 channels at `c` of two neighbouring pixels that have all 9 taps (`corner`: the left
@@ -65,7 +68,7 @@ static inline void block16(const uint8_t *const *taps, const float *const *wt, s
 /// is a tap of, column by column: each pixel still gets its taps row by row, left to right.
 static inline void block16_pair(const uint8_t *corner, size_t row, size_t ldi, const float *weight, size_t channels, size_t c,
                                 uint8x8_t zp8, const float *bias, float in_scale, float out_inv_scale, int32_t out_zp,
-                                uint8_t *o0, uint8_t *o1) {
+                                uint8_t *o0, uint8_t *o1, const float *gk) {
     float32x4_t a0[4], a1[4];
     for (int i = 0; i < 4; i++) a0[i] = a1[i] = vdupq_n_f32(0.0f);
     for (size_t r = 0; r < 3; r++) {
@@ -82,8 +85,8 @@ static inline void block16_pair(const uint8_t *corner, size_t row, size_t ldi, c
         widen16(corner + r * row + 3 * ldi + c, zp8, v);
         tap16(a1, v, w + 2 * channels);
     }
-    finish16(a0, c, bias, in_scale, out_inv_scale, out_zp, o0);
-    finish16(a1, c, bias, in_scale, out_inv_scale, out_zp, o1);
+    finish16(a0, c, bias, in_scale, out_inv_scale, out_zp, o0, gk);
+    finish16(a1, c, bias, in_scale, out_inv_scale, out_zp, o1, gk);
 }
 
 /// The taps of pixel (y, x) inside the map, in order, with their weight rows; returns how many.
@@ -115,6 +118,9 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
     const size_t full = channels / 16 * 16, rest = channels - full;
     const uint8x8_t zp8 = vdup_n_u8((uint8_t)in_zero_point);
     const int32_t out_zp = out_zero_point;
+    // The GELU's constants through a pointer clang cannot see through (see ck_gelu_neon_k).
+    const float *gk = ck_gelu_neon_constants;
+    __asm__("" : "+r"(gk));
     // A last block of fewer than 16 channels runs on zero-padded copies of its taps, weights and
     // bias (the arrays hold only `channels` entries), and stores only its own channels.
     float wpad[9][16], bpad[16];
@@ -138,7 +144,7 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                 uint8_t *o = out + (y * width + x) * ldo;
                 for (size_t c = 0; c < full; c += 16)
                     block16_pair(corner, width * ldi, ldi, weight, channels, c, zp8, bias, in_scale, out_inv_scale, out_zp, o,
-                                 o + ldo);
+                                 o + ldo, gk);
             }
             for (size_t px = x; px <= last; px++) { // the blocks not done as a pair
                 const uint8_t *taps[9];
@@ -148,7 +154,7 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                 uint8_t *o = out + (y * width + px) * ldo;
                 if (!pair)
                     for (size_t c = 0; c < full; c += 16)
-                        block16(taps, wt, count, c, zp8, bias, in_scale, out_inv_scale, out_zp, o);
+                        block16(taps, wt, count, c, zp8, bias, in_scale, out_inv_scale, out_zp, o, gk);
                 if (rest) {
                     const uint8_t *taps_rest[9];
                     const float *wt_rest[9];
@@ -157,7 +163,7 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                         taps_rest[t] = tpad[t];
                         wt_rest[t] = wpad[tap_index[t]];
                     }
-                    block16(taps_rest, wt_rest, count, 0, zp8, bpad, in_scale, out_inv_scale, out_zp, opad);
+                    block16(taps_rest, wt_rest, count, 0, zp8, bpad, in_scale, out_inv_scale, out_zp, opad, gk);
                     for (size_t i = 0; i < rest; i++) o[full + i] = opad[i];
                 }
             }

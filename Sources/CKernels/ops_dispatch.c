@@ -51,6 +51,8 @@ static ck_ops ops;
 static void ops_neon(void) {
     ops.dwconv3x3_gelu_u8 = ck_dwconv3x3_gelu_u8_neon;
     ops.conv2d_f32 = ck_conv2d_f32_neon;
+    ops.conv2d_s16 = ck_conv2d_s16_neon;
+    ops.conv2d_s16_fast = 1;
     ops.softmax_exp_u8 = ck_softmax_exp_u8_neon;
     ops.quantize_rows_u8 = ck_quantize_rows_u8_neon;
     ops.argmax_count_f32 = ck_argmax_count_f32_neon;
@@ -81,7 +83,7 @@ static void choose_once(void) {
 #if defined(CK_HAVE_X86_KERNELS)
     if (v == CK_VECTORS_AVX512 && cpu->gemm == CK_TIER_AVX512VNNI) {
         ops.conv2d_s16 = ck_conv2d_s16_avx512vnni;
-        ops.conv2d_s16_fast = 1;
+        ops.conv2d_s16_fast = 2;
     }
 #endif
 #if defined(CK_HAVE_NEON_KERNELS)

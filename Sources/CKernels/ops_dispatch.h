@@ -66,7 +66,8 @@ typedef struct {
     ck_dwconv3x3_gelu_u8_fn dwconv3x3_gelu_u8;
     ck_quantize_s16_map_fn quantize_s16_map;
     ck_conv2d_s16_fn conv2d_s16;
-    /// Whether conv2d_s16 is a SIMD kernel (the portable one is slower than fp32's convolution).
+    /// What ck_conv2d_s16_fast reports: 0 the portable loop, 1 a SIMD kernel as fast per multiply-accumulate as
+    /// the fp32 convolution's (NEON), 2 a faster one (AVX-512 VNNI).
     int conv2d_s16_fast;
     ck_conv2d_f32_fn conv2d_f32;
 } ck_ops;
@@ -162,6 +163,9 @@ void ck_decoder_sum_quantize_u8_neon(float *band, size_t map_count, const float 
                                      size_t first_row, size_t row_count, const float *bias, float inv_scale,
                                      int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
 // conv_f32_neon.c
+void ck_conv2d_s16_neon(const int16_t *in, size_t map_width, size_t channels, const int16_t *packed, size_t out_channels,
+                        size_t kernel, size_t stride, const float *scales, const float *bias, float *out, size_t out_width,
+                        size_t first_row, size_t row_count);
 void ck_conv2d_f32_neon(const float *in, size_t height, size_t width, size_t channels, size_t row_stride,
                         size_t pixel_stride, size_t channel_stride, const float *packed, size_t out_channels,
                         size_t kernel, size_t stride, size_t padding, const float *bias, float *out,

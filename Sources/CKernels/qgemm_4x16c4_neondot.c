@@ -73,6 +73,11 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
     for (size_t r = 0; r < MR; r++) {
         if (r >= mvalid) continue;
         char *cr = c + r * ldc_bytes;
+        if (nvalid >= NR) {
+            if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_neon(acc[r], &e, (uint8_t *)cr);
+            else ckq_store16_f32_neon(acc[r], &e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)cr);
+            continue;
+        }
         for (int q = 0; q < 4; q++) {
             size_t valid = nvalid > 4 * (size_t)q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
             ckq_store4_neon(acc[r][q], &e, q, output, cr + 4 * q * esize, valid);

@@ -29,17 +29,44 @@ TARGET INLINE void ckq_epi_neon_load(ckq_epi_neon *e, const ckq_panel_params *p,
     e->relu = ep->relu;
 }
 
+/// Columns 4q … 4q+3 of one row as u8 values in int32 lanes (0–255): ckq_store4_neon's arithmetic.
+TARGET INLINE int32x4_t ckq_quantize4_neon(int32x4_t acc, const ckq_epi_neon *e, int q) {
+    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, e->offset[q])), e->scale[q]);
+    float32x4_t v = vaddq_f32(t, e->bias[q]);
+    if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
+    float32x4_t w = vmulq_f32(v, e->inv);
+    w = vminnmq_f32(vmaxnmq_f32(w, e->lo), e->hi);
+    return vaddq_s32(vcvtnq_s32_f32(w), e->zp); // round to nearest even
+}
+
+/// All 16 columns of one row into u8: the four groups narrowed together and stored with one 16-byte
+/// store (per group on its own: two narrows, a store and the checks of `valid`, 5 instructions more).
+TARGET INLINE void ckq_store16_u8_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8_t *c) {
+    const uint16x8_t lo = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[0], e, 0))),
+                                       vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[1], e, 1))));
+    const uint16x8_t hi = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[2], e, 2))),
+                                       vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[3], e, 3))));
+    vst1q_u8(c, vcombine_u8(vmovn_u16(lo), vmovn_u16(hi)));
+}
+
+/// All 16 columns of one row into floats (written, or added to what is there): ckq_store4_neon's
+/// arithmetic without its checks of `valid`.
+TARGET INLINE void ckq_store16_f32_neon(const int32x4_t acc[4], const ckq_epi_neon *e, int accumulate, float *c) {
+    for (int q = 0; q < 4; q++) {
+        float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[q], e->offset[q])), e->scale[q]);
+        float32x4_t v = vaddq_f32(t, e->bias[q]);
+        if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
+        if (accumulate) v = vaddq_f32(vld1q_f32(c + 4 * q), v);
+        vst1q_f32(c + 4 * q, v);
+    }
+}
+
 /// Columns 4q … 4q+3 of one row; stores the first `valid` (0–4).
 TARGET INLINE void ckq_store4_neon(int32x4_t acc, const ckq_epi_neon *e, int q, ck_qgemm_output output, void *c,
                                    size_t valid) {
     if (valid == 0) return;
-    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, e->offset[q])), e->scale[q]);
-    float32x4_t v = vaddq_f32(t, e->bias[q]);
-    if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
     if (output == CK_QGEMM_OUT_U8) {
-        float32x4_t w = vmulq_f32(v, e->inv);
-        w = vminnmq_f32(vmaxnmq_f32(w, e->lo), e->hi);
-        int32x4_t qv = vaddq_s32(vcvtnq_s32_f32(w), e->zp); // round to nearest even
+        int32x4_t qv = ckq_quantize4_neon(acc, e, q);
         uint8x8_t bytes = vmovn_u16(vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(qv)), vdup_n_u16(0)));
         uint8_t *cb = c;
         if (valid == 4) {
@@ -51,6 +78,9 @@ TARGET INLINE void ckq_store4_neon(int32x4_t acc, const ckq_epi_neon *e, int q, 
         }
         return;
     }
+    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, e->offset[q])), e->scale[q]);
+    float32x4_t v = vaddq_f32(t, e->bias[q]);
+    if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
     float *cf = c;
     if (valid == 4) {
         if (output == CK_QGEMM_OUT_F32_ACCUMULATE) v = vaddq_f32(vld1q_f32(cf), v);

@@ -20,9 +20,10 @@ final class Int16Embedding {
     private let outputScales: FloatBuffer
     private let bias: FloatBuffer?
 
-    /// nil where this CPU has no fast int16 kernel, or the geometry leaves the weights under 7 bits.
-    init?(_ layer: LinearWeights, kernel: Int, stride: Int, inChannels: Int, input: MapSize, output: MapSize) {
-        guard ck_conv2d_s16_fast() != 0, ck_conv2d_s16_weight_max(kernel, inChannels) > 0 else { return nil }
+    /// nil where this CPU's int16 kernel is below `speed` (ck_conv2d_s16_fast: 1 a SIMD kernel, 2 one faster than
+    /// the fp32 convolution's), or the geometry leaves the weights under 7 bits.
+    init?(_ layer: LinearWeights, kernel: Int, stride: Int, inChannels: Int, input: MapSize, output: MapSize, speed: Int32) {
+        guard ck_conv2d_s16_fast() >= speed, ck_conv2d_s16_weight_max(kernel, inChannels) > 0 else { return nil }
         self.kernel = kernel
         self.stride = stride
         padding = kernel / 2

@@ -149,8 +149,9 @@ public final class Int8Engine {
             guard layer.hasFloatWeights else {
                 throw ModelError.wrongDType(path: d.name, tensor: layer.name + ".weight", expected: "F32 (listed in \(field))", found: "I8")
             }
-            wide[i] = Int16Embedding(layer, kernel: 1, stride: 1, inChannels: layer.inFeatures, input: size, output: size).map { .int16($0) }
-                ?? .float(layer)
+            // At 16 bits wherever a SIMD kernel runs them: the fp32 form is a plain matrix product.
+            wide[i] = Int16Embedding(layer, kernel: 1, stride: 1, inChannels: layer.inFeatures, input: size, output: size,
+                                     speed: 1).map { .int16($0) } ?? .float(layer)
         }
         let fused = fusedHeads ? Int8Heads(weights: weights, grid: grid, outputPixels: plan.outputSize.pixels, kernels: kernels, pool: pool) : nil
         self.fusedHeads = fused
@@ -206,7 +207,8 @@ public final class Int8Engine {
         classCounts.deallocate()
     }
 
-    /// Per stage, its patch embedding: int8 where the weights are; else 16-bit where this CPU runs that fast, else fp32.
+    /// Per stage, its patch embedding: int8 where the weights are; else 16-bit where this CPU runs that faster than the
+    /// fp32 convolution (AVX-512 VNNI; NEON's 16-bit products are no faster than its fp32 ones), else fp32.
     private static func makeEmbeddings(_ weights: MTLSegFormerWeights, plan: ForwardPlan, grid: (QuantPoint) -> QuantParams,
                                        kernels: UnsafePointer<ck_qgemm_kernels>) -> [Embedding] {
         let e = weights.description.encoder
@@ -217,7 +219,8 @@ public final class Int8Engine {
             }
             let channels = i == 0 ? e.numChannels : e.hiddenSizes[i - 1]
             if let int16 = Int16Embedding(layer, kernel: stage.patchSize, stride: stage.stride, inChannels: channels,
-                                          input: i == 0 ? plan.input : plan.stageSizes[i - 1], output: plan.stageSizes[i]) {
+                                          input: i == 0 ? plan.input : plan.stageSizes[i - 1], output: plan.stageSizes[i],
+                                          speed: 2) {
                 return .int16(int16)
             }
             let packed = AlignedBytes(count: ck_conv2d_f32_packed_size(layer.outFeatures, stage.patchSize, channels) * 4)

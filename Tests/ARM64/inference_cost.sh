@@ -32,6 +32,9 @@
 #   ORT_CACHE          default ~/.cache/mtlseg-arm64-ort (wheels and their install)
 #   PEERS_DIR, PEERS_CACHE, PEERS_PYTHON   as calibration/compare_with_peers.sh (PEERS_PYTHON's pip
 #                      downloads the wheels)
+#   ORT_COUNTS         counts mtlseg only: ONNX Runtime's columns from earlier runs instead (its counts repeat
+#                      to 0.1 M), as CPU.MODEL=MILLIONS words, MODEL b0 or demo, e.g.
+#                      "cortex-a76.b0=391.4 cortex-a72.b0=682.5"; nothing of ONNX Runtime is set up or run
 set -euo pipefail
 shopt -s inherit_errexit # a failed count inside $(...) stops the script
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -48,7 +51,16 @@ cpus="${CPUS:-cortex-a76 cortex-a72}"
 size=256
 [ "$(id -u)" -eq 0 ] || { echo "inference_cost: run as root (the build chroot)" >&2; exit 1; }
 command -v qemu-aarch64 >/dev/null || { echo "inference_cost: qemu-aarch64 not found: apt-get install qemu-user" >&2; exit 1; }
-[ -f "$b0_onnx" ] || { echo "inference_cost: no ONNX Runtime b0 at $b0_onnx (run peers.py prepare, see $peers_dir/README.md)" >&2; exit 1; }
+declare -A given # ONNX Runtime's counts from ORT_COUNTS (instructions)
+ort_given=0
+if [ -n "${ORT_COUNTS:-}" ]; then
+  ort_given=1
+  for word in $ORT_COUNTS; do
+    [[ "$word" =~ ^([a-z0-9-]+)\.(b0|demo)=([0-9.]+)$ ]] || { echo "inference_cost: ORT_COUNTS: '$word' is not CPU.b0=M or CPU.demo=M" >&2; exit 1; }
+    given[${BASH_REMATCH[1]}.o${BASH_REMATCH[2]}]="$(awk -v m="${BASH_REMATCH[3]}" 'BEGIN { printf "%.0f", m * 1e6 }')"
+  done
+fi
+((ort_given)) || [ -f "$b0_onnx" ] || { echo "inference_cost: no ONNX Runtime b0 at $b0_onnx (run peers.py prepare, see $peers_dir/README.md)" >&2; exit 1; }
 [ -z "$demo_onnx" ] || [ -f "$demo_onnx" ] || { echo "inference_cost: no demo ONNX model at $demo_onnx" >&2; exit 1; }
 mkdir -p "$cache"
 work="$(mktemp -d)"
@@ -85,7 +97,7 @@ fi
 sysroot="$("$root/Tests/ARM64/qemu_sysroot.sh")"
 pyver="$(basename "$(readlink "$sysroot/usr/bin/python3")")"; pyver="${pyver#python}" # e.g. 3.14
 site="$ort_cache/site-cp${pyver/./}"
-if [ ! -d "$site/onnxruntime" ]; then
+if ((!ort_given)) && [ ! -d "$site/onnxruntime" ]; then
   log "downloading ONNX Runtime's aarch64 wheels for Python $pyver"
   platforms=(--platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64)
   pyargs=(--only-binary=:all: --python-version "$pyver" --implementation cp --abi "cp${pyver/./}")
@@ -94,7 +106,7 @@ if [ ! -d "$site/onnxruntime" ]; then
     "${platforms[@]}" "${pyargs[@]}" onnxruntime numpy >&2 2>/dev/null \
     || [ -d "$site/onnxruntime" ] # pip warns about the host's own packages' pins; the install is what counts
 fi
-ort_version="$(sed -n 's/^Version: //p' "$site"/onnxruntime-*.dist-info/METADATA | head -1)"
+ort_version="$( ((ort_given)) && echo "(counts given in ORT_COUNTS)" || sed -n 's/^Version: //p' "$site"/onnxruntime-*.dist-info/METADATA | head -1)"
 # ort_infer.py alone in its folder (Python lists the script's folder on import).
 mkdir -p "$work/ort"; cp "$root/Tests/ARM64/ort_infer.py" "$work/ort/"
 
@@ -122,6 +134,12 @@ per_inference() { # per_inference CPU mtlseg|ort MODEL
 
 declare -A n
 for cpu in $cpus; do
+  if ((ort_given)); then
+    log "$cpu: mtlseg b0"; n[$cpu.mb0]="$(per_inference "$cpu" mtlseg "$b0_int8")"
+    log "$cpu: mtlseg demo"; n[$cpu.mdemo]="$(per_inference "$cpu" mtlseg "$demo_model")"
+    n[$cpu.ob0]="${given[$cpu.ob0]:-}"; n[$cpu.odemo]="${given[$cpu.odemo]:-}"
+    continue
+  fi
   "$root/Tests/ARM64/qemu_sysroot.sh" "$cpu" >/dev/null # its /proc/cpuinfo
   # Python's byte code is written once, before anything is counted.
   env -i "${guest_env[@]}" qemu-aarch64 -L "$sysroot" -cpu "$cpu" "$sysroot/usr/bin/python3" "$work/ort/ort_infer.py" "$b0_onnx" 0 "$size"
@@ -144,7 +162,7 @@ ratio() { [ -n "${1:-}" ] && [ -n "${2:-}" ] && awk -v a="$1" -v b="$2" 'BEGIN {
 for m in b0 demo; do
   case $m in
     b0) row="| SegFormer-b0 int8 ($(basename "$b0_int8"); ORT: $(basename "$b0_onnx"))" ;;
-    demo) row="| demo MTLSegFormer ($(basename "$demo_model"); ORT: $([ -n "$demo_onnx" ] && basename "$demo_onnx" || echo "no export given"))" ;;
+    demo) row="| demo MTLSegFormer ($(basename "$demo_model"); ORT: $([ -n "$demo_onnx" ] && basename "$demo_onnx" || { ((ort_given)) && echo "as given" || echo "no export given"; }))" ;;
   esac
   for cpu in $cpus; do
     row+=" | $(cell "${n[$cpu.m$m]:-}") | $(cell "${n[$cpu.o$m]:-}" "not run") | $(ratio "${n[$cpu.m$m]:-}" "${n[$cpu.o$m]:-}")"

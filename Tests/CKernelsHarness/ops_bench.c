@@ -9,6 +9,7 @@
 //   /tmp/ops_bench --check                                    (checks only; non-zero exit on failure)
 #include "ckernels_attention_q8.h"
 #include "ckernels_conv.h"
+#include "ckernels_conv_s16.h"
 #include "ckernels_fp32.h"
 #include "ckernels_q8.h"
 #include "ops_dispatch.h"
@@ -481,7 +482,8 @@ static void neon_versions_case(void) {
                         ops->conv2d_f32 == ck_conv2d_f32_neon && ops->layer_norm_quantize_u8 == ck_layer_norm_quantize_u8_neon &&
                         ops->layer_norm_f32 == ck_layer_norm_f32_neon && ops->decoder_sum_quantize_u8 == ck_decoder_sum_quantize_u8_neon &&
                         ops->quantize_rows_u8 == ck_quantize_rows_u8_neon && ops->scale_heads_quantize_u8 == ck_scale_heads_quantize_u8_neon &&
-                        ops->argmax_count_f32 == ck_argmax_count_f32_neon;
+                        ops->argmax_count_f32 == ck_argmax_count_f32_neon && ops->conv2d_s16 == ck_conv2d_s16_neon &&
+                        ops->conv2d_s16_fast == 1;
         printf("neon: the dispatch chose %s\n", all ? "every NEON version" : "NOT every NEON version");
         if (!all) failures++;
     }
@@ -695,6 +697,36 @@ static void neon_versions_case(void) {
                last ? "channels last" : "channels first", same ? "bit for bit" : "DIFFERENT");
         if (!same) failures++;
         free(x); free(wt); free(b); free(packed); free(y_p); free(y_v);
+    }
+    // 16-bit convolution (exact integer sums): {height, width, channels, out channels, kernel, stride, bias}; odd
+    // channel counts (a padding channel), out channels not a multiple of 16 or 32, odd output widths (a last
+    // tile of one pixel), 1×1 (the decoder's wide inputs) and the embeddings' geometries.
+    static const size_t cs16[][7] = {{37, 45, 3, 32, 7, 4, 1}, {17, 15, 32, 64, 3, 2, 1}, {9, 30, 20, 19, 3, 2, 0},
+                                     {12, 12, 64, 160, 3, 2, 1}, {16, 16, 160, 256, 1, 1, 0}, {7, 5, 33, 40, 1, 1, 1},
+                                     {8, 9, 5, 7, 3, 1, 1}};
+    for (size_t s = 0; s < sizeof cs16 / sizeof cs16[0]; s++) {
+        const size_t h = cs16[s][0], w = cs16[s][1], c = cs16[s][2], co = cs16[s][3], k = cs16[s][4], st = cs16[s][5];
+        const size_t pad = k / 2, oh = (h + 2 * pad - k) / st + 1, ow = (w + 2 * pad - k) / st + 1;
+        const size_t mw = ck_conv2d_s16_map_width(w, k, st, pad), mh = ck_conv2d_s16_map_height(h, pad);
+        const size_t cp = ck_conv2d_s16_channel_stride(c);
+        float *x = alloc(h * w * c * 4), *wt = alloc(co * k * k * c * 4), *b = alloc(co * 4), *scales = alloc(co * 4);
+        int16_t *map = alloc(mh * mw * cp * 2), *packed = alloc(ck_conv2d_s16_packed_size(co, k, c) * 2);
+        float *y_p = alloc(oh * ow * co * 4), *y_v = alloc(oh * ow * co * 4);
+        for (size_t i = 0; i < h * w * c; i++) x[i] = nrand();
+        for (size_t i = 0; i < co * k * k * c; i++) wt[i] = nrand() * 0.2f;
+        for (size_t i = 0; i < co; i++) b[i] = nrand() * 0.1f;
+        ck_conv2d_s16_pack(wt, co, k, c, packed, scales);
+        ck_zero_s16_map_border(map, h, w, c, mw, pad);
+        // Full-scale inputs: the largest sums the weight bound allows.
+        ck_quantize_s16_map_portable(x, w, c, w * c, c, 1, CK_S16_INPUT_MAX / ck_max_abs_f32(x, h * w * c), map, mw, pad, 0, h);
+        const float *bias = cs16[s][6] ? b : NULL;
+        ck_conv2d_s16_portable(map, mw, c, packed, co, k, st, scales, bias, y_p, ow, 0, oh);
+        ck_conv2d_s16_neon(map, mw, c, packed, co, k, st, scales, bias, y_v, ow, 0, oh / 2);
+        ck_conv2d_s16_neon(map, mw, c, packed, co, k, st, scales, bias, y_v, ow, oh / 2, oh - oh / 2);
+        const int same = memcmp(y_p, y_v, oh * ow * co * 4) == 0;
+        printf("neon: conv s16 %zux%zux%zu→%zu k%zu s%zu vs portable: %s\n", h, w, c, co, k, st, same ? "bit for bit" : "DIFFERENT");
+        if (!same) failures++;
+        free(x); free(wt); free(b); free(scales); free(map); free(packed); free(y_p); free(y_v);
     }
 #endif
 }

@@ -69,8 +69,12 @@ void ck_conv2d_s16_portable(const int16_t *in, size_t map_width, size_t channels
                             size_t out_channels, size_t kernel, size_t stride, const float *scales, const float *bias,
                             float *out, size_t out_width, size_t first_row, size_t row_count);
 
-/// Whether ck_conv2d_s16 runs a SIMD kernel here (else it is the portable loop, slower than
-/// ck_conv2d_f32's, and the engine keeps those embeddings in fp32). Follows MTLSEG_KERNELS.
+/// Which ck_conv2d_s16 runs here, for the engine's choice between 16 bits and fp32: 0 the portable
+/// loop (slower than ck_conv2d_f32's: the engine stays in fp32); 1 a SIMD kernel doing as many
+/// multiply-accumulates per instruction as ck_conv2d_f32's (AArch64 NEON: the patch embeddings stay
+/// in fp32, bit for bit the portable convolution, and only the decoder's wide inputs, whose fp32
+/// form is a plain matrix product with no SIMD kernel, run at 16 bits); 2 a faster one (AVX-512
+/// VNNI: both run at 16 bits). Follows MTLSEG_KERNELS.
 int ck_conv2d_s16_fast(void);
 
 #endif
