@@ -11,19 +11,20 @@
 #       (default dist/mtlseg_0.1.0_arm64.deb and dist/mtlseg_0.1.0_amd64.deb, whose binary is the x86
 #        one unless MTLSEG_X86_BIN names another, e.g. .build/release/mtlseg)
 #
-# The chroot (debootstrap --variant=minbase, ~2 minutes with a fast mirror; 300 MB) is made once and
+# The chroot (debootstrap --variant=minbase, ~2 minutes with a fast mirror; 230 MB) is made once and
 # kept clean: each run installs into an overlay over it, thrown away afterwards, so apt resolves the
 # package's Depends from the base system alone each time. Needs qemu-user-static and binfmt_misc
 # (Debian's qemu-user-static registers them), debootstrap, and a Python with numpy and Pillow for the
 # comparison (PYTHON, default ~/.venvs/peers/bin/python, else python3).
-# Environment: MTLSEG_ARM64_BOOKWORM (the chroot, default /var/cache/mtlseg/arm64-bookworm),
-#   MTLSEG_ARM64_RELEASE (default bookworm), MTLSEG_ARM64_DEBIAN (the mirror, default http://deb.debian.org/debian).
+# Environment: MTLSEG_ARM64_RELEASE (the Debian release to install on, default bookworm; trixie, sid...),
+#   MTLSEG_ARM64_CHECK_ROOT (its chroot, default /var/cache/mtlseg/arm64-RELEASE),
+#   MTLSEG_ARM64_DEBIAN (the mirror, default http://deb.debian.org/debian).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 arm64_deb="$(realpath "${1:-$root/dist/mtlseg_0.1.0_arm64.deb}")"
 amd64_deb="$(realpath "${2:-$root/dist/mtlseg_0.1.0_amd64.deb}")"
-BASE="${MTLSEG_ARM64_BOOKWORM:-/var/cache/mtlseg/arm64-bookworm}"
 RELEASE="${MTLSEG_ARM64_RELEASE:-bookworm}"
+BASE="${MTLSEG_ARM64_CHECK_ROOT:-/var/cache/mtlseg/arm64-$RELEASE}"
 DEBIAN="${MTLSEG_ARM64_DEBIAN:-http://deb.debian.org/debian}"
 PYTHON="${PYTHON:-$([ -x "$HOME/.venvs/peers/bin/python" ] && echo "$HOME/.venvs/peers/bin/python" || echo python3)}"
 log() { echo "deb_install: $*" >&2; }
