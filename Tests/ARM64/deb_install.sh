@@ -17,14 +17,14 @@
 # (Debian's qemu-user-static registers them), debootstrap, and a Python with numpy and Pillow for the
 # comparison (PYTHON, default ~/.venvs/peers/bin/python, else python3).
 # Environment: MTLSEG_ARM64_RELEASE (the Debian release to install on, default bookworm; trixie, sid...),
-#   MTLSEG_ARM64_CHECK_ROOT (its chroot, default /var/cache/mtlseg/arm64-RELEASE),
+#   MTLSEG_ARM64_CHECK_ROOT (its chroot, default /var/cache/mtlseg/arm64-RELEASE-minbase),
 #   MTLSEG_ARM64_DEBIAN (the mirror, default http://deb.debian.org/debian).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 arm64_deb="$(realpath "${1:-$root/dist/mtlseg_0.1.0_arm64.deb}")"
 amd64_deb="$(realpath "${2:-$root/dist/mtlseg_0.1.0_amd64.deb}")"
 RELEASE="${MTLSEG_ARM64_RELEASE:-bookworm}"
-BASE="${MTLSEG_ARM64_CHECK_ROOT:-/var/cache/mtlseg/arm64-$RELEASE}"
+BASE="${MTLSEG_ARM64_CHECK_ROOT:-/var/cache/mtlseg/arm64-$RELEASE-minbase}" # not .ci/arm64's arm64-sid
 DEBIAN="${MTLSEG_ARM64_DEBIAN:-http://deb.debian.org/debian}"
 PYTHON="${PYTHON:-$([ -x "$HOME/.venvs/peers/bin/python" ] && echo "$HOME/.venvs/peers/bin/python" || echo python3)}"
 log() { echo "deb_install: $*" >&2; }
