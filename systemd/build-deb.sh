@@ -10,6 +10,11 @@
 #   systemd/build-deb.sh [VERSION]
 #   sudo MTLSEG_DEB_ARCH=arm64 systemd/build-deb.sh [VERSION]   (on amd64: the arm64 package, its binary
 #                                                              cross-compiled by .ci/arm64-cross)
+#
+# The arm64 binary is compiled by Debian sid's Swift (the only arm64 Swift there is) but linked against
+# Debian 12's arm64 libraries (glibc 2.36), so the package installs on Debian 12 and later and on
+# Raspberry Pi OS (bookworm-based or later); its Depends line is dpkg-shlibdeps' against those
+# libraries. .ci/arm64-cross says how (MTLSEG_CROSS_LIBC picks another release).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 version="${1:-0.1.0}"
@@ -19,12 +24,14 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage/bin"
+libraries=
 if [ "$arch" = "$host_arch" ]; then
   (cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlseg)
   bin="$(cd "$root" && swift build -c release --scratch-path .build-static --show-bin-path)/mtlseg"
   strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin"
 elif [ "$arch" = arm64 ] && [ "$host_arch" = amd64 ]; then
   bin="$("$root/.ci/arm64-cross" mtlseg)" # Debian sid's Swift, the Swift runtime linked in as above
+  libraries="$(cat "$bin.depends" 2>/dev/null || true)" # dpkg-shlibdeps' line, against bookworm's libraries
   if command -v aarch64-linux-gnu-strip >/dev/null; then
     aarch64-linux-gnu-strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin"
   else
@@ -36,7 +43,8 @@ else
 fi
 ln -s mtlseg "$stage/bin/mtlsegd"
 # The C library version the binary needs (its newest GLIBC_ symbol version): 2.36 or so when built on
-# Debian 12, sid's (2.43 in December 2026) for the arm64 binary, whose Swift comes from sid.
+# Debian 12; the arm64 binary's dependencies come from dpkg-shlibdeps instead (libc6 (>= 2.35) linked
+# against bookworm), unless .ci/arm64-cross linked it against sid's libraries (MTLSEG_CROSS_LIBC=sid).
 glibc="$(LC_ALL=C readelf -V "$stage/bin/mtlseg" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
 
 package="$stage/package"
@@ -71,7 +79,7 @@ Architecture: $arch
 Maintainer: mtlseg maintainers <maintainers@mtlseg.invalid>
 Section: video
 Priority: optional
-Depends: libopenblas0-pthread | libopenblas0, libv4l-0, libv4lconvert0, libsystemd0, libpng16-16, libjpeg62-turbo, libstdc++6, libgcc-s1, libc6${glibc:+ (>= $glibc)}, adduser, systemd
+Depends: ${libraries:-libopenblas0-pthread | libopenblas0, libv4l-0, libv4lconvert0, libsystemd0, libpng16-16, libjpeg62-turbo, libstdc++6, libgcc-s1, libc6${glibc:+ (>= $glibc)}}, adduser, systemd
 Installed-Size: $(du -sk "$package" | cut -f1)
 Homepage: https://mtlseg.invalid/
 Description: live multi-task segmentation masks from a camera
