@@ -12,6 +12,12 @@
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1UL << 20) // older kernel headers lack it
 #endif
+#ifndef HWCAP_SVE
+#define HWCAP_SVE (1UL << 22)
+#endif
+#ifndef HWCAP2_SME
+#define HWCAP2_SME (1UL << 23)
+#endif
 #endif
 
 static const char *const tier_names[CK_TIER_COUNT] = {
@@ -61,6 +67,8 @@ static void probe(void) {
         features.vectors = CK_VECTORS_AVX2;
 #elif defined(__aarch64__) && defined(__linux__)
     features.runs[CK_TIER_NEONDOT] = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    features.sve = (getauxval(AT_HWCAP) & HWCAP_SVE) != 0;
+    features.sme = (getauxval(AT_HWCAP2) & HWCAP2_SME) != 0;
 #endif
 #if defined(__aarch64__)
     features.runs[CK_TIER_NEON] = 1; // Advanced SIMD is part of every AArch64 CPU
@@ -108,3 +116,5 @@ const ck_cpu_features *ck_cpu_features_get(void) {
 }
 
 int ck_cpu_has_avx512f(void) { return ck_cpu_features_get()->avx512f; }
+int ck_cpu_has_sve(void) { return ck_cpu_features_get()->sve; }
+int ck_cpu_has_sme(void) { return ck_cpu_features_get()->sme; }

@@ -30,6 +30,8 @@ typedef struct {
     ck_vectors vectors;
     /// 1 when the CPU runs AVX-512 F (whatever the cap): for configuring BLAS.
     int avx512f;
+    /// 1 when the CPU (and the OS) run AArch64's SVE, and its SME (Scalable Matrix Extension): for configuring BLAS.
+    int sve, sme;
 } ck_cpu_features;
 
 /// Probed and capped once (the first call, from any thread); never NULL.

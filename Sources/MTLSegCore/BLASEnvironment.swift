@@ -13,6 +13,11 @@ import Foundation
 ///   OpenBLAS workers would spin against them.
 /// - OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512: Debian's OpenBLAS 0.3.21 takes Zen 4/5
 ///   for Haswell and runs its AVX2 kernels at half speed.
+/// - OPENBLAS_CORETYPE=ARMV8SVE (ARMV8 without SVE) where an AArch64 CPU has SME: OpenBLAS (Debian
+///   sid's 0.3.34) takes such a CPU, unless it knows its part number, for its ARMV9SME kernels,
+///   whose sgemm allocates on every call, and a frame must not allocate: the daemon
+///   runs it on its real-time path (`Int8Engine` calls sgemm for its task gates, fp32 attention and
+///   layers kept in fp32). These two are the cores OpenBLAS itself falls back to after SME.
 /// A value the user set is kept as it is.
 public enum BLASEnvironment {
     /// Set with the others, so that the restarted process does not restart again.
@@ -24,8 +29,15 @@ public enum BLASEnvironment {
         guard getenv(marker) == nil else { return [] }
         var settings: [(name: String, value: String)] = []
         if getenv("OPENBLAS_NUM_THREADS") == nil { settings.append(("OPENBLAS_NUM_THREADS", "1")) }
-        if getenv("OPENBLAS_CORETYPE") == nil && ck_cpu_has_avx512f() != 0 { settings.append(("OPENBLAS_CORETYPE", "SkylakeX")) }
+        if getenv("OPENBLAS_CORETYPE") == nil, let core = coreType { settings.append(("OPENBLAS_CORETYPE", core)) }
         if !settings.isEmpty { settings.append((marker, "1")) }
         return settings
+    }
+
+    /// The OpenBLAS core this CPU should run instead of the one OpenBLAS would pick; nil: OpenBLAS's own choice.
+    static var coreType: String? {
+        if ck_cpu_has_avx512f() != 0 { return "SkylakeX" }
+        if ck_cpu_has_sme() != 0 { return ck_cpu_has_sve() != 0 ? "ARMV8SVE" : "ARMV8" }
+        return nil
     }
 }

@@ -5,6 +5,12 @@
 /// 1 when the CPU (and the OS) run AVX-512F code, else 0; 0 on other architectures.
 int ck_cpu_has_avx512f(void);
 
+/// 1 when the CPU (and the OS) run AArch64's SVE, else 0; 0 on other architectures.
+int ck_cpu_has_sve(void);
+
+/// 1 when the CPU (and the OS) run AArch64's SME (Scalable Matrix Extension), else 0; 0 on other architectures.
+int ck_cpu_has_sme(void);
+
 /// Tells the core that the caller is spinning on a flag (x86 `pause`, AArch64 `yield`),
 /// which saves power and lets a sibling hyperthread run.
 static inline void ck_cpu_relax(void) {
