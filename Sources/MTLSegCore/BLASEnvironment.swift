@@ -16,7 +16,7 @@ import Foundation
 /// - OPENBLAS_CORETYPE=ARMV8SVE (ARMV8 without SVE) where an AArch64 CPU has SME: OpenBLAS (Debian
 ///   sid's 0.3.34) takes such a CPU, unless it knows its part number, for its ARMV9SME kernels,
 ///   whose sgemm allocates on every call, and a frame must not allocate: the daemon
-///   runs it on its real-time path (`Int8Engine` calls sgemm for its task gates, fp32 attention and
+///   runs it on its real-time path (`Int8Engine` calls sgemm for fp32 attention and
 ///   layers kept in fp32). These two are the cores OpenBLAS itself falls back to after SME.
 /// A value the user set is kept as it is.
 public enum BLASEnvironment {
