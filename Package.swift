@@ -74,7 +74,8 @@ let package = Package(
         .testTarget(name: "MTLSegWireTests", dependencies: ["MTLSegTestSupport", "MTLSegWire", "MTLSegEssentials"]),
         .testTarget(name: "MTLSegSocketTests", dependencies: ["MTLSegSocket"]),
         .testTarget(name: "MTLSegDaemonTests", dependencies: [
-            "MTLSegDaemon", "MTLSegWire", "MTLSegSocket", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg", "mtlseg-fuzz",
+            "MTLSegTestSupport", "MTLSegDaemon", "MTLSegWire", "MTLSegSocket", "MTLSegCapture", "MTLSegImage", "mtlsegd", "mtlseg",
+            "mtlseg-fuzz",
         ]),
         // Runs the built `mtlseg` binary end to end, as a user would.
         .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),

@@ -108,15 +108,7 @@ final class QGemmTests: XCTestCase {
     func testHarnessIncludingQemu() throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("CKernelsHarness/run.sh")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let log = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "run.sh failed:\n\(log)")
+        let (status, log) = try runProcess("/bin/bash", [script.path])
+        XCTAssertEqual(status, 0, "run.sh failed:\n\(log)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import MTLSegTestSupport
 
 /// The libFuzzer targets (Sources/mtlseg-fuzz): every corpus input and every input that once
 /// crashed is replayed by the plain build, and a short fuzzing run of each target (built with

@@ -3,6 +3,7 @@ import MTLSegCore
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon
+import MTLSegTestSupport
 
 /// mtlsegd given what could stop it, forge its log, or pass its configuration check and then fail at start
 /// (issue #17, classes 1, 2, 5, 6 and 7, through the daemon): the built binary, as systemd runs it.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import MTLSegDaemon
+import MTLSegTestSupport
 
 /// `allow_gids` as users expect: a member of a listed group is admitted whether the group is its primary
 /// one or a supplementary one (`usermod -aG`), checked from the peer's credentials at connect.

@@ -2,6 +2,7 @@ import Foundation
 import MTLSegDaemon
 import MTLSegWire
 import XCTest
+import MTLSegTestSupport
 
 /// mtlsegd as systemd runs it: the built binary, the unit file, the install script.
 final class ServiceTests: XCTestCase {

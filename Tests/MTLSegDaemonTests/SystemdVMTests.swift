@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import MTLSegTestSupport
 
 /// The Debian package as a user gets it: built by systemd/build-deb.sh, installed with apt in a Debian 12 VM
 /// with systemd as PID 1 (Tests/SystemdVM/run.sh), and checked there with systemctl, journalctl and the

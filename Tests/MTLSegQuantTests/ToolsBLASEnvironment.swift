@@ -1,5 +1,6 @@
 import Foundation
 import MTLSegCore
+import MTLSegTestSupport
 import XCTest
 
 extension XCTestCase {
@@ -14,19 +15,11 @@ extension XCTestCase {
         guard settings.contains(where: { $0.name == "OPENBLAS_CORETYPE" }) else { return false }
         let method = function.hasSuffix("()") ? String(function.dropLast(2)) : function
         let test = "\(String(reflecting: type(of: self)))/\(method)"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        process.arguments = [test]
-        process.environment = ProcessInfo.processInfo.environment.merging(settings.map { ($0.name, $0.value) }) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (status, output) = try runProcess(CommandLine.arguments[0], [test],
+                                              environment: Dictionary(uniqueKeysWithValues: settings.map { ($0.name, $0.value) }))
         let described = settings.map { "\($0.name)=\($0.value)" }.joined(separator: " ")
-        print("\(test) ran again with \(described): exit status \(process.terminationStatus)")
-        XCTAssertTrue(process.terminationStatus == 0 && output.contains("Executed 1 test, with 0 failures"),
+        print("\(test) ran again with \(described): exit status \(status)")
+        XCTAssertTrue(status == 0 && output.contains("Executed 1 test, with 0 failures"),
                       "\(test) with \(described) (as mtlseg and mtlsegd run OpenBLAS) failed:\n\(output.suffix(4000))", file: file, line: line)
         return true
     }

@@ -1,8 +1,8 @@
 import Foundation
 
-/// Runs `executable` to completion (environment: this process's, with `environment` on top) and
+/// Shared by the test targets. Runs `executable` to completion (environment: this process's, with `environment` on top) and
 /// returns its status with stdout and stderr together.
-func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
