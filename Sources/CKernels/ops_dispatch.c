@@ -36,7 +36,7 @@ static const ck_layer_norm_quantize_u8_fn layer_norm_quantize_u8[CK_VECTORS_COUN
 static const ck_layer_norm_f32_fn layer_norm_f32[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_layer_norm_f32_portable, ck_layer_norm_f32_portable, ck_layer_norm_f32_avx512);
 static const ck_decoder_sum_quantize_u8_fn decoder_sum_quantize_u8[CK_VECTORS_COUNT] =
-    BY_WIDTH(ck_decoder_sum_quantize_u8_portable, ck_decoder_sum_quantize_u8_portable, ck_decoder_sum_quantize_u8_portable);
+    BY_WIDTH(ck_decoder_sum_quantize_u8_portable, ck_decoder_sum_quantize_u8_portable, ck_decoder_sum_quantize_u8_avx512);
 static const ck_dwconv3x3_gelu_u8_fn dwconv3x3_gelu_u8[CK_VECTORS_COUNT] =
     BY_WIDTH(ck_dwconv3x3_gelu_u8_portable, ck_dwconv3x3_gelu_u8_portable, ck_dwconv3x3_gelu_u8_avx512);
 static const ck_quantize_s16_map_fn quantize_s16_map[CK_VECTORS_COUNT] =

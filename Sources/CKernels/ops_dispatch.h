@@ -115,6 +115,11 @@ void ck_layer_norm_quantize_u8_avx512(const float *in, uint8_t *out, size_t ldo,
                                       const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point);
 void ck_layer_norm_f32_avx512(const float *in, float *out, size_t rows, size_t channels, const float *gamma, const float *beta,
                               float eps);
+// decoder_sum_quantize_u8_avx512.c (reads the band, does not write it)
+void ck_decoder_sum_quantize_u8_avx512(float *band, size_t map_count, const float *const *maps, const size_t *heights,
+                                       const size_t *widths, size_t channels, size_t out_height, size_t out_width,
+                                       size_t first_row, size_t row_count, const float *bias, float inv_scale,
+                                       int32_t zero_point, uint8_t *out, size_t ldo, float *scratch);
 // dwconv3x3_gelu_u8_avx512.c (needs no scratch)
 void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                  size_t channels, const float *weight, const float *bias, float in_scale,

@@ -47,7 +47,8 @@ void ck_layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ld
     }
 }
 
-// The portable version; AArch64 runs decoder_sum_quantize_u8_neon.c's, which writes the same bytes.
+// The portable version; x86 with AVX-512 runs decoder_sum_quantize_u8_avx512.c's, AArch64
+// decoder_sum_quantize_u8_neon.c's, which write the same bytes.
 CK_VECTOR_CLONES
 void ck_decoder_sum_quantize_u8_portable(float *band, size_t map_count, const float *const *maps, const size_t *heights,
                                 const size_t *widths, size_t channels, size_t out_height, size_t out_width,
