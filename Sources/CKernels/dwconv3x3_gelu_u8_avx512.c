@@ -59,6 +59,46 @@ static inline CK_AVX512 __m512 byte_values(const uint8_t *p, __mmask16 m) {
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b));
 }
 
+/// Four pixels x0 … x0 + 3 of output rows y (top) and y + 1 (bottom), 16 channels at c0, from input rows
+/// y − 1 … y + 2 (`rows`, NULL outside the map) and the two columns carried over from the step before;
+/// writes scale·sum + b to top_sums and bottom_sums. `inside` (a constant where it is inlined): every row
+/// exists, x0 + 4 < width and the group is whole, so the loads need no tests.
+static inline CK_AVX512 __attribute__((always_inline)) void step(const uint8_t *const rows[4], int inside, size_t x0, size_t width,
+                                                                 size_t ldi, size_t c0, __mmask16 m, __m512 zp, const __m512 w[9],
+                                                                 __m512 carried[4][2], __m512 *top_sums, __m512 *bottom_sums,
+                                                                 __m512 scale, __m512 b) {
+    __m512 top[4], bottom[4]; // output rows y and y + 1
+    for (int r = 0; r < 4; r++) {
+        __m512 col[6];
+        col[0] = carried[r][0];
+        col[1] = carried[r][1];
+        for (int j = 0; j < 4; j++) {
+            const size_t x = x0 + 1 + (size_t)j;
+            if (inside) col[2 + j] = byte_values(rows[r] + x * ldi + c0, 0xFFFF);
+            else col[2 + j] = (rows[r] && x < width) ? byte_values(rows[r] + x * ldi + c0, m) : zp;
+        }
+        if (r <= 2) // row dy = r of output row y
+            for (int j = 0; j < 4; j++) {
+                top[j] = r == 0 ? _mm512_mul_ps(col[j], w[0]) : _mm512_fmadd_ps(col[j], w[3 * r], top[j]);
+                top[j] = _mm512_fmadd_ps(col[j + 1], w[3 * r + 1], top[j]);
+                top[j] = _mm512_fmadd_ps(col[j + 2], w[3 * r + 2], top[j]);
+            }
+        if (r >= 1) // row dy = r − 1 of output row y + 1
+            for (int j = 0; j < 4; j++) {
+                const int dy = r - 1;
+                bottom[j] = dy == 0 ? _mm512_mul_ps(col[j], w[0]) : _mm512_fmadd_ps(col[j], w[3 * dy], bottom[j]);
+                bottom[j] = _mm512_fmadd_ps(col[j + 1], w[3 * dy + 1], bottom[j]);
+                bottom[j] = _mm512_fmadd_ps(col[j + 2], w[3 * dy + 2], bottom[j]);
+            }
+        carried[r][0] = col[4];
+        carried[r][1] = col[5];
+    }
+    for (int j = 0; j < 4; j++) {
+        top_sums[j] = _mm512_fmadd_ps(top[j], scale, b);
+        bottom_sums[j] = _mm512_fmadd_ps(bottom[j], scale, b);
+    }
+}
+
 // Two output rows at a time, 16 channels at a time, along x 4 pixels per step, with the
 // 9 weights in registers and each of the 4 input rows' last two columns carried over:
 // every input byte is converted once per pair of output rows. The zero point is taken
@@ -89,8 +129,10 @@ void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, si
             const long sy = (long)y + r - 1;
             rows[r] = (sy < 0 || sy >= (long)height || (r == 3 && !pair)) ? NULL : in + (size_t)sy * width * ldi;
         }
+        const int all_rows = rows[0] && rows[1] && rows[2] && rows[3];
         for (size_t c0 = 0; c0 < channels; c0 += 16) {
             const __mmask16 m = tail_mask(channels - c0);
+            const int whole_group = m == 0xFFFF;
             __m512 w[9], total = _mm512_setzero_ps();
             for (int t = 0; t < 9; t++) {
                 w[t] = _mm512_maskz_loadu_ps(m, weight + (size_t)t * channels + c0);
@@ -106,35 +148,11 @@ void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, si
             for (size_t xs = 0; xs < width; xs += SEGMENT) {
                 const size_t xe = xs + SEGMENT < width ? xs + SEGMENT : width;
                 for (size_t x0 = xs; x0 < xe; x0 += 4) {
-                    __m512 top[4], bottom[4]; // output rows y and y + 1
-                    for (int r = 0; r < 4; r++) {
-                        __m512 col[6];
-                        col[0] = carried[r][0];
-                        col[1] = carried[r][1];
-                        for (int j = 0; j < 4; j++) {
-                            const size_t x = x0 + 1 + (size_t)j;
-                            col[2 + j] = (rows[r] && x < width) ? byte_values(rows[r] + x * ldi + c0, m) : zp;
-                        }
-                        if (r <= 2) // row dy = r of output row y
-                            for (int j = 0; j < 4; j++) {
-                                top[j] = r == 0 ? _mm512_mul_ps(col[j], w[0]) : _mm512_fmadd_ps(col[j], w[3 * r], top[j]);
-                                top[j] = _mm512_fmadd_ps(col[j + 1], w[3 * r + 1], top[j]);
-                                top[j] = _mm512_fmadd_ps(col[j + 2], w[3 * r + 2], top[j]);
-                            }
-                        if (r >= 1) // row dy = r − 1 of output row y + 1
-                            for (int j = 0; j < 4; j++) {
-                                const int dy = r - 1;
-                                bottom[j] = dy == 0 ? _mm512_mul_ps(col[j], w[0]) : _mm512_fmadd_ps(col[j], w[3 * dy], bottom[j]);
-                                bottom[j] = _mm512_fmadd_ps(col[j + 1], w[3 * dy + 1], bottom[j]);
-                                bottom[j] = _mm512_fmadd_ps(col[j + 2], w[3 * dy + 2], bottom[j]);
-                            }
-                        carried[r][0] = col[4];
-                        carried[r][1] = col[5];
-                    }
-                    for (int j = 0; j < 4; j++) {
-                        sums[0][x0 - xs + (size_t)j] = _mm512_fmadd_ps(top[j], scale, b);
-                        sums[1][x0 - xs + (size_t)j] = _mm512_fmadd_ps(bottom[j], scale, b);
-                    }
+                    // Inside the map with a whole group of channels (most steps), the loads need no tests.
+                    if (whole_group && all_rows && x0 + 4 < width)
+                        step(rows, 1, x0, width, ldi, c0, m, zp, w, carried, sums[0] + (x0 - xs), sums[1] + (x0 - xs), scale, b);
+                    else
+                        step(rows, 0, x0, width, ldi, c0, m, zp, w, carried, sums[0] + (x0 - xs), sums[1] + (x0 - xs), scale, b);
                 }
                 for (int o = 0; o <= pair; o++) {
                     uint8_t *orow = out + (y + (size_t)o) * width * ldo;
