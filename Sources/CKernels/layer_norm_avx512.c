@@ -73,7 +73,15 @@ layer_norm_rows(const float *in, float *out_f, uint8_t *out_q, size_t ldo, size_
         for (size_t r = 0; r < count; r++) {
             const float *x = in + (r0 + r) * channels;
             const __m512 m = _mm512_set1_ps(mean[r]), s = _mm512_set1_ps(inv[r]);
-            for (size_t c = 0; c < channels; c += 16) {
+            // Whole vectors with plain loads and stores (AMD cores run masked stores much slower), then the tail.
+            size_t c = 0;
+            for (; c + 16 <= channels; c += 16) {
+                const __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + c), m), s),
+                                                 _mm512_loadu_ps(gamma + c), _mm512_loadu_ps(beta + c));
+                if (out_q) _mm_storeu_si128((__m128i *)(out_q + (r0 + r) * ldo + c), quantize_scaled_u8(_mm512_mul_ps(y, scale), zp));
+                else _mm512_storeu_ps(out_f + (r0 + r) * channels + c, y);
+            }
+            if (c < channels) {
                 const __mmask16 k = tail_mask(channels - c);
                 const __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), s),
                                                  _mm512_maskz_loadu_ps(k, gamma + c), _mm512_maskz_loadu_ps(k, beta + c));
