@@ -23,7 +23,8 @@
 // one eor and 8 dups per row per 16 k), 4 broadcasts (both rows' two pairs of k), 4 B registers
 // (one half's two pairs of k for 16 columns) and 4 products fit the 32 registers. Per 16 k of a
 // tile: 192 multiply instructions for 1024 multiply-accumulates, plus 20 for A, 16 loads of B and
-// 3 of loop: 0.226 instructions per MAC (4×16: 0.237, its A 40; neon-4x16: ~0.29). The stores go a
+// 3 of loop: 0.226 instructions per MAC (4×16: 0.237, its A 40; 1×64 would be 0.231, its B loads
+// 32; neon-4x16: ~0.29). The stores go a
 // half (16 columns) at a time, those of the other 16-column sets. Why the loop over 16 k is
 // assembly (below): see there.
 //
@@ -35,7 +36,8 @@
 //   4×16, the loop in assembly                                                    182.8 M
 //   2×32, the loop in assembly (this set)                                         177.7 M
 //   2×32 on weights with −128 (every matrix on the single-product loop)           214.0 M (4×16: 219.7)
-// B takes half neon-4x16's memory (int8 instead of int16).
+// B takes half neon-4x16's memory (int8 instead of int16). A whole inference of the demo MTLSegFormer
+// (Tests/ARM64/inference_cost.sh, cortex-a72): 834.6 M with neon-4x16, 713.1 M with 4×16, 697.9 M.
 #if defined(__aarch64__)
 #include "qgemm_internal.h"
 
