@@ -16,17 +16,23 @@ typedef struct {
     int relu;
 } ckq_epi_neon;
 
-TARGET INLINE void ckq_epi_neon_load(ckq_epi_neon *e, const ckq_panel_params *p, const ck_qgemm_epilogue *ep) {
+/// The parameters of the panel's columns first … first + 15.
+TARGET INLINE void ckq_epi_neon_load_at(ckq_epi_neon *e, const ckq_panel_params *p, const ck_qgemm_epilogue *ep,
+                                        size_t first) {
     for (int q = 0; q < 4; q++) {
-        e->offset[q] = vld1q_s32(p->offset + 4 * q);
-        e->scale[q] = vld1q_f32(p->scale + 4 * q);
-        e->bias[q] = vld1q_f32(p->bias + 4 * q);
+        e->offset[q] = vld1q_s32(p->offset + first + 4 * q);
+        e->scale[q] = vld1q_f32(p->scale + first + 4 * q);
+        e->bias[q] = vld1q_f32(p->bias + first + 4 * q);
     }
     e->inv = vdupq_n_f32(ep->out_scale_inv);
     e->lo = vdupq_n_f32((float)(-ep->out_zero_point));
     e->hi = vdupq_n_f32((float)(255 - ep->out_zero_point));
     e->zp = vdupq_n_s32(ep->out_zero_point);
     e->relu = ep->relu;
+}
+
+TARGET INLINE void ckq_epi_neon_load(ckq_epi_neon *e, const ckq_panel_params *p, const ck_qgemm_epilogue *ep) {
+    ckq_epi_neon_load_at(e, p, ep, 0);
 }
 
 /// Columns 4q … 4q+3 of one row as u8 values in int32 lanes (0–255): ckq_store4_neon's arithmetic.

@@ -5,7 +5,7 @@
 #           their old code (ops_ref.c); built with ASan + UBSan. (Their checks against the
 #           operations' definitions are Tests/CKernelsTests/*DefinitionTests.swift.)
 #   qemu:   (x86_64 hosts) the qgemm sets as AArch64 under qemu-aarch64, with the default CPU
-#           (`max`: has dotprod → neondot) and -cpu cortex-a53 (no dotprod → neon); and the
+#           (`max`: has dotprod → neondot), -cpu cortex-a53 and cortex-a72 (no dotprod → neon); and the
 #           other operations' NEON versions against their portable ones, bit for bit, on
 #           cortex-a76 (Raspberry Pi 5), cortex-a72 (Pi 4) and cortex-a53 (the last two without
 #           dotprod).
@@ -94,6 +94,9 @@ qemu() {
   MTLSEG_KERNELS=neondot "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select neon
   MTLSEG_KERNELS=scalar "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm" --expect-select scalar
   "${q[@]}" -cpu cortex-a53 "$build/qgemm_check_arm"
+  echo "-- cortex-a72 (no dotprod)"
+  "${q[@]}" -cpu cortex-a72 "$build/qgemm_check_arm" --expect-select neon
+  "${q[@]}" -cpu cortex-a72 "$build/qgemm_check_arm"
 
   echo "-- the other operations: NEON versions against the portable ones, bit for bit (-O3, as SwiftPM builds them)"
   local ops_sources=()
