@@ -14,6 +14,7 @@
 // GEMMs at 256², guest instructions under qemu -cpu cortex-a72): 4×16 with int16 B 226.9 M,
 // 6×16 241.5 M (spills), 2×16 246.5 M, 4×16 with int8 B widened in the loop 243.2 M.
 #if defined(__aarch64__)
+#include "qgemm_few_neon.h"
 #include "qgemm_internal.h"
 
 #include <arm_neon.h>
@@ -100,6 +101,20 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
 #define CKQ_PACKED_T int16_t
 #include "qgemm_driver.h"
 
+// At most CKQ_FEW_NEON columns (a classifier of a few classes): qgemm_few_neon.c's layout and product.
+static size_t entry_packed_size(size_t n, size_t k) {
+    return n <= CKQ_FEW_NEON ? ckq_few_neon_packed_size(n, k) : packed_size(n, k);
+}
+static void entry_pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) {
+    if (n <= CKQ_FEW_NEON) ckq_few_neon_pack(b, n, k, ldb, packed);
+    else pack(b, n, k, ldb, packed);
+}
+static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
+                       const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
+    if (n <= CKQ_FEW_NEON) ckq_few_neon_gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+    else gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+}
+
 const ck_qgemm_kernels ckq_neon_4x16 = {
     .name = "neon-4x16",
     .isa = "neon",
@@ -107,8 +122,8 @@ const ck_qgemm_kernels ckq_neon_4x16 = {
     .nr = NR,
     .k_group = 4,
     .a_shift = 0,
-    .packed_size = packed_size,
-    .pack = pack,
-    .gemm = gemm,
+    .packed_size = entry_packed_size,
+    .pack = entry_pack,
+    .gemm = gemm_entry,
 };
 #endif
