@@ -2,11 +2,11 @@
 // ckernels_q8.h); chosen by ops_dispatch.c. Byte for byte the portable version (gate_concat_u8.c), whose float
 // operations are each one rounding (it contracts nothing, unlike the other NEON kernels' portable twins): here too
 // every product is a vmulq and every sum a vaddq, never a fused multiply-add.
-//   - The dot products' 64 lanes are 16 q registers (lane l of acc[k] is lane 4k + l), one pixel at a time, filled
-//     16 lanes at a time (each lane still takes its products in the portable order). The lanes are halved as the
-//     portable sum_lanes.
+//   - The dot products' 64 lanes are 16 q registers (lane l of acc[k] is lane 4k + l), two pixels at a time (they
+//     share the weights), filled 16 lanes at a time (each lane still takes its products in the portable order). The
+//     lanes are halved as the portable sum_lanes.
 //   - exp is ck_math.h's own, scalar, once per pixel and gate (built here with contraction off, as there).
-//   - The bytes: quantize4 and the saturating narrows are ck_quantize_u8 (quantize4 says why).
+//   - The bytes: quantize16 is ck_quantize_u8 (it says why).
 // (The pragmas come first: they must cover ck_math.h's exp too.)
 #pragma clang fp contract(off)
 #pragma STDC FP_CONTRACT OFF
@@ -28,31 +28,44 @@ static inline float32x4_t add_partial(float32x4_t acc, const float *x, const flo
     return vaddq_f32(acc, vmulq_f32(vld1q_f32(xt), vld1q_f32(wt)));
 }
 
-/// Adds x[i]·w[i] (i < n) into the 16 lanes 16q … 16q + 15 (acc[4q … 4q + 3]): the i ≡ 16q … 16q + 15 mod 64, in
-/// increasing i. One group of lanes at a time, so that its 4 accumulators and loads stay in registers (all 16
-/// accumulators and their loads did not fit: clang spilled them). Blocks of 4 wholly past n are skipped, which adds
-/// the same nothing as the portable version's +0 (a lane that starts at +0 is never −0).
-static inline void add_products(float32x4_t acc[16], size_t q, const float *x, const float *w, size_t n) {
-    float32x4_t a0 = acc[4 * q], a1 = acc[4 * q + 1], a2 = acc[4 * q + 2], a3 = acc[4 * q + 3];
+/// Adds x[i]·w[i] and y[i]·w[i] (i < n: two pixels, the same weights) into the 16 lanes 16q … 16q + 15 (acc[4q …
+/// 4q + 3]) of each: the i ≡ 16q … 16q + 15 mod 64, in increasing i. One group of lanes at a time, so that its
+/// accumulators and loads stay in registers (all 16 accumulators of even one pixel and their loads did not fit:
+/// clang spilled them); two pixels share the weights' loads and the loop. Blocks of 4 wholly past n are skipped,
+/// which adds the same nothing as the portable version's +0 (a lane that starts at +0 is never −0).
+static inline void add_products2(float32x4_t ax[16], float32x4_t ay[16], size_t q, const float *x, const float *y, const float *w,
+                                 size_t n) {
+    float32x4_t x0 = ax[4 * q], x1 = ax[4 * q + 1], x2 = ax[4 * q + 2], x3 = ax[4 * q + 3];
+    float32x4_t y0 = ay[4 * q], y1 = ay[4 * q + 1], y2 = ay[4 * q + 2], y3 = ay[4 * q + 3];
     size_t i = 16 * q;
     for (; i + 16 <= n; i += 64) {
-        const float32x4x4_t xv = vld1q_f32_x4(x + i), wv = vld1q_f32_x4(w + i);
-        a0 = vaddq_f32(a0, vmulq_f32(xv.val[0], wv.val[0]));
-        a1 = vaddq_f32(a1, vmulq_f32(xv.val[1], wv.val[1]));
-        a2 = vaddq_f32(a2, vmulq_f32(xv.val[2], wv.val[2]));
-        a3 = vaddq_f32(a3, vmulq_f32(xv.val[3], wv.val[3]));
+        const float32x4x4_t wv = vld1q_f32_x4(w + i), xv = vld1q_f32_x4(x + i), yv = vld1q_f32_x4(y + i);
+        x0 = vaddq_f32(x0, vmulq_f32(xv.val[0], wv.val[0]));
+        x1 = vaddq_f32(x1, vmulq_f32(xv.val[1], wv.val[1]));
+        x2 = vaddq_f32(x2, vmulq_f32(xv.val[2], wv.val[2]));
+        x3 = vaddq_f32(x3, vmulq_f32(xv.val[3], wv.val[3]));
+        y0 = vaddq_f32(y0, vmulq_f32(yv.val[0], wv.val[0]));
+        y1 = vaddq_f32(y1, vmulq_f32(yv.val[1], wv.val[1]));
+        y2 = vaddq_f32(y2, vmulq_f32(yv.val[2], wv.val[2]));
+        y3 = vaddq_f32(y3, vmulq_f32(yv.val[3], wv.val[3]));
     }
     if (i < n) { // the last, partial group of 16: n − i < 16
         const size_t rem = n - i;
-        if (rem >= 4) a0 = vaddq_f32(a0, vmulq_f32(vld1q_f32(x + i), vld1q_f32(w + i)));
-        else a0 = add_partial(a0, x + i, w + i, rem);
-        if (rem >= 8) a1 = vaddq_f32(a1, vmulq_f32(vld1q_f32(x + i + 4), vld1q_f32(w + i + 4)));
-        else if (rem > 4) a1 = add_partial(a1, x + i + 4, w + i + 4, rem - 4);
-        if (rem >= 12) a2 = vaddq_f32(a2, vmulq_f32(vld1q_f32(x + i + 8), vld1q_f32(w + i + 8)));
-        else if (rem > 8) a2 = add_partial(a2, x + i + 8, w + i + 8, rem - 8);
-        if (rem > 12) a3 = add_partial(a3, x + i + 12, w + i + 12, rem - 12);
+        float32x4_t *xs[4] = {&x0, &x1, &x2, &x3}, *ys[4] = {&y0, &y1, &y2, &y3};
+        for (size_t k = 0; k < 4 && 4 * k < rem; k++) {
+            const size_t r = rem - 4 * k, at = i + 4 * k;
+            if (r >= 4) {
+                const float32x4_t wk = vld1q_f32(w + at);
+                *xs[k] = vaddq_f32(*xs[k], vmulq_f32(vld1q_f32(x + at), wk));
+                *ys[k] = vaddq_f32(*ys[k], vmulq_f32(vld1q_f32(y + at), wk));
+            } else {
+                *xs[k] = add_partial(*xs[k], x + at, w + at, r);
+                *ys[k] = add_partial(*ys[k], y + at, w + at, r);
+            }
+        }
     }
-    acc[4 * q] = a0, acc[4 * q + 1] = a1, acc[4 * q + 2] = a2, acc[4 * q + 3] = a3;
+    ax[4 * q] = x0, ax[4 * q + 1] = x1, ax[4 * q + 2] = x2, ax[4 * q + 3] = x3;
+    ay[4 * q] = y0, ay[4 * q + 1] = y1, ay[4 * q + 2] = y2, ay[4 * q + 3] = y3;
 }
 
 /// The 64 lanes summed by halves, as the portable sum_lanes: lane l + lane l + half, down to one.
@@ -66,25 +79,29 @@ static inline float sum_lanes(const float32x4_t acc[16]) {
     return vpadds_f32(l2);
 }
 
-/// ck_quantize_u8 on 4 values as int32 lanes, below 0 and past 255 left to the saturating narrows: max(x·inv, −zp)
-/// rounded to nearest even, + zp. fmaxnm's bound is ck_quantize_u8's lower clamp moved before the rounding (the
-/// same, as −zp is an integer), and it turns a NaN into −zp, so into byte 0 as there, in one instruction where
-/// ck_quantize_s32_neon's mask takes two; above, fcvtns and the add saturate, and the narrows clamp to 255.
-static inline int32x4_t quantize4(float32x4_t x, float32x4_t inv, float32x4_t lo, int32x4_t zp) {
-    return vqaddq_s32(vcvtnq_s32_f32(vmaxnmq_f32(vmulq_f32(x, inv), lo)), zp);
+/// x·inv rounded to nearest even as int32 lanes, NaN and everything below −zp as −zp: ck_quantize_u8's lower clamp
+/// moved before the rounding (the same, as −zp is an integer); fmaxnm turns a NaN into −zp, so into byte 0 as
+/// there, in one instruction where ck_quantize_s32_neon's mask takes two. fcvtns saturates what is past int32.
+static inline int32x4_t round4(float32x4_t x, float32x4_t inv, float32x4_t lo) {
+    return vcvtnq_s32_f32(vmaxnmq_f32(vmulq_f32(x, inv), lo));
 }
 
-/// 16 values quantized into 16 bytes.
-static inline uint8x16_t quantize16(float32x4x4_t x, float32x4_t inv, float32x4_t lo, int32x4_t zp) {
-    return ck_pack_u8x16_neon(quantize4(x.val[0], inv, lo, zp), quantize4(x.val[1], inv, lo, zp), quantize4(x.val[2], inv, lo, zp),
-                              quantize4(x.val[3], inv, lo, zp));
+/// ck_quantize_u8 of 16 values: round4, narrowed to int16 with saturation, + zp with saturation, narrowed to bytes
+/// with saturation. Exact: what saturates at ±32767 lies far outside 0 … 255 − zp and stays there after the add;
+/// everything else is the integer sum, and the last narrow is the clamp to 0 … 255.
+static inline uint8x16_t quantize16(float32x4x4_t x, float32x4_t inv, float32x4_t lo, int16x8_t zp) {
+    const int16x8_t a = vcombine_s16(vqmovn_s32(round4(x.val[0], inv, lo)), vqmovn_s32(round4(x.val[1], inv, lo)));
+    const int16x8_t b = vcombine_s16(vqmovn_s32(round4(x.val[2], inv, lo)), vqmovn_s32(round4(x.val[3], inv, lo)));
+    return vcombine_u8(vqmovun_s16(vqaddq_s16(a, zp)), vqmovun_s16(vqaddq_s16(b, zp)));
 }
 
-/// Row `q` of the output: q(own) then q(Σ_g a_g·others_g), each `channels` bytes.
-static inline void store_pixel(uint8_t *q, const float *f, const float *const *others, size_t row, size_t channels,
-                               size_t gates, const float *a, float inv_scale, int32_t zero_point) {
+/// Row `q` of the output: q(own) then q(Σ_g a_g·others_g), each `channels` bytes. (`gates` is a constant where
+/// it is 1, the demo's two tasks: then the gate loop is gone.)
+static inline __attribute__((always_inline)) void store_pixel(uint8_t *q, const float *f, const float *const *others, size_t row,
+                                                               size_t channels, size_t gates, const float *a, float inv_scale,
+                                                               int32_t zero_point) {
     const float32x4_t inv = vdupq_n_f32(inv_scale), lo = vdupq_n_f32((float)-zero_point);
-    const int32x4_t zp = vdupq_n_s32(zero_point);
+    const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
     const float *o0 = others[0] + row;
     const float a0 = a[0];
     size_t c = 0;
@@ -108,23 +125,39 @@ static inline void store_pixel(uint8_t *q, const float *f, const float *const *o
     }
 }
 
+/// a_g of pixels x and y (rows rx, ry) for every gate, into ax[g] and ay[g].
+static inline void gate_values2(const float *own, const float *const *others, size_t rx, size_t ry, size_t channels, size_t gates,
+                                const float *const *self_weights, const float *const *other_weights, const float *bias, float *ax,
+                                float *ay) {
+    for (size_t g = 0; g < gates; g++) {
+        float32x4_t sx[16], sy[16];
+        for (int k = 0; k < 16; k++) sx[k] = sy[k] = vdupq_n_f32(0.0f);
+        for (size_t q = 0; q < 4; q++) {
+            add_products2(sx, sy, q, own + rx, own + ry, self_weights[g], channels);
+            add_products2(sx, sy, q, others[g] + rx, others[g] + ry, other_weights[g], channels);
+        }
+        ax[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sx) + bias[g])));
+        ay[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sy) + bias[g])));
+    }
+}
+
 void ck_gate_concat_u8_neon(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels,
                             size_t gates, const float *const *self_weights, const float *const *other_weights,
                             const float *bias, float inv_scale, int32_t zero_point, uint8_t *out, size_t ldo,
                             float *scratch) {
-    float *a = scratch; // one pixel's gate values
-    for (size_t p = 0; p < pixels; p++) {
-        const size_t row = p * ld;
-        for (size_t g = 0; g < gates; g++) {
-            float32x4_t acc[16];
-            for (int k = 0; k < 16; k++) acc[k] = vdupq_n_f32(0.0f);
-            for (size_t q = 0; q < 4; q++) {
-                add_products(acc, q, own + row, self_weights[g], channels);
-                add_products(acc, q, others[g] + row, other_weights[g], channels);
-            }
-            a[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(acc) + bias[g])));
+    _Static_assert(CK_GATE_CHUNK >= 2, "scratch holds two pixels' gate values");
+    float *ax = scratch, *ay = scratch + gates; // two pixels' gate values
+    // Pairs of pixels; an odd last one is paired with itself.
+    for (size_t p = 0; p < pixels; p += 2) {
+        const size_t p1 = p + 1 < pixels ? p + 1 : p, rx = p * ld, ry = p1 * ld;
+        gate_values2(own, others, rx, ry, channels, gates, self_weights, other_weights, bias, ax, ay);
+        if (gates == 1) {
+            store_pixel(out + p * ldo, own + rx, others, rx, channels, 1, ax, inv_scale, zero_point);
+            if (p1 != p) store_pixel(out + p1 * ldo, own + ry, others, ry, channels, 1, ay, inv_scale, zero_point);
+        } else {
+            store_pixel(out + p * ldo, own + rx, others, rx, channels, gates, ax, inv_scale, zero_point);
+            if (p1 != p) store_pixel(out + p1 * ldo, own + ry, others, ry, channels, gates, ay, inv_scale, zero_point);
         }
-        store_pixel(out + p * ldo, own + row, others, row, channels, gates, a, inv_scale, zero_point);
     }
 }
 #endif
