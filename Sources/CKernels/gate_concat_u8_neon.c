@@ -3,8 +3,8 @@
 // operations are each one rounding (it contracts nothing, unlike the other NEON kernels' portable twins): here too
 // every product is a vmulq and every sum a vaddq, never a fused multiply-add.
 //   - The dot products' 64 lanes are 16 q registers (lane l of acc[k] is lane 4k + l), two pixels at a time (they
-//     share the weights), filled 16 lanes at a time (each lane still takes its products in the portable order). The
-//     lanes are halved as the portable sum_lanes.
+//     share the weights), filled 16 lanes at a time, both dot products (each lane still takes its products in the
+//     portable order). The lanes are halved as the portable sum_lanes.
 //   - exp is ck_math.h's own, scalar, once per pixel and gate (built here with contraction off, as there).
 //   - The bytes: quantize16 is ck_quantize_u8 (it says why).
 // (The pragmas come first: they must cover ck_math.h's exp too.)
@@ -28,44 +28,52 @@ static inline float32x4_t add_partial(float32x4_t acc, const float *x, const flo
     return vaddq_f32(acc, vmulq_f32(vld1q_f32(xt), vld1q_f32(wt)));
 }
 
-/// Adds x[i]·w[i] and y[i]·w[i] (i < n: two pixels, the same weights) into the 16 lanes 16q … 16q + 15 (acc[4q …
-/// 4q + 3]) of each: the i ≡ 16q … 16q + 15 mod 64, in increasing i. One group of lanes at a time, so that its
-/// accumulators and loads stay in registers (all 16 accumulators of even one pixel and their loads did not fit:
-/// clang spilled them); two pixels share the weights' loads and the loop. Blocks of 4 wholly past n are skipped,
-/// which adds the same nothing as the portable version's +0 (a lane that starts at +0 is never −0).
-static inline void add_products2(float32x4_t ax[16], float32x4_t ay[16], size_t q, const float *x, const float *y, const float *w,
-                                 size_t n) {
-    float32x4_t x0 = ax[4 * q], x1 = ax[4 * q + 1], x2 = ax[4 * q + 2], x3 = ax[4 * q + 3];
-    float32x4_t y0 = ay[4 * q], y1 = ay[4 * q + 1], y2 = ay[4 * q + 2], y3 = ay[4 * q + 3];
+/// The 16 lanes 16q … 16q + 15 of two pixels' sums (x and y).
+typedef struct {
+    float32x4_t x[4], y[4];
+} lane_group2;
+
+/// Adds x[i]·w[i] and y[i]·w[i] (i < n: two pixels, the same weights) into the lane group of q: the i ≡ 16q … 16q + 15
+/// mod 64, in increasing i. Blocks of 4 wholly past n are skipped, which adds the same nothing as the portable
+/// version's +0 (a lane that starts at +0 is never −0).
+static inline __attribute__((always_inline)) lane_group2 add_products2(lane_group2 a, size_t q, const float *x, const float *y,
+                                                                        const float *w, size_t n) {
     size_t i = 16 * q;
     for (; i + 16 <= n; i += 64) {
         const float32x4x4_t wv = vld1q_f32_x4(w + i), xv = vld1q_f32_x4(x + i), yv = vld1q_f32_x4(y + i);
-        x0 = vaddq_f32(x0, vmulq_f32(xv.val[0], wv.val[0]));
-        x1 = vaddq_f32(x1, vmulq_f32(xv.val[1], wv.val[1]));
-        x2 = vaddq_f32(x2, vmulq_f32(xv.val[2], wv.val[2]));
-        x3 = vaddq_f32(x3, vmulq_f32(xv.val[3], wv.val[3]));
-        y0 = vaddq_f32(y0, vmulq_f32(yv.val[0], wv.val[0]));
-        y1 = vaddq_f32(y1, vmulq_f32(yv.val[1], wv.val[1]));
-        y2 = vaddq_f32(y2, vmulq_f32(yv.val[2], wv.val[2]));
-        y3 = vaddq_f32(y3, vmulq_f32(yv.val[3], wv.val[3]));
-    }
-    if (i < n) { // the last, partial group of 16: n − i < 16
-        const size_t rem = n - i;
-        float32x4_t *xs[4] = {&x0, &x1, &x2, &x3}, *ys[4] = {&y0, &y1, &y2, &y3};
-        for (size_t k = 0; k < 4 && 4 * k < rem; k++) {
-            const size_t r = rem - 4 * k, at = i + 4 * k;
-            if (r >= 4) {
-                const float32x4_t wk = vld1q_f32(w + at);
-                *xs[k] = vaddq_f32(*xs[k], vmulq_f32(vld1q_f32(x + at), wk));
-                *ys[k] = vaddq_f32(*ys[k], vmulq_f32(vld1q_f32(y + at), wk));
-            } else {
-                *xs[k] = add_partial(*xs[k], x + at, w + at, r);
-                *ys[k] = add_partial(*ys[k], y + at, w + at, r);
-            }
+        for (int k = 0; k < 4; k++) {
+            a.x[k] = vaddq_f32(a.x[k], vmulq_f32(xv.val[k], wv.val[k]));
+            a.y[k] = vaddq_f32(a.y[k], vmulq_f32(yv.val[k], wv.val[k]));
         }
     }
-    ax[4 * q] = x0, ax[4 * q + 1] = x1, ax[4 * q + 2] = x2, ax[4 * q + 3] = x3;
-    ay[4 * q] = y0, ay[4 * q + 1] = y1, ay[4 * q + 2] = y2, ay[4 * q + 3] = y3;
+    if (i < n) // the last, partial group of 16: n − i < 16
+        for (size_t k = 0; k < 4 && 4 * k < n - i; k++) {
+            const size_t r = n - i - 4 * k, at = i + 4 * k;
+            if (r >= 4) {
+                const float32x4_t wk = vld1q_f32(w + at);
+                a.x[k] = vaddq_f32(a.x[k], vmulq_f32(vld1q_f32(x + at), wk));
+                a.y[k] = vaddq_f32(a.y[k], vmulq_f32(vld1q_f32(y + at), wk));
+            } else {
+                a.x[k] = add_partial(a.x[k], x + at, w + at, r);
+                a.y[k] = add_partial(a.y[k], y + at, w + at, r);
+            }
+        }
+    return a;
+}
+
+/// Gate g's two dot products of pixels x and y (rows rx, ry) into their 64 lanes sx and sy: one group of 16 lanes
+/// at a time, self products then the other map's, so that the group's accumulators and loads stay in registers
+/// (all 16 accumulators of even one pixel and their loads did not fit: clang spilled them); the two pixels share
+/// the weights' loads and the loops.
+static inline void dot_products2(float32x4_t sx[16], float32x4_t sy[16], const float *own, const float *other, size_t rx, size_t ry,
+                                 const float *self_weights, const float *other_weights, size_t channels) {
+    for (size_t q = 0; q < 4; q++) {
+        lane_group2 a;
+        for (int k = 0; k < 4; k++) a.x[k] = a.y[k] = vdupq_n_f32(0.0f);
+        a = add_products2(a, q, own + rx, own + ry, self_weights, channels);
+        a = add_products2(a, q, other + rx, other + ry, other_weights, channels);
+        for (int k = 0; k < 4; k++) sx[4 * q + k] = a.x[k], sy[4 * q + k] = a.y[k];
+    }
 }
 
 /// The 64 lanes summed by halves, as the portable sum_lanes: lane l + lane l + half, down to one.
@@ -131,11 +139,7 @@ static inline void gate_values2(const float *own, const float *const *others, si
                                 float *ay) {
     for (size_t g = 0; g < gates; g++) {
         float32x4_t sx[16], sy[16];
-        for (int k = 0; k < 16; k++) sx[k] = sy[k] = vdupq_n_f32(0.0f);
-        for (size_t q = 0; q < 4; q++) {
-            add_products2(sx, sy, q, own + rx, own + ry, self_weights[g], channels);
-            add_products2(sx, sy, q, others[g] + rx, others[g] + ry, other_weights[g], channels);
-        }
+        dot_products2(sx, sy, own, others[g], rx, ry, self_weights[g], other_weights[g], channels);
         ax[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sx) + bias[g])));
         ay[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sy) + bias[g])));
     }
