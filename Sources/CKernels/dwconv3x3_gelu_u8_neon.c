@@ -6,9 +6,9 @@
 // left to right, taps outside the map skipped, not added as zero), each as one fused
 // multiply-add of (q − zp)·w onto the sum, then the same GELU and quantization. What changes
 // is where the work goes: 16 channels at a time with the 9 sums in 4 registers (the portable
-// loop keeps them in the scratch array, a load and a store per tap), q − zp taken in 16-bit
-// integers (exact: the same value as (float)q − zp) and converted once per pair of pixels where
-// two neighbours have all their taps (each input column serves both), the A&S erf's exp and
+// loop keeps them in the scratch array, a load and a store per tap), q − zp made a float by a
+// table lookup and a subtraction (exact: the same value as (float)q − zp; widen16) once per pair
+// of pixels where two neighbours have all their taps (each input column serves both), the A&S erf's exp and
 // division on 4 lanes, and the quantization in 5 instructions per 4 values (ck_quantize_s32_neon).
 #include "ops_dispatch.h"
 
