@@ -6,9 +6,9 @@
 // left to right, taps outside the map skipped, not added as zero), each as one fused
 // multiply-add of (q − zp)·w onto the sum, then the same GELU and quantization. What changes
 // is where the work goes: 16 channels at a time with the 9 sums in 4 registers (the portable
-// loop keeps them in the scratch array, a load and a store per tap), q − zp taken in 16-bit
-// integers (exact: the same value as (float)q − zp) and converted once per pair of pixels where
-// two neighbours have all their taps (each input column serves both), the A&S erf's exp and
+// loop keeps them in the scratch array, a load and a store per tap), q − zp made a float by a
+// table lookup and a subtraction (exact: the same value as (float)q − zp; widen16) once per pair
+// of pixels where two neighbours have all their taps (each input column serves both), the A&S erf's exp and
 // division on 4 lanes, and the quantization in 5 instructions per 4 values (ck_quantize_s32_neon).
 #include "ops_dispatch.h"
 
@@ -17,16 +17,32 @@
 
 #include <string.h>
 
-/// q − zp of the 16 bytes at p, as 4 float vectors: (q − zp) mod 2¹⁶ reinterpreted as int16 is
-/// q − zp exactly (|q − zp| ≤ 255).
-static inline void widen16(const uint8_t *p, uint8x8_t zp8, float32x4_t v[4]) {
-    const uint8x16_t q = vld1q_u8(p);
-    const int16x8_t lo = vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(q), zp8));
-    const int16x8_t hi = vreinterpretq_s16_u16(vsubl_high_u8(q, vcombine_u8(zp8, zp8)));
-    v[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
-    v[1] = vcvtq_f32_s32(vmovl_high_s16(lo));
-    v[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
-    v[3] = vcvtq_f32_s32(vmovl_high_s16(hi));
+/// What widen16 needs: table lookups that put each byte q under the bytes 00 00 4B (the float 2²³ + q, exact), and
+/// 2²³ + zp to subtract (exact too: both are integers below 2²⁴). Made once per call.
+typedef struct {
+    uint8x16_t index[4];
+    uint8x16_t exponent; // byte 16 of the table: 0x00, byte 17: 0x4B
+    float32x4_t offset;  // 2²³ + zp
+} widen_k;
+
+static inline widen_k widen_constants(int32_t zero_point) {
+    widen_k k;
+    for (int i = 0; i < 4; i++) {
+        uint8_t index[16];
+        for (int l = 0; l < 4; l++) index[4 * l] = (uint8_t)(4 * i + l), index[4 * l + 1] = index[4 * l + 2] = 16, index[4 * l + 3] = 17;
+        k.index[i] = vld1q_u8(index);
+    }
+    const uint8_t exponent[16] = {0x00, 0x4B};
+    k.exponent = vld1q_u8(exponent);
+    k.offset = vdupq_n_f32(8388608.0f + (float)zero_point);
+    return k;
+}
+
+/// q − zp of the 16 bytes at p, as 4 float vectors: (2²³ + q) − (2²³ + zp), exact, in 2 instructions per 4 bytes (a
+/// table lookup and a subtraction) where widening to 16 and 32 bits and converting took 3.
+static inline void widen16(const uint8_t *p, const widen_k *k, float32x4_t v[4]) {
+    const uint8x16x2_t table = {{vld1q_u8(p), k->exponent}};
+    for (int i = 0; i < 4; i++) v[i] = vsubq_f32(vreinterpretq_f32_u8(vqtbl2q_u8(table, k->index[i])), k->offset);
 }
 
 /// acc += v·w on 16 channels, one fused multiply-add each.
@@ -50,13 +66,13 @@ static __attribute__((noinline)) void finish16(const float32x4_t acc[4], size_t 
 }
 
 /// The 16 channels at `c` of one output pixel from its taps (`count` of them, in order).
-static inline void block16(const uint8_t *const *taps, const float *const *wt, size_t count, size_t c, uint8x8_t zp8,
+static inline void block16(const uint8_t *const *taps, const float *const *wt, size_t count, size_t c, const widen_k *wk,
                            const float *bias, float in_scale, float out_inv_scale, int32_t out_zp, uint8_t *o,
                            const float *gk) {
     float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
     for (size_t t = 0; t < count; t++) {
         float32x4_t v[4];
-        widen16(taps[t] + c, zp8, v);
+        widen16(taps[t] + c, wk, v);
         tap16(acc, v, wt[t] + c);
     }
     finish16(acc, c, bias, in_scale, out_inv_scale, out_zp, o, gk);
@@ -67,22 +83,22 @@ static inline void block16(const uint8_t *const *taps, const float *const *wt, s
 /// converted once each (12 conversions instead of 18) and each column is added to the pixels it
 /// is a tap of, column by column: each pixel still gets its taps row by row, left to right.
 static inline void block16_pair(const uint8_t *corner, size_t row, size_t ldi, const float *weight, size_t channels, size_t c,
-                                uint8x8_t zp8, const float *bias, float in_scale, float out_inv_scale, int32_t out_zp,
+                                const widen_k *wk, const float *bias, float in_scale, float out_inv_scale, int32_t out_zp,
                                 uint8_t *o0, uint8_t *o1, const float *gk) {
     float32x4_t a0[4], a1[4];
     for (int i = 0; i < 4; i++) a0[i] = a1[i] = vdupq_n_f32(0.0f);
     for (size_t r = 0; r < 3; r++) {
         const float *w = weight + r * 3 * channels + c;
         float32x4_t v[4];
-        widen16(corner + r * row + c, zp8, v);
+        widen16(corner + r * row + c, wk, v);
         tap16(a0, v, w);
-        widen16(corner + r * row + ldi + c, zp8, v);
+        widen16(corner + r * row + ldi + c, wk, v);
         tap16(a0, v, w + channels);
         tap16(a1, v, w);
-        widen16(corner + r * row + 2 * ldi + c, zp8, v);
+        widen16(corner + r * row + 2 * ldi + c, wk, v);
         tap16(a0, v, w + 2 * channels);
         tap16(a1, v, w + channels);
-        widen16(corner + r * row + 3 * ldi + c, zp8, v);
+        widen16(corner + r * row + 3 * ldi + c, wk, v);
         tap16(a1, v, w + 2 * channels);
     }
     finish16(a0, c, bias, in_scale, out_inv_scale, out_zp, o0, gk);
@@ -116,7 +132,7 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                                size_t row_count, float *scratch) {
     (void)scratch; // the sums stay in registers
     const size_t full = channels / 16 * 16, rest = channels - full;
-    const uint8x8_t zp8 = vdup_n_u8((uint8_t)in_zero_point);
+    const widen_k widen = widen_constants(in_zero_point);
     const int32_t out_zp = out_zero_point;
     // The GELU's constants through a pointer clang cannot see through (see ck_gelu_neon_k).
     const float *gk = ck_gelu_neon_constants;
@@ -143,7 +159,7 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                 const uint8_t *corner = in + ((y - 1) * width + (x - 1)) * ldi;
                 uint8_t *o = out + (y * width + x) * ldo;
                 for (size_t c = 0; c < full; c += 16)
-                    block16_pair(corner, width * ldi, ldi, weight, channels, c, zp8, bias, in_scale, out_inv_scale, out_zp, o,
+                    block16_pair(corner, width * ldi, ldi, weight, channels, c, &widen, bias, in_scale, out_inv_scale, out_zp, o,
                                  o + ldo, gk);
             }
             for (size_t px = x; px <= last; px++) { // the blocks not done as a pair
@@ -154,7 +170,7 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                 uint8_t *o = out + (y * width + px) * ldo;
                 if (!pair)
                     for (size_t c = 0; c < full; c += 16)
-                        block16(taps, wt, count, c, zp8, bias, in_scale, out_inv_scale, out_zp, o, gk);
+                        block16(taps, wt, count, c, &widen, bias, in_scale, out_inv_scale, out_zp, o, gk);
                 if (rest) {
                     const uint8_t *taps_rest[9];
                     const float *wt_rest[9];
@@ -163,7 +179,7 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                         taps_rest[t] = tpad[t];
                         wt_rest[t] = wpad[tap_index[t]];
                     }
-                    block16(taps_rest, wt_rest, count, 0, zp8, bpad, in_scale, out_inv_scale, out_zp, opad, gk);
+                    block16(taps_rest, wt_rest, count, 0, &widen, bpad, in_scale, out_inv_scale, out_zp, opad, gk);
                     for (size_t i = 0; i < rest; i++) o[full + i] = opad[i];
                 }
             }

@@ -55,6 +55,7 @@ static void ops_neon(void) {
     ops.conv2d_s16_fast = 1;
     ops.softmax_exp_u8 = ck_softmax_exp_u8_neon;
     ops.quantize_rows_u8 = ck_quantize_rows_u8_neon;
+    ops.gate_concat_u8 = ck_gate_concat_u8_neon;
     ops.argmax_count_f32 = ck_argmax_count_f32_neon;
     ops.scale_heads_quantize_u8 = ck_scale_heads_quantize_u8_neon;
     ops.layer_norm_quantize_u8 = ck_layer_norm_quantize_u8_neon;

@@ -146,6 +146,11 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                                size_t channels, const float *weight, const float *bias, float in_scale,
                                int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
                                size_t row_count, float *scratch);
+// gate_concat_u8_neon.c
+void ck_gate_concat_u8_neon(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels,
+                            size_t gates, const float *const *self_weights, const float *const *other_weights,
+                            const float *bias, float inv_scale, int32_t zero_point, uint8_t *out, size_t ldo,
+                            float *scratch);
 // softmax_exp_u8_neon.c
 void ck_softmax_exp_u8_neon(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
                             float *inv_sums);

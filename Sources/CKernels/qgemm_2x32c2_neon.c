@@ -39,6 +39,7 @@
 // B takes half neon-4x16's memory (int8 instead of int16). A whole inference of the demo MTLSegFormer
 // (Tests/ARM64/inference_cost.sh, cortex-a72): 834.6 M with neon-4x16, 713.1 M with 4×16, 697.9 M.
 #if defined(__aarch64__)
+#include "qgemm_few_neon.h"
 #include "qgemm_internal.h"
 
 #include <arm_neon.h>
@@ -295,6 +296,20 @@ static void gemm(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, con
     else gemm_paired(m, n, k, a, lda, panels, ep, c, ldc);
 }
 
+// At most CKQ_FEW_NEON columns (a classifier of a few classes): qgemm_few_neon.c's layout and product.
+static size_t entry_packed_size(size_t n, size_t k) {
+    return n <= CKQ_FEW_NEON ? ckq_few_neon_packed_size(n, k) : packed_size(n, k);
+}
+static void entry_pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) {
+    if (n <= CKQ_FEW_NEON) ckq_few_neon_pack(b, n, k, ldb, packed);
+    else pack(b, n, k, ldb, packed);
+}
+static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
+                       const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
+    if (n <= CKQ_FEW_NEON) ckq_few_neon_gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+    else gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+}
+
 const ck_qgemm_kernels ckq_neon_2x32c2 = {
     .name = "neon-2x32c2",
     .isa = "neon",
@@ -302,8 +317,8 @@ const ck_qgemm_kernels ckq_neon_2x32c2 = {
     .nr = NR,
     .k_group = 4,
     .a_shift = 128,
-    .packed_size = packed_size,
-    .pack = pack,
-    .gemm = gemm,
+    .packed_size = entry_packed_size,
+    .pack = entry_pack,
+    .gemm = gemm_entry,
 };
 #endif

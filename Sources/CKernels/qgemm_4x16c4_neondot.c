@@ -4,6 +4,7 @@
 // 128·Σb into the offsets. Per group of 4 k: four 16-byte loads of packed B and,
 // per row, one lane of a 16-byte load of A (4 groups at once) via sdot-by-lane.
 #if defined(__aarch64__)
+#include "qgemm_few_neon.h"
 #include "qgemm_internal.h"
 
 #include <arm_neon.h>
@@ -16,8 +17,14 @@
 
 enum { MR = 4, NR = 16, NB = 16 };
 
-static size_t packed_size(size_t n, size_t k) { return ckq_packed_size_c4(n, k, NR); }
-static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) { ckq_pack_c4(b, n, k, ldb, NR, packed); }
+// At most CKQ_FEW_NEON columns (a classifier of a few classes): qgemm_few_neon.c's layout and product.
+static size_t packed_size(size_t n, size_t k) {
+    return n <= CKQ_FEW_NEON ? ckq_few_neondot_packed_size(n, k) : ckq_packed_size_c4(n, k, NR);
+}
+static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) {
+    if (n <= CKQ_FEW_NEON) ckq_few_neondot_pack(b, n, k, ldb, packed);
+    else ckq_pack_c4(b, n, k, ldb, NR, packed);
+}
 
 #include "qgemm_store_neon.h"
 
@@ -88,6 +95,13 @@ TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *
 #define CKQ_PACKED_T int8_t
 #include "qgemm_driver.h"
 
+// The set's entry: the few-columns product or the tiles.
+TARGET static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
+                              const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
+    if (n <= CKQ_FEW_NEON) ckq_few_neondot_gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+    else gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+}
+
 const ck_qgemm_kernels ckq_neondot_4x16c4 = {
     .name = "neondot-4x16c4",
     .isa = "neondot",
@@ -97,6 +111,6 @@ const ck_qgemm_kernels ckq_neondot_4x16c4 = {
     .a_shift = 128,
     .packed_size = packed_size,
     .pack = pack,
-    .gemm = gemm,
+    .gemm = gemm_entry,
 };
 #endif

@@ -543,6 +543,7 @@ static void neon_versions_case(void) {
                         ops->layer_norm_f32 == ck_layer_norm_f32_neon && ops->decoder_sum_quantize_u8 == ck_decoder_sum_quantize_u8_neon &&
                         ops->quantize_rows_u8 == ck_quantize_rows_u8_neon && ops->scale_heads_quantize_u8 == ck_scale_heads_quantize_u8_neon &&
                         ops->argmax_count_f32 == ck_argmax_count_f32_neon && ops->conv2d_s16 == ck_conv2d_s16_neon &&
+                        ops->gate_concat_u8 == ck_gate_concat_u8_neon &&
                         ops->conv2d_s16_fast == 1;
         printf("neon: the dispatch chose %s\n", all ? "every NEON version" : "NOT every NEON version");
         if (!all) failures++;
@@ -733,6 +734,52 @@ static void neon_versions_case(void) {
         if (d != 0 || clobber) failures++;
         for (size_t i = 0; i < nm; i++) free(owned[i]);
         free(band); free(band_p); free(band_v); free(bias); free(scratch); free(q_p); free(q_v);
+    }
+    // MTLSegFormer's cross-task gates: {pixels, channels, gates}: the demo's width with 1 and 2 gates, widths that are
+    // no multiple of 64, 16 or 4 (the dot products' partial blocks, the bytes' scalar tail). The maps are mostly ReLU
+    // outputs with −0, a NaN, infinities and values far past the byte range among them. Rows are padded past the
+    // channels (not written). The last case shows any rounding done differently in the gate sums: large products
+    // whose sum cancels across lanes (w_other·F_j is −w_self·F_t, one channel on), so that s is −20 plus the rounding
+    // errors of the sum (about 10⁻³), and an output grid so fine that a = e^s·(1 + that error) spreads G over the
+    // byte range: a product fused into its addition, or lanes summed in another order, moves many bytes.
+    static const size_t gc[][3] = {{37, 256, 1}, {19, 256, 2}, {9, 100, 1}, {5, 7, 3}, {17, 64, 1}, {3, 301, 2}, {1, 2, 1}, {6, 256, 1}};
+    for (size_t s = 0; s < sizeof gc / sizeof gc[0]; s++) {
+        const size_t pixels = gc[s][0], ch = gc[s][1], gates = gc[s][2], ld = (gates + 1) * ch + 5, ldo = 2 * ch + 3;
+        const int cancel = s == sizeof gc / sizeof gc[0] - 1;
+        float *maps = alloc(pixels * ld * 4), *ws = alloc(gates * ch * 4), *wo = alloc(gates * ch * 4), *bias = alloc(gates * 4);
+        float *scratch = alloc(CK_GATE_CHUNK * gates * 4);
+        for (size_t i = 0; i < pixels * ld; i++) {
+            const float v = nrand() * 2 + 0.5f;
+            maps[i] = cancel ? fabsf(v) * 50 : v > 0 ? v : (i % 3 ? 0.0f : -0.0f);
+        }
+        if (pixels * ld > 40 && !cancel) maps[7] = NAN, maps[11] = INFINITY, maps[13] = -INFINITY, maps[17] = 3e9f, maps[19] = -3e9f;
+        for (size_t i = 0; i < gates * ch; i++) ws[i] = nrand() * (cancel ? 10 : 0.15f), wo[i] = nrand() * 0.15f;
+        if (cancel) // F_j and w_other: F_t and −w_self turned by one channel, so that each lane's sum stays large
+            for (size_t c = 0; c < ch; c++) {
+                wo[c] = -ws[(c + 1) % ch];
+                for (size_t p = 0; p < pixels; p++) maps[p * ld + ch + c] = maps[p * ld + (c + 1) % ch];
+            }
+        for (size_t g = 0; g < gates; g++) bias[g] = cancel ? -20.0f : nrand() * 0.5f;
+        const float inv_scale = cancel ? 255 / (400 * expf(-20)) : 255 / 7.0f;
+        const float *others[3], *self_rows[3], *other_rows[3];
+        for (size_t g = 0; g < gates; g++) others[g] = maps + (g + 1) * ch, self_rows[g] = ws + g * ch, other_rows[g] = wo + g * ch;
+        uint8_t *q_p = alloc(pixels * ldo), *q_v = alloc(pixels * ldo);
+        memset(q_v, 0xAB, pixels * ldo);
+        ck_gate_concat_u8_portable(maps, others, ld, pixels, ch, gates, self_rows, other_rows, bias, inv_scale, 4, q_p, ldo, scratch);
+        ck_gate_concat_u8_neon(maps, others, ld, pixels, ch, gates, self_rows, other_rows, bias, inv_scale, 4, q_v, ldo, scratch);
+        const int d = max_byte_difference(q_p, q_v, pixels, 2 * ch, ldo);
+        size_t clobber = 0;
+        for (size_t p = 0; p < pixels; p++)
+            for (size_t k = 2 * ch; k < ldo; k++) clobber += q_v[p * ldo + k] != 0xAB;
+        size_t spread = 0; // G's distinct bytes of the last case: the grid must spread them (else it shows nothing)
+        for (size_t v = 0; cancel && v < 256; v++)
+            for (size_t i = 0; i < pixels * ch; i++)
+                if (q_p[i / ch * ldo + ch + i % ch] == v) { spread++; break; }
+        printf("neon: gate concat %zu pixels x %zu channels, %zu gates%s vs portable max |Δ| %d%s (0 expected)\n", pixels, ch, gates,
+               cancel ? ", cancelling sums" : "", d, clobber ? "  WROTE PAST ROW" : "");
+        if (cancel && spread < 100) printf("neon: gate concat: the cancelling case's bytes do not spread (%zu values)\n", spread), failures++;
+        if (d != 0 || clobber) failures++;
+        free(maps); free(ws); free(wo); free(bias); free(scratch); free(q_p); free(q_v);
     }
     // fp32 convolution: {height, width, channels, out channels, kernel, stride, padding, channels last, bias}
     static const size_t cv[][9] = {{37, 45, 3, 32, 7, 4, 3, 0, 1}, {23, 19, 3, 35, 7, 4, 3, 0, 0}, {17, 15, 32, 64, 3, 2, 1, 1, 1},

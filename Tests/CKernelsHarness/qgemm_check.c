@@ -150,8 +150,8 @@ static int sweep(void) {
         if (sets[s]->k_group > max_k_group) max_k_group = sets[s]->k_group;
     }
     static const size_t ms[] = {1, 2, 3, 7, 8, 9, 15, 17, 33, 64, 100};
-    static const size_t ns[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 64, 100};
-    static const size_t ks[] = {1, 2, 3, 4, 5, 31, 32, 33, 64, 147, 255, 1024};
+    static const size_t ns[] = {1, 2, 3, 4, 8, 15, 16, 17, 31, 32, 33, 64, 100};
+    static const size_t ks[] = {1, 2, 3, 4, 5, 11, 31, 32, 33, 64, 147, 255, 1024};
     size_t passed = 0, failed = 0, combo = 0;
     for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
         for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)

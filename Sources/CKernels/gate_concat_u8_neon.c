@@ -1,0 +1,167 @@
+// AArch64 NEON version of MTLSegFormer's cross-task gates and the combine conv's input (see ck_gate_concat_u8 in
+// ckernels_q8.h); chosen by ops_dispatch.c. Byte for byte the portable version (gate_concat_u8.c), whose float
+// operations are each one rounding (it contracts nothing, unlike the other NEON kernels' portable twins): here too
+// every product is a vmulq and every sum a vaddq, never a fused multiply-add.
+//   - The dot products' 64 lanes are 16 q registers (lane l of acc[k] is lane 4k + l), two pixels at a time (they
+//     share the weights), filled 16 lanes at a time, both dot products (each lane still takes its products in the
+//     portable order). The lanes are halved as the portable sum_lanes.
+//   - exp is ck_math.h's own, scalar, once per pixel and gate (built here with contraction off, as there).
+//   - The bytes: quantize16 is ck_quantize_u8 (it says why).
+// (The pragmas come first: they must cover ck_math.h's exp too.)
+#pragma clang fp contract(off)
+#pragma STDC FP_CONTRACT OFF
+
+#include "ops_dispatch.h"
+
+#if defined(CK_HAVE_NEON_KERNELS)
+#include "ck_math.h"
+#include "ck_math_neon.h"
+#include "ckernels_q8.h"
+
+_Static_assert(CK_GATE_DOT_LANES == 64, "16 q registers are the 64 lanes");
+
+/// acc + x·w on 4 lanes, the last `rem` < 4 values read from zero-padded copies (the lanes past n add 0·0 = +0, as
+/// in the portable version).
+static inline float32x4_t add_partial(float32x4_t acc, const float *x, const float *w, size_t rem) {
+    float xt[4] = {0}, wt[4] = {0};
+    for (size_t l = 0; l < rem; l++) xt[l] = x[l], wt[l] = w[l];
+    return vaddq_f32(acc, vmulq_f32(vld1q_f32(xt), vld1q_f32(wt)));
+}
+
+/// The 16 lanes 16q … 16q + 15 of two pixels' sums (x and y).
+typedef struct {
+    float32x4_t x[4], y[4];
+} lane_group2;
+
+/// Adds x[i]·w[i] and y[i]·w[i] (i < n: two pixels, the same weights) into the lane group of q: the i ≡ 16q … 16q + 15
+/// mod 64, in increasing i. Blocks of 4 wholly past n are skipped, which adds the same nothing as the portable
+/// version's +0 (a lane that starts at +0 is never −0).
+static inline __attribute__((always_inline)) lane_group2 add_products2(lane_group2 a, size_t q, const float *x, const float *y,
+                                                                        const float *w, size_t n) {
+    size_t i = 16 * q;
+    for (; i + 16 <= n; i += 64) {
+        const float32x4x4_t wv = vld1q_f32_x4(w + i), xv = vld1q_f32_x4(x + i), yv = vld1q_f32_x4(y + i);
+        for (int k = 0; k < 4; k++) {
+            a.x[k] = vaddq_f32(a.x[k], vmulq_f32(xv.val[k], wv.val[k]));
+            a.y[k] = vaddq_f32(a.y[k], vmulq_f32(yv.val[k], wv.val[k]));
+        }
+    }
+    if (i < n) // the last, partial group of 16: n − i < 16
+        for (size_t k = 0; k < 4 && 4 * k < n - i; k++) {
+            const size_t r = n - i - 4 * k, at = i + 4 * k;
+            if (r >= 4) {
+                const float32x4_t wk = vld1q_f32(w + at);
+                a.x[k] = vaddq_f32(a.x[k], vmulq_f32(vld1q_f32(x + at), wk));
+                a.y[k] = vaddq_f32(a.y[k], vmulq_f32(vld1q_f32(y + at), wk));
+            } else {
+                a.x[k] = add_partial(a.x[k], x + at, w + at, r);
+                a.y[k] = add_partial(a.y[k], y + at, w + at, r);
+            }
+        }
+    return a;
+}
+
+/// Gate g's two dot products of pixels x and y (rows rx, ry) into their 64 lanes sx and sy: one group of 16 lanes
+/// at a time, self products then the other map's, so that the group's accumulators and loads stay in registers
+/// (all 16 accumulators of even one pixel and their loads did not fit: clang spilled them); the two pixels share
+/// the weights' loads and the loops.
+static inline void dot_products2(float32x4_t sx[16], float32x4_t sy[16], const float *own, const float *other, size_t rx, size_t ry,
+                                 const float *self_weights, const float *other_weights, size_t channels) {
+    for (size_t q = 0; q < 4; q++) {
+        lane_group2 a;
+        for (int k = 0; k < 4; k++) a.x[k] = a.y[k] = vdupq_n_f32(0.0f);
+        a = add_products2(a, q, own + rx, own + ry, self_weights, channels);
+        a = add_products2(a, q, other + rx, other + ry, other_weights, channels);
+        for (int k = 0; k < 4; k++) sx[4 * q + k] = a.x[k], sy[4 * q + k] = a.y[k];
+    }
+}
+
+/// The 64 lanes summed by halves, as the portable sum_lanes: lane l + lane l + half, down to one.
+static inline float sum_lanes(const float32x4_t acc[16]) {
+    float32x4_t h[8];
+    for (int k = 0; k < 8; k++) h[k] = vaddq_f32(acc[k], acc[k + 8]); // 64 → 32 lanes
+    for (int k = 0; k < 4; k++) h[k] = vaddq_f32(h[k], h[k + 4]);     // 32 → 16
+    for (int k = 0; k < 2; k++) h[k] = vaddq_f32(h[k], h[k + 2]);     // 16 → 8
+    const float32x4_t l4 = vaddq_f32(h[0], h[1]);                     // 8 → 4
+    const float32x2_t l2 = vadd_f32(vget_low_f32(l4), vget_high_f32(l4));
+    return vpadds_f32(l2);
+}
+
+/// x·inv rounded to nearest even as int32 lanes, NaN and everything below −zp as −zp: ck_quantize_u8's lower clamp
+/// moved before the rounding (the same, as −zp is an integer); fmaxnm turns a NaN into −zp, so into byte 0 as
+/// there, in one instruction where ck_quantize_s32_neon's mask takes two. fcvtns saturates what is past int32.
+static inline int32x4_t round4(float32x4_t x, float32x4_t inv, float32x4_t lo) {
+    return vcvtnq_s32_f32(vmaxnmq_f32(vmulq_f32(x, inv), lo));
+}
+
+/// ck_quantize_u8 of 16 values: round4, narrowed to int16 with saturation, + zp with saturation, narrowed to bytes
+/// with saturation. Exact: what saturates at ±32767 lies far outside 0 … 255 − zp and stays there after the add;
+/// everything else is the integer sum, and the last narrow is the clamp to 0 … 255.
+static inline uint8x16_t quantize16(float32x4x4_t x, float32x4_t inv, float32x4_t lo, int16x8_t zp) {
+    const int16x8_t a = vcombine_s16(vqmovn_s32(round4(x.val[0], inv, lo)), vqmovn_s32(round4(x.val[1], inv, lo)));
+    const int16x8_t b = vcombine_s16(vqmovn_s32(round4(x.val[2], inv, lo)), vqmovn_s32(round4(x.val[3], inv, lo)));
+    return vcombine_u8(vqmovun_s16(vqaddq_s16(a, zp)), vqmovun_s16(vqaddq_s16(b, zp)));
+}
+
+/// Row `q` of the output: q(own) then q(Σ_g a_g·others_g), each `channels` bytes. (`gates` is a constant where
+/// it is 1, the demo's two tasks: then the gate loop is gone.)
+static inline __attribute__((always_inline)) void store_pixel(uint8_t *q, const float *f, const float *const *others, size_t row,
+                                                               size_t channels, size_t gates, const float *a, float inv_scale,
+                                                               int32_t zero_point) {
+    const float32x4_t inv = vdupq_n_f32(inv_scale), lo = vdupq_n_f32((float)-zero_point);
+    const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
+    const float *o0 = others[0] + row;
+    const float a0 = a[0];
+    size_t c = 0;
+    for (; c + 16 <= channels; c += 16) {
+        vst1q_u8(q + c, quantize16(vld1q_f32_x4(f + c), inv, lo, zp));
+        // The first product is not added to +0 (as in the portable version).
+        float32x4x4_t cross = vld1q_f32_x4(o0 + c);
+        for (int k = 0; k < 4; k++) cross.val[k] = vmulq_n_f32(cross.val[k], a0);
+        for (size_t g = 1; g < gates; g++) {
+            const float32x4x4_t o = vld1q_f32_x4(others[g] + row + c);
+            for (int k = 0; k < 4; k++) cross.val[k] = vaddq_f32(cross.val[k], vmulq_n_f32(o.val[k], a[g]));
+        }
+        vst1q_u8(q + channels + c, quantize16(cross, inv, lo, zp));
+    }
+#pragma clang loop vectorize(disable) // the last few channels, as the portable version computes each
+    for (; c < channels; c++) {
+        q[c] = ck_quantize_u8(f[c], inv_scale, zero_point);
+        float cross = a0 * o0[c];
+        for (size_t g = 1; g < gates; g++) cross = cross + a[g] * others[g][row + c];
+        q[channels + c] = ck_quantize_u8(cross, inv_scale, zero_point);
+    }
+}
+
+/// a_g of pixels x and y (rows rx, ry) for every gate, into ax[g] and ay[g].
+static inline void gate_values2(const float *own, const float *const *others, size_t rx, size_t ry, size_t channels, size_t gates,
+                                const float *const *self_weights, const float *const *other_weights, const float *bias, float *ax,
+                                float *ay) {
+    for (size_t g = 0; g < gates; g++) {
+        float32x4_t sx[16], sy[16];
+        dot_products2(sx, sy, own, others[g], rx, ry, self_weights[g], other_weights[g], channels);
+        ax[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sx) + bias[g])));
+        ay[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sy) + bias[g])));
+    }
+}
+
+void ck_gate_concat_u8_neon(const float *own, const float *const *others, size_t ld, size_t pixels, size_t channels,
+                            size_t gates, const float *const *self_weights, const float *const *other_weights,
+                            const float *bias, float inv_scale, int32_t zero_point, uint8_t *out, size_t ldo,
+                            float *scratch) {
+    _Static_assert(CK_GATE_CHUNK >= 2, "scratch holds two pixels' gate values");
+    float *ax = scratch, *ay = scratch + gates; // two pixels' gate values
+    // Pairs of pixels; an odd last one is paired with itself.
+    for (size_t p = 0; p < pixels; p += 2) {
+        const size_t p1 = p + 1 < pixels ? p + 1 : p, rx = p * ld, ry = p1 * ld;
+        gate_values2(own, others, rx, ry, channels, gates, self_weights, other_weights, bias, ax, ay);
+        if (gates == 1) {
+            store_pixel(out + p * ldo, own + rx, others, rx, channels, 1, ax, inv_scale, zero_point);
+            if (p1 != p) store_pixel(out + p1 * ldo, own + ry, others, ry, channels, 1, ay, inv_scale, zero_point);
+        } else {
+            store_pixel(out + p * ldo, own + rx, others, rx, channels, gates, ax, inv_scale, zero_point);
+            if (p1 != p) store_pixel(out + p1 * ldo, own + ry, others, ry, channels, gates, ay, inv_scale, zero_point);
+        }
+    }
+}
+#endif
