@@ -15,7 +15,9 @@
 #define TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
 #define INLINE static inline __attribute__((always_inline))
 
-enum { MR = 4, NR = 16, NB = 16 };
+enum { MR = 6, NR = 16, NB = 16, KC = 2048 };
+
+static const int32_t zero_sums[MR][NR] __attribute__((aligned(16)));
 
 // At most CKQ_FEW_NEON columns (a classifier of a few classes): qgemm_few_neon.c's layout and product.
 static size_t packed_size(size_t n, size_t k) {
@@ -28,72 +30,138 @@ static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) 
 
 #include "qgemm_store_neon.h"
 
-TARGET INLINE void tile(size_t mvalid, size_t nvalid, size_t kq, const uint8_t *a, size_t lda, const int8_t *bp,
-                        const ckq_panel_params *p, const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c,
-                        size_t ldc_bytes) {
-    const size_t esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
-    // Ragged m: the missing rows repeat the last real one (only m rows are readable).
+/// The tile's A for groups g0 … g0 + gc − 1 of k, flipped to a − 128, in the order the product reads it: per
+/// block of 4 groups (16 k) the 16 bytes of each of the MR rows, then per remaining group the 4 bytes of each
+/// row. Missing rows (ragged m) repeat the last real one: only m rows are readable.
+INLINE void pack_a(size_t mvalid, size_t g0, size_t gc, const uint8_t *a, size_t lda, uint8_t *dst) {
     const uint8_t *ar[MR];
-    for (size_t r = 0; r < MR; r++) ar[r] = a + (r < mvalid ? r : mvalid - 1) * lda;
+    for (size_t r = 0; r < MR; r++) ar[r] = a + (r < mvalid ? r : mvalid - 1) * lda + 4 * g0;
     const uint8x16_t flip = vdupq_n_u8(0x80);
-
-    int32x4_t acc[MR][4];
-    for (size_t r = 0; r < MR; r++)
-        for (size_t q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
     size_t g = 0;
-    // Four groups (16 bytes of each A row) at a time: stays inside roundup(k, 4).
-    for (; g + 4 <= kq; g += 4) {
-        int8x16_t av[MR];
-        for (size_t r = 0; r < MR; r++) av[r] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ar[r] + 4 * g), flip));
-#define CKQ_GROUP(lane)                                                                                            \
-    do {                                                                                                           \
-        int8x16_t b0 = vld1q_s8(bp), b1 = vld1q_s8(bp + 16), b2 = vld1q_s8(bp + 32), b3 = vld1q_s8(bp + 48);        \
-        bp += 64;                                                                                                  \
-        for (size_t r = 0; r < MR; r++) {                                                                          \
-            acc[r][0] = vdotq_laneq_s32(acc[r][0], b0, av[r], lane);                                               \
-            acc[r][1] = vdotq_laneq_s32(acc[r][1], b1, av[r], lane);                                               \
-            acc[r][2] = vdotq_laneq_s32(acc[r][2], b2, av[r], lane);                                               \
-            acc[r][3] = vdotq_laneq_s32(acc[r][3], b3, av[r], lane);                                               \
-        }                                                                                                          \
-    } while (0)
-        CKQ_GROUP(0);
-        CKQ_GROUP(1);
-        CKQ_GROUP(2);
-        CKQ_GROUP(3);
-#undef CKQ_GROUP
-    }
-    for (; g < kq; g++) {
-        int8x16_t b0 = vld1q_s8(bp), b1 = vld1q_s8(bp + 16), b2 = vld1q_s8(bp + 32), b3 = vld1q_s8(bp + 48);
-        bp += 64;
+    for (; g + 4 <= gc; g += 4, dst += 16 * MR)
+        for (size_t r = 0; r < MR; r++) vst1q_u8(dst + 16 * r, veorq_u8(vld1q_u8(ar[r] + 4 * g), flip));
+    for (; g < gc; g++, dst += 4 * MR)
         for (size_t r = 0; r < MR; r++) {
-            int8x16_t av = vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(ckq_load_u32(ar[r] + 4 * g))), flip));
-            acc[r][0] = vdotq_s32(acc[r][0], b0, av);
-            acc[r][1] = vdotq_s32(acc[r][1], b1, av);
-            acc[r][2] = vdotq_s32(acc[r][2], b2, av);
-            acc[r][3] = vdotq_s32(acc[r][3], b3, av);
+            uint32_t v = ckq_load_u32(ar[r] + 4 * g) ^ 0x80808080u;
+            memcpy(dst + 4 * r, &v, 4);
         }
-    }
+}
+
+// Accumulator of row r, columns 4q … 4q+3: v(8 + 4r + q). A's 6 rows of a block: v0–v5; B, 8 columns: v6, v7.
+#define CKQ_SDOT(acc, b, a, lane) "sdot v" #acc ".4s, v" #b ".16b, v" #a ".4b[" #lane "]\n\t"
+#define CKQ_GROUP(lane)                                                                                           \
+    "ldp q6, q7, [%[b]], #32\n\t" CKQ_SDOT(8, 6, 0, lane) CKQ_SDOT(9, 7, 0, lane) CKQ_SDOT(12, 6, 1, lane)          \
+        CKQ_SDOT(13, 7, 1, lane) CKQ_SDOT(16, 6, 2, lane) CKQ_SDOT(17, 7, 2, lane) CKQ_SDOT(20, 6, 3, lane)         \
+            CKQ_SDOT(21, 7, 3, lane) CKQ_SDOT(24, 6, 4, lane) CKQ_SDOT(25, 7, 4, lane) CKQ_SDOT(28, 6, 5, lane)     \
+                CKQ_SDOT(29, 7, 5, lane) "ldp q6, q7, [%[b]], #32\n\t" CKQ_SDOT(10, 6, 0, lane)                    \
+                    CKQ_SDOT(11, 7, 0, lane) CKQ_SDOT(14, 6, 1, lane) CKQ_SDOT(15, 7, 1, lane)                     \
+                        CKQ_SDOT(18, 6, 2, lane) CKQ_SDOT(19, 7, 2, lane) CKQ_SDOT(22, 6, 3, lane)                 \
+                            CKQ_SDOT(23, 7, 3, lane) CKQ_SDOT(26, 6, 4, lane) CKQ_SDOT(27, 7, 4, lane)             \
+                                CKQ_SDOT(30, 6, 5, lane) CKQ_SDOT(31, 7, 5, lane)
+#define CKQ_ROW_PAIR(x, y, off) "ldp q" #x ", q" #y ", [%[from], #" #off "]\n\t"
+#define CKQ_ROW_PAIR_ST(x, y, off) "stp q" #x ", q" #y ", [%[s], #" #off "]\n\t"
+#define CKQ_SUMS(OP)                                                                                              \
+    OP(8, 9, 0) OP(10, 11, 32) OP(12, 13, 64) OP(14, 15, 96) OP(16, 17, 128) OP(18, 19, 160) OP(20, 21, 192)      \
+        OP(22, 23, 224) OP(24, 25, 256) OP(26, 27, 288) OP(28, 29, 320) OP(30, 31, 352)
+
+/// sums[r][j] = from[r][j] + Σ over the packed groups of A'[r]·B[j] for one panel (`from`: `sums`, or zeros for
+/// the first values of k): `blocks` blocks of 16 k, then `tail` single
+/// groups (pack_a's order; B advances 64 bytes a group). In assembly: written with intrinsics, clang kept the 24
+/// accumulators in registers but walked A and B with separate address arithmetic, 12 more instructions per 96 sdot.
+TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, size_t tail, const int32_t (*from)[NR],
+                           int32_t sums[MR][NR]) {
+    __asm__ volatile(CKQ_SUMS(CKQ_ROW_PAIR)
+                     "cbz %[n], 2f\n"
+                     "1:\n\t"
+                     "ldp q0, q1, [%[a]], #32\n\t"
+                     "ldp q2, q3, [%[a]], #32\n\t"
+                     "ldp q4, q5, [%[a]], #32\n\t" CKQ_GROUP(0) CKQ_GROUP(1) CKQ_GROUP(2) CKQ_GROUP(3)
+                     "subs %[n], %[n], #1\n\t"
+                     "b.ne 1b\n"
+                     "2:\n\t"
+                     "cbz %[t], 4f\n"
+                     "3:\n\t"
+                     "ldp s0, s1, [%[a]], #8\n\t"
+                     "ldp s2, s3, [%[a]], #8\n\t"
+                     "ldp s4, s5, [%[a]], #8\n\t" CKQ_GROUP(0)
+                     "subs %[t], %[t], #1\n\t"
+                     "b.ne 3b\n"
+                     "4:\n\t" CKQ_SUMS(CKQ_ROW_PAIR_ST)
+                     : [a] "+r"(a), [b] "+r"(b), [n] "+r"(blocks), [t] "+r"(tail)
+                     : [from] "r"(from), [s] "r"(sums)
+                     : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12",
+                       "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25",
+                       "v26", "v27", "v28", "v29", "v30", "v31");
+}
+
+TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR], const ckq_panel_params *p,
+                              const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c, size_t ldc_bytes) {
+    const size_t esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
     ckq_epi_neon e;
     ckq_epi_neon_load(&e, p, ep);
-    // Fully unrolled so that acc[] stays in registers (a loop with a break would spill it).
-#pragma clang loop unroll(full)
-    for (size_t r = 0; r < MR; r++) {
-        if (r >= mvalid) continue;
+    for (size_t r = 0; r < mvalid; r++) {
+        int32x4_t acc[4];
+        for (int q = 0; q < 4; q++) acc[q] = vld1q_s32(sums[r] + 4 * q);
         char *cr = c + r * ldc_bytes;
         if (nvalid >= NR) {
-            if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_neon(acc[r], &e, (uint8_t *)cr);
-            else ckq_store16_f32_neon(acc[r], &e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)cr);
+            if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_neon(acc, &e, (uint8_t *)cr);
+            else ckq_store16_f32_neon(acc, &e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)cr);
             continue;
         }
         for (int q = 0; q < 4; q++) {
             size_t valid = nvalid > 4 * (size_t)q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
-            ckq_store4_neon(acc[r][q], &e, q, output, cr + 4 * q * esize, valid);
+            ckq_store4_neon(acc[q], &e, q, output, cr + 4 * q * esize, valid);
         }
     }
 }
 
-#define CKQ_PACKED_T int8_t
-#include "qgemm_driver.h"
+/// The driver (this set's own, not qgemm_driver.h's): per block of NB panels and MR rows, A is flipped and packed
+/// once, KC values of k at a time, and every panel of the block multiplies it; the sums wait in `sums` until k is
+/// done. The flip inside the product cost 6 eor per 16 k for every panel although A is the same for all of them.
+TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const int8_t *packed,
+                               const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c, size_t ldc) {
+    const size_t kq = ckq_round_up(k, 4) / 4, esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
+    const size_t npanels = (n + NR - 1) / NR;
+    uint8_t apack[MR * KC] __attribute__((aligned(16)));
+    int32_t sums[NB][MR][NR] __attribute__((aligned(16)));
+    ckq_panel_params params, last;
+    if (npanels) ckq_panel_params_init(&last, ep, (npanels - 1) * NR, n - (npanels - 1) * NR, NR);
+    for (size_t pb = 0; pb < npanels; pb += NB) {
+        const size_t pe = pb + NB < npanels ? pb + NB : npanels;
+        for (size_t i0 = 0; i0 < m; i0 += MR) {
+            const size_t mvalid = m - i0 < MR ? m - i0 : MR;
+            for (size_t g0 = 0; g0 < kq || g0 == 0; g0 += KC / 4) {
+                const size_t gc = kq - g0 < KC / 4 ? kq - g0 : KC / 4;
+                pack_a(mvalid, g0, gc, a + i0 * lda, lda, apack);
+                for (size_t pnl = pb; pnl < pe; pnl++)
+                    product(apack, packed + (pnl * kq + g0) * NR * 4, gc / 4, gc % 4,
+                            g0 ? (const int32_t(*)[NR])sums[pnl - pb] : zero_sums,
+                            sums[pnl - pb]);
+                if (kq == 0) break;
+            }
+            for (size_t pnl = pb; pnl < pe; pnl++) {
+                const size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
+                const ckq_panel_params *pp = &last;
+                if (nvalid == NR) {
+                    ckq_panel_params_init(&params, ep, j0, NR, NR); // pointers only
+                    pp = &params;
+                }
+                store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, output, c + (i0 * ldc + j0) * esize, ldc * esize);
+            }
+        }
+    }
+}
+
+TARGET static void gemm(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
+                        const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
+    switch (ep->output) {
+    case CK_QGEMM_OUT_F32: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32, c, ldc); break;
+    case CK_QGEMM_OUT_F32_ACCUMULATE:
+        gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32_ACCUMULATE, c, ldc);
+        break;
+    case CK_QGEMM_OUT_U8: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_U8, c, ldc); break;
+    }
+}
 
 // The set's entry: the few-columns product or the tiles.
 TARGET static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
@@ -103,7 +171,7 @@ TARGET static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, si
 }
 
 const ck_qgemm_kernels ckq_neondot_4x16c4 = {
-    .name = "neondot-4x16c4",
+    .name = "neondot-6x16c4",
     .isa = "neondot",
     .mr = MR,
     .nr = NR,

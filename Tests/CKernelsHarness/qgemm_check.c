@@ -140,6 +140,29 @@ static int check_set(const ck_qgemm_kernels *set, const problem *p, const unsign
     return ok;
 }
 
+/// Checks every set on one problem against the reference, counting the results.
+static void check_problem(const ck_qgemm_kernels *const *sets, size_t nsets, size_t m, size_t n, size_t k,
+                          ck_qgemm_output o, size_t max_k_group, size_t *passed, size_t *failed) {
+    problem p;
+    make_problem(&p, m, n, k, o, max_k_group);
+    unsigned char *expected = malloc(p.c_bytes ? p.c_bytes : 1);
+    memcpy(expected, p.c_init, p.c_bytes);
+    ck_qgemm_reference(m, n, k, p.a, p.lda, p.b, p.ldb, &p.ep, expected, p.ldc);
+    for (size_t s = 0; s < nsets; s++) {
+        if (check_set(sets[s], &p, expected, *failed < 20)) {
+            (*passed)++;
+        } else {
+            if (*failed < 20)
+                printf("FAIL %s m=%zu n=%zu k=%zu lda=%zu ldc=%zu out=%s relu=%d bias=%s b=%s\n", sets[s]->name, m, n,
+                       k, p.lda, p.ldc, output_name(p.ep.output), p.ep.relu, p.ep.bias ? "yes" : "no",
+                       p.no_min ? "[-127,127]" : "any");
+            (*failed)++;
+        }
+    }
+    free(expected);
+    free_problem(&p);
+}
+
 static int sweep(void) {
     const ck_qgemm_kernels *sets[8];
     size_t nsets = ck_qgemm_available(sets, 8);
@@ -162,26 +185,15 @@ static int sweep(void) {
                 int big = m * n * k > 1000000;
                 for (int o = 0; o < 3; o++) {
                     if (big && (size_t)o != combo % 3) continue;
-                    problem p;
-                    make_problem(&p, m, n, k, (ck_qgemm_output)o, max_k_group);
-                    unsigned char *expected = malloc(p.c_bytes ? p.c_bytes : 1);
-                    memcpy(expected, p.c_init, p.c_bytes);
-                    ck_qgemm_reference(m, n, k, p.a, p.lda, p.b, p.ldb, &p.ep, expected, p.ldc);
-                    for (size_t s = 0; s < nsets; s++) {
-                        if (check_set(sets[s], &p, expected, failed < 20)) {
-                            passed++;
-                        } else {
-                            if (failed < 20)
-                                printf("FAIL %s m=%zu n=%zu k=%zu lda=%zu ldc=%zu out=%s relu=%d bias=%s b=%s\n",
-                                       sets[s]->name, m, n, k, p.lda, p.ldc, output_name(p.ep.output), p.ep.relu,
-                                       p.ep.bias ? "yes" : "no", p.no_min ? "[-127,127]" : "any");
-                            failed++;
-                        }
-                    }
-                    free(expected);
-                    free_problem(&p);
+                    check_problem(sets, nsets, m, n, k, (ck_qgemm_output)o, max_k_group, &passed, &failed);
                 }
             }
+    // Long k (the sets that pack A in slices of k take several) and more than 16 panels of 16 (blocks of
+    // panels), with ragged edges.
+    static const size_t long_shapes[][3] = {{7, 300, 4100}, {13, 33, 2049}, {6, 16, 2048}, {1, 5, 6151}};
+    for (size_t i = 0; i < sizeof long_shapes / sizeof *long_shapes; i++)
+        check_problem(sets, nsets, long_shapes[i][0], long_shapes[i][1], long_shapes[i][2], (ck_qgemm_output)(i % 3),
+                      max_k_group, &passed, &failed);
     printf("%zu passed, %zu failed\n", passed, failed);
     return failed == 0 && nsets > 0 ? 0 : 1;
 }
