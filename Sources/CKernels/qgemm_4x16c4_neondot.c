@@ -17,8 +17,6 @@
 
 enum { MR = 6, NR = 16, NB = 16, KC = 2048 };
 
-static const int32_t zero_sums[MR][NR] __attribute__((aligned(16)));
-
 // At most CKQ_FEW_NEON columns (a classifier of a few classes): qgemm_few_neon.c's layout and product.
 static size_t packed_size(size_t n, size_t k) {
     return n <= CKQ_FEW_NEON ? ckq_few_neondot_packed_size(n, k) : ckq_packed_size_c4(n, k, NR);
@@ -64,8 +62,8 @@ INLINE void pack_a(size_t mvalid, size_t g0, size_t gc, const uint8_t *a, size_t
     OP(8, 9, 0) OP(10, 11, 32) OP(12, 13, 64) OP(14, 15, 96) OP(16, 17, 128) OP(18, 19, 160) OP(20, 21, 192)      \
         OP(22, 23, 224) OP(24, 25, 256) OP(26, 27, 288) OP(28, 29, 320) OP(30, 31, 352)
 
-/// sums[r][j] = from[r][j] + Σ over the packed groups of A'[r]·B[j] for one panel (`from`: `sums`, or zeros for
-/// the first values of k): `blocks` blocks of 16 k, then `tail` single
+/// sums[r][j] = from[r][j] + Σ over the packed groups of A'[r]·B[j] for one panel (`from`: `sums`, or −offset[j] in
+/// every row for the first values of k): `blocks` blocks of 16 k, then `tail` single
 /// groups (pack_a's order; B advances 64 bytes a group). In assembly: written with intrinsics, clang kept the 24
 /// accumulators in registers but walked A and B with separate address arithmetic, 12 more instructions per 96 sdot.
 TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, size_t tail, const int32_t (*from)[NR],
@@ -94,14 +92,19 @@ TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, siz
                        "v26", "v27", "v28", "v29", "v30", "v31");
 }
 
+/// The tile's outputs from its sums. `relu` is a constant at each call (ep->relu, tested once per tile): read from
+/// the epilogue at every group of 4 outputs it cost a test and branch there.
 TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR], const ckq_panel_params *p,
-                              const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c, size_t ldc_bytes) {
+                              const ck_qgemm_epilogue *ep, int relu, ck_qgemm_output output, char *c,
+                              size_t ldc_bytes) {
     const size_t esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
     ckq_epi_neon e;
     ckq_epi_neon_load(&e, p, ep);
+    e.relu = relu;
+    for (int q = 0; q < 4; q++) e.offset[q] = vdupq_n_s32(0); // the sums started at −offset: acc − offset already
     for (size_t r = 0; r < mvalid; r++) {
-        int32x4_t acc[4];
-        for (int q = 0; q < 4; q++) acc[q] = vld1q_s32(sums[r] + 4 * q);
+        const int32x4x4_t row = vld1q_s32_x4(sums[r]); // one ld1 of 4 registers
+        const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
         char *cr = c + r * ldc_bytes;
         if (nvalid >= NR) {
             if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_neon(acc, &e, (uint8_t *)cr);
@@ -124,10 +127,20 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
     const size_t npanels = (n + NR - 1) / NR;
     uint8_t apack[MR * KC] __attribute__((aligned(16)));
     int32_t sums[NB][MR][NR] __attribute__((aligned(16)));
+    // The sums of every panel start at −offset (the epilogue's acc − offset, wrapping like sdot's sums): set once
+    // per block of panels, it saves a subtraction per 4 outputs and the offsets' loads per tile.
+    int32_t start[NB][MR][NR] __attribute__((aligned(16)));
     ckq_panel_params params, last;
     if (npanels) ckq_panel_params_init(&last, ep, (npanels - 1) * NR, n - (npanels - 1) * NR, NR);
     for (size_t pb = 0; pb < npanels; pb += NB) {
         const size_t pe = pb + NB < npanels ? pb + NB : npanels;
+        for (size_t pnl = pb; pnl < pe; pnl++) {
+            const int32_t *offset = n - pnl * NR < NR ? last.offset : ep->offset + pnl * NR;
+            for (size_t q = 0; q < 4; q++) {
+                const int32x4_t v = vnegq_s32(vld1q_s32(offset + 4 * q));
+                for (size_t r = 0; r < MR; r++) vst1q_s32(start[pnl - pb][r] + 4 * q, v);
+            }
+        }
         for (size_t i0 = 0; i0 < m; i0 += MR) {
             const size_t mvalid = m - i0 < MR ? m - i0 : MR;
             for (size_t g0 = 0; g0 < kq || g0 == 0; g0 += KC / 4) {
@@ -135,7 +148,7 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
                 pack_a(mvalid, g0, gc, a + i0 * lda, lda, apack);
                 for (size_t pnl = pb; pnl < pe; pnl++)
                     product(apack, packed + (pnl * kq + g0) * NR * 4, gc / 4, gc % 4,
-                            g0 ? (const int32_t(*)[NR])sums[pnl - pb] : zero_sums,
+                            (const int32_t(*)[NR])(g0 ? sums[pnl - pb] : start[pnl - pb]),
                             sums[pnl - pb]);
                 if (kq == 0) break;
             }
@@ -146,7 +159,9 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
                     ckq_panel_params_init(&params, ep, j0, NR, NR); // pointers only
                     pp = &params;
                 }
-                store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, output, c + (i0 * ldc + j0) * esize, ldc * esize);
+                char *ct = c + (i0 * ldc + j0) * esize;
+                if (ep->relu) store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 1, output, ct, ldc * esize);
+                else store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 0, output, ct, ldc * esize);
             }
         }
     }
