@@ -1,8 +1,21 @@
-// int8 GEMM with the Armv8.2 dot product (sdot): a 4×16 tile of int32 sums in 16
-// q registers. sdot multiplies signed by signed bytes, so activations are flipped
-// to a − 128 (XOR 0x80) and the set reports a_shift = 128; the caller folds
-// 128·Σb into the offsets. Per group of 4 k: four 16-byte loads of packed B and,
-// per row, one lane of a 16-byte load of A (4 groups at once) via sdot-by-lane.
+// int8 GEMM with the Armv8.2 dot product (sdot): a 6×16 tile of int32 sums in 24 q registers. sdot multiplies
+// signed by signed bytes, so activations are flipped to a − 128 (XOR 0x80) and the set reports a_shift = 128; the
+// caller folds 128·Σb into the offsets. B is packed as the other "c4" sets pack it (16-column panels, 4 k per
+// column group); per group of 4 k, four 16-byte registers of B meet, per row, one 4-byte lane of A (sdot by lane).
+//
+// Why this shape (counted as guest instructions under qemu-user -cpu cortex-a76, not time on a board): the 4×16 tile
+// it replaced ran 88 instructions per 64 sdot in its 16-k loop: 4 loads and 4 eor of A (the flip, repeated for
+// every 16-column panel although A is the same), 8 ldp of B and 8 of address and loop arithmetic. Here A is flipped
+// once per 6 rows and block of 16 panels into a packed copy on the stack, laid out the way the loop reads it, and
+// the loop is inline assembly with post-indexed loads (the intrinsics loop's address arithmetic above is gone):
+// per 16 k 3 ldp of A, 8 ldp of B, 96 sdot, and a subs and a branch per 32 k, ~1.13
+// instructions per sdot instead of 1.375. Six rows is what 32 registers allow (24 accumulators, 6 of A, 2 of B);
+// 8×8 would take 1.125 per sdot plus the loop but halve the panels and change B's packing. The sums start at
+// −offset (the epilogue's acc − offset, which wraps as sdot's sums do), and the epilogue tests ReLU once per tile.
+// SegFormer-b0's int8 GEMMs at 256² (Tests/ARM64/cost.sh, gemm step): 86.4 → 74.1 M instructions per pass; whole
+// inferences (Tests/ARM64/inference_cost.sh, 1 thread): the b0 192.0 → 182.8 M, the demo MTLSegFormer 374.7 → DEMO M
+// (its task heads are two thirds of its multiply-accumulates and run here; their bands of 72 pixels are whole
+// 6-row tiles).
 #if defined(__aarch64__)
 #include "qgemm_few_neon.h"
 #include "qgemm_internal.h"
@@ -69,8 +82,8 @@ INLINE void pack_a(size_t mvalid, size_t g0, size_t gc, const uint8_t *a, size_t
 
 /// sums[r][j] = from[r][j] + Σ over the packed groups of A'[r]·B[j] for one panel (`from`: `sums`, or −offset[j] in
 /// every row for the first values of k): `blocks` blocks of 16 k (two per pass of the loop), then `tail` single
-/// groups (pack_a's order; B advances 64 bytes a group). In assembly: written with intrinsics, clang kept the 24
-/// accumulators in registers but walked A and B with separate address arithmetic, 12 more instructions per 96 sdot.
+/// groups (pack_a's order; B advances 64 bytes a group). In assembly so that the loads advance their own pointers
+/// (the 4×16 intrinsics loop spent 8 instructions per 16 k on addresses and counters).
 /// Per 16 k: 3 ldp of A, 8 of B, 96 sdot, and a subs and a branch per 32 k.
 TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, size_t tail, const int32_t (*from)[NR],
                            int32_t sums[MR][NR]) {
@@ -125,9 +138,9 @@ TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR]
     }
 }
 
-/// The driver (this set's own, not qgemm_driver.h's): per block of NB panels and MR rows, A is flipped and packed
-/// once, KC values of k at a time, and every panel of the block multiplies it; the sums wait in `sums` until k is
-/// done. The flip inside the product cost 6 eor per 16 k for every panel although A is the same for all of them.
+/// The driver (this set's own, not qgemm_driver.h's, whose tiles read A themselves): per block of NB panels and MR
+/// rows, A is flipped and packed KC values of k at a time, and every panel of the block multiplies that copy; the
+/// sums wait in `sums` until k is done (KC bounds the copy on the stack, not k).
 TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const int8_t *packed,
                                const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c, size_t ldc) {
     const size_t kq = ckq_round_up(k, 4) / 4, esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
