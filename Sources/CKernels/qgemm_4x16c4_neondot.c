@@ -10,10 +10,10 @@
 // the loop is inline assembly with post-indexed loads (the intrinsics loop's address arithmetic above is gone):
 // per 16 k 3 ldp of A, 8 ldp of B, 96 sdot, and a subs and a branch per 32 k, ~1.13
 // instructions per sdot instead of 1.375. Six rows is what 32 registers allow (24 accumulators, 6 of A, 2 of B);
-// 8×8 would take 1.125 per sdot plus the loop but halve the panels and change B's packing. The sums start at
+// 8×8 (16 accumulators) would load about as much per sdot (1.125) with B repacked in 8-column panels. The sums start at
 // −offset (the epilogue's acc − offset, which wraps as sdot's sums do), and the epilogue tests ReLU once per tile.
 // SegFormer-b0's int8 GEMMs at 256² (Tests/ARM64/cost.sh, gemm step): 86.4 → 74.1 M instructions per pass; whole
-// inferences (Tests/ARM64/inference_cost.sh, 1 thread): the b0 192.0 → 182.8 M, the demo MTLSegFormer 374.7 → DEMO M
+// inferences (Tests/ARM64/inference_cost.sh, 1 thread): the b0 192.0 → 182.8 M, the demo MTLSegFormer 374.7 → 338.7 M
 // (its task heads are two thirds of its multiply-accumulates and run here; their bands of 72 pixels are whole
 // 6-row tiles).
 #if defined(__aarch64__)
@@ -112,6 +112,27 @@ TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, siz
                        "v26", "v27", "v28", "v29", "v30", "v31");
 }
 
+/// ckq_store16_u8_neon's bytes with the zero point added after the narrowing: the clamped and rounded values lie in
+/// [−zp, 255 − zp], so their low bytes plus zp, modulo 256, are the outputs (one add of 16 bytes instead of four of
+/// 4 lanes before the narrowing). `zp16` is the zero point in every byte.
+TARGET INLINE void store16_u8(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16, uint8_t *c) {
+    uint16x8_t half[2];
+    for (int h = 0; h < 2; h++) {
+        int32x4_t r[2];
+        for (int i = 0; i < 2; i++) {
+            const int q = 2 * h + i;
+            float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[q], e->offset[q])), e->scale[q]);
+            float32x4_t v = vaddq_f32(t, e->bias[q]);
+            if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
+            float32x4_t w = vmulq_f32(v, e->inv);
+            w = vminnmq_f32(vmaxnmq_f32(w, e->lo), e->hi);
+            r[i] = vcvtnq_s32_f32(w); // round to nearest even
+        }
+        half[h] = vuzp1q_u16(vreinterpretq_u16_s32(r[0]), vreinterpretq_u16_s32(r[1]));
+    }
+    vst1q_u8(c, vaddq_u8(vuzp1q_u8(vreinterpretq_u8_u16(half[0]), vreinterpretq_u8_u16(half[1])), zp16));
+}
+
 /// The tile's outputs from its sums. `relu` is a constant at each call (ep->relu, tested once per tile): read from
 /// the epilogue at every group of 4 outputs it cost a test and branch there.
 TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR], const ckq_panel_params *p,
@@ -122,12 +143,13 @@ TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR]
     ckq_epi_neon_load(&e, p, ep);
     e.relu = relu;
     for (int q = 0; q < 4; q++) e.offset[q] = vdupq_n_s32(0); // the sums started at −offset: acc − offset already
+    const uint8x16_t zp16 = vdupq_n_u8((uint8_t)ep->out_zero_point);
     for (size_t r = 0; r < mvalid; r++) {
         const int32x4x4_t row = vld1q_s32_x4(sums[r]); // one ld1 of 4 registers
         const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
         char *cr = c + r * ldc_bytes;
         if (nvalid >= NR) {
-            if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_neon(acc, &e, (uint8_t *)cr);
+            if (output == CK_QGEMM_OUT_U8) store16_u8(acc, &e, zp16, (uint8_t *)cr);
             else ckq_store16_f32_neon(acc, &e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)cr);
             continue;
         }
