@@ -4,18 +4,18 @@
 // column group); per group of 4 k, four 16-byte registers of B meet, per row, one 4-byte lane of A (sdot by lane).
 //
 // Why this shape (counted as guest instructions under qemu-user -cpu cortex-a76, not time on a board): the 4×16 tile
-// it replaced ran 88 instructions per 64 sdot in its 16-k loop: 4 loads and 4 eor of A (the flip, repeated for
-// every 16-column panel although A is the same), 8 ldp of B and 8 of address and loop arithmetic. Here A is flipped
-// once per 6 rows and block of 16 panels into a packed copy on the stack, laid out the way the loop reads it, and
-// the loop is inline assembly with post-indexed loads (the intrinsics loop's address arithmetic above is gone):
-// per 16 k 3 ldp of A, 8 ldp of B, 96 sdot, and a subs and a branch per 32 k, ~1.13
-// instructions per sdot instead of 1.375. Six rows is what 32 registers allow (24 accumulators, 6 of A, 2 of B);
-// 8×8 (16 accumulators) would load about as much per sdot (1.125) with B repacked in 8-column panels. The sums start at
-// −offset (the epilogue's acc − offset, which wraps as sdot's sums do), and the epilogue tests ReLU once per tile.
-// SegFormer-b0's int8 GEMMs at 256² (Tests/ARM64/cost.sh, gemm step): 86.4 → 74.1 M instructions per pass; whole
-// inferences (Tests/ARM64/inference_cost.sh, 1 thread): the b0 192.0 → 182.8 M, the demo MTLSegFormer 374.7 → 338.7 M
-// (its task heads are two thirds of its multiply-accumulates and run here; their bands of 72 pixels are whole
-// 6-row tiles).
+// it replaced ran 88 instructions per 64 sdot in its 16-k loop: 4 loads and 4 eor of A (the flip, repeated for every
+// 16-column panel although A is the same), 8 ldp of B and 8 of address and loop arithmetic. Here A is flipped once
+// per 6 rows and block of 16 panels into a packed copy on the stack, laid out the way the loop reads it, and the
+// loop is inline assembly with post-indexed loads (the intrinsics loop's address arithmetic above is gone): per 16 k
+// 3 ldp of A, 8 ldp of B, 96 sdot, and a subs and a branch per 32 k, ~1.13 instructions per sdot instead of 1.375.
+// Six rows is what 32 registers allow (24 accumulators, 6 of A, 2 of B); 8×8 (16 accumulators) would load about as
+// much per sdot (1.125) with B repacked in 8-column panels. The sums start at −offset (the epilogue's acc − offset,
+// which wraps as sdot's sums do), the epilogue tests ReLU once per tile, and u8 rows add the zero point after
+// narrowing. SegFormer-b0's int8 GEMMs at 256² (Tests/ARM64/cost.sh, gemm step): 86.4 → 72.9 M instructions per
+// pass; whole inferences (Tests/ARM64/inference_cost.sh, 1 thread, ONNX Runtime 391.4 M and 584.1 M): the b0 192.0 →
+// 182.3 M, the demo MTLSegFormer 374.7 → 337.9 M (its task heads are two thirds of its multiply-accumulates and run
+// here; their bands of 72 pixels are whole 6-row tiles).
 #if defined(__aarch64__)
 #include "qgemm_few_neon.h"
 #include "qgemm_internal.h"
