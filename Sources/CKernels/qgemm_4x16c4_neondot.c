@@ -13,8 +13,8 @@
 // much per sdot (1.125) with B repacked in 8-column panels. The sums start at −offset (the epilogue's acc − offset,
 // which wraps as sdot's sums do), the epilogue tests ReLU once per tile, and u8 rows add the zero point after
 // narrowing. SegFormer-b0's int8 GEMMs at 256² (Tests/ARM64/cost.sh, gemm step): 86.4 → 72.9 M instructions per
-// pass; whole inferences (Tests/ARM64/inference_cost.sh, 1 thread, ONNX Runtime 391.4 M and 584.1 M): the b0 192.0 →
-// 182.3 M, the demo MTLSegFormer 374.7 → 337.9 M (its task heads are two thirds of its multiply-accumulates and run
+// pass; whole inferences (Tests/ARM64/inference_cost.sh, 1 thread, ONNX Runtime 391.4 M and 584.1 M): the b0 189.5 →
+// 179.6 M, the demo MTLSegFormer 357.8 → 320.8 M (its task heads are two thirds of its multiply-accumulates and run
 // here; their bands of 72 pixels are whole 6-row tiles).
 #if defined(__aarch64__)
 #include "qgemm_few_neon.h"
