@@ -227,7 +227,7 @@ TARGET static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, si
     else gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
 }
 
-const ck_qgemm_kernels ckq_neondot_4x16c4 = {
+const ck_qgemm_kernels ckq_neondot_6x16c4 = {
     .name = "neondot-6x16c4",
     .isa = "neondot",
     .mr = MR,
