@@ -73,4 +73,22 @@ static inline void ck_bilinear_taps(size_t out_size, size_t in_size, size_t i, s
     *w1 = src - (float)lo;
 }
 
+/// The folded decoder's horizontal taps for output column x: for each of the map_count vertically blended
+/// rows (blended[i]: widths[i] pixels of `channels` floats), the two source pixels a[i], b[i] and their weights
+/// w0[i], w1[i]. Shared by every version of ck_decoder_sum_quantize_u8, which must weigh alike to write the same bytes:
+/// always inlined, so that each version computes the taps inside its own code (left to the compiler, the AVX-512
+/// version's bytes differed from the portable one's at one pixel of the harness's 45×61 case: the taps' multiply and
+/// add may be fused in one copy and not in another).
+static inline __attribute__((always_inline)) void ck_decoder_column_taps(size_t map_count, float *const *blended, const size_t *widths, size_t channels,
+                                          size_t out_width, size_t x, const float **a, const float **b, float *w0,
+                                          float *w1) {
+    for (size_t i = 0; i < map_count; i++) {
+        size_t x0, x1;
+        ck_bilinear_taps(out_width, widths[i], x, &x0, &x1, &w1[i]);
+        a[i] = blended[i] + x0 * channels;
+        b[i] = blended[i] + x1 * channels;
+        w0[i] = 1.0f - w1[i];
+    }
+}
+
 #endif

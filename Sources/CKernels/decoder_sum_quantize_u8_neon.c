@@ -87,13 +87,7 @@ void ck_decoder_sum_quantize_u8_neon(float *band, size_t map_count, const float 
             const float *o = band + ((y - first_row) * out_width + x) * channels;
             const float *a[CK_DECODER_MAPS_MAX], *b[CK_DECODER_MAPS_MAX];
             float w0[CK_DECODER_MAPS_MAX], w1[CK_DECODER_MAPS_MAX];
-            for (size_t i = 0; i < map_count; i++) {
-                size_t x0, x1;
-                ck_bilinear_taps(out_width, widths[i], x, &x0, &x1, &w1[i]);
-                a[i] = blended[i] + x0 * channels;
-                b[i] = blended[i] + x1 * channels;
-                w0[i] = 1.0f - w1[i];
-            }
+            ck_decoder_column_taps(map_count, blended, widths, channels, out_width, x, a, b, w0, w1);
             uint8_t *q = out + (y * out_width + x) * ldo;
             if (map_count == 3) pixel(o, 3, a, b, w0, w1, channels, bias, inv_scale, zero_point, q);
             else pixel(o, map_count, a, b, w0, w1, channels, bias, inv_scale, zero_point, q);
