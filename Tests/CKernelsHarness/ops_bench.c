@@ -406,8 +406,8 @@ static int max_byte_difference(const uint8_t *a, const uint8_t *b, size_t rows, 
     return worst;
 }
 
-#if defined(CK_HAVE_X86_KERNELS)
-/// The decoder's sum of a vector version against the portable one, bit for bit: {out height, out width,
+#if defined(CK_HAVE_X86_KERNELS) || defined(CK_HAVE_NEON_KERNELS)
+/// The decoder's sum of a vector version (AVX-512 or NEON) against the portable one, bit for bit: {out height, out width,
 /// channels, maps, then each map's height and width}, in bands of rows as the engine's threads call it;
 /// the band holds infinities, a NaN and values past the byte range, and most sums land inside it (a
 /// single rounding done differently, as an a·b + c·d contracted the other way round, moves some byte in
@@ -685,56 +685,7 @@ static void neon_versions_case(void) {
         if (!same) failures++;
         free(x); free(m_p); free(m_v); free(c_p); free(c_v);
     }
-    // The decoder's sum: {out height, out width, channels, maps, then each map's height and width},
-    // in bands of rows as the engine's threads call it; the band holds infinities, a NaN and values
-    // past the byte range, and most sums land inside it (a single rounding done differently, as an
-    // a·b + c·d contracted the other way round, moves some byte in 700 k values). The last case has
-    // zero maps and bias and a band of exact ties (k + ½)/4 at 4 steps per unit: round half to even
-    // or not shows in every other byte. The portable version adds into the band (with other than 3
-    // maps), so each gets its own copy.
-    static const size_t dec[][12] = {{64, 64, 128, 3, 32, 32, 16, 16, 8, 8}, {45, 61, 64, 3, 23, 31, 12, 16, 6, 8},
-                                     {13, 22, 19, 3, 7, 11, 4, 6, 1, 2},     {5, 3, 40, 1, 5, 3},
-                                     {9, 14, 35, 2, 4, 7, 3, 3},             {16, 16, 64, 4, 8, 8, 4, 4, 2, 2, 1, 1},
-                                     {4, 4, 300, 1, 2, 2}};
-    const size_t ties = sizeof dec / sizeof dec[0] - 1;
-    for (size_t s = 0; s < sizeof dec / sizeof dec[0]; s++) {
-        const size_t oh = dec[s][0], ow = dec[s][1], ch = dec[s][2], nm = dec[s][3], ld = ch + 9;
-        size_t hs[4], ws[4], scratch_n = 0;
-        const float *maps[4];
-        float *owned[4];
-        for (size_t i = 0; i < nm; i++) hs[i] = dec[s][4 + 2 * i], ws[i] = dec[s][5 + 2 * i];
-        for (size_t i = 0; i < nm; i++) {
-            owned[i] = alloc(hs[i] * ws[i] * ch * 4);
-            for (size_t k = 0; k < hs[i] * ws[i] * ch; k++) owned[i][k] = s == ties ? 0.0f : nrand();
-            maps[i] = owned[i];
-            scratch_n += ws[i] * ch;
-        }
-        float *band = alloc(oh * ow * ch * 4), *band_p = alloc(oh * ow * ch * 4), *band_v = alloc(oh * ow * ch * 4);
-        float *bias = alloc(ch * 4), *scratch = alloc(scratch_n * 4);
-        for (size_t k = 0; k < oh * ow * ch; k++) band[k] = s == ties ? (float)(k % 300) * 0.25f + 0.125f : nrand() + 2.5f;
-        if (s != ties) band[1] = INFINITY, band[2] = -INFINITY, band[3] = NAN, band[4] = 3e9f, band[5] = -3e9f;
-        for (size_t k = 0; k < ch; k++) bias[k] = s == ties ? 0.0f : nrand() * 0.5f;
-        const float inv_scale = s == ties ? 4.0f : 1 / 0.02f;
-        uint8_t *q_p = alloc(oh * ow * ld), *q_v = alloc(oh * ow * ld);
-        memset(q_v, 0xAB, oh * ow * ld);
-        const size_t band_rows = 3;
-        for (size_t y = 0; y < oh; y += band_rows) {
-            const size_t rows = oh - y < band_rows ? oh - y : band_rows;
-            memcpy(band_p, band + y * ow * ch, rows * ow * ch * 4);
-            memcpy(band_v, band + y * ow * ch, rows * ow * ch * 4);
-            ck_decoder_sum_quantize_u8_portable(band_p, nm, maps, hs, ws, ch, oh, ow, y, rows, bias, inv_scale, 7, q_p, ld, scratch);
-            ck_decoder_sum_quantize_u8_neon(band_v, nm, maps, hs, ws, ch, oh, ow, y, rows, bias, inv_scale, 7, q_v, ld, scratch);
-        }
-        const int d = max_byte_difference(q_p, q_v, oh * ow, ch, ld);
-        size_t clobber = 0;
-        for (size_t p = 0; p < oh * ow; p++)
-            for (size_t k = ch; k < ld; k++) clobber += q_v[p * ld + k] != 0xAB;
-        printf("neon: decoder sum %zux%zux%zu, %zu maps vs portable max |Δ| %d%s (0 expected)\n", oh, ow, ch, nm, d,
-               clobber ? "  WROTE PAST CHANNELS" : "");
-        if (d != 0 || clobber) failures++;
-        for (size_t i = 0; i < nm; i++) free(owned[i]);
-        free(band); free(band_p); free(band_v); free(bias); free(scratch); free(q_p); free(q_v);
-    }
+    failures += decoder_sum_versions(ck_decoder_sum_quantize_u8_neon, "neon");
     // MTLSegFormer's cross-task gates: {pixels, channels, gates}: the demo's width with 1 and 2 gates, widths that are
     // no multiple of 64, 16 or 4 (the dot products' partial blocks, the bytes' scalar tail). The maps are mostly ReLU
     // outputs with −0, a NaN, infinities and values far past the byte range among them. Rows are padded past the
