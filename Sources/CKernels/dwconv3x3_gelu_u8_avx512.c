@@ -3,37 +3,10 @@
 #include "ops_dispatch.h"
 
 #if defined(CK_HAVE_X86_KERNELS)
+#include "ck_math.h"
 #include "vectors_avx512.h"
 
-/// erf on [0, 4] in 16 pieces of width ¼, each a degree-4 polynomial in the position u ∈ [0, 1) inside
-/// its piece (t = 4z = piece + u), fitted on Chebyshev nodes: |error| ≤ 2.2e-7 in float, as the
-/// scalar version's Abramowitz & Stegun formula (≤ 1.5e-7); |erf(4) − 1| is 1.5e-8. The piece's
-/// coefficients come from in-register tables (one vpermps each), so erf costs four FMAs and no
-/// division. (The rational fit used before, degrees 5/4 and one vdivps per 16 values, was 5× less
-/// accurate, and on Zen 4, where a 512-bit division is two 256-bit ones, the whole depthwise
-/// convolution ran 10 % slower with it.)
-static const float erf_pieces[5][16] __attribute__((aligned(64))) = {
-    {1.999647310e-07f, 2.763264775e-01f, 5.204998255e-01f, 7.111555338e-01f, 8.427006602e-01f, 9.229000807e-01f,
-     9.661051631e-01f, 9.866716862e-01f, 9.953222871e-01f, 9.985373020e-01f, 9.995930791e-01f, 9.998993874e-01f,
-     9.999778867e-01f, 9.999957085e-01f, 9.999992847e-01f, 9.999998808e-01f},
-    {2.820847332e-01f, 2.649987936e-01f, 2.196978629e-01f, 1.607390195e-01f, 1.037828252e-01f, 5.913339183e-02f,
-     2.973292023e-02f, 1.319270767e-02f, 5.165545736e-03f, 1.784755848e-03f, 5.441472749e-04f, 1.463943336e-04f,
-     3.475342965e-05f, 7.280020327e-06f, 1.345628903e-06f, 2.194687312e-07f},
-    {8.095261001e-05f, -1.652323455e-02f, -2.747830935e-02f, -3.018702753e-02f, -2.599222213e-02f, -1.850380749e-02f,
-     -1.115298457e-02f, -5.764097441e-03f, -2.573724603e-03f, -9.976995643e-04f, -3.368920879e-04f, -9.932734974e-05f,
-     -2.561528345e-05f, -5.785823760e-06f, -1.145836109e-06f, -1.991288769e-07f},
-    {-6.106021814e-03f, -4.948385060e-03f, -2.249213401e-03f, 5.553178489e-04f, 2.298285021e-03f, 2.692671958e-03f,
-     2.179493429e-03f, 1.386639429e-03f, 7.262862637e-04f, 3.202621010e-04f, 1.204139626e-04f, 3.891307279e-05f,
-     1.086695920e-05f, 2.632593578e-06f, 5.548283184e-07f, 1.019474496e-07f},
-    {2.663215855e-04f, 6.461477024e-04f, 6.855222164e-04f, 4.380968167e-04f, 1.106830969e-04f, -1.171211916e-04f,
-     -1.928955753e-04f, -1.646994497e-04f, -1.031364372e-04f, -5.158572458e-05f, -2.135522845e-05f, -7.455227660e-06f,
-     -2.219619546e-06f, -5.677458716e-07f, -1.254049380e-07f, -2.400958543e-08f},
-};
-
-/// 0.5·x·(1 + erf(x/√2)) with erf from the pieces above on |x|/√2 clamped below 4 (erf is odd: the
-/// sign of x goes back on afterwards). The difference from the scalar version is a few 1e-7·|x|:
-/// the u8 output (resolution ~1e-2) moves only where it sits on a rounding boundary, by 1.
-/// Returns gelu(x)·out_scale; half_scale = 0.5·out_scale.
+/// ck_gelu_scaled (ck_math.h) on 16 lanes, operation for operation: gelu(x)·out_scale, half_scale = 0.5·out_scale.
 static inline CK_AVX512 __m512 gelu_scaled(__m512 x, __m512 half_scale) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
     // t = 4·|x|/√2 below 16; u = t − ⌊t⌋ exactly (vreduceps, rounding down); the piece is ⌊t⌋.
@@ -41,11 +14,11 @@ static inline CK_AVX512 __m512 gelu_scaled(__m512 x, __m512 half_scale) {
                                    _mm512_set1_ps(15.999999f));
     const __m512i piece = _mm512_cvttps_epi32(t);
     const __m512 u = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    __m512 p = _mm512_permutexvar_ps(piece, _mm512_load_ps(erf_pieces[4]));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(erf_pieces[3])));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(erf_pieces[2])));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(erf_pieces[1])));
-    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(erf_pieces[0])));
+    __m512 p = _mm512_permutexvar_ps(piece, _mm512_load_ps(ck_erf_pieces[4]));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(ck_erf_pieces[3])));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(ck_erf_pieces[2])));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(ck_erf_pieces[1])));
+    p = _mm512_fmadd_ps(p, u, _mm512_permutexvar_ps(piece, _mm512_load_ps(ck_erf_pieces[0])));
     // p ≥ 0 (erf of |x|, the first piece's constant term is +2e-7): x's sign bit or-ed in is erf(x/√2).
     const __m512 erf = _mm512_or_ps(p, _mm512_and_ps(x, sign));
     const __m512 hx = _mm512_mul_ps(x, half_scale);
@@ -108,8 +81,8 @@ static inline CK_AVX512 __attribute__((always_inline)) void step(const uint8_t *
 // row by row, left to right. The sums of a segment of up to 32 pixels go to a small
 // buffer, and GELU and the quantization run over it afterwards: done in the same step,
 // each pixel's two long dependency chains (9 taps, then GELU) ran back to back and the
-// core waited on them. The bytes differ from the portable version's by one at most
-// (other rounding of the sums, and the erf above), at rounding boundaries.
+// core waited on them. The GELU is the portable version's; the bytes differ from it by one
+// at most, at rounding boundaries: the sums round otherwise (the zero point taken out once).
 CK_AVX512
 void ck_dwconv3x3_gelu_u8_avx512(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                  size_t channels, const float *weight, const float *bias,

@@ -130,7 +130,7 @@ void ck_dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *out, 
                                        float in_scale, int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point,
                                        size_t first_row, size_t row_count, float *scratch) {
     float *acc = scratch;
-    const float zp = (float)in_zero_point;
+    const float zp = (float)in_zero_point, half_scale = 0.5f * out_inv_scale;
     for (size_t y = first_row; y < first_row + row_count && y < height; y++) {
         for (size_t x = 0; x < width; x++) {
             const int interior = y > 0 && y + 1 < height && x > 0 && x + 1 < width;
@@ -147,8 +147,8 @@ void ck_dwconv3x3_gelu_u8_portable(const uint8_t *in, size_t ldi, uint8_t *out, 
                 }
             }
             uint8_t *o = out + (y * width + x) * ldo;
-            for (size_t c = 0; c < channels; c++)
-                o[c] = ck_quantize_u8(ck_gelu(acc[c] * in_scale + bias[c]), out_inv_scale, out_zero_point);
+            for (size_t c = 0; c < channels; c++) // ck_gelu_scaled's result is already scaled: quantized with scale 1
+                o[c] = ck_quantize_u8(ck_gelu_scaled(acc[c] * in_scale + bias[c], half_scale), 1.0f, out_zero_point);
         }
     }
 }

@@ -88,8 +88,8 @@ PY
 # x86 runs twice: on its best kernels, and with MTLSEG_KERNELS=scalar, which keeps every kernel on
 # the portable C that AArch64 builds run too. The int8 products are exact either way; with AVX-512
 # VNNI the fp32 patch embeddings run as 16-bit integer convolutions, and the AVX-512 versions of the
-# fp32 steps between the products are not all step-for-step copies of the portable ones (GELU's erf,
-# softmax's exp2, LayerNorm's float sums); a difference that small moves a u8 activation by one step
+# fp32 steps between the products are not all step-for-step copies of the portable ones (softmax's exp2,
+# LayerNorm's float sums, the depthwise taps' order); a difference that small moves a u8 activation by one step
 # where it sits on a rounding boundary.
 status=0
 for model in "${models[@]}"; do

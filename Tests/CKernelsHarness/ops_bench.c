@@ -407,6 +407,58 @@ static int max_byte_difference(const uint8_t *a, const uint8_t *b, size_t rows, 
 }
 
 #if defined(CK_HAVE_X86_KERNELS) || defined(CK_HAVE_NEON_KERNELS)
+/// Where the exact GELU crosses a rounding boundary of the output bytes, (m + ½)·step: the float 32 steps either side
+/// of each crossing (from x = −8 to 8, on GELU's falling and rising branches), into `bias`; returns how many. The
+/// float computation's own crossing lies among them (its erf is within 2.2e-7 of the true one, a few float steps
+/// of the output), so some of these values sit within one rounding of a boundary: any rounding done otherwise
+/// moves their bytes.
+static size_t gelu_boundary_values(float *bias, size_t cap, double step, int zero_point) {
+    const double minimum_at = -0.75179164; // GELU's minimum: falling before it, rising after
+    size_t n = 0;
+    for (int m = -zero_point - 1; m < 255 - zero_point; m++) {
+        const double target = (m + 0.5) * step;
+        const double branches[2][2] = {{-8.0, minimum_at}, {minimum_at, 8.0}};
+        for (int b = 0; b < 2; b++) {
+            double lo = branches[b][0], hi = branches[b][1];
+            const double glo = 0.5 * lo * (1 + erf(lo / sqrt(2.0))), ghi = 0.5 * hi * (1 + erf(hi / sqrt(2.0)));
+            if ((target - glo) * (target - ghi) > 0) continue; // not crossed on this branch
+            for (int it = 0; it < 200; it++) {
+                const double mid = 0.5 * (lo + hi), g = 0.5 * mid * (1 + erf(mid / sqrt(2.0)));
+                if ((g - target) * (glo - target) > 0) lo = mid; else hi = mid;
+            }
+            float x = (float)lo;
+            for (int k = 0; k < 32; k++) x = nextafterf(x, -INFINITY);
+            for (int k = 0; k < 64 && n < cap; k++, x = nextafterf(x, INFINITY)) bias[n++] = x;
+        }
+    }
+    return n;
+}
+
+/// The GELU and quantization of a vector version of the depthwise convolution (AVX-512 or NEON) against the portable
+/// one, bit for bit, apart from the taps: with in_scale 0 every version's value before the GELU is the bias exactly
+/// (the AVX-512 version's zero-point correction is 0·zp·Σw too). The biases: the values either side of each byte's
+/// rounding boundaries (gelu_boundary_values), then random ones over [−6, 6], 2²⁰ channels of one pixel in all;
+/// the last multiply-add done unfused moves bytes (checked, both versions), which the taps' random sums of the other
+/// cases never showed. Returns the failures.
+static int dwconv_gelu_versions(ck_dwconv3x3_gelu_u8_fn version, const char *name) {
+    enum { CH = 1 << 20, ZP = 7 };
+    const float step = 0.025f;
+    uint8_t *in = alloc(CH), *o_p = alloc(CH), *o_v = alloc(CH);
+    float *wt = alloc(9 * (size_t)CH * 4), *bias = alloc((size_t)CH * 4), *scratch = alloc(2 * (size_t)CH * 4);
+    const size_t near = gelu_boundary_values(bias, CH, step, ZP);
+    for (size_t i = 0; i < CH; i++) in[i] = (uint8_t)(frand() * 256);
+    for (size_t i = near; i < CH; i++) bias[i] = -6.0f + 12.0f * frand();
+    for (size_t i = 0; i < 9 * (size_t)CH; i++) wt[i] = nrand();
+    ck_dwconv3x3_gelu_u8_portable(in, CH, o_p, CH, 1, 1, CH, wt, bias, 0.0f, 128, 1 / step, ZP, 0, 1, scratch);
+    version(in, CH, o_v, CH, 1, 1, CH, wt, bias, 0.0f, 128, 1 / step, ZP, 0, 1, scratch);
+    size_t differ = 0;
+    for (size_t i = 0; i < CH; i++) differ += o_p[i] != o_v[i];
+    printf("%s: dwconv+GELU, GELU alone on %d values (%zu beside rounding boundaries) vs portable: %zu bytes differ (0 expected)\n",
+           name, CH, near, differ);
+    free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);
+    return differ != 0;
+}
+
 /// The decoder's sum of a vector version (AVX-512 or NEON) against the portable one, bit for bit: {out height, out width,
 /// channels, maps, then each map's height and width}, in bands of rows as the engine's threads call it;
 /// the band holds infinities, a NaN and values past the byte range, and most sums land inside it (a
@@ -523,6 +575,7 @@ static void versions_case(void) {
         const int dd = max_byte_difference(o_p, o_v, H * W, C, 48);
         printf("versions: dwconv+GELU avx512 vs portable max |Δ| %d\n", dd);
         if (dd > 1) failures++;
+        failures += dwconv_gelu_versions(ck_dwconv3x3_gelu_u8_avx512, "versions: avx512");
         free(in); free(o_p); free(o_v); free(w); free(bias); free(scratch);
         failures += decoder_sum_versions(ck_decoder_sum_quantize_u8_avx512, "avx512");
     }
@@ -568,6 +621,7 @@ static void neon_versions_case(void) {
         if (d != 0) failures++;
         free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);
     }
+    failures += dwconv_gelu_versions(ck_dwconv3x3_gelu_u8_neon, "neon");
     // softmax: rows of 64 keys (the model's), and ragged widths; bytes and 1/Σ bit for bit.
     static const size_t sm[][2] = {{301, 64}, {37, 83}, {5, 3}, {9, 17}, {64, 256}};
     for (size_t s = 0; s < sizeof sm / sizeof sm[0]; s++) {
