@@ -57,7 +57,8 @@ static inline void tap16(float32x4_t acc[4], const float32x4_t v[4], const float
 /// operation, its erf's coefficients read from ck_erf_pieces by table lookup (tbl over the 4 registers of a 16-float
 /// table, byte indexes 4·piece + 0…3), then rounded to nearest even and offset by the zero point (fcvtns and a
 /// saturating add: the portable version's round_even and clamps where both are exact, |v| < 2²²; saturated to 0 or
-/// 255 alike beyond). Not inlined: inlined into the pair's loop, the second pixel's sums spilled.
+/// 255 alike beyond; a NaN, which only −∞ gives and finite weights never do, has no defined byte in the portable C).
+/// Not inlined: inlined into the pair's loop, the second pixel's sums spilled.
 static __attribute__((noinline)) void finish16(const float32x4_t acc[4], size_t c, const float *bias, float in_scale, float half_scale,
                                                int32_t out_zp, uint8_t *o) {
     float32x4_t x[4], u[4], p[4];

@@ -34,9 +34,11 @@ TRANSPOSE_REDUCE16(transpose_max16, _mm512_max_ps)
 
 /// clamp(round_even(v) + zp, 0, 255) as bytes in the low 16 of 64: v·inv is formed by
 /// the caller. The int conversion rounds half-even (MXCSR default); above 255 the
-/// saturating vpmovusdb clamps.
+/// saturating vpmovusdb clamps. v is first held below 256: from 2³¹ on the conversion
+/// gives INT_MIN, which came out as byte 0 where the portable versions write 255 (the
+/// harness's GELU check found it with a bias of 1e30).
 static inline CK_AVX512 __m128i quantize_scaled_u8(__m512 v, __m512i zp) {
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(v, _mm512_set1_ps(256.0f))), zp);
     q = _mm512_max_epi32(q, _mm512_setzero_si512());
     return _mm512_cvtusepi32_epi8(q);
 }

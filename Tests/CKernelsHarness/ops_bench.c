@@ -437,7 +437,8 @@ static size_t gelu_boundary_values(float *bias, size_t cap, double step, int zer
 /// The GELU and quantization of a vector version of the depthwise convolution (AVX-512 or NEON) against the portable
 /// one, bit for bit, apart from the taps: with in_scale 0 every version's value before the GELU is the bias exactly
 /// (the AVX-512 version's zero-point correction is 0·zp·Σw too). The biases: the values either side of each byte's
-/// rounding boundaries (gelu_boundary_values), then random ones over [−6, 6], 2²⁰ channels of one pixel in all;
+/// rounding boundaries (gelu_boundary_values), then random ones over [−6, 6], and a few special values (huge,
+/// infinite, subnormal), 2²⁰ channels of one pixel in all;
 /// the last multiply-add done unfused moves bytes (checked, both versions), which the taps' random sums of the other
 /// cases never showed. Returns the failures.
 static int dwconv_gelu_versions(ck_dwconv3x3_gelu_u8_fn version, const char *name) {
@@ -448,11 +449,19 @@ static int dwconv_gelu_versions(ck_dwconv3x3_gelu_u8_fn version, const char *nam
     const size_t near = gelu_boundary_values(bias, CH, step, ZP);
     for (size_t i = 0; i < CH; i++) in[i] = (uint8_t)(frand() * 256);
     for (size_t i = near; i < CH; i++) bias[i] = -6.0f + 12.0f * frand();
+    // and values past the byte range, huge, +∞, −0 and subnormal (not NaN or −∞: GELU makes a NaN of them, which
+    // the portable C's conversion to an integer leaves undefined)
+    const float special[] = {INFINITY, 3e38f, 1e30f, -1e30f, 300.0f, -300.0f, -0.0f, 1e-40f, -1e-40f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) bias[CH - 1 - i] = special[i];
     for (size_t i = 0; i < 9 * (size_t)CH; i++) wt[i] = nrand();
     ck_dwconv3x3_gelu_u8_portable(in, CH, o_p, CH, 1, 1, CH, wt, bias, 0.0f, 128, 1 / step, ZP, 0, 1, scratch);
     version(in, CH, o_v, CH, 1, 1, CH, wt, bias, 0.0f, 128, 1 / step, ZP, 0, 1, scratch);
     size_t differ = 0;
-    for (size_t i = 0; i < CH; i++) differ += o_p[i] != o_v[i];
+    for (size_t i = 0; i < CH; i++) {
+        if (o_p[i] != o_v[i] && i >= CH - sizeof special / sizeof special[0])
+            printf("%s: dwconv+GELU of %g: %d, portable %d\n", name, bias[i], o_v[i], o_p[i]);
+        differ += o_p[i] != o_v[i];
+    }
     printf("%s: dwconv+GELU, GELU alone on %d values (%zu beside rounding boundaries) vs portable: %zu bytes differ (0 expected)\n",
            name, CH, near, differ);
     free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);

@@ -122,8 +122,8 @@ final class NormalizationAndActivationDefinitionTests: XCTestCase {
                         let gelu = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
                         let t = gelu * Double(outInverseScale)
                         // Float steps: the 9 products and their sum within 9ε·Σ|term|, the scale and
-                        // bias 2ε more; GELU's slope is at most 1.13; the kernels' erf within 2.4e-7 (the
-                        // AVX-512 version's pieces 2.2e-7, documented with them; A&S's 1.5e-7 elsewhere),
+                        // bias 2ε more; GELU's slope is at most 1.13; the kernels' erf within 2.4e-7 (every
+                        // version's pieces 2.2e-7, documented with ck_erf_pieces),
                         // so ½·|v|·erf within 1.2e-7·|v|; its argument and the products a few ε of |v|;
                         // ·1/scale once more.
                         let errorOfV = floatRoundoff * (11 * Double(inScale) * magnitude + 2 * abs(Double(bias[c])))
