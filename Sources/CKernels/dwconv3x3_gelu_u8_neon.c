@@ -1,17 +1,20 @@
 // AArch64 NEON version of the Mix-FFN's depthwise 3×3 convolution + bias + exact GELU, u8 → u8
 // (see ck_dwconv3x3_gelu_u8 in ckernels_q8.h); chosen by ops_dispatch.c.
 //
-// Bit for bit the portable version as clang builds it for AArch64 (ck_math_neon.h says why
-// that is possible): per channel the taps are summed in the same order (rows top to bottom,
-// left to right, taps outside the map skipped, not added as zero), each as one fused
-// multiply-add of (q − zp)·w onto the sum, then the same GELU and quantization. What changes
-// is where the work goes: 16 channels at a time with the 9 sums in 4 registers (the portable
-// loop keeps them in the scratch array, a load and a store per tap), q − zp made a float by a
-// table lookup and a subtraction (exact: the same value as (float)q − zp; widen16) once per pair
-// of pixels where two neighbours have all their taps (each input column serves both), the GELU's erf
-// coefficients by table lookup, 16 values at a time (finish16), and the quantization with fcvtns.
-// Instructions per inference under qemu-user, demo MTLSegFormer at 256², cortex-a76 (Tests/ARM64/profile.sh):
-// the GELU with the exp and division of Abramowitz & Stegun's erf, before the pieces, took 33.9 M in finish16.
+// Bit for bit the portable version as clang builds it for AArch64 (ck_math_neon.h says why that is possible): per
+// channel the taps are summed in the same order (rows top to bottom, left to right, taps outside the map skipped,
+// not added as zero), each as one fused multiply-add of (q − zp)·w onto the sum, then ·in_scale + bias fused, the
+// same GELU (ck_gelu_scaled) and the same rounding. What changes is where the work goes, in two passes per run of
+// up to 8 pixels of a row and up to CHUNK channels:
+//  - the taps (taps_group): 8 channels of all the run's pixels at a time, their sums in 16 registers. Each input
+//    column of a tap row is converted to floats once and added to every pixel it is a tap of (up to 3), so a run of
+//    8 pixels converts 10 columns per row where pixel by pixel it would convert 24. The sums leave as
+//    acc·in_scale + bias into a small float buffer.
+//  - the GELU (gelu_run) over that buffer, 16 values at a time in a loop that keeps the erf's 5 coefficient tables
+//    (ck_erf_pieces: tbl over 4 registers each) in registers for the whole run.
+// Before (one pass per 16 channels of one or two pixels, the GELU in a function called per 16 values that reloaded
+// its tables and saved registers each time), in instructions per inference under qemu-user, demo MTLSegFormer at
+// 256², cortex-a76 (Tests/ARM64/profile.sh): the taps 19.2 M and the GELU 19.3 M.
 #include "ops_dispatch.h"
 
 #if defined(CK_HAVE_NEON_KERNELS)
@@ -20,189 +23,227 @@
 
 #include <string.h>
 
-/// What widen16 needs: table lookups that put each byte q under the bytes 00 00 4B (the float 2²³ + q, exact), and
-/// 2²³ + zp to subtract (exact too: both are integers below 2²⁴). Made once per call.
+#define INLINE static inline __attribute__((always_inline))
+
+enum {
+    RUN = 8,     // pixels of a row whose taps are summed together (16 sum registers at 8 channels each)
+    CHUNK = 256, // channels per pass over a run (the float buffer: RUN·CHUNK·4 bytes on the stack)
+};
+
+/// The 8 bytes at *column, and *column advanced by `step`: one ld1 post-indexed by a register (in assembly: clang
+/// made it a load and an add).
+INLINE uint8x8_t load8_advance(const uint8_t **column, size_t step) {
+    uint8x8_t bytes;
+    __asm__("ld1 {%[b].8b}, [%[p]], %[step]"
+            : [b] "=w"(bytes), [p] "+r"(*column)
+            : [step] "r"(step), "m"(*(const uint8_t(*)[8]) * column));
+    return bytes;
+}
+
+/// q − zp of 8 bytes as two float vectors: subtracted in 16 bits (exact: −255 … 255), widened and converted
+/// (exact): the value (float)q − zp of the portable version.
+INLINE void widen8(uint8x8_t bytes, uint8x8_t zp, float32x4_t v[2]) {
+    const int16x8_t d = vreinterpretq_s16_u16(vsubl_u8(bytes, zp));
+    v[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(d)));
+    v[1] = vcvtq_f32_s32(vmovl_high_s16(d));
+}
+
+/// Where a run of pixels lies in the map, and which of its taps exist.
 typedef struct {
-    uint8x16_t index[4];
-    uint8x16_t exponent; // byte 16 of the table: 0x00, byte 17: 0x4B
-    float32x4_t offset;  // 2²³ + zp
-} widen_k;
+    const uint8_t *pixel; // the run's first pixel, (y, x0); pixels ldi bytes apart, rows row_bytes apart
+    size_t ldi, row_bytes, channels;
+    int row_first, row_last;   // tap rows row_first … row_last of 0 (y − 1), 1 (y), 2 (y + 1): those inside the map
+    int skip_left, skip_right; // the column left of the run (x0 − 1), or right of it, is outside the map
+} run_place;
 
-static inline widen_k widen_constants(int32_t zero_point) {
-    widen_k k;
-    for (int i = 0; i < 4; i++) {
-        uint8_t index[16];
-        for (int l = 0; l < 4; l++) index[4 * l] = (uint8_t)(4 * i + l), index[4 * l + 1] = index[4 * l + 2] = 16, index[4 * l + 3] = 17;
-        k.index[i] = vld1q_u8(index);
-    }
-    const uint8_t exponent[16] = {0x00, 0x4B};
-    k.exponent = vld1q_u8(exponent);
-    k.offset = vdupq_n_f32(8388608.0f + (float)zero_point);
-    return k;
+/// Column j of the run's tap row r: the input pixel (y − 1 + r, x0 − 1 + j). Only for pixels inside the map.
+static inline const uint8_t *column_at(const run_place *pl, int r, int j) {
+    return pl->pixel + ((ptrdiff_t)r - 1) * (ptrdiff_t)pl->row_bytes + ((ptrdiff_t)j - 1) * (ptrdiff_t)pl->ldi;
 }
 
-/// q − zp of the 16 bytes at p, as 4 float vectors: (2²³ + q) − (2²³ + zp), exact, in 2 instructions per 4 bytes (a
-/// table lookup and a subtraction) where widening to 16 and 32 bits and converting took 3.
-static inline void widen16(const uint8_t *p, const widen_k *k, float32x4_t v[4]) {
-    const uint8x16x2_t table = {{vld1q_u8(p), k->exponent}};
-    for (int i = 0; i < 4; i++) v[i] = vsubq_f32(vreinterpretq_f32_u8(vqtbl2q_u8(table, k->index[i])), k->offset);
-}
-
-/// acc += v·w on 16 channels, one fused multiply-add each.
-static inline void tap16(float32x4_t acc[4], const float32x4_t v[4], const float *w) {
-    for (int i = 0; i < 4; i++) acc[i] = vfmaq_f32(acc[i], v[i], vld1q_f32(w + 4 * i));
-}
-
-/// 16 channels' sums (at `c`) to bytes: ·in_scale + bias fused, then ck_gelu_scaled (ck_math.h) operation for
-/// operation, its erf's coefficients read from ck_erf_pieces by table lookup (tbl over the 4 registers of a 16-float
-/// table, byte indexes 4·piece + 0…3), then rounded to nearest even and offset by the zero point (fcvtns and a
-/// saturating add: the portable version's round_even and clamps where both are exact, |v| < 2²²; saturated to 0 or
-/// 255 alike beyond; a NaN, which only −∞ gives and finite weights never do, has no defined byte in the portable C).
-/// Not inlined: inlined into the pair's loop, the second pixel's sums spilled.
-static __attribute__((noinline)) void finish16(const float32x4_t acc[4], size_t c, const float *bias, float in_scale, float half_scale,
-                                               int32_t out_zp, uint8_t *o) {
-    float32x4_t x[4], u[4], p[4];
-    uint8x16_t index[4];
-    for (int i = 0; i < 4; i++) {
-        x[i] = vfmaq_f32(vld1q_f32(bias + c + 4 * i), acc[i], vdupq_n_f32(in_scale)); // acc·s + b, fused
-        const float32x4_t t = vminq_f32(vmulq_f32(vabsq_f32(x[i]), vdupq_n_f32(2.82842712474619009760f)), vdupq_n_f32(15.999999f));
-        const int32x4_t piece = vcvtq_s32_f32(t); // ⌊t⌋: t ≥ 0
-        u[i] = vsubq_f32(t, vcvtq_f32_s32(piece));
-        index[i] = vreinterpretq_u8_s32(vmlaq_s32(vdupq_n_s32(0x03020100), piece, vdupq_n_s32(0x04040404)));
-    }
-    const uint8x16x4_t highest = vld1q_u8_x4((const uint8_t *)ck_erf_pieces[4]);
-    for (int i = 0; i < 4; i++) p[i] = vreinterpretq_f32_u8(vqtbl4q_u8(highest, index[i]));
-    for (int j = 3; j >= 0; j--) {
-        const uint8x16x4_t table = vld1q_u8_x4((const uint8_t *)ck_erf_pieces[j]);
-        for (int i = 0; i < 4; i++) p[i] = vfmaq_f32(vreinterpretq_f32_u8(vqtbl4q_u8(table, index[i])), p[i], u[i]);
-    }
-    int32x4_t q[4];
-    for (int i = 0; i < 4; i++) {
-        const uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(x[i]), vdupq_n_u32(0x80000000u));
-        const float32x4_t erf = vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(p[i]), sign));
-        const float32x4_t hx = vmulq_f32(x[i], vdupq_n_f32(half_scale));
-        q[i] = vqaddq_s32(vcvtnq_s32_f32(vfmaq_f32(hx, hx, erf)), vdupq_n_s32(out_zp));
-    }
-    vst1q_u8(o + c, ck_pack_u8x16_neon(q[0], q[1], q[2], q[3]));
-}
-
-/// The 16 channels at `c` of one output pixel from its taps (`count` of them, in order).
-static inline void block16(const uint8_t *const *taps, const float *const *wt, size_t count, size_t c, const widen_k *wk,
-                           const float *bias, float in_scale, float half_scale, int32_t out_zp, uint8_t *o) {
-    float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-    for (size_t t = 0; t < count; t++) {
-        float32x4_t v[4];
-        widen16(taps[t] + c, wk, v);
-        tap16(acc, v, wt[t] + c);
-    }
-    finish16(acc, c, bias, in_scale, half_scale, out_zp, o);
-}
-
-/// The 16 channels at `c` of two neighbouring pixels that have all 9 taps (`corner`: the left
-/// one's top-left tap; rows `row` bytes apart, pixels ldi): per row their 4 columns of taps are
-/// converted once each (12 conversions instead of 18) and each column is added to the pixels it
-/// is a tap of, column by column: each pixel still gets its taps row by row, left to right.
-static inline void block16_pair(const uint8_t *corner, size_t row, size_t ldi, const float *weight, size_t channels, size_t c,
-                                const widen_k *wk, const float *bias, float in_scale, float half_scale, int32_t out_zp,
-                                uint8_t *o0, uint8_t *o1) {
-    float32x4_t a0[4], a1[4];
-    for (int i = 0; i < 4; i++) a0[i] = a1[i] = vdupq_n_f32(0.0f);
-    for (size_t r = 0; r < 3; r++) {
-        const float *w = weight + r * 3 * channels + c;
-        float32x4_t v[4];
-        widen16(corner + r * row + c, wk, v);
-        tap16(a0, v, w);
-        widen16(corner + r * row + ldi + c, wk, v);
-        tap16(a0, v, w + channels);
-        tap16(a1, v, w);
-        widen16(corner + r * row + 2 * ldi + c, wk, v);
-        tap16(a0, v, w + 2 * channels);
-        tap16(a1, v, w + channels);
-        widen16(corner + r * row + 3 * ldi + c, wk, v);
-        tap16(a1, v, w + 2 * channels);
-    }
-    finish16(a0, c, bias, in_scale, half_scale, out_zp, o0);
-    finish16(a1, c, bias, in_scale, half_scale, out_zp, o1);
-}
-
-/// The taps of pixel (y, x) inside the map, in order, with their weight rows; returns how many.
-static inline size_t gather_taps(const uint8_t *in, size_t ldi, size_t height, size_t width, const float *weight,
-                                 size_t channels, size_t y, size_t x, const uint8_t *taps[9], const float *wt[9],
-                                 size_t tap_index[9]) {
-    size_t count = 0;
-    for (int dy = -1; dy <= 1; dy++) {
-        const long sy = (long)y + dy;
-        if (sy < 0 || sy >= (long)height) continue;
-        for (int dx = -1; dx <= 1; dx++) {
-            const long sx = (long)x + dx;
-            if (sx < 0 || sx >= (long)width) continue;
-            const size_t tap = (size_t)((dy + 1) * 3 + (dx + 1));
-            taps[count] = in + ((size_t)sy * width + (size_t)sx) * ldi;
-            wt[count] = weight + tap * channels;
-            tap_index[count] = tap;
-            count++;
+/// x[p][c − c0] = (Σ taps)·in_scale + bias[c] for the run's `count` pixels p (constant at each call: the loops
+/// unroll and the sums stay in registers) and channels c0 … c_end − 1, 8 at a time.
+INLINE void taps_group(const run_place *pl, int count, const float *weight, const float *bias, float in_scale,
+                       int32_t in_zero_point, size_t c0, size_t c_end, float x[RUN][CHUNK]) {
+    const size_t ch = pl->channels, ldi = pl->ldi;
+    const uint8x8_t zp8 = vdup_n_u8((uint8_t)in_zero_point);
+    const int first = pl->skip_left, last = pl->skip_right ? count : count + 1; // the columns that exist
+    for (size_t c = c0; c < c_end; c += 8) {
+        float32x4_t acc[RUN][2];
+        for (int p = 0; p < count; p++) acc[p][0] = acc[p][1] = vdupq_n_f32(0.0f);
+        for (int r = pl->row_first; r <= pl->row_last; r++) {
+            const float *w = weight + (size_t)r * 3 * ch + c;
+            const float32x4_t w0[2] = {vld1q_f32(w), vld1q_f32(w + 4)};
+            const float32x4_t w1[2] = {vld1q_f32(w + ch), vld1q_f32(w + ch + 4)};
+            const float32x4_t w2[2] = {vld1q_f32(w + 2 * ch), vld1q_f32(w + 2 * ch + 4)};
+            const uint8_t *column = column_at(pl, r, first) + c;
+#pragma clang loop unroll(full)
+            for (int j = 0; j <= count + 1; j++) {
+                if (j < first || j > last) continue;
+                float32x4_t v[2];
+                widen8(load8_advance(&column, ldi), zp8, v);
+                // Column j is tap dx = j − p of pixel p: for each pixel, dx grows with j (left to right).
+                for (int h = 0; h < 2; h++) {
+                    if (j < count) acc[j][h] = vfmaq_f32(acc[j][h], v[h], w0[h]);
+                    if (j >= 1 && j - 1 < count) acc[j - 1][h] = vfmaq_f32(acc[j - 1][h], v[h], w1[h]);
+                    if (j >= 2) acc[j - 2][h] = vfmaq_f32(acc[j - 2][h], v[h], w2[h]);
+                }
+            }
         }
+        for (int p = 0; p < count; p++)
+            for (int h = 0; h < 2; h++)
+                vst1q_f32(x[p] + (c - c0) + 4 * h, vfmaq_n_f32(vld1q_f32(bias + c + 4 * h), acc[p][h], in_scale));
     }
-    return count;
+}
+
+/// taps_group's values for channels c_begin … c_end − 1 (the last, fewer than 8), one at a time: the same
+/// operations, each multiply-add fused as the portable version's are.
+static __attribute__((noinline)) void taps_one_by_one(const run_place *pl, int count, const float *weight,
+                                                      const float *bias, float in_scale, int32_t in_zero_point,
+                                                      size_t c0, size_t c_begin, size_t c_end, float x[RUN][CHUNK]) {
+    const float zp = (float)in_zero_point;
+    const int first = pl->skip_left, last = pl->skip_right ? count : count + 1;
+    for (int p = 0; p < count; p++)
+        for (size_t c = c_begin; c < c_end; c++) {
+            float acc = 0.0f;
+            for (int r = pl->row_first; r <= pl->row_last; r++)
+                for (int dx = 0; dx < 3; dx++) {
+                    const int j = p + dx;
+                    if (j < first || j > last) continue;
+                    const float w = weight[(size_t)(r * 3 + dx) * pl->channels + c];
+                    acc = __builtin_fmaf((float)column_at(pl, r, j)[c] - zp, w, acc);
+                }
+            x[p][c - c0] = __builtin_fmaf(acc, in_scale, bias[c]);
+        }
+}
+
+/// The GELU's constants, as gelu16's assembly loads them.
+typedef struct {
+    float scalars[4];  // 4/√2 (|x| to the erf's table position t), half_scale, and 0x04040404 as bits
+    float t_max[4];    // t is clamped below 16 (the last piece)
+    uint32_t lane_bytes[4]; // 0x03020100: byte b of a lane reads byte 4·piece + b of a table
+    int32_t zero_point[4];
+} gelu_constants;
+
+// One group of 4 values (at %[x], in v0) to 4 int32 bytes, ck_gelu_scaled rounded to nearest even + zero point,
+// operation for operation: t = min(|x|·4/√2, 15.999999), piece = ⌊t⌋, u = t − piece, the index bytes
+// 4·piece + 0…3, erf(|x|/√2) = c0 + u·(c1 + u·(c2 + u·(c3 + u·c4))) with c_j read by tbl from table j (v12 + 4j …),
+// then hx + |hx|·erf where ck_gelu_scaled adds hx·(erf with x's sign): the same product exactly, since
+// half_scale > 0 gives hx x's sign. Leaves the int32 values in v0.
+#define CK_GELU4                                                                                                  \
+    "ldr q0, [%[x]], #16\n\t"                                                                                     \
+    "fabs v1.4s, v0.4s\n\t"                                                                                       \
+    "fmul v1.4s, v1.4s, v8.s[0]\n\t"                                                                              \
+    "fmin v1.4s, v1.4s, v9.4s\n\t"                                                                                \
+    "fcvtzs v2.4s, v1.4s\n\t"                                                                                     \
+    "scvtf v3.4s, v2.4s\n\t"                                                                                      \
+    "fsub v1.4s, v1.4s, v3.4s\n\t"                                                                                \
+    "mul v2.4s, v2.4s, v8.s[2]\n\t"                                                                               \
+    "orr v2.16b, v2.16b, v10.16b\n\t"                                                                             \
+    "tbl v3.16b, {v28.16b, v29.16b, v30.16b, v31.16b}, v2.16b\n\t"                                                \
+    "tbl v4.16b, {v24.16b, v25.16b, v26.16b, v27.16b}, v2.16b\n\t"                                                \
+    "fmla v4.4s, v3.4s, v1.4s\n\t"                                                                                \
+    "tbl v3.16b, {v20.16b, v21.16b, v22.16b, v23.16b}, v2.16b\n\t"                                                \
+    "fmla v3.4s, v4.4s, v1.4s\n\t"                                                                                \
+    "tbl v4.16b, {v16.16b, v17.16b, v18.16b, v19.16b}, v2.16b\n\t"                                                \
+    "fmla v4.4s, v3.4s, v1.4s\n\t"                                                                                \
+    "tbl v3.16b, {v12.16b, v13.16b, v14.16b, v15.16b}, v2.16b\n\t"                                                \
+    "fmla v3.4s, v4.4s, v1.4s\n\t"                                                                                \
+    "fmul v0.4s, v0.4s, v8.s[1]\n\t"                                                                              \
+    "fabs v1.4s, v0.4s\n\t"                                                                                       \
+    "fmla v0.4s, v1.4s, v3.4s\n\t"                                                                                \
+    "fcvtns v0.4s, v0.4s\n\t"                                                                                     \
+    "sqadd v0.4s, v0.4s, v11.4s\n\t"
+
+/// o[i] = the byte of the GELU of x[i] for i < 16·blocks, 16 values a pass: in assembly so that the erf's 5 tables
+/// (20 registers) and the constants (4) stay in registers for the whole loop (with intrinsics clang interleaved 4
+/// groups of 4 values and spilled the tables at every pass). The 4 groups' int32 values are narrowed with
+/// saturation into bytes 0–255, as ck_pack_u8x16_neon does.
+static __attribute__((noinline)) void gelu16(const float *x, size_t blocks, const gelu_constants *k, uint8_t *o) {
+    if (blocks == 0) return;
+    __asm__ volatile("ld1 {v12.16b, v13.16b, v14.16b, v15.16b}, [%[tab]], #64\n\t"
+                     "ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [%[tab]], #64\n\t"
+                     "ld1 {v20.16b, v21.16b, v22.16b, v23.16b}, [%[tab]], #64\n\t"
+                     "ld1 {v24.16b, v25.16b, v26.16b, v27.16b}, [%[tab]], #64\n\t"
+                     "ld1 {v28.16b, v29.16b, v30.16b, v31.16b}, [%[tab]]\n\t"
+                     "ld1 {v8.16b, v9.16b, v10.16b, v11.16b}, [%[k]]\n"
+                     "1:\n\t" CK_GELU4 "sqxtun v5.4h, v0.4s\n\t" CK_GELU4 "sqxtun2 v5.8h, v0.4s\n\t" CK_GELU4
+                     "sqxtun v6.4h, v0.4s\n\t" CK_GELU4 "sqxtun2 v6.8h, v0.4s\n\t"
+                     "uqxtn v5.8b, v5.8h\n\t"
+                     "uqxtn2 v5.16b, v6.8h\n\t"
+                     "str q5, [%[o]], #16\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "b.ne 1b\n\t"
+                     : [x] "+r"(x), [o] "+r"(o), [n] "+r"(blocks)
+                     : [tab] "r"(ck_erf_pieces), [k] "r"(k)
+                     : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v8", "v9", "v10", "v11", "v12", "v13",
+                       "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27",
+                       "v28", "v29", "v30", "v31");
+}
+
+/// o[i] = the byte of the GELU of x[i], i < n: whole blocks of 16, then the last 1–15 values through zero-padded
+/// copies.
+static void gelu_run(const float *x, size_t n, const gelu_constants *k, uint8_t *o) {
+    gelu16(x, n / 16, k, o);
+    const size_t done = n / 16 * 16;
+    if (done < n) {
+        float xpad[16] = {0};
+        uint8_t opad[16];
+        memcpy(xpad, x + done, (n - done) * sizeof(float));
+        gelu16(xpad, 1, k, opad);
+        memcpy(o + done, opad, n - done);
+    }
+}
+
+/// One run of `count` pixels (constant at each call): channel chunk by chunk, the taps into `x`, then the GELU.
+INLINE void run_pixels(const run_place *pl, int count, const float *weight, const float *bias, float in_scale,
+                       int32_t in_zero_point, const gelu_constants *k, uint8_t *out, size_t ldo) {
+    float x[RUN][CHUNK] __attribute__((aligned(16)));
+    const size_t ch = pl->channels, full8 = ch / 8 * 8;
+    for (size_t c0 = 0; c0 < ch; c0 += CHUNK) {
+        const size_t c_end = ch - c0 < CHUNK ? ch : c0 + CHUNK, c_end8 = c_end < full8 ? c_end : full8;
+        taps_group(pl, count, weight, bias, in_scale, in_zero_point, c0, c_end8, x);
+        if (c_end8 < c_end) taps_one_by_one(pl, count, weight, bias, in_scale, in_zero_point, c0, c_end8, c_end, x);
+        for (int p = 0; p < count; p++)
+            gelu_run(x[p], c_end - c0, k, out + (size_t)p * ldo + c0);
+    }
 }
 
 void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                size_t channels, const float *weight, const float *bias, float in_scale,
                                int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
                                size_t row_count, float *scratch) {
-    (void)scratch; // the sums stay in registers
-    const size_t full = channels / 16 * 16, rest = channels - full;
-    const widen_k widen = widen_constants(in_zero_point);
-    const int32_t out_zp = out_zero_point;
     const float half_scale = 0.5f * out_inv_scale; // as the portable version computes it
-    // A last block of fewer than 16 channels runs on zero-padded copies of its taps, weights and
-    // bias (the arrays hold only `channels` entries), and stores only its own channels.
-    float wpad[9][16], bpad[16];
-    uint8_t tpad[9][16], opad[16];
-    if (rest) {
-        memset(wpad, 0, sizeof wpad);
-        memset(bpad, 0, sizeof bpad);
-        memset(tpad, 0, sizeof tpad);
-        for (size_t t = 0; t < 9; t++)
-            for (size_t i = 0; i < rest; i++) wpad[t][i] = weight[t * channels + full + i];
-        for (size_t i = 0; i < rest; i++) bpad[i] = bias[full + i];
+    // widen8 subtracts the zero point in 8 bits, and the GELU's sign shortcut (CK_GELU4) needs half_scale > 0: a u8
+    // grid has both; anything else goes to the portable version (with the caller's scratch, which it needs).
+    if (in_zero_point < 0 || in_zero_point > 255 || !(half_scale > 0.0f)) {
+        ck_dwconv3x3_gelu_u8_portable(in, ldi, out, ldo, height, width, channels, weight, bias, in_scale, in_zero_point,
+                                      out_inv_scale, out_zero_point, first_row, row_count, scratch);
+        return;
     }
-    for (size_t y = first_row; y < first_row + row_count && y < height; y++) {
-        const int row_inside = y > 0 && y + 1 < height;
-        for (size_t x = 0; x < width; x++) {
-            // Pixels x and x + 1 both with all 9 taps: their full blocks as a pair.
-            const int pair = row_inside && full && x > 0 && x + 2 < width;
-            const size_t last = pair ? x + 1 : x;
-            if (pair) {
-                const uint8_t *corner = in + ((y - 1) * width + (x - 1)) * ldi;
-                uint8_t *o = out + (y * width + x) * ldo;
-                for (size_t c = 0; c < full; c += 16)
-                    block16_pair(corner, width * ldi, ldi, weight, channels, c, &widen, bias, in_scale, half_scale, out_zp, o,
-                                 o + ldo);
+    gelu_constants k = {.scalars = {2.82842712474619009760f, half_scale, 0.0f, 0.0f},
+                         .t_max = {15.999999f, 15.999999f, 15.999999f, 15.999999f},
+                         .lane_bytes = {0x03020100u, 0x03020100u, 0x03020100u, 0x03020100u},
+                         .zero_point = {out_zero_point, out_zero_point, out_zero_point, out_zero_point}};
+    const uint32_t times_4_bytes = 0x04040404u;
+    memcpy(&k.scalars[2], &times_4_bytes, 4);
+    for (size_t y = first_row; y < first_row + row_count && y < height; y++)
+        for (size_t x0 = 0; x0 < width; x0 += RUN) {
+            const size_t count = width - x0 < RUN ? width - x0 : RUN;
+            const run_place pl = {.pixel = in + (y * width + x0) * ldi, .ldi = ldi, .row_bytes = width * ldi, .channels = channels,
+                                  .row_first = y == 0, .row_last = y + 1 < height ? 2 : 1,
+                                  .skip_left = x0 == 0, .skip_right = x0 + count == width};
+            uint8_t *o = out + (y * width + x0) * ldo;
+            switch (count) { // each count its own unrolled code
+            case 8: run_pixels(&pl, 8, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
+            case 7: run_pixels(&pl, 7, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
+            case 6: run_pixels(&pl, 6, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
+            case 5: run_pixels(&pl, 5, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
+            case 4: run_pixels(&pl, 4, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
+            case 3: run_pixels(&pl, 3, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
+            case 2: run_pixels(&pl, 2, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
+            default: run_pixels(&pl, 1, weight, bias, in_scale, in_zero_point, &k, o, ldo); break;
             }
-            for (size_t px = x; px <= last; px++) { // the blocks not done as a pair
-                const uint8_t *taps[9];
-                const float *wt[9];
-                size_t tap_index[9];
-                const size_t count = gather_taps(in, ldi, height, width, weight, channels, y, px, taps, wt, tap_index);
-                uint8_t *o = out + (y * width + px) * ldo;
-                if (!pair)
-                    for (size_t c = 0; c < full; c += 16)
-                        block16(taps, wt, count, c, &widen, bias, in_scale, half_scale, out_zp, o);
-                if (rest) {
-                    const uint8_t *taps_rest[9];
-                    const float *wt_rest[9];
-                    for (size_t t = 0; t < count; t++) {
-                        for (size_t i = 0; i < rest; i++) tpad[t][i] = taps[t][full + i];
-                        taps_rest[t] = tpad[t];
-                        wt_rest[t] = wpad[tap_index[t]];
-                    }
-                    block16(taps_rest, wt_rest, count, 0, &widen, bpad, in_scale, half_scale, out_zp, opad);
-                    for (size_t i = 0; i < rest; i++) o[full + i] = opad[i];
-                }
-            }
-            x = last;
         }
-    }
 }
 #endif

@@ -592,6 +592,36 @@ static void versions_case(void) {
 #endif
 }
 
+#if defined(CK_HAVE_NEON_KERNELS)
+/// The step before the GELU of a version that sums its taps as the portable one does (NEON): value = sum·in_scale +
+/// bias, one fused multiply-add. One pixel (only the centre tap), 2¹⁸ channels, in_scale 0.0173: each sum is
+/// (q − zp)·w rounded once, and each bias is chosen (in double) so that the fused value lands within a few float
+/// steps of a byte's rounding boundary (gelu_boundary_values), where a second rounding (the product unfused)
+/// moves the byte. Returns the failures.
+static int dwconv_scale_bias_versions(ck_dwconv3x3_gelu_u8_fn version, const char *name) {
+    enum { CH = 1 << 18, ZP = 7, IN_ZP = 128 };
+    const float step = 0.025f, in_scale = 0.0173f;
+    uint8_t *in = alloc(CH), *o_p = alloc(CH), *o_v = alloc(CH);
+    float *wt = alloc(9 * (size_t)CH * 4), *bias = alloc((size_t)CH * 4), *scratch = alloc(2 * (size_t)CH * 4);
+    float *target = alloc((size_t)CH * 4);
+    const size_t near = gelu_boundary_values(target, CH, step, ZP);
+    for (size_t i = 0; i < 9 * (size_t)CH; i++) wt[i] = nrand();
+    for (size_t i = 0; i < CH; i++) {
+        in[i] = (uint8_t)(frand() * 256);
+        const float sum = ((float)in[i] - (float)IN_ZP) * wt[4 * (size_t)CH + i]; // the centre tap, from +0
+        bias[i] = (float)((double)target[i % near] - (double)sum * (double)in_scale);
+    }
+    ck_dwconv3x3_gelu_u8_portable(in, CH, o_p, CH, 1, 1, CH, wt, bias, in_scale, IN_ZP, 1 / step, ZP, 0, 1, scratch);
+    version(in, CH, o_v, CH, 1, 1, CH, wt, bias, in_scale, IN_ZP, 1 / step, ZP, 0, 1, scratch);
+    size_t differ = 0;
+    for (size_t i = 0; i < CH; i++) differ += o_p[i] != o_v[i];
+    printf("%s: dwconv+GELU, sum·in_scale + bias beside rounding boundaries on %d values vs portable: %zu bytes differ (0 expected)\n",
+           name, CH, differ);
+    free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch); free(target);
+    return differ != 0;
+}
+#endif
+
 // AArch64: every NEON version against the portable one on odd shapes (ragged channel blocks,
 // borders, bands of rows), bit for bit: they reproduce the portable C's roundings as clang
 // builds it for AArch64 (fused multiply-adds included; see ck_math_neon.h).
@@ -610,7 +640,8 @@ static void neon_versions_case(void) {
         printf("neon: the dispatch chose %s\n", all ? "every NEON version" : "NOT every NEON version");
         if (!all) failures++;
     }
-    static const size_t dw_shapes[][3] = {{9, 13, 35}, {4, 5, 16}, {1, 1, 3}, {7, 3, 128}, {2, 17, 47}, {64, 64, 64}};
+    static const size_t dw_shapes[][3] = {{9, 13, 35}, {4, 5, 16}, {1, 1, 3}, {7, 3, 128}, {2, 17, 47}, {64, 64, 64},
+                                         {3, 2, 600}, {5, 9, 263}, {2, 16, 8}}; // > 256 channels: several chunks
     for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
         const size_t h = dw_shapes[s][0], w = dw_shapes[s][1], ch = dw_shapes[s][2], ld = ch + 5;
         uint8_t *in = alloc(h * w * ld), *o_p = alloc(h * w * ld), *o_v = alloc(h * w * ld);
@@ -623,14 +654,15 @@ static void neon_versions_case(void) {
         // values: a single rounding done differently (an unfused a·b + c) moves some byte.
         ck_dwconv3x3_gelu_u8_portable(in, ld, o_p, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, 0, h, scratch);
         // in two bands of rows, as the engine's threads call it
-        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, 0, h / 2, NULL);
-        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, h / 2, h - h / 2, NULL);
+        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, 0, h / 2, scratch);
+        ck_dwconv3x3_gelu_u8_neon(in, ld, o_v, ld, h, w, ch, wt, bias, 0.002f, zp, 1 / 0.002f, 60, h / 2, h - h / 2, scratch);
         const int d = max_byte_difference(o_p, o_v, h * w, ch, ld);
         printf("neon: dwconv+GELU %zux%zux%zu vs portable max |Δ| %d (0 expected)\n", h, w, ch, d);
         if (d != 0) failures++;
         free(in); free(o_p); free(o_v); free(wt); free(bias); free(scratch);
     }
     failures += dwconv_gelu_versions(ck_dwconv3x3_gelu_u8_neon, "neon");
+    failures += dwconv_scale_bias_versions(ck_dwconv3x3_gelu_u8_neon, "neon");
     // softmax: rows of 64 keys (the model's), and ragged widths; bytes and 1/Σ bit for bit.
     static const size_t sm[][2] = {{301, 64}, {37, 83}, {5, 3}, {9, 17}, {64, 256}};
     for (size_t s = 0; s < sizeof sm / sizeof sm[0]; s++) {
