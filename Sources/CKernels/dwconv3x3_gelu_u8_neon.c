@@ -122,14 +122,14 @@ typedef struct {
     float scalars[4];  // 4/√2 (|x| to the erf's table position t), half_scale, and 0x04040404 as bits
     float t_max[4];    // t is clamped below 16 (the last piece)
     uint32_t lane_bytes[4]; // 0x03020100: byte b of a lane reads byte 4·piece + b of a table
-    int32_t zero_point[4];
+    int16_t zero_point[8];
 } gelu_constants;
 
 // One group of 4 values (at %[x], in v0) to 4 int32 bytes, ck_gelu_scaled rounded to nearest even + zero point,
 // operation for operation: t = min(|x|·4/√2, 15.999999), piece = ⌊t⌋, u = t − piece, the index bytes
 // 4·piece + 0…3, erf(|x|/√2) = c0 + u·(c1 + u·(c2 + u·(c3 + u·c4))) with c_j read by tbl from table j (v12 + 4j …),
 // then hx + |hx|·erf where ck_gelu_scaled adds hx·(erf with x's sign): the same product exactly, since
-// half_scale > 0 gives hx x's sign. Leaves the int32 values in v0.
+// half_scale > 0 gives hx x's sign. Leaves the values rounded to nearest even, as int32, in v0.
 #define CK_GELU4                                                                                                  \
     "ldr q0, [%[x]], #16\n\t"                                                                                     \
     "fabs v1.4s, v0.4s\n\t"                                                                                       \
@@ -152,13 +152,13 @@ typedef struct {
     "fmul v0.4s, v0.4s, v8.s[1]\n\t"                                                                              \
     "fabs v1.4s, v0.4s\n\t"                                                                                       \
     "fmla v0.4s, v1.4s, v3.4s\n\t"                                                                                \
-    "fcvtns v0.4s, v0.4s\n\t"                                                                                     \
-    "sqadd v0.4s, v0.4s, v11.4s\n\t"
+    "fcvtns v0.4s, v0.4s\n\t"
 
 /// o[i] = the byte of the GELU of x[i] for i < 16·blocks, 16 values a pass: in assembly so that the erf's 5 tables
 /// (20 registers) and the constants (4) stay in registers for the whole loop (with intrinsics clang interleaved 4
-/// groups of 4 values and spilled the tables at every pass). The 4 groups' int32 values are narrowed with
-/// saturation into bytes 0–255, as ck_pack_u8x16_neon does.
+/// groups of 4 values and spilled the tables at every pass). The bytes: the 4 groups' int32 values narrowed to
+/// int16 with saturation, + zp with saturation, narrowed to 0–255 with saturation: the portable clamp of value + zp
+/// to 0–255 exactly, for a zero point of 0–255 (a value saturated at ±32767 stays beyond the byte range after the add).
 static __attribute__((noinline)) void gelu16(const float *x, size_t blocks, const gelu_constants *k, uint8_t *o) {
     if (blocks == 0) return;
     __asm__ volatile("ld1 {v12.16b, v13.16b, v14.16b, v15.16b}, [%[tab]], #64\n\t"
@@ -167,10 +167,12 @@ static __attribute__((noinline)) void gelu16(const float *x, size_t blocks, cons
                      "ld1 {v24.16b, v25.16b, v26.16b, v27.16b}, [%[tab]], #64\n\t"
                      "ld1 {v28.16b, v29.16b, v30.16b, v31.16b}, [%[tab]]\n\t"
                      "ld1 {v8.16b, v9.16b, v10.16b, v11.16b}, [%[k]]\n"
-                     "1:\n\t" CK_GELU4 "sqxtun v5.4h, v0.4s\n\t" CK_GELU4 "sqxtun2 v5.8h, v0.4s\n\t" CK_GELU4
-                     "sqxtun v6.4h, v0.4s\n\t" CK_GELU4 "sqxtun2 v6.8h, v0.4s\n\t"
-                     "uqxtn v5.8b, v5.8h\n\t"
-                     "uqxtn2 v5.16b, v6.8h\n\t"
+                     "1:\n\t" CK_GELU4 "sqxtn v5.4h, v0.4s\n\t" CK_GELU4 "sqxtn2 v5.8h, v0.4s\n\t" CK_GELU4
+                     "sqxtn v6.4h, v0.4s\n\t" CK_GELU4 "sqxtn2 v6.8h, v0.4s\n\t"
+                     "sqadd v5.8h, v5.8h, v11.8h\n\t"
+                     "sqadd v6.8h, v6.8h, v11.8h\n\t"
+                     "sqxtun v5.8b, v5.8h\n\t"
+                     "sqxtun2 v5.16b, v6.8h\n\t"
                      "str q5, [%[o]], #16\n\t"
                      "subs %[n], %[n], #1\n\t"
                      "b.ne 1b\n\t"
@@ -214,9 +216,10 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
                                int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
                                size_t row_count, float *scratch) {
     const float half_scale = 0.5f * out_inv_scale; // as the portable version computes it
-    // widen8 subtracts the zero point in 8 bits, and the GELU's sign shortcut (CK_GELU4) needs half_scale > 0: a u8
-    // grid has both; anything else goes to the portable version (with the caller's scratch, which it needs).
-    if (in_zero_point < 0 || in_zero_point > 255 || !(half_scale > 0.0f)) {
+    // widen8 subtracts the input's zero point in 8 bits, gelu16 adds the output's in 16, and the GELU's sign shortcut
+    // (CK_GELU4) needs half_scale > 0: u8 grids have all three; anything else goes to the portable version (with the
+    // caller's scratch, which it needs).
+    if (in_zero_point < 0 || in_zero_point > 255 || out_zero_point < 0 || out_zero_point > 255 || !(half_scale > 0.0f)) {
         ck_dwconv3x3_gelu_u8_portable(in, ldi, out, ldo, height, width, channels, weight, bias, in_scale, in_zero_point,
                                       out_inv_scale, out_zero_point, first_row, row_count, scratch);
         return;
@@ -224,7 +227,8 @@ void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size
     gelu_constants k = {.scalars = {2.82842712474619009760f, half_scale, 0.0f, 0.0f},
                          .t_max = {15.999999f, 15.999999f, 15.999999f, 15.999999f},
                          .lane_bytes = {0x03020100u, 0x03020100u, 0x03020100u, 0x03020100u},
-                         .zero_point = {out_zero_point, out_zero_point, out_zero_point, out_zero_point}};
+                         .zero_point = {0}};
+    for (int l = 0; l < 8; l++) k.zero_point[l] = (int16_t)out_zero_point;
     const uint32_t times_4_bytes = 0x04040404u;
     memcpy(&k.scalars[2], &times_4_bytes, 4);
     for (size_t y = first_row; y < first_row + row_count && y < height; y++)

@@ -3,7 +3,8 @@
 //
 // Bit for bit the portable version: the row's maximum is exact in any order (fmax, and the sign
 // of a zero maximum cannot change s − max's exp); the exp is attention_q8.c's attention_expf
-// step for step (its n = round_even(x·log2e) is a product passed to a function, so not fused;
+// step for step (its n = round_even(x·log2e) is a product passed to a function, so not fused,
+// and its rounding by adding and subtracting 1.5·2²³ is one frintn here;
 // the Cody-Waite and Horner steps are fused multiply-adds, as clang contracts them for
 // AArch64); the bytes are round_even(e·255) and their sum is an exact int32.
 #include "ops_dispatch.h"
@@ -12,10 +13,11 @@
 #include <arm_neon.h>
 #include <math.h>
 
+/// attention_expf. Its round_even, (v + 1.5·2²³) − 1.5·2²³, is frintn here (round to nearest even in one
+/// instruction: the same for |v| < 2²², and x·log2e lies in [−126, 0] or is NaN).
 static inline float32x4_t attention_expf_neon(float32x4_t x) {
-    const float32x4_t shifter = vdupq_n_f32(12582912.0f);
     x = vmaxq_f32(x, vdupq_n_f32(-87.0f));
-    const float32x4_t n = vsubq_f32(vaddq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)), shifter), shifter);
+    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
     float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145751953125f));
     r = vfmsq_f32(r, n, vdupq_n_f32(1.428606765330187045e-06f));
     float32x4_t p = vdupq_n_f32(1.0f / 720.0f);
@@ -29,11 +31,11 @@ static inline float32x4_t attention_expf_neon(float32x4_t x) {
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
 }
 
-/// round_even(exp(s − max)·255) as int32 lanes (0–255).
+/// round_even(exp(s − max)·255) as int32 lanes (0–255): fcvtns rounds to nearest even and converts in one
+/// instruction (the portable round_even and conversion give the same for these values, 0–255, and 0 for NaN).
 static inline int32x4_t exp_byte(float32x4_t s, float32x4_t max) {
-    const float32x4_t shifter = vdupq_n_f32(12582912.0f);
     const float32x4_t v = vmulq_f32(attention_expf_neon(vsubq_f32(s, max)), vdupq_n_f32(255.0f));
-    return vcvtq_s32_f32(vsubq_f32(vaddq_f32(v, shifter), shifter));
+    return vcvtnq_s32_f32(v);
 }
 
 void ck_softmax_exp_u8_neon(const float *scores, size_t lds, size_t rows, size_t cols, uint8_t *out, size_t ldo,
