@@ -134,14 +134,16 @@ TARGET INLINE void store16_u8(const int32x4_t acc[4], const ckq_epi_neon *e, uin
 }
 
 /// The tile's outputs from its sums. `relu` is a constant at each call (ep->relu, tested once per tile): read from
-/// the epilogue at every group of 4 outputs it cost a test and branch there.
+/// the epilogue at every group of 4 outputs it cost a test and branch there. So is `by_saturation`
+/// (e.relu_by_saturation: whole rows of u8 outputs take ckq_relu_u8x16_neon).
 TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR], const ckq_panel_params *p,
-                              const ck_qgemm_epilogue *ep, int relu, ck_qgemm_output output, char *c,
+                              const ck_qgemm_epilogue *ep, int relu, int by_saturation, ck_qgemm_output output, char *c,
                               size_t ldc_bytes) {
     const size_t esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
     ckq_epi_neon e;
     ckq_epi_neon_load(&e, p, ep);
     e.relu = relu;
+    e.relu_by_saturation = by_saturation;
     for (int q = 0; q < 4; q++) e.offset[q] = vdupq_n_s32(0); // the sums started at −offset: acc − offset already
     const uint8x16_t zp16 = vdupq_n_u8((uint8_t)ep->out_zero_point);
     for (size_t r = 0; r < mvalid; r++) {
@@ -149,7 +151,8 @@ TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR]
         const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
         char *cr = c + r * ldc_bytes;
         if (nvalid >= NR) {
-            if (output == CK_QGEMM_OUT_U8) store16_u8(acc, &e, zp16, (uint8_t *)cr);
+            if (output == CK_QGEMM_OUT_U8 && by_saturation) vst1q_u8((uint8_t *)cr, ckq_relu_u8x16_neon(acc, &e));
+            else if (output == CK_QGEMM_OUT_U8) store16_u8(acc, &e, zp16, (uint8_t *)cr);
             else ckq_store16_f32_neon(acc, &e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)cr);
             continue;
         }
@@ -174,6 +177,7 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
     int32_t start[NB][MR][NR] __attribute__((aligned(16)));
     ckq_panel_params params, last;
     if (npanels) ckq_panel_params_init(&last, ep, (npanels - 1) * NR, n - (npanels - 1) * NR, NR);
+    const int saturating = output == CK_QGEMM_OUT_U8 && ckq_relu_by_saturation(ep);
     for (size_t pb = 0; pb < npanels; pb += NB) {
         const size_t pe = pb + NB < npanels ? pb + NB : npanels;
         for (size_t pnl = pb; pnl < pe; pnl++) {
@@ -202,8 +206,9 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
                     pp = &params;
                 }
                 char *ct = c + (i0 * ldc + j0) * esize;
-                if (ep->relu) store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 1, output, ct, ldc * esize);
-                else store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 0, output, ct, ldc * esize);
+                if (saturating) store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 1, output, ct, ldc * esize);
+                else if (ep->relu) store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 0, output, ct, ldc * esize);
+                else store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 0, 0, output, ct, ldc * esize);
             }
         }
     }
