@@ -133,6 +133,14 @@ TARGET INLINE void store16_u8(const int32x4_t acc[4], const ckq_epi_neon *e, uin
     vst1q_u8(c, vaddq_u8(vuzp1q_u8(vreinterpretq_u8_u16(half[0]), vreinterpretq_u8_u16(half[1])), zp16));
 }
 
+/// One row's 16 outputs, as `output` (and by_saturation, constants at each call) say.
+TARGET INLINE void store16(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16, int by_saturation,
+                           ck_qgemm_output output, char *c) {
+    if (output == CK_QGEMM_OUT_U8 && by_saturation) vst1q_u8((uint8_t *)c, ckq_relu_u8x16_neon(acc, e));
+    else if (output == CK_QGEMM_OUT_U8) store16_u8(acc, e, zp16, (uint8_t *)c);
+    else ckq_store16_f32_neon(acc, e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)c);
+}
+
 /// The tile's outputs from its sums. `relu` is a constant at each call (ep->relu, tested once per tile): read from
 /// the epilogue at every group of 4 outputs it cost a test and branch there. So is `by_saturation`
 /// (e.relu_by_saturation: whole rows of u8 outputs take ckq_relu_u8x16_neon).
@@ -146,14 +154,21 @@ TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR]
     e.relu_by_saturation = by_saturation;
     for (int q = 0; q < 4; q++) e.offset[q] = vdupq_n_s32(0); // the sums started at −offset: acc − offset already
     const uint8x16_t zp16 = vdupq_n_u8((uint8_t)ep->out_zero_point);
+    if (mvalid == MR && nvalid >= NR) { // a whole tile: its 6 rows unrolled, without the checks of each row
+#pragma clang loop unroll(full)
+        for (size_t r = 0; r < MR; r++) {
+            const int32x4x4_t row = vld1q_s32_x4(sums[r]); // one ld1 of 4 registers
+            const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
+            store16(acc, &e, zp16, by_saturation, output, c + r * ldc_bytes);
+        }
+        return;
+    }
     for (size_t r = 0; r < mvalid; r++) {
-        const int32x4x4_t row = vld1q_s32_x4(sums[r]); // one ld1 of 4 registers
+        const int32x4x4_t row = vld1q_s32_x4(sums[r]);
         const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
         char *cr = c + r * ldc_bytes;
         if (nvalid >= NR) {
-            if (output == CK_QGEMM_OUT_U8 && by_saturation) vst1q_u8((uint8_t *)cr, ckq_relu_u8x16_neon(acc, &e));
-            else if (output == CK_QGEMM_OUT_U8) store16_u8(acc, &e, zp16, (uint8_t *)cr);
-            else ckq_store16_f32_neon(acc, &e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)cr);
+            store16(acc, &e, zp16, by_saturation, output, cr);
             continue;
         }
         for (int q = 0; q < 4; q++) {
