@@ -141,7 +141,7 @@ void ck_conv2d_f32_avx512(const float *in, size_t height, size_t width, size_t c
 #endif
 
 #if defined(CK_HAVE_NEON_KERNELS)
-// dwconv3x3_gelu_u8_neon.c (needs no scratch)
+// dwconv3x3_gelu_u8_neon.c (uses scratch only where it hands a grid it does not take, a zero point outside 0–255, to the portable version)
 void ck_dwconv3x3_gelu_u8_neon(const uint8_t *in, size_t ldi, uint8_t *out, size_t ldo, size_t height, size_t width,
                                size_t channels, const float *weight, const float *bias, float in_scale,
                                int32_t in_zero_point, float out_inv_scale, int32_t out_zero_point, size_t first_row,
