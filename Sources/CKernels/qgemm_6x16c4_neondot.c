@@ -143,7 +143,7 @@ TARGET INLINE void store16(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x
 
 /// The tile's outputs from its sums. `relu` is a constant at each call (ep->relu, tested once per tile): read from
 /// the epilogue at every group of 4 outputs it cost a test and branch there. So is `by_saturation`
-/// (e.relu_by_saturation: whole rows of u8 outputs take ckq_relu_u8x16_neon).
+/// (ckq_relu_by_saturation: whole rows of u8 outputs take ckq_relu_u8x16_neon).
 TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR], const ckq_panel_params *p,
                               const ck_qgemm_epilogue *ep, int relu, int by_saturation, ck_qgemm_output output, char *c,
                               size_t ldc_bytes) {
@@ -151,7 +151,6 @@ TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR]
     ckq_epi_neon e;
     ckq_epi_neon_load(&e, p, ep);
     e.relu = relu;
-    e.relu_by_saturation = by_saturation;
     for (int q = 0; q < 4; q++) e.offset[q] = vdupq_n_s32(0); // the sums started at −offset: acc − offset already
     const uint8x16_t zp16 = vdupq_n_u8((uint8_t)ep->out_zero_point);
     if (mvalid == MR && nvalid >= NR) { // a whole tile: its 6 rows unrolled, without the checks of each row
