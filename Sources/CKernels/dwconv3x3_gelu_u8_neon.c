@@ -69,7 +69,9 @@ INLINE void taps_group(const run_place *pl, int count, const float *weight, cons
                        int32_t in_zero_point, size_t c0, size_t c_end, float x[RUN][CHUNK]) {
     const size_t ch = pl->channels, ldi = pl->ldi;
     const uint8x8_t zp8 = vdup_n_u8((uint8_t)in_zero_point);
-    const int first = pl->skip_left, last = pl->skip_right ? count : count + 1; // the columns that exist
+    // The columns that exist, derived here from the constant count (stored in run_place, the last would be a
+    // run-time value, and every unrolled column a test: 0.24 M instructions more per demo inference).
+    const int first = pl->skip_left, last = pl->skip_right ? count : count + 1;
     for (size_t c = c0; c < c_end; c += 8) {
         float32x4_t acc[RUN][2];
         for (int p = 0; p < count; p++) acc[p][0] = acc[p][1] = vdupq_n_f32(0.0f);
