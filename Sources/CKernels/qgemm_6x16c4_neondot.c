@@ -112,71 +112,6 @@ TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, siz
                        "v26", "v27", "v28", "v29", "v30", "v31");
 }
 
-/// ckq_store16_u8_neon's bytes with the zero point added after the narrowing: the clamped and rounded values lie in
-/// [−zp, 255 − zp], so their low bytes plus zp, modulo 256, are the outputs (one add of 16 bytes instead of four of
-/// 4 lanes before the narrowing). `zp16` is the zero point in every byte.
-TARGET INLINE void store16_u8(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16, uint8_t *c) {
-    uint16x8_t half[2];
-    for (int h = 0; h < 2; h++) {
-        int32x4_t r[2];
-        for (int i = 0; i < 2; i++) {
-            const int q = 2 * h + i;
-            float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[q], e->offset[q])), e->scale[q]);
-            float32x4_t v = vaddq_f32(t, e->bias[q]);
-            if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
-            float32x4_t w = vmulq_f32(v, e->inv);
-            w = vminnmq_f32(vmaxnmq_f32(w, e->lo), e->hi);
-            r[i] = vcvtnq_s32_f32(w); // round to nearest even
-        }
-        half[h] = vuzp1q_u16(vreinterpretq_u16_s32(r[0]), vreinterpretq_u16_s32(r[1]));
-    }
-    vst1q_u8(c, vaddq_u8(vuzp1q_u8(vreinterpretq_u8_u16(half[0]), vreinterpretq_u8_u16(half[1])), zp16));
-}
-
-/// One row's 16 outputs, as `output` (and by_saturation, constants at each call) say.
-TARGET INLINE void store16(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16, int by_saturation,
-                           ck_qgemm_output output, char *c) {
-    if (output == CK_QGEMM_OUT_U8 && by_saturation) vst1q_u8((uint8_t *)c, ckq_relu_u8x16_neon(acc, e));
-    else if (output == CK_QGEMM_OUT_U8) store16_u8(acc, e, zp16, (uint8_t *)c);
-    else ckq_store16_f32_neon(acc, e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)c);
-}
-
-/// The tile's outputs from its sums. `relu` is a constant at each call (ep->relu, tested once per tile): read from
-/// the epilogue at every group of 4 outputs it cost a test and branch there. So is `by_saturation`
-/// (ckq_relu_by_saturation: whole rows of u8 outputs take ckq_relu_u8x16_neon).
-TARGET INLINE void store_tile(size_t mvalid, size_t nvalid, int32_t sums[MR][NR], const ckq_panel_params *p,
-                              const ck_qgemm_epilogue *ep, int relu, int by_saturation, ck_qgemm_output output, char *c,
-                              size_t ldc_bytes) {
-    const size_t esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
-    ckq_epi_neon e;
-    ckq_epi_neon_load(&e, p, ep);
-    e.relu = relu;
-    for (int q = 0; q < 4; q++) e.offset[q] = vdupq_n_s32(0); // the sums started at −offset: acc − offset already
-    const uint8x16_t zp16 = vdupq_n_u8((uint8_t)ep->out_zero_point);
-    if (mvalid == MR && nvalid >= NR) { // a whole tile: its 6 rows unrolled, without the checks of each row
-#pragma clang loop unroll(full)
-        for (size_t r = 0; r < MR; r++) {
-            const int32x4x4_t row = vld1q_s32_x4(sums[r]); // one ld1 of 4 registers
-            const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
-            store16(acc, &e, zp16, by_saturation, output, c + r * ldc_bytes);
-        }
-        return;
-    }
-    for (size_t r = 0; r < mvalid; r++) {
-        const int32x4x4_t row = vld1q_s32_x4(sums[r]);
-        const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
-        char *cr = c + r * ldc_bytes;
-        if (nvalid >= NR) {
-            store16(acc, &e, zp16, by_saturation, output, cr);
-            continue;
-        }
-        for (int q = 0; q < 4; q++) {
-            size_t valid = nvalid > 4 * (size_t)q ? (nvalid - 4 * q < 4 ? nvalid - 4 * q : 4) : 0;
-            ckq_store4_neon(acc[q], &e, q, output, cr + 4 * q * esize, valid);
-        }
-    }
-}
-
 /// The driver (this set's own, not qgemm_driver.h's, whose tiles read A themselves): per block of NB panels and MR
 /// rows, A is flipped and packed KC values of k at a time, and every panel of the block multiplies that copy; the
 /// sums wait in `sums` until k is done (KC bounds the copy on the stack, not k).
@@ -220,9 +155,9 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
                     pp = &params;
                 }
                 char *ct = c + (i0 * ldc + j0) * esize;
-                if (saturating) store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 1, output, ct, ldc * esize);
-                else if (ep->relu) store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 0, output, ct, ldc * esize);
-                else store_tile(mvalid, nvalid, sums[pnl - pb], pp, ep, 0, 0, output, ct, ldc * esize);
+                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 1, output, ct, ldc * esize);
+                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 0, output, ct, ldc * esize);
+                else ckq_store_tile_neon(MR, mvalid, nvalid, sums[pnl - pb], pp, ep, 0, 0, output, ct, ldc * esize);
             }
         }
     }

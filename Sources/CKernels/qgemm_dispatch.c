@@ -10,7 +10,7 @@ static const ck_qgemm_kernels *const sets[CK_TIER_COUNT] = {
 #endif
 #if defined(__aarch64__)
     [CK_TIER_NEONDOT] = &ckq_neondot_6x16c4,
-    [CK_TIER_NEON] = &ckq_neon_2x32c2,
+    [CK_TIER_NEON] = &ckq_neon_4x16c2,
 #endif
     [CK_TIER_SCALAR] = &ckq_scalar_4x8,
 };

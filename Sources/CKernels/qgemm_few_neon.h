@@ -2,7 +2,7 @@
 #define CKERNELS_QGEMM_FEW_NEON_H
 // The AArch64 sets' product for at most CKQ_FEW_NEON output columns (qgemm_few_neon.c): the classifiers of a few
 // classes, where a 16-column tile would compute 12 or more columns of zeros. The sets (qgemm_6x16c4_neondot.c,
-// qgemm_2x32c2_neon.c) pack B and multiply through these functions when n ≤ CKQ_FEW_NEON.
+// qgemm_4x16c2_neon.c) pack B and multiply through these functions when n ≤ CKQ_FEW_NEON.
 #include "qgemm_internal.h"
 
 #if defined(__aarch64__)

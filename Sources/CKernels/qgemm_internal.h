@@ -102,7 +102,7 @@ extern const ck_qgemm_kernels ckq_avx2_4x16c2;
 #endif
 #if defined(__aarch64__)
 extern const ck_qgemm_kernels ckq_neondot_6x16c4;
-extern const ck_qgemm_kernels ckq_neon_2x32c2;
+extern const ck_qgemm_kernels ckq_neon_4x16c2;
 #endif
 extern const ck_qgemm_kernels ckq_scalar_4x8;
 

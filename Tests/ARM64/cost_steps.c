@@ -50,7 +50,7 @@ static void add_gemm(size_t m, size_t n, size_t k, size_t times) {
     j.a = zalloc(m * lda);
     fill_u8(j.a, m * lda);
     int8_t *b = zalloc(n * k);
-    // Weights as the project's quantizers write them, in [−127, 127]: neon-2x32c2 runs a slower path
+    // Weights as the project's quantizers write them, in [−127, 127]: neon-4x16c2 runs a slower path
     // for a matrix holding −128.
     for (size_t i = 0; i < n * k; i++) b[i] = (int8_t)(next() % 255 - 127);
     j.packed = zalloc(set->packed_size(n, k));

@@ -44,7 +44,7 @@ static int8_t rnd_b(int extreme) { return extreme ? (rnd() & 1 ? 127 : -128) : (
 static void make_problem(problem *p, size_t m, size_t n, size_t k, ck_qgemm_output output, size_t max_k_group) {
     int all_extreme = rnd() % 4 == 0; // a quarter of the problems: a = 255 (or 0), b = ±128/127 everywhere
     // Half the problems have B as the project's quantizers write it, in [−127, 127] (−128 becomes −127):
-    // sets may take a faster path for those (neon-2x32c2 sums two products in 16 bits), and a = 0 with
+    // sets may take a faster path for those (neon-4x16c2 sums two products in 16 bits), and a = 0 with
     // b = −127 is where that path's sums are largest.
     int no_min = p->no_min = rnd() % 2 == 0;
     uint8_t a_extreme = no_min && rnd() % 2 ? 0 : 255;

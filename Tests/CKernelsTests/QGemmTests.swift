@@ -28,7 +28,7 @@ final class QGemmTests: XCTestCase {
                         let lda = (k + 3) / 4 * 4 + 3, ldb = k + 1, ldc = n + 2
                         let a = (0..<m * lda).map { _ in UInt8.random(in: 0...255, using: &rng) }
                         // Half the problems with weights as the project's quantizers write them, in [−127, 127]:
-                        // neon-2x32c2 takes a faster path for those (two products summed in 16 bits).
+                        // neon-4x16c2 takes a faster path for those (two products summed in 16 bits).
                         let noMin = Bool.random(using: &rng)
                         let b = (0..<n * ldb).map { _ in Int8.random(in: (noMin ? -127 : -128)...127, using: &rng) }
                         let scale = (0..<n).map { _ in Float.random(in: 1e-5...1e-2, using: &rng) }
