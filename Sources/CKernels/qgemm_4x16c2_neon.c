@@ -19,11 +19,16 @@
 // are and broadcast each pair of k over a register in the loop: per 16 k and row one load, one eor and 8 dups, for
 // every 32-column panel again. Here A is flipped and spread once per 4 rows and block of 16 panels (a tbl per group
 // of 4 k), so the loop only loads it: per group of 4 k, one ld1 of the 4 rows' A, one ld1 of the panel's B (4
-// registers each), 16 × (smull, smlal2, sadalp); 50 instructions per 256 multiply-accumulates, 0.195 per MAC plus
-// the loop's subs and branch per 2 groups (the replaced loop: 0.226). 16 accumulators, 4 A, 4 B and 8 products
-// fill the 32 registers; 6 rows would need 24 accumulators and leave 2 registers for products. As in
-// neondot-6x16c4, the sums start at −offset and wait in memory between blocks of k, and whole u8 rows with ReLU go
-// through ckq_relu_u8x16_neon.
+// registers each), 16 × (smull, smlal2, sadalp); 50 instructions per 256 multiply-accumulates, plus the loop's
+// subs and branch per 4 groups: 0.197 per MAC (the replaced loop: 0.226; the multiplies and sadalps alone: 0.1875).
+// 16 accumulators, 4 A, 4 B and 8 products fill the 32 registers; 6 rows would need 24 accumulators, leave 2
+// registers for products and load as much per MAC (A two rows at a time). As in neondot-6x16c4, the sums start at
+// −offset and wait in memory between blocks of k, and whole u8 rows with ReLU go through ckq_relu_u8x16_neon.
+//
+// Measured as guest instructions under qemu-user -cpu cortex-a72 (not time on a board): SegFormer-b0's int8 GEMMs at
+// 256² (Tests/ARM64/cost.sh, gemm step) 171.5 M per pass with neon-2x32c2, 150.0 M with this set; whole inferences
+// (Tests/ARM64/inference_cost.sh) the b0 247.6 → 228.4 M, the demo MTLSegFormer 640.5 → 575.2 M (two groups per
+// pass of the loop: 579.3 M).
 //
 // The loop is inline assembly: written with intrinsics, clang spilled the accumulators of such tiles inside the
 // loop (neon-2x32c2's measurements: 215.0 M instructions with intrinsics against 182.8 M in assembly for the same
@@ -242,16 +247,17 @@ TARGET INLINE void gemm_output(int paired, size_t m, size_t n, size_t k, const u
             for (size_t pnl = pb; pnl < pe; pnl++) {
                 const size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
                 // k = 0: no product ran; the sums are their start.
-                int32_t(*tile_sums)[NR] = kq ? sums[pnl - pb] : start[pnl - pb];
+                int32_t(*ts)[NR] = kq ? sums[pnl - pb] : start[pnl - pb];
                 const ckq_panel_params *pp = &last;
                 if (nvalid == NR) {
                     ckq_panel_params_init(&params, ep, j0, NR, NR); // pointers only
                     pp = &params;
                 }
                 char *ct = c + (i0 * ldc + j0) * esize;
-                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, tile_sums, pp, ep, 1, 1, output, ct, ldc * esize);
-                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, tile_sums, pp, ep, 1, 0, output, ct, ldc * esize);
-                else ckq_store_tile_neon(MR, mvalid, nvalid, tile_sums, pp, ep, 0, 0, output, ct, ldc * esize);
+                const size_t ldcb = ldc * esize;
+                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 1, output, ct, ldcb);
+                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 0, output, ct, ldcb);
+                else ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 0, 0, output, ct, ldcb);
             }
         }
     }

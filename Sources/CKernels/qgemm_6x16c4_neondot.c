@@ -155,9 +155,11 @@ TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, s
                     pp = &params;
                 }
                 char *ct = c + (i0 * ldc + j0) * esize;
-                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 1, output, ct, ldc * esize);
-                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, sums[pnl - pb], pp, ep, 1, 0, output, ct, ldc * esize);
-                else ckq_store_tile_neon(MR, mvalid, nvalid, sums[pnl - pb], pp, ep, 0, 0, output, ct, ldc * esize);
+                int32_t(*ts)[NR] = sums[pnl - pb];
+                const size_t ldcb = ldc * esize;
+                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 1, output, ct, ldcb);
+                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 0, output, ct, ldcb);
+                else ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 0, 0, output, ct, ldcb);
             }
         }
     }

@@ -131,7 +131,8 @@ TARGET INLINE void ckq_store4_neon(int32x4_t acc, const ckq_epi_neon *e, int q, 
 /// ckq_store16_u8_neon's bytes with the zero point added after the narrowing: the clamped and rounded values lie in
 /// [−zp, 255 − zp], so their low bytes plus zp, modulo 256, are the outputs (one add of 16 bytes instead of four of
 /// 4 lanes before the narrowing). `zp16` is the zero point in every byte.
-TARGET INLINE void ckq_store16_u8_zp_after_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16, uint8_t *c) {
+TARGET INLINE void ckq_store16_u8_zp_after_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16,
+                                                uint8_t *c) {
     uint16x8_t half[2];
     for (int h = 0; h < 2; h++) {
         int32x4_t r[2];
@@ -150,20 +151,21 @@ TARGET INLINE void ckq_store16_u8_zp_after_neon(const int32x4_t acc[4], const ck
 }
 
 /// One row's 16 outputs, as `output` (and by_saturation, constants at each call) say.
-TARGET INLINE void ckq_store16_row_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16, int by_saturation,
-                           ck_qgemm_output output, char *c) {
+TARGET INLINE void ckq_store16_row_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16,
+                                        int by_saturation, ck_qgemm_output output, char *c) {
     if (output == CK_QGEMM_OUT_U8 && by_saturation) vst1q_u8((uint8_t *)c, ckq_relu_u8x16_neon(acc, e));
     else if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_zp_after_neon(acc, e, zp16, (uint8_t *)c);
     else ckq_store16_f32_neon(acc, e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)c);
 }
 
 /// The outputs of a tile of mr rows × 16 columns from its sums, which started at −offset (the epilogue's
-/// acc − offset is done; the kernels that start them at 0 use ckq_store16_u8_neon and its kin). `relu` is a constant at each call (ep->relu, tested once per tile): read from
-/// the epilogue at every group of 4 outputs it cost a test and branch there. So is `by_saturation`
-/// (ckq_relu_by_saturation: whole rows of u8 outputs take ckq_relu_u8x16_neon).
-TARGET INLINE void ckq_store_tile_neon(size_t mr, size_t mvalid, size_t nvalid, int32_t (*sums)[16], const ckq_panel_params *p,
-                              const ck_qgemm_epilogue *ep, int relu, int by_saturation, ck_qgemm_output output, char *c,
-                              size_t ldc_bytes) {
+/// acc − offset is done; the kernels that start them at 0 use ckq_store16_u8_neon and its kin). `relu` is a
+/// constant at each call (ep->relu, tested once per tile): read from the epilogue at every group of 4 outputs it
+/// cost a test and branch there. So is `by_saturation` (ckq_relu_by_saturation: whole rows of u8 outputs take
+/// ckq_relu_u8x16_neon).
+TARGET INLINE void ckq_store_tile_neon(size_t mr, size_t mvalid, size_t nvalid, int32_t (*sums)[16],
+                                       const ckq_panel_params *p, const ck_qgemm_epilogue *ep, int relu,
+                                       int by_saturation, ck_qgemm_output output, char *c, size_t ldc_bytes) {
     const size_t esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
     ckq_epi_neon e;
     ckq_epi_neon_load(&e, p, ep);
