@@ -4,6 +4,8 @@ import Glibc
 /// (Thread lives in the full Foundation, which links ICU's data into the binary.)
 public final class SystemThread {
     private var block: (() -> Void)?
+    /// Posted by the new thread once it has its name (start() waits for it).
+    private var named: UnsafeMutablePointer<sem_t>?
     /// The name the thread gives itself (shown by top -H, ps -L, gdb); at most 15 bytes are kept.
     public var name: String?
 
@@ -25,19 +27,31 @@ public final class SystemThread {
         self.block = block
     }
 
+    /// Starts the thread and returns once it has named itself, so that whoever lists the process's threads
+    /// right after (`top -H`, a test) sees it under its name, not under the process's (which a new thread
+    /// inherits): a loaded machine may run the new thread only milliseconds later.
     public func start() {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let status = pthread_create(&thread, nil, { context in
-            let this = Unmanaged<SystemThread>.fromOpaque(context!).takeRetainedValue()
-            if let name = this.name { SystemThread.setName(name) }
-            let block = this.block
-            this.block = nil
-            block?()
-            return nil
-        }, context)
-        precondition(status == 0, "pthread_create failed: \(String(cString: strerror(status)))")
-        pthread_detach(thread)
+        var named = sem_t()
+        sem_init(&named, 0, 0)
+        defer { sem_destroy(&named) }
+        withUnsafeMutablePointer(to: &named) { named in
+            self.named = named
+            let context = Unmanaged.passRetained(self).toOpaque()
+            var thread = pthread_t()
+            let status = pthread_create(&thread, nil, { context in
+                let this = Unmanaged<SystemThread>.fromOpaque(context!).takeRetainedValue()
+                if let name = this.name { SystemThread.setName(name) }
+                let block = this.block, named = this.named
+                this.block = nil
+                this.named = nil
+                if let named { sem_post(named) } // after this, start() returns and destroys it
+                block?()
+                return nil
+            }, context)
+            precondition(status == 0, "pthread_create failed: \(String(cString: strerror(status)))")
+            pthread_detach(thread)
+            while sem_wait(named) != 0 && errno == EINTR {}
+        }
     }
 
     /// Names the calling thread. Glibc's module leaves out pthread_setname_np (a GNU extension);
