@@ -2,10 +2,13 @@
 # Installs the arm64 package with apt in a Debian 12 (bookworm) arm64 chroot, run under qemu-user, and
 # runs it from the installed files: `mtlseg --help`, `mtlsegd --help` (the link), `mtlseg infer` on
 # calibration/examples/field.png with the packaged demo model under qemu's default CPU (`max`: the
-# dot-product kernels) and QEMU_CPU=cortex-a72 (none), and `mtlseg bench --iterations 3`. The masks are
-# compared with x86's, made by an x86 mtlseg of the same tree with MTLSEG_KERNELS=scalar (the portable
-# C that AArch64's kernels follow) on the same model: they must be equal pixel for pixel; how many
-# logits differ, and by how much, is printed.
+# dot-product kernels) and QEMU_CPU=cortex-a72 (none), each also with MTLSEG_KERNELS=scalar, and
+# `mtlseg bench --iterations 3`. The masks are compared with x86's, made by an x86 mtlseg of the same
+# tree with MTLSEG_KERNELS=scalar (the portable C that AArch64's kernels follow) on the same model: with
+# MTLSEG_KERNELS=scalar on AArch64 too they must be equal pixel for pixel; with AArch64's own kernels a
+# model with wide decoder inputs (the demo) runs those products at 16 bits where x86's portable C runs
+# them in fp32 (README, Platforms), so there the logits must agree within 0.05 (compare_logits.sh's
+# bound) and the masks in 99.9 % of their pixels. How many logits differ, and by how much, is printed.
 #
 #   sudo Tests/ARM64/deb_install.sh [ARM64_DEB [AMD64_DEB]]
 #       (default dist/mtlseg_0.1.0_arm64.deb and dist/mtlseg_0.1.0_amd64.deb, whose binary is the x86
@@ -75,9 +78,13 @@ model=/var/lib/mtlseg/model.safetensors
 status=0
 for cpu in max cortex-a72; do
   if [ "$cpu" = max ]; then unset QEMU_CPU; else export QEMU_CPU="$cpu"; fi
-  log "QEMU_CPU=$cpu: mtlseg infer"
-  in_target mkdir -p "/tmp/out-$cpu"
-  in_target mtlseg infer --model "$model" --image /tmp/field.png --out "/tmp/out-$cpu" --logits "/tmp/out-$cpu/logits.npy" >&2
+  for kernels in best scalar; do
+    log "QEMU_CPU=$cpu: mtlseg infer ($kernels kernels)"
+    in_target mkdir -p "/tmp/out-$cpu-$kernels"
+    choice=(); [ "$kernels" = scalar ] && choice=(MTLSEG_KERNELS=scalar)
+    in_target /usr/bin/env "${choice[@]}" mtlseg infer --model "$model" --image /tmp/field.png \
+      --out "/tmp/out-$cpu-$kernels" --logits "/tmp/out-$cpu-$kernels/logits.npy" >&2
+  done
 done
 unset QEMU_CPU
 log "mtlseg bench --iterations 3"
@@ -91,11 +98,13 @@ mkdir -p "$work/x86"
 MTLSEG_KERNELS=scalar "$x86_bin" infer --model "$work/arm64$model" --image "$root/calibration/examples/field.png" \
   --out "$work/x86" --logits "$work/x86/logits.npy" >&2
 for cpu in max cortex-a72; do
-  if "$PYTHON" - "$work/x86" "$target/tmp/out-$cpu" <<'PY'
+  for kernels in scalar best; do
+    if "$PYTHON" - "$work/x86" "$target/tmp/out-$cpu-$kernels" "$kernels" <<'PY'
 import pathlib, sys
 import numpy as np
 from PIL import Image
 x86, arm = map(pathlib.Path, sys.argv[1:3])
+exact = sys.argv[3] == "scalar"  # the portable C on both sides: the same masks; else bounded (see the header)
 names = sorted(p.name for p in x86.iterdir())
 bad = []
 for name in names:
@@ -106,14 +115,17 @@ for name in names:
         pa, pb = (np.asarray(Image.open(p).convert("RGBA")) for p in (a, b))
         differing = int((pa != pb).any(axis=-1).sum())
         print(f"  {name}: {differing} of {pa.shape[0] * pa.shape[1]} pixels differ")
-        if differing: bad.append(name)
+        if differing > (0 if exact else pa.shape[0] * pa.shape[1] // 1000): bad.append(name)
     else:
         la, lb = np.load(a), np.load(b)
-        print(f"  {name}: {int((la != lb).sum())} of {la.size} logits differ, by at most {float(np.abs(la - lb).max()):.3g}")
+        worst = float(np.abs(la - lb).max())
+        print(f"  {name}: {int((la != lb).sum())} of {la.size} logits differ, by at most {worst:.3g}")
+        if not exact and not worst <= 0.05: bad.append(name)
 sys.exit(1 if bad or not names else 0)
 PY
-  then log "QEMU_CPU=$cpu: masks and overlays equal to x86's"
-  else log "QEMU_CPU=$cpu: masks differ from x86's"; status=1
-  fi
+    then log "QEMU_CPU=$cpu, $kernels kernels: masks and logits as x86's portable C's (exact for scalar, bounded for best)"
+    else log "QEMU_CPU=$cpu, $kernels kernels: differs from x86's beyond the bound"; status=1
+    fi
+  done
 done
 exit "$status"
