@@ -45,7 +45,7 @@
 #define TARGET
 #define INLINE static inline __attribute__((always_inline))
 
-enum { MR = 4, NR = 16, NB = 16, KC = 1024 };
+enum { MR = 4, NR = 16, NB = 16, KC = 1024 }; // NB: panels per block; KC: k per packed copy of A
 
 /// Bytes before the panels: an int32 at 0 says whether B holds −128 (then the single-product loop runs); 64 keeps
 /// the panels 64-byte aligned.
@@ -212,68 +212,10 @@ TARGET INLINE void product(int paired, const uint8_t *a, const int8_t *b, size_t
 #undef CKQ_ROWS_PAIRED
 #undef CKQ_LOADS
 
-/// The driver: per block of NB panels and MR rows, A is flipped and spread KC values of k at a time, and every panel
-/// of the block multiplies that copy; the sums wait in `sums` until k is done (KC bounds the copy on the stack).
-TARGET INLINE void gemm_output(int paired, size_t m, size_t n, size_t k, const uint8_t *a, size_t lda,
-                               const int8_t *packed, const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c,
-                               size_t ldc) {
-    const size_t kq = ckq_round_up(k, 4) / 4, esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
-    const size_t npanels = (n + NR - 1) / NR;
-    uint8_t apack[MR * KC * 4] __attribute__((aligned(16)));
-    int32_t sums[NB][MR][NR] __attribute__((aligned(16)));
-    // The sums of every panel start at −offset (the epilogue's acc − offset, wrapping like the sums do).
-    int32_t start[NB][MR][NR] __attribute__((aligned(16)));
-    ckq_panel_params params, last;
-    if (npanels) ckq_panel_params_init(&last, ep, (npanels - 1) * NR, n - (npanels - 1) * NR, NR);
-    const int saturating = output == CK_QGEMM_OUT_U8 && ckq_relu_by_saturation(ep);
-    for (size_t pb = 0; pb < npanels; pb += NB) {
-        const size_t pe = pb + NB < npanels ? pb + NB : npanels;
-        for (size_t pnl = pb; pnl < pe; pnl++) {
-            const int32_t *offset = n - pnl * NR < NR ? last.offset : ep->offset + pnl * NR;
-            for (size_t q = 0; q < 4; q++) {
-                const int32x4_t v = vnegq_s32(vld1q_s32(offset + 4 * q));
-                for (size_t r = 0; r < MR; r++) vst1q_s32(start[pnl - pb][r] + 4 * q, v);
-            }
-        }
-        for (size_t i0 = 0; i0 < m; i0 += MR) {
-            const size_t mvalid = m - i0 < MR ? m - i0 : MR;
-            for (size_t g0 = 0; g0 < kq; g0 += KC / 4) {
-                const size_t gc = kq - g0 < KC / 4 ? kq - g0 : KC / 4;
-                pack_a(mvalid, g0, gc, a + i0 * lda, lda, apack);
-                for (size_t pnl = pb; pnl < pe; pnl++)
-                    product(paired, apack, packed + (pnl * kq + g0) * NR * 4, gc,
-                            (const int32_t(*)[NR])(g0 ? sums[pnl - pb] : start[pnl - pb]), sums[pnl - pb]);
-            }
-            for (size_t pnl = pb; pnl < pe; pnl++) {
-                const size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
-                // k = 0: no product ran; the sums are their start.
-                int32_t(*ts)[NR] = kq ? sums[pnl - pb] : start[pnl - pb];
-                const ckq_panel_params *pp = &last;
-                if (nvalid == NR) {
-                    ckq_panel_params_init(&params, ep, j0, NR, NR); // pointers only
-                    pp = &params;
-                }
-                char *ct = c + (i0 * ldc + j0) * esize;
-                const size_t ldcb = ldc * esize;
-                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 1, output, ct, ldcb);
-                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 0, output, ct, ldcb);
-                else ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 0, 0, output, ct, ldcb);
-            }
-        }
-    }
-}
+#define CKQ_A_BYTES 4 // pack_a writes each value of A four times
+#include "qgemm_driver_neon.h"
+#undef CKQ_A_BYTES
 
-/// One copy of the driver per output type and per loop (paired or single), each with no branch on either inside.
-TARGET INLINE void gemm_loop(int paired, size_t m, size_t n, size_t k, const uint8_t *a, size_t lda,
-                             const int8_t *panels, const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
-    switch (ep->output) {
-    case CK_QGEMM_OUT_F32: gemm_output(paired, m, n, k, a, lda, panels, ep, CK_QGEMM_OUT_F32, c, ldc); break;
-    case CK_QGEMM_OUT_F32_ACCUMULATE:
-        gemm_output(paired, m, n, k, a, lda, panels, ep, CK_QGEMM_OUT_F32_ACCUMULATE, c, ldc);
-        break;
-    case CK_QGEMM_OUT_U8: gemm_output(paired, m, n, k, a, lda, panels, ep, CK_QGEMM_OUT_U8, c, ldc); break;
-    }
-}
 TARGET static void gemm_paired(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const int8_t *panels,
                                const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
     gemm_loop(1, m, n, k, a, lda, panels, ep, c, ldc);

@@ -81,12 +81,14 @@ INLINE void pack_a(size_t mvalid, size_t g0, size_t gc, const uint8_t *a, size_t
     "ldp q4, q5, [%[a]], #32\n\t" CKQ_GROUP(0) CKQ_GROUP(1) CKQ_GROUP(2) CKQ_GROUP(3)
 
 /// sums[r][j] = from[r][j] + Σ over the packed groups of A'[r]·B[j] for one panel (`from`: `sums`, or −offset[j] in
-/// every row for the first values of k): `blocks` blocks of 16 k (two per pass of the loop), then `tail` single
-/// groups (pack_a's order; B advances 64 bytes a group). In assembly so that the loads advance their own pointers
+/// every row for the first values of k): the `groups` groups of 4 k as blocks of 16 k (two per pass of the loop),
+/// then the last groups % 4 one by one (pack_a's order; B advances 64 bytes a group). In assembly so that the loads advance their own pointers
 /// (the 4×16 intrinsics loop spent 8 instructions per 16 k on addresses and counters).
 /// Per 16 k: 3 ldp of A, 8 of B, 96 sdot, and a subs and a branch per 32 k.
-TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, size_t tail, const int32_t (*from)[NR],
-                           int32_t sums[MR][NR]) {
+TARGET INLINE void product(int variant, const uint8_t *a, const int8_t *b, size_t groups, const int32_t (*from)[NR],
+                           int32_t (*sums)[NR]) {
+    (void)variant; // one loop (sdot's 32-bit sums hold any s8 product)
+    size_t blocks = groups / 4, tail = groups % 4;
     __asm__ volatile(CKQ_SUMS(CKQ_ROW_PAIR)
                      "tbz %[n], #0, 5f\n\t" CKQ_BLOCK
                      "\n"
@@ -112,75 +114,15 @@ TARGET INLINE void product(const uint8_t *a, const int8_t *b, size_t blocks, siz
                        "v26", "v27", "v28", "v29", "v30", "v31");
 }
 
-/// The driver (this set's own, not qgemm_driver.h's, whose tiles read A themselves): per block of NB panels and MR
-/// rows, A is flipped and packed KC values of k at a time, and every panel of the block multiplies that copy; the
-/// sums wait in `sums` until k is done (KC bounds the copy on the stack, not k).
-TARGET INLINE void gemm_output(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const int8_t *packed,
-                               const ck_qgemm_epilogue *ep, ck_qgemm_output output, char *c, size_t ldc) {
-    const size_t kq = ckq_round_up(k, 4) / 4, esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
-    const size_t npanels = (n + NR - 1) / NR;
-    uint8_t apack[MR * KC] __attribute__((aligned(16)));
-    int32_t sums[NB][MR][NR] __attribute__((aligned(16)));
-    // The sums of every panel start at −offset (the epilogue's acc − offset, wrapping like sdot's sums): set once
-    // per block of panels, it saves a subtraction per 4 outputs and the offsets' loads per tile.
-    int32_t start[NB][MR][NR] __attribute__((aligned(16)));
-    ckq_panel_params params, last;
-    if (npanels) ckq_panel_params_init(&last, ep, (npanels - 1) * NR, n - (npanels - 1) * NR, NR);
-    const int saturating = output == CK_QGEMM_OUT_U8 && ckq_relu_by_saturation(ep);
-    for (size_t pb = 0; pb < npanels; pb += NB) {
-        const size_t pe = pb + NB < npanels ? pb + NB : npanels;
-        for (size_t pnl = pb; pnl < pe; pnl++) {
-            const int32_t *offset = n - pnl * NR < NR ? last.offset : ep->offset + pnl * NR;
-            for (size_t q = 0; q < 4; q++) {
-                const int32x4_t v = vnegq_s32(vld1q_s32(offset + 4 * q));
-                for (size_t r = 0; r < MR; r++) vst1q_s32(start[pnl - pb][r] + 4 * q, v);
-            }
-        }
-        for (size_t i0 = 0; i0 < m; i0 += MR) {
-            const size_t mvalid = m - i0 < MR ? m - i0 : MR;
-            for (size_t g0 = 0; g0 < kq || g0 == 0; g0 += KC / 4) {
-                const size_t gc = kq - g0 < KC / 4 ? kq - g0 : KC / 4;
-                pack_a(mvalid, g0, gc, a + i0 * lda, lda, apack);
-                for (size_t pnl = pb; pnl < pe; pnl++)
-                    product(apack, packed + (pnl * kq + g0) * NR * 4, gc / 4, gc % 4,
-                            (const int32_t(*)[NR])(g0 ? sums[pnl - pb] : start[pnl - pb]),
-                            sums[pnl - pb]);
-                if (kq == 0) break;
-            }
-            for (size_t pnl = pb; pnl < pe; pnl++) {
-                const size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
-                const ckq_panel_params *pp = &last;
-                if (nvalid == NR) {
-                    ckq_panel_params_init(&params, ep, j0, NR, NR); // pointers only
-                    pp = &params;
-                }
-                char *ct = c + (i0 * ldc + j0) * esize;
-                int32_t(*ts)[NR] = sums[pnl - pb];
-                const size_t ldcb = ldc * esize;
-                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 1, output, ct, ldcb);
-                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 0, output, ct, ldcb);
-                else ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 0, 0, output, ct, ldcb);
-            }
-        }
-    }
-}
-
-TARGET static void gemm(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
-                        const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
-    switch (ep->output) {
-    case CK_QGEMM_OUT_F32: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32, c, ldc); break;
-    case CK_QGEMM_OUT_F32_ACCUMULATE:
-        gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_F32_ACCUMULATE, c, ldc);
-        break;
-    case CK_QGEMM_OUT_U8: gemm_output(m, n, k, a, lda, packed_b, ep, CK_QGEMM_OUT_U8, c, ldc); break;
-    }
-}
+#define CKQ_A_BYTES 1
+#include "qgemm_driver_neon.h"
+#undef CKQ_A_BYTES
 
 // The set's entry: the few-columns product or the tiles.
 TARGET static void gemm_entry(size_t m, size_t n, size_t k, const uint8_t *a, size_t lda, const void *packed_b,
                               const ck_qgemm_epilogue *ep, void *c, size_t ldc) {
     if (n <= CKQ_FEW_NEON) ckq_few_neondot_gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
-    else gemm(m, n, k, a, lda, packed_b, ep, c, ldc);
+    else gemm_loop(0, m, n, k, a, lda, packed_b, ep, c, ldc);
 }
 
 const ck_qgemm_kernels ckq_neondot_6x16c4 = {
