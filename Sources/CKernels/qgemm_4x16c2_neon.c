@@ -56,23 +56,39 @@ enum { HEADER = 64 };
 // roundup(k, 4)·NR bytes.
 static size_t packed_size(size_t n, size_t k) { return HEADER + ckq_round_up(n, NR) * ckq_round_up(k, 4); }
 
+/// Whether one of the 4 bytes of w is −128 (0x80): w XOR 0x80808080 has a zero byte (the usual exact test).
+static inline uint32_t has_min_byte(uint32_t w) {
+    const uint32_t v = w ^ 0x80808080u;
+    return (v - 0x01010101u) & ~v & 0x80808080u;
+}
+
+/// Packs B; per 4 columns and group of 4 k, the columns' 4 bytes as words w0 … w3 (zero outside B), written as their
+/// low halves (k, k+1) then their high halves (k+2, k+3). Word by word, not byte by byte: the attention's keys and
+/// values are packed for every frame (1.3 M instructions per demo inference on cortex-a72 byte by byte).
 static void pack(const int8_t *b, size_t n, size_t k, size_t ldb, void *packed) {
-    int8_t *out = (int8_t *)packed + HEADER;
+    uint8_t *out = (uint8_t *)packed + HEADER;
     const size_t kpad = ckq_round_up(k, 4);
-    int32_t has_min = 0;
+    uint32_t has_min = 0;
     for (size_t j0 = 0; j0 < n; j0 += NR)
         for (size_t kk = 0; kk < kpad; kk += 4)
-            for (size_t q = 0; q < NR / 4; q++)
-                for (size_t t = 0; t < 2; t++)
-                    for (size_t jj = 0; jj < 4; jj++)
-                        for (size_t u = 0; u < 2; u++) {
-                            const size_t j = j0 + 4 * q + jj, kt = kk + 2 * t + u;
-                            const int8_t v = j < n && kt < k ? b[j * ldb + kt] : 0;
-                            has_min |= v == INT8_MIN;
-                            *out++ = v;
-                        }
+            for (size_t q = 0; q < NR / 4; q++, out += 16) {
+                uint64_t lo = 0, hi = 0;
+                for (size_t jj = 0; jj < 4; jj++) {
+                    const size_t j = j0 + 4 * q + jj;
+                    uint32_t w = 0;
+                    if (j < n && kk + 4 <= k) w = ckq_load_u32(b + j * ldb + kk);
+                    else if (j < n)
+                        for (size_t u = 0; kk + u < k; u++) w |= (uint32_t)(uint8_t)b[j * ldb + kk + u] << (8 * u);
+                    has_min |= has_min_byte(w);
+                    lo |= (uint64_t)(w & 0xFFFFu) << (16 * jj);
+                    hi |= (uint64_t)(w >> 16) << (16 * jj);
+                }
+                memcpy(out, &lo, 8); // little-endian: the pairs in the layout's byte order
+                memcpy(out + 8, &hi, 8);
+            }
+    const int32_t flag = has_min != 0;
     memset(packed, 0, HEADER);
-    memcpy(packed, &has_min, sizeof has_min);
+    memcpy(packed, &flag, sizeof flag);
 }
 
 #include "qgemm_store_neon.h"
