@@ -20,15 +20,15 @@
 // every 32-column panel again. Here A is flipped and spread once per 4 rows and block of 16 panels (a tbl per group
 // of 4 k), so the loop only loads it: per group of 4 k, one ld1 of the 4 rows' A, one ld1 of the panel's B (4
 // registers each), 16 × (smull, smlal2, sadalp); 50 instructions per 256 multiply-accumulates, plus the loop's
-// subs and branch per 4 groups: 0.197 per MAC (the replaced loop: 0.226; the multiplies and sadalps alone: 0.1875).
+// subs and branch per 8 groups: 0.196 per MAC (the replaced loop: 0.226; the multiplies and sadalps alone: 0.1875).
 // 16 accumulators, 4 A, 4 B and 8 products fill the 32 registers; 6 rows would need 24 accumulators, leave 2
 // registers for products and load as much per MAC (A two rows at a time). As in neondot-6x16c4, the sums start at
 // −offset and wait in memory between blocks of k, and whole u8 rows with ReLU go through ckq_relu_u8x16_neon.
 //
 // Measured as guest instructions under qemu-user -cpu cortex-a72 (not time on a board): SegFormer-b0's int8 GEMMs at
-// 256² (Tests/ARM64/cost.sh, gemm step) 171.5 M per pass with neon-2x32c2, 150.0 M with this set; whole inferences
-// (Tests/ARM64/inference_cost.sh) the b0 247.6 → 228.4 M, the demo MTLSegFormer 640.5 → 575.2 M (two groups per
-// pass of the loop: 579.3 M).
+// 256² (Tests/ARM64/cost.sh, gemm step) 171.5 M per pass with neon-2x32c2, 148.9 M with this set; whole
+// inferences (Tests/ARM64/inference_cost.sh) the b0 247.6 → 227.3 M, the demo MTLSegFormer 640.5 → 572.2 M (with
+// 2 groups per pass of the loop 579.3 M, with 4 575.2 M).
 //
 // The loop is inline assembly: written with intrinsics, clang spilled the accumulators of such tiles inside the
 // loop (neon-2x32c2's measurements: 215.0 M instructions with intrinsics against 182.8 M in assembly for the same
@@ -190,8 +190,8 @@ INLINE void pack_a(size_t mvalid, size_t g0, size_t gc, const uint8_t *a, size_t
     "st1 {v20.4s, v21.4s, v22.4s, v23.4s}, [%[s]], #64\n\t"                                                     \
     "st1 {v24.4s, v25.4s, v26.4s, v27.4s}, [%[s]], #64\n\t"                                                     \
     "st1 {v28.4s, v29.4s, v30.4s, v31.4s}, [%[s]]\n\t"
-/// sums = from + the products of `groups` groups of 4 k (four per pass of the loop: its subs and branch are 1 % of
-/// the instructions; per two groups, 2 %).
+/// sums = from + the products of `groups` groups of 4 k (eight per pass of the loop: its subs and branch are 0.5 %
+/// of the instructions; per four groups 1 %, per two 2 %).
 #define CKQ_PRODUCT_ASM(GROUP)                                                                                  \
     __asm__ volatile(CKQ_SUMS_LOAD                                                                              \
                      "tbz %[n], #0, 1f\n\t" GROUP                                                                \
@@ -200,12 +200,15 @@ INLINE void pack_a(size_t mvalid, size_t g0, size_t gc, const uint8_t *a, size_t
                      "tbz %[n], #1, 2f\n\t" GROUP GROUP                                                          \
                      "\n"                                                                                       \
                      "2:\n\t"                                                                                   \
-                     "lsr %[n], %[n], #2\n\t"                                                                   \
-                     "cbz %[n], 4f\n"                                                                           \
-                     "3:\n\t" GROUP GROUP GROUP GROUP                                                            \
+                     "tbz %[n], #2, 3f\n\t" GROUP GROUP GROUP GROUP                                              \
+                     "\n"                                                                                       \
+                     "3:\n\t"                                                                                   \
+                     "lsr %[n], %[n], #3\n\t"                                                                   \
+                     "cbz %[n], 5f\n"                                                                           \
+                     "4:\n\t" GROUP GROUP GROUP GROUP GROUP GROUP GROUP GROUP                                    \
                      "subs %[n], %[n], #1\n\t"                                                                  \
-                     "b.ne 3b\n"                                                                                \
-                     "4:\n\t" CKQ_SUMS_STORE                                                                     \
+                     "b.ne 4b\n"                                                                                \
+                     "5:\n\t" CKQ_SUMS_STORE                                                                     \
                      : [a] "+r"(a), [b] "+r"(b), [n] "+r"(groups), [from] "+r"(from), [s] "+r"(sums)            \
                      :                                                                                          \
                      : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",  \
