@@ -46,6 +46,7 @@
 #define INLINE static inline __attribute__((always_inline))
 
 enum { MR = 4, NR = 16, NB = 16, KC = 1024 }; // NB: panels per block; KC: k per packed copy of A
+_Static_assert(MR == 4, "pack_a and the loop's registers hold 4 rows");
 
 /// Bytes before the panels: an int32 at 0 says whether B holds −128 (then the single-product loop runs); 64 keeps
 /// the panels 64-byte aligned.
