@@ -82,8 +82,8 @@ INLINE void pack_a(size_t mvalid, size_t g0, size_t gc, const uint8_t *a, size_t
 
 /// sums[r][j] = from[r][j] + Σ over the packed groups of A'[r]·B[j] for one panel (`from`: `sums`, or −offset[j] in
 /// every row for the first values of k): the `groups` groups of 4 k as blocks of 16 k (two per pass of the loop),
-/// then the last groups % 4 one by one (pack_a's order; B advances 64 bytes a group). In assembly so that the loads advance their own pointers
-/// (the 4×16 intrinsics loop spent 8 instructions per 16 k on addresses and counters).
+/// then the last groups % 4 one by one (pack_a's order; B advances 64 bytes a group). In assembly so that the loads
+/// advance their own pointers (the 4×16 intrinsics loop spent 8 instructions per 16 k on addresses and counters).
 /// Per 16 k: 3 ldp of A, 8 of B, 96 sdot, and a subs and a branch per 32 k.
 TARGET INLINE void product(int variant, const uint8_t *a, const int8_t *b, size_t groups, const int32_t (*from)[NR],
                            int32_t (*sums)[NR]) {

@@ -31,10 +31,10 @@ public final class SystemThread {
     /// right after (`top -H`, a test) sees it under its name, not under the process's (which a new thread
     /// inherits): a loaded machine may run the new thread only milliseconds later.
     public func start() {
-        var named = sem_t()
-        sem_init(&named, 0, 0)
-        defer { sem_destroy(&named) }
-        withUnsafeMutablePointer(to: &named) { named in
+        var semaphore = sem_t()
+        withUnsafeMutablePointer(to: &semaphore) { named in // one address for the semaphore's whole life
+            sem_init(named, 0, 0)
+            defer { sem_destroy(named) }
             self.named = named
             let context = Unmanaged.passRetained(self).toOpaque()
             var thread = pthread_t()
