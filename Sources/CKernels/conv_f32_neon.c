@@ -42,11 +42,19 @@ static inline void store16(float *o, const float32x4_t acc[4], const float *bias
     acc[0][0] = a00, acc[0][1] = a01, acc[0][2] = a02, acc[0][3] = a03, acc[1][0] = a10, acc[1][1] = a11;              \
     acc[1][2] = a12, acc[1][3] = a13, acc[2][0] = a20, acc[2][1] = a21, acc[2][2] = a22, acc[2][3] = a23;              \
     acc[3][0] = a30, acc[3][1] = a31, acc[3][2] = a32, acc[3][3] = a33
-/// One tap (weights at wl, 16 floats) for the 4 pixels, pixel r's input being lane `lane` of x##r.
-#define CK_TAP(wl, x0, x1, x2, x3, lane)                                                                               \
+/// One tap for the 4 pixels, pixel r's input being lane `lane` of x##r; its weights are the 16 floats at wp, which
+/// then advances by `step` bytes: one ld1 post-indexed by a register (in assembly, into 4 registers that must be
+/// consecutive: clang made each tap's weights two ldp, and an add per tap for the address).
+#define CK_TAP(wp, step, x0, x1, x2, x3, lane) CK_TAP_IN(wp, step, x0, x1, x2, x3, lane, "v24", "v25", "v26", "v27")
+/// CK_TAP with the weights in v28–v31: taps alternate between the two sets, so that the next tap's load need not
+/// wait for (or clang copy away) the last weights of this one.
+#define CK_TAP2(wp, step, x0, x1, x2, x3, lane) CK_TAP_IN(wp, step, x0, x1, x2, x3, lane, "v28", "v29", "v30", "v31")
+#define CK_TAP_IN(wp, step, x0, x1, x2, x3, lane, R0, R1, R2, R3)                                                      \
     {                                                                                                                  \
-        const float32x4_t w0 = vld1q_f32(wl), w1 = vld1q_f32((wl) + 4), w2 = vld1q_f32((wl) + 8),                      \
-                          w3 = vld1q_f32((wl) + 12);                                                                   \
+        register float32x4_t w0 __asm__(R0), w1 __asm__(R1), w2 __asm__(R2), w3 __asm__(R3);                           \
+        __asm__("ld1 {" R0 ".4s, " R1 ".4s, " R2 ".4s, " R3 ".4s}, [%[p]], %[s]"                                       \
+                : "=w"(w0), "=w"(w1), "=w"(w2), "=w"(w3), [p] "+r"(wp)                                                 \
+                : [s] "r"(step), "m"(*(const float(*)[16])(wp)));                                                      \
         a00 = vfmaq_laneq_f32(a00, w0, x0, lane), a01 = vfmaq_laneq_f32(a01, w1, x0, lane);                            \
         a02 = vfmaq_laneq_f32(a02, w2, x0, lane), a03 = vfmaq_laneq_f32(a03, w3, x0, lane);                            \
         a10 = vfmaq_laneq_f32(a10, w0, x1, lane), a11 = vfmaq_laneq_f32(a11, w1, x1, lane);                            \
@@ -62,13 +70,14 @@ static inline void store16(float *o, const float32x4_t acc[4], const float *bias
 static __attribute__((noinline)) void run_by_4(float32x4_t acc[R][4], const float *x, size_t pstep, const float *w,
                                                size_t run) {
     CK_ACC_LOAD;
-    for (size_t t = 0; t < run; t += 4, x += 4, w += 4 * CK_CONV_NR) {
+    const size_t step = CK_CONV_NR * sizeof(float);
+    for (size_t t = 0; t < run; t += 4, x += 4) {
         const float32x4_t x0 = vld1q_f32(x), x1 = vld1q_f32(x + pstep), x2 = vld1q_f32(x + 2 * pstep),
                           x3 = vld1q_f32(x + 3 * pstep);
-        CK_TAP(w, x0, x1, x2, x3, 0)
-        CK_TAP(w + CK_CONV_NR, x0, x1, x2, x3, 1)
-        CK_TAP(w + 2 * CK_CONV_NR, x0, x1, x2, x3, 2)
-        CK_TAP(w + 3 * CK_CONV_NR, x0, x1, x2, x3, 3)
+        CK_TAP(w, step, x0, x1, x2, x3, 0)
+        CK_TAP2(w, step, x0, x1, x2, x3, 1)
+        CK_TAP(w, step, x0, x1, x2, x3, 2)
+        CK_TAP2(w, step, x0, x1, x2, x3, 3)
     }
     CK_ACC_STORE;
 }
@@ -80,20 +89,25 @@ static __attribute__((noinline)) void run_by_4(float32x4_t acc[R][4], const floa
 static __attribute__((noinline)) void seven_stride4(float32x4_t acc[R][4], const float *x, size_t channels,
                                                     size_t channel_stride, const float *w, size_t wstep) {
     CK_ACC_LOAD;
-    for (size_t c = 0; c < channels; c++, x += channel_stride, w += CK_CONV_NR) {
+    const size_t step = wstep * sizeof(float);
+    for (size_t c = 0; c < channels; c++, x += channel_stride) {
         const float32x4_t v0 = vld1q_f32(x), v1 = vld1q_f32(x + 4), v2 = vld1q_f32(x + 8), v3 = vld1q_f32(x + 12),
                           v4 = vld1q_f32(x + 16);
-        CK_TAP(w, v0, v1, v2, v3, 0)
-        CK_TAP(w + wstep, v0, v1, v2, v3, 1)
-        CK_TAP(w + 2 * wstep, v0, v1, v2, v3, 2)
-        CK_TAP(w + 3 * wstep, v0, v1, v2, v3, 3)
-        CK_TAP(w + 4 * wstep, v1, v2, v3, v4, 0)
-        CK_TAP(w + 5 * wstep, v1, v2, v3, v4, 1)
-        CK_TAP(w + 6 * wstep, v1, v2, v3, v4, 2)
+        const float *wt = w; // tap t's weights at w + t·wstep
+        CK_TAP(wt, step, v0, v1, v2, v3, 0)
+        CK_TAP2(wt, step, v0, v1, v2, v3, 1)
+        CK_TAP(wt, step, v0, v1, v2, v3, 2)
+        CK_TAP2(wt, step, v0, v1, v2, v3, 3)
+        CK_TAP(wt, step, v1, v2, v3, v4, 0)
+        CK_TAP2(wt, step, v1, v2, v3, v4, 1)
+        CK_TAP(wt, step, v1, v2, v3, v4, 2)
+        w += CK_CONV_NR;
     }
     CK_ACC_STORE;
 }
 #undef CK_TAP
+#undef CK_TAP2
+#undef CK_TAP_IN
 #undef CK_ACC_LOAD
 #undef CK_ACC_STORE
 
