@@ -16,28 +16,23 @@
 #include "ck_math_neon.h"
 #include "ckernels_q8.h"
 
-/// The 4 channels at k of one pixel: band + Σ_i (w0_i·a_i + w1_i·b_i) + bias, ReLU, quantized.
-static inline __attribute__((always_inline)) int32x4_t pixel4(const float *o, size_t map_count, const float *const *a,
-                                                              const float *const *b, const float32x4_t *w0,
-                                                              const float32x4_t *w1, const float *bias, size_t k,
-                                                              float32x4_t scale, int32x4_t zp) {
+/// The 4 channels at k of one pixel: ReLU(band + Σ_i (w0_i·a_i + w1_i·b_i) + bias).
+static inline __attribute__((always_inline)) float32x4_t pixel4(const float *o, size_t map_count, const float *const *a,
+                                                                const float *const *b, const float32x4_t *w0,
+                                                                const float32x4_t *w1, const float *bias, size_t k) {
     float32x4_t v = vld1q_f32(o + k);
     for (size_t i = 0; i < map_count; i++)
         v = vaddq_f32(v, vfmaq_f32(vmulq_f32(w1[i], vld1q_f32(b[i] + k)), w0[i], vld1q_f32(a[i] + k)));
     v = vaddq_f32(v, vld1q_f32(bias + k));
-    v = vmaxnmq_f32(v, vdupq_n_f32(0.0f)); // v > 0 ? v : 0 (NaN and −0 give +0 there and here)
-    // ck_quantize_s32_neon without its NaN mask: after the ReLU no lane is NaN (v·inv_scale with v ≥ 0 or +∞ and
-    // inv_scale a grid's, positive and finite).
-    return vqaddq_s32(vcvtnq_s32_f32(vmulq_f32(v, scale)), zp);
+    return vmaxnmq_f32(v, vdupq_n_f32(0.0f)); // v > 0 ? v : 0 (NaN and −0 give +0 there and here)
 }
 
 /// pixel's 16-channel step for 3 maps, in assembly: clang, given the 7 loads of 16 floats per step, hoisted them
 /// all, spilled, and addressed every map's row by k (two ldp and an add per 16 floats); here each is one ld1 post-
 /// indexed and the maps' weights are lanes 0–2 of two registers (fmul/fmla by element), 69 instructions per 16
 /// channels where clang's took 92. Operation for operation pixel4's: per map the product w1·b rounded and w0·a fused
-/// onto it, added to the sum, the maps in order; + bias, fmaxnm with +0 (the ReLU), ·inv_scale, fcvtns; then the
-/// bytes as quantize16 in gate_concat_u8_neon.c makes them (narrowed to int16 with saturation, + zp with saturation,
-/// to 0–255 with saturation: the clamp of value + zp exactly, as a value saturated at 32767 stays past 255).
+/// onto it, added to the sum, the maps in order; + bias, fmaxnm with +0 (the ReLU), then ck_quantize_u8x16_neon's
+/// steps but its fmaxnm with −zp (after the ReLU no value is below 0, none NaN).
 #define CK_DECODER_MAP3(PA, PB, LANE)                                                                           \
     "ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [%[" PA "]], #64\n\t"                                                     \
     "ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [%[" PB "]], #64\n\t"                                                 \
@@ -104,22 +99,19 @@ static inline __attribute__((always_inline)) void pixel(const float *o, size_t m
                                                         int32_t zero_point, uint8_t *q) {
     float32x4_t w0[CK_DECODER_MAPS_MAX], w1[CK_DECODER_MAPS_MAX];
     for (size_t i = 0; i < map_count; i++) w0[i] = vdupq_n_f32(w0s[i]), w1[i] = vdupq_n_f32(w1s[i]);
-    const float32x4_t scale = vdupq_n_f32(inv_scale);
-    const int32x4_t zp = vdupq_n_s32(zero_point);
+    const ck_u8_grid_neon grid = ck_u8_grid_neon_make(inv_scale, zero_point);
     size_t k = 0;
     if (map_count == 3) {
         const float32x4_t w0l = {w0s[0], w0s[1], w0s[2], 0.0f}, w1l = {w1s[0], w1s[1], w1s[2], 0.0f};
-        const int16x8_t zp16 = vdupq_n_s16((int16_t)zero_point);
         const float *po = o, *a0 = a[0], *b0 = b[0], *a1 = a[1], *b1 = b[1], *a2 = a[2], *b2 = b[2], *pbias = bias;
         uint8_t *pq = q;
-        for (; k + 16 <= channels; k += 16) pixel3_step16(&po, &a0, &b0, &a1, &b1, &a2, &b2, &pbias, &pq, w0l, w1l, scale, zp16);
+        for (; k + 16 <= channels; k += 16) pixel3_step16(&po, &a0, &b0, &a1, &b1, &a2, &b2, &pbias, &pq, w0l, w1l, grid.inv, grid.zp);
     }
     for (; k + 16 <= channels; k += 16) {
-        const int32x4_t r0 = pixel4(o, map_count, a, b, w0, w1, bias, k, scale, zp);
-        const int32x4_t r1 = pixel4(o, map_count, a, b, w0, w1, bias, k + 4, scale, zp);
-        const int32x4_t r2 = pixel4(o, map_count, a, b, w0, w1, bias, k + 8, scale, zp);
-        const int32x4_t r3 = pixel4(o, map_count, a, b, w0, w1, bias, k + 12, scale, zp);
-        vst1q_u8(q + k, ck_pack_u8x16_neon(r0, r1, r2, r3));
+        vst1q_u8(q + k, ck_quantize_u8x16_neon(pixel4(o, map_count, a, b, w0, w1, bias, k),
+                                               pixel4(o, map_count, a, b, w0, w1, bias, k + 4),
+                                               pixel4(o, map_count, a, b, w0, w1, bias, k + 8),
+                                               pixel4(o, map_count, a, b, w0, w1, bias, k + 12), grid));
     }
 #pragma clang loop vectorize(disable) // the last few: a vectorised tail costs more per row than it saves
     for (; k < channels; k++) {
@@ -134,6 +126,11 @@ void ck_decoder_sum_quantize_u8_neon(float *band, size_t map_count, const float 
                                      const size_t *widths, size_t channels, size_t out_height, size_t out_width,
                                      size_t first_row, size_t row_count, const float *bias, float inv_scale,
                                      int32_t zero_point, uint8_t *out, size_t ldo, float *scratch) {
+    if (!ck_u8_zero_point_neon(zero_point)) { // no u8 grid's (ck_quantize_u8x16_neon)
+        ck_decoder_sum_quantize_u8_portable(band, map_count, maps, heights, widths, channels, out_height, out_width, first_row,
+                                            row_count, bias, inv_scale, zero_point, out, ldo, scratch);
+        return;
+    }
     const size_t end_row = first_row + row_count < out_height ? first_row + row_count : out_height;
     for (size_t y = first_row; y < end_row; y++) {
         // Each map's two source rows blended vertically for this output row.

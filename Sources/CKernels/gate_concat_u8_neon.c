@@ -6,7 +6,8 @@
 //     share the weights), filled 16 lanes at a time, both dot products (each lane still takes its products in the
 //     portable order). The lanes are halved as the portable sum_lanes.
 //   - exp is ck_math.h's own, scalar, once per pixel and gate (built here with contraction off, as there).
-//   - The bytes: quantize16 is ck_quantize_u8 (it says why).
+//   - The bytes: ck_quantize_u8x16_neon (ck_math_neon.h); zero points outside 0–255 (no u8 grid's) go to the
+//     portable version.
 // (The pragmas come first: they must cover ck_math.h's exp too.)
 #pragma clang fp contract(off)
 #pragma STDC FP_CONTRACT OFF
@@ -87,20 +88,9 @@ static inline float sum_lanes(const float32x4_t acc[16]) {
     return vpadds_f32(l2);
 }
 
-/// x·inv rounded to nearest even as int32 lanes, NaN and everything below −zp as −zp: ck_quantize_u8's lower clamp
-/// moved before the rounding (the same, as −zp is an integer); fmaxnm turns a NaN into −zp, so into byte 0 as
-/// there, in one instruction where ck_quantize_s32_neon's mask takes two. fcvtns saturates what is past int32.
-static inline int32x4_t round4(float32x4_t x, float32x4_t inv, float32x4_t lo) {
-    return vcvtnq_s32_f32(vmaxnmq_f32(vmulq_f32(x, inv), lo));
-}
-
-/// ck_quantize_u8 of 16 values: round4, narrowed to int16 with saturation, + zp with saturation, narrowed to bytes
-/// with saturation. Exact: what saturates at ±32767 lies far outside 0 … 255 − zp and stays there after the add;
-/// everything else is the integer sum, and the last narrow is the clamp to 0 … 255.
-static inline uint8x16_t quantize16(float32x4x4_t x, float32x4_t inv, float32x4_t lo, int16x8_t zp) {
-    const int16x8_t a = vcombine_s16(vqmovn_s32(round4(x.val[0], inv, lo)), vqmovn_s32(round4(x.val[1], inv, lo)));
-    const int16x8_t b = vcombine_s16(vqmovn_s32(round4(x.val[2], inv, lo)), vqmovn_s32(round4(x.val[3], inv, lo)));
-    return vcombine_u8(vqmovun_s16(vqaddq_s16(a, zp)), vqmovun_s16(vqaddq_s16(b, zp)));
+/// ck_quantize_u8 of 16 values (ck_math_neon.h).
+static inline uint8x16_t quantize16(float32x4x4_t x, ck_u8_grid_neon grid) {
+    return ck_quantize_u8x16_neon(x.val[0], x.val[1], x.val[2], x.val[3], grid);
 }
 
 /// Row `q` of the output: q(own) then q(Σ_g a_g·others_g), each `channels` bytes. (`gates` is a constant where
@@ -108,13 +98,12 @@ static inline uint8x16_t quantize16(float32x4x4_t x, float32x4_t inv, float32x4_
 static inline __attribute__((always_inline)) void store_pixel(uint8_t *q, const float *f, const float *const *others, size_t row,
                                                                size_t channels, size_t gates, const float *a, float inv_scale,
                                                                int32_t zero_point) {
-    const float32x4_t inv = vdupq_n_f32(inv_scale), lo = vdupq_n_f32((float)-zero_point);
-    const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
+    const ck_u8_grid_neon grid = ck_u8_grid_neon_make(inv_scale, zero_point);
     const float *o0 = others[0] + row;
     const float a0 = a[0];
     size_t c = 0;
     for (; c + 16 <= channels; c += 16) {
-        vst1q_u8(q + c, quantize16(vld1q_f32_x4(f + c), inv, lo, zp));
+        vst1q_u8(q + c, quantize16(vld1q_f32_x4(f + c), grid));
         // The first product is not added to +0 (as in the portable version).
         float32x4x4_t cross = vld1q_f32_x4(o0 + c);
         for (int k = 0; k < 4; k++) cross.val[k] = vmulq_n_f32(cross.val[k], a0);
@@ -122,7 +111,7 @@ static inline __attribute__((always_inline)) void store_pixel(uint8_t *q, const 
             const float32x4x4_t o = vld1q_f32_x4(others[g] + row + c);
             for (int k = 0; k < 4; k++) cross.val[k] = vaddq_f32(cross.val[k], vmulq_n_f32(o.val[k], a[g]));
         }
-        vst1q_u8(q + channels + c, quantize16(cross, inv, lo, zp));
+        vst1q_u8(q + channels + c, quantize16(cross, grid));
     }
 #pragma clang loop vectorize(disable) // the last few channels, as the portable version computes each
     for (; c < channels; c++) {
@@ -150,6 +139,11 @@ void ck_gate_concat_u8_neon(const float *own, const float *const *others, size_t
                             const float *bias, float inv_scale, int32_t zero_point, uint8_t *out, size_t ldo,
                             float *scratch) {
     _Static_assert(CK_GATE_CHUNK >= 2, "scratch holds two pixels' gate values");
+    if (!ck_u8_zero_point_neon(zero_point)) {
+        ck_gate_concat_u8_portable(own, others, ld, pixels, channels, gates, self_weights, other_weights, bias, inv_scale,
+                                   zero_point, out, ldo, scratch);
+        return;
+    }
     float *ax = scratch, *ay = scratch + gates; // two pixels' gate values
     // Pairs of pixels; an odd last one is paired with itself.
     for (size_t p = 0; p < pixels; p += 2) {

@@ -9,7 +9,8 @@
 // from +0). The code below takes that order, so the mean and the inverse deviation come out the
 // same to the last bit; the per-channel step is (x − mean)·inv, then one fused multiply-add with
 // γ and β (clang contracts `…·γ + β`), then ck_quantize_u8. What changes is the work around it:
-// no aliasing checks per row, and the quantization in 5 instructions per 4 values instead of 10.
+// no aliasing checks per row, and the quantization in 5 instructions per 4 values instead of 10
+// (ck_quantize_u8x16_neon; zero points outside 0–255, no u8 grid's, go to the portable version).
 // Should a future clang order the portable sums differently, the double sums could differ in
 // their last bit, which reaches the float mean or inverse only at a float rounding boundary;
 // ops_check --check under qemu would say so.
@@ -103,8 +104,11 @@ static inline float32x4_t normalize4(const float *x, const float *gamma, const f
 
 void ck_layer_norm_quantize_u8_neon(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                                     const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point) {
-    const float32x4_t scale = vdupq_n_f32(inv_scale);
-    const int32x4_t zp = vdupq_n_s32(zero_point);
+    if (!ck_u8_zero_point_neon(zero_point)) {
+        ck_layer_norm_quantize_u8_portable(in, out, ldo, rows, channels, gamma, beta, eps, inv_scale, zero_point);
+        return;
+    }
+    const ck_u8_grid_neon grid = ck_u8_grid_neon_make(inv_scale, zero_point);
     for (size_t r = 0; r < rows; r++) {
         const float *x = in + r * channels;
         uint8_t *q = out + r * ldo;
@@ -113,11 +117,10 @@ void ck_layer_norm_quantize_u8_neon(const float *in, uint8_t *out, size_t ldo, s
         const float32x4_t m = vdupq_n_f32(mean), s = vdupq_n_f32(inv);
         size_t c = 0;
         for (; c + 16 <= channels; c += 16) {
-            const int32x4_t a = ck_quantize_s32_neon(normalize4(x + c, gamma + c, beta + c, m, s), scale, zp);
-            const int32x4_t b = ck_quantize_s32_neon(normalize4(x + c + 4, gamma + c + 4, beta + c + 4, m, s), scale, zp);
-            const int32x4_t d = ck_quantize_s32_neon(normalize4(x + c + 8, gamma + c + 8, beta + c + 8, m, s), scale, zp);
-            const int32x4_t e = ck_quantize_s32_neon(normalize4(x + c + 12, gamma + c + 12, beta + c + 12, m, s), scale, zp);
-            vst1q_u8(q + c, ck_pack_u8x16_neon(a, b, d, e));
+            vst1q_u8(q + c, ck_quantize_u8x16_neon(normalize4(x + c, gamma + c, beta + c, m, s),
+                                                   normalize4(x + c + 4, gamma + c + 4, beta + c + 4, m, s),
+                                                   normalize4(x + c + 8, gamma + c + 8, beta + c + 8, m, s),
+                                                   normalize4(x + c + 12, gamma + c + 12, beta + c + 12, m, s), grid));
         }
 #pragma clang loop vectorize(disable) // the last few: a vectorised tail costs more per row than it saves
         for (; c < channels; c++) q[c] = ck_quantize_u8((x[c] - mean) * inv * gamma[c] + beta[c], inv_scale, zero_point);

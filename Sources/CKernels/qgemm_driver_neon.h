@@ -3,7 +3,9 @@
 // neon-4x16c2 spread: CKQ_A_BYTES bytes per value), and every panel of the block multiplies that copy. The sums
 // start at −offset (the epilogue's acc − offset, wrapping as the products' sums do: set once per block of panels,
 // it saves a subtraction per 4 outputs and the offsets' loads per tile) and wait in `sums` until k is done (KC
-// bounds the copy on the stack, not k); ckq_store_tile_neon writes the tile.
+// bounds the copy on the stack, not k); ckq_store_tile_neon writes the tile, with the epilogue's constants made
+// once per product (ckq_epi_neon_grid) and the panel's scales and biases read by two ld1 (made per tile, they cost
+// the demo MTLSegFormer on cortex-a72 … M instructions per inference).
 //
 // The including file defines MR, NR (16), NB, KC, CKQ_A_BYTES, TARGET and INLINE, includes qgemm_store_neon.h, and
 // defines
@@ -25,9 +27,10 @@ TARGET INLINE void gemm_output(int variant, size_t m, size_t n, size_t k, const 
     uint8_t apack[MR * KC * CKQ_A_BYTES] __attribute__((aligned(16)));
     int32_t sums[NB][MR][NR] __attribute__((aligned(16)));
     int32_t start[NB][MR][NR] __attribute__((aligned(16)));
-    ckq_panel_params params, last;
+    ckq_panel_params last; // the last panel's columns, zero-padded where n ends inside it
     if (npanels) ckq_panel_params_init(&last, ep, (npanels - 1) * NR, n - (npanels - 1) * NR, NR);
     const int saturating = output == CK_QGEMM_OUT_U8 && ckq_relu_by_saturation(ep);
+    const ckq_epi_neon grid = ckq_epi_neon_grid(ep);
     for (size_t pb = 0; pb < npanels; pb += NB) {
         const size_t pe = pb + NB < npanels ? pb + NB : npanels;
         for (size_t pnl = pb; pnl < pe; pnl++) {
@@ -51,16 +54,13 @@ TARGET INLINE void gemm_output(int variant, size_t m, size_t n, size_t k, const 
             for (size_t pnl = pb; pnl < pe; pnl++) {
                 const size_t j0 = pnl * NR, nvalid = n - j0 < NR ? n - j0 : NR;
                 int32_t(*ts)[NR] = sums[pnl - pb];
-                const ckq_panel_params *pp = &last;
-                if (nvalid == NR) {
-                    ckq_panel_params_init(&params, ep, j0, NR, NR); // pointers only
-                    pp = &params;
-                }
+                const float *scale = last.scale, *bias = last.bias;
+                if (nvalid == NR) scale = ep->scale + j0, bias = ep->bias ? ep->bias + j0 : ckq_zeros;
                 char *ct = c + (i0 * ldc + j0) * esize;
                 const size_t ldcb = ldc * esize;
-                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 1, output, ct, ldcb);
-                else if (ep->relu) ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 1, 0, output, ct, ldcb);
-                else ckq_store_tile_neon(MR, mvalid, nvalid, ts, pp, ep, 0, 0, output, ct, ldcb);
+                if (saturating) ckq_store_tile_neon(MR, mvalid, nvalid, ts, scale, bias, &grid, 1, 1, output, ct, ldcb);
+                else if (grid.relu) ckq_store_tile_neon(MR, mvalid, nvalid, ts, scale, bias, &grid, 1, 0, output, ct, ldcb);
+                else ckq_store_tile_neon(MR, mvalid, nvalid, ts, scale, bias, &grid, 0, 0, output, ct, ldcb);
             }
         }
     }

@@ -1,19 +1,21 @@
 // The exact epilogue for the AArch64 sets (qgemm_*_neon*.c). fmaxnm is maxps's twin here:
 // max(v, 0) gives +0 for −0 and 0 for NaN, like the scalar definition; fcvtns rounds to nearest
 // even like lrintf in the default mode.
-// The panel's parameters are loaded into registers once per tile (ckq_epi_neon): read through
-// pointers at each store they were loaded again for every row, since a store to C may alias
-// them. Ragged stores go lane by lane: a memcpy of a variable length was a libc call per 4
-// outputs (about 640,000 calls per SegFormer-b0 inference). Included by the kernel file after
+// The product's constants (ckq_epi_neon_grid) are made once per product and the panel's scales and
+// biases loaded once per tile (two ld1): read through pointers at each store they were loaded again
+// for every row, since a store to C may alias them, and made again for every tile they took about a
+// quarter of a tile's epilogue (see qgemm_driver_neon.h). The sums arrive as acc − offset (the
+// drivers start them at −offset). Ragged stores go lane by lane: a memcpy of a variable length was a
+// libc call per 4 outputs (about 640,000 calls per SegFormer-b0 inference). Included by the kernel file after
 // TARGET and INLINE are defined. Deliberately without an include guard.
 
-/// One tile's epilogue parameters, 16 columns (4 groups of 4).
+/// One tile's epilogue parameters, 16 columns (4 groups of 4): the product's constants, then the panel's.
 typedef struct {
-    int32x4_t offset[4];
-    float32x4_t scale[4], bias[4];
     float32x4_t inv, lo, hi;
     int32x4_t zp;
     uint16x8_t zp16;
+    uint8x16_t zp8;
+    float32x4_t scale[4], bias[4];
     int relu;
     int relu_by_saturation; // ReLU'd u8 outputs go through ckq_relu_u8x16_neon
 } ckq_epi_neon;
@@ -23,30 +25,24 @@ TARGET INLINE int ckq_relu_by_saturation(const ck_qgemm_epilogue *ep) {
     return ep->relu && ep->out_zero_point >= 0 && ep->out_zero_point <= 255 && ep->out_scale_inv > 0.0f;
 }
 
-/// The parameters of the panel's columns first … first + 15.
-TARGET INLINE void ckq_epi_neon_load_at(ckq_epi_neon *e, const ckq_panel_params *p, const ck_qgemm_epilogue *ep,
-                                        size_t first) {
-    for (int q = 0; q < 4; q++) {
-        e->offset[q] = vld1q_s32(p->offset + first + 4 * q);
-        e->scale[q] = vld1q_f32(p->scale + first + 4 * q);
-        e->bias[q] = vld1q_f32(p->bias + first + 4 * q);
-    }
-    e->inv = vdupq_n_f32(ep->out_scale_inv);
-    e->lo = vdupq_n_f32((float)(-ep->out_zero_point));
-    e->hi = vdupq_n_f32((float)(255 - ep->out_zero_point));
-    e->zp = vdupq_n_s32(ep->out_zero_point);
-    e->zp16 = vdupq_n_u16((uint16_t)ep->out_zero_point);
-    e->relu = ep->relu;
-    e->relu_by_saturation = ckq_relu_by_saturation(ep);
-}
-
-TARGET INLINE void ckq_epi_neon_load(ckq_epi_neon *e, const ckq_panel_params *p, const ck_qgemm_epilogue *ep) {
-    ckq_epi_neon_load_at(e, p, ep, 0);
+/// The product's constants: everything but the columns' scales and biases.
+TARGET INLINE ckq_epi_neon ckq_epi_neon_grid(const ck_qgemm_epilogue *ep) {
+    ckq_epi_neon e;
+    e.inv = vdupq_n_f32(ep->out_scale_inv);
+    e.lo = vdupq_n_f32((float)(-ep->out_zero_point));
+    e.hi = vdupq_n_f32((float)(255 - ep->out_zero_point));
+    e.zp = vdupq_n_s32(ep->out_zero_point);
+    e.zp16 = vdupq_n_u16((uint16_t)ep->out_zero_point);
+    e.zp8 = vdupq_n_u8((uint8_t)ep->out_zero_point);
+    e.relu = ep->relu;
+    e.relu_by_saturation = ckq_relu_by_saturation(ep);
+    for (int q = 0; q < 4; q++) e.scale[q] = e.bias[q] = vdupq_n_f32(0.0f);
+    return e;
 }
 
 /// Columns 4q … 4q+3 of one row as u8 values in int32 lanes (0–255): ckq_store4_neon's arithmetic.
 TARGET INLINE int32x4_t ckq_quantize4_neon(int32x4_t acc, const ckq_epi_neon *e, int q) {
-    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, e->offset[q])), e->scale[q]);
+    float32x4_t t = vmulq_f32(vcvtq_f32_s32(acc), e->scale[q]);
     float32x4_t v = vaddq_f32(t, e->bias[q]);
     if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
     float32x4_t w = vmulq_f32(v, e->inv);
@@ -62,7 +58,7 @@ TARGET INLINE int32x4_t ckq_quantize4_neon(int32x4_t acc, const ckq_epi_neon *e,
 TARGET INLINE uint8x16_t ckq_relu_u8x16_neon(const int32x4_t acc[4], const ckq_epi_neon *e) {
     int32x4_t r[4];
     for (int q = 0; q < 4; q++) {
-        float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[q], e->offset[q])), e->scale[q]);
+        float32x4_t t = vmulq_f32(vcvtq_f32_s32(acc[q]), e->scale[q]);
         r[q] = vcvtnq_s32_f32(vmulq_f32(vaddq_f32(t, e->bias[q]), e->inv)); // round to nearest even
     }
     const uint16x8_t lo = vqaddq_u16(vcombine_u16(vqmovun_s32(r[0]), vqmovun_s32(r[1])), e->zp16);
@@ -70,25 +66,11 @@ TARGET INLINE uint8x16_t ckq_relu_u8x16_neon(const int32x4_t acc[4], const ckq_e
     return vcombine_u8(vqmovn_u16(lo), vqmovn_u16(hi));
 }
 
-/// All 16 columns of one row into u8: the four groups narrowed together and stored with one 16-byte
-/// store (per group on its own: two narrows, a store and the checks of `valid`, 5 instructions more).
-TARGET INLINE void ckq_store16_u8_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8_t *c) {
-    if (e->relu_by_saturation) {
-        vst1q_u8(c, ckq_relu_u8x16_neon(acc, e));
-        return;
-    }
-    const uint16x8_t lo = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[0], e, 0))),
-                                       vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[1], e, 1))));
-    const uint16x8_t hi = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[2], e, 2))),
-                                       vmovn_u32(vreinterpretq_u32_s32(ckq_quantize4_neon(acc[3], e, 3))));
-    vst1q_u8(c, vcombine_u8(vmovn_u16(lo), vmovn_u16(hi)));
-}
-
 /// All 16 columns of one row into floats (written, or added to what is there): ckq_store4_neon's
 /// arithmetic without its checks of `valid`.
 TARGET INLINE void ckq_store16_f32_neon(const int32x4_t acc[4], const ckq_epi_neon *e, int accumulate, float *c) {
     for (int q = 0; q < 4; q++) {
-        float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[q], e->offset[q])), e->scale[q]);
+        float32x4_t t = vmulq_f32(vcvtq_f32_s32(acc[q]), e->scale[q]);
         float32x4_t v = vaddq_f32(t, e->bias[q]);
         if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
         if (accumulate) v = vaddq_f32(vld1q_f32(c + 4 * q), v);
@@ -113,7 +95,7 @@ TARGET INLINE void ckq_store4_neon(int32x4_t acc, const ckq_epi_neon *e, int q, 
         }
         return;
     }
-    float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc, e->offset[q])), e->scale[q]);
+    float32x4_t t = vmulq_f32(vcvtq_f32_s32(acc), e->scale[q]);
     float32x4_t v = vaddq_f32(t, e->bias[q]);
     if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
     float *cf = c;
@@ -128,17 +110,16 @@ TARGET INLINE void ckq_store4_neon(int32x4_t acc, const ckq_epi_neon *e, int q, 
     }
 }
 
-/// ckq_store16_u8_neon's bytes with the zero point added after the narrowing: the clamped and rounded values lie in
-/// [−zp, 255 − zp], so their low bytes plus zp, modulo 256, are the outputs (one add of 16 bytes instead of four of
-/// 4 lanes before the narrowing). `zp16` is the zero point in every byte.
-TARGET INLINE void ckq_store16_u8_zp_after_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16,
-                                                uint8_t *c) {
+/// All 16 columns of one row into u8: ckq_quantize4_neon's bytes with the zero point added after the narrowing: the
+/// clamped and rounded values lie in [−zp, 255 − zp], so their low bytes plus zp, modulo 256, are the outputs (one
+/// add of 16 bytes instead of four of 4 lanes before the narrowing).
+TARGET INLINE void ckq_store16_u8_zp_after_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8_t *c) {
     uint16x8_t half[2];
     for (int h = 0; h < 2; h++) {
         int32x4_t r[2];
         for (int i = 0; i < 2; i++) {
             const int q = 2 * h + i;
-            float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[q], e->offset[q])), e->scale[q]);
+            float32x4_t t = vmulq_f32(vcvtq_f32_s32(acc[q]), e->scale[q]);
             float32x4_t v = vaddq_f32(t, e->bias[q]);
             if (e->relu) v = vmaxnmq_f32(v, vdupq_n_f32(0.0f));
             float32x4_t w = vmulq_f32(v, e->inv);
@@ -147,37 +128,36 @@ TARGET INLINE void ckq_store16_u8_zp_after_neon(const int32x4_t acc[4], const ck
         }
         half[h] = vuzp1q_u16(vreinterpretq_u16_s32(r[0]), vreinterpretq_u16_s32(r[1]));
     }
-    vst1q_u8(c, vaddq_u8(vuzp1q_u8(vreinterpretq_u8_u16(half[0]), vreinterpretq_u8_u16(half[1])), zp16));
+    vst1q_u8(c, vaddq_u8(vuzp1q_u8(vreinterpretq_u8_u16(half[0]), vreinterpretq_u8_u16(half[1])), e->zp8));
 }
 
 /// One row's 16 outputs, as `output` (and by_saturation, constants at each call) say.
-TARGET INLINE void ckq_store16_row_neon(const int32x4_t acc[4], const ckq_epi_neon *e, uint8x16_t zp16,
-                                        int by_saturation, ck_qgemm_output output, char *c) {
+TARGET INLINE void ckq_store16_row_neon(const int32x4_t acc[4], const ckq_epi_neon *e, int by_saturation,
+                                        ck_qgemm_output output, char *c) {
     if (output == CK_QGEMM_OUT_U8 && by_saturation) vst1q_u8((uint8_t *)c, ckq_relu_u8x16_neon(acc, e));
-    else if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_zp_after_neon(acc, e, zp16, (uint8_t *)c);
+    else if (output == CK_QGEMM_OUT_U8) ckq_store16_u8_zp_after_neon(acc, e, (uint8_t *)c);
     else ckq_store16_f32_neon(acc, e, output == CK_QGEMM_OUT_F32_ACCUMULATE, (float *)c);
 }
 
 /// The outputs of a tile of mr rows × 16 columns from its sums, which started at −offset (the epilogue's
-/// acc − offset is done; the kernels that start them at 0 use ckq_store16_u8_neon and its kin). `relu` is a
-/// constant at each call (ep->relu, tested once per tile): read from the epilogue at every group of 4 outputs it
-/// cost a test and branch there. So is `by_saturation` (ckq_relu_by_saturation: whole rows of u8 outputs take
-/// ckq_relu_u8x16_neon).
-TARGET INLINE void ckq_store_tile_neon(size_t mr, size_t mvalid, size_t nvalid, int32_t (*sums)[16],
-                                       const ckq_panel_params *p, const ck_qgemm_epilogue *ep, int relu,
-                                       int by_saturation, ck_qgemm_output output, char *c, size_t ldc_bytes) {
+/// acc − offset is done): `grid` the product's constants (ckq_epi_neon_grid), `scale` and `bias` the panel's 16
+/// columns (zeros past n). `relu` is a constant at each call (ep->relu, tested once per tile): read from the
+/// epilogue at every group of 4 outputs it cost a test and branch there. So is `by_saturation`
+/// (ckq_relu_by_saturation: whole rows of u8 outputs take ckq_relu_u8x16_neon).
+TARGET INLINE void ckq_store_tile_neon(size_t mr, size_t mvalid, size_t nvalid, int32_t (*sums)[16], const float *scale,
+                                       const float *bias, const ckq_epi_neon *grid, int relu, int by_saturation,
+                                       ck_qgemm_output output, char *c, size_t ldc_bytes) {
     const size_t esize = output == CK_QGEMM_OUT_U8 ? 1 : 4;
-    ckq_epi_neon e;
-    ckq_epi_neon_load(&e, p, ep);
+    ckq_epi_neon e = *grid;
     e.relu = relu;
-    for (int q = 0; q < 4; q++) e.offset[q] = vdupq_n_s32(0); // the sums started at −offset: acc − offset already
-    const uint8x16_t zp16 = vdupq_n_u8((uint8_t)ep->out_zero_point);
+    const float32x4x4_t s = vld1q_f32_x4(scale), b = vld1q_f32_x4(bias);
+    for (int q = 0; q < 4; q++) e.scale[q] = s.val[q], e.bias[q] = b.val[q];
     if (mvalid == mr && nvalid >= 16) { // a whole tile: its rows unrolled, without the checks of each row
 #pragma clang loop unroll(full)
         for (size_t r = 0; r < mr; r++) {
             const int32x4x4_t row = vld1q_s32_x4(sums[r]); // one ld1 of 4 registers
             const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
-            ckq_store16_row_neon(acc, &e, zp16, by_saturation, output, c + r * ldc_bytes);
+            ckq_store16_row_neon(acc, &e, by_saturation, output, c + r * ldc_bytes);
         }
         return;
     }
@@ -186,7 +166,7 @@ TARGET INLINE void ckq_store_tile_neon(size_t mr, size_t mvalid, size_t nvalid, 
         const int32x4_t acc[4] = {row.val[0], row.val[1], row.val[2], row.val[3]};
         char *cr = c + r * ldc_bytes;
         if (nvalid >= 16) {
-            ckq_store16_row_neon(acc, &e, zp16, by_saturation, output, cr);
+            ckq_store16_row_neon(acc, &e, by_saturation, output, cr);
             continue;
         }
         for (int q = 0; q < 4; q++) {
