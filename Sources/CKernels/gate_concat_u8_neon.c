@@ -5,7 +5,7 @@
 //   - The dot products' 64 lanes are 16 q registers (lane l of acc[k] is lane 4k + l), two pixels at a time (they
 //     share the weights), filled 16 lanes at a time, both dot products (each lane still takes its products in the
 //     portable order). The lanes are halved as the portable sum_lanes.
-//   - exp is ck_math.h's own, scalar, once per pixel and gate (built here with contraction off, as there).
+//   - exp is ck_math.h's own, step for step on vectors (sigmoid4), both pixels' at once.
 //   - The bytes: ck_quantize_u8x16_neon (ck_math_neon.h); zero points outside 0–255 (no u8 grid's) go to the
 //     portable version.
 // (The pragmas come first: they must cover ck_math.h's exp too.)
@@ -40,12 +40,40 @@ typedef struct {
 static inline __attribute__((always_inline)) lane_group2 add_products2(lane_group2 a, size_t q, const float *x, const float *y,
                                                                         const float *w, size_t n) {
     size_t i = 16 * q;
-    for (; i + 16 <= n; i += 64) {
-        const float32x4x4_t wv = vld1q_f32_x4(w + i), xv = vld1q_f32_x4(x + i), yv = vld1q_f32_x4(y + i);
-        for (int k = 0; k < 4; k++) {
-            a.x[k] = vaddq_f32(a.x[k], vmulq_f32(xv.val[k], wv.val[k]));
-            a.y[k] = vaddq_f32(a.y[k], vmulq_f32(yv.val[k], wv.val[k]));
-        }
+    if (i + 16 <= n) { // the whole groups of 16: one pass each, i = 16q, 16q + 64, …
+        const size_t passes = (n - 16 - i) / 64 + 1, step = 64 * sizeof(float);
+        const float *wp = w + i, *xp = x + i, *yp = y + i;
+        size_t left = passes;
+        // In assembly: clang's loop addressed the three rows by i (an add each per pass) and counted i against n;
+        // here each row's 16 floats are one ld1 post-indexed by the 256-byte step, and the passes count down.
+        __asm__("1:\n\t"
+                "ld1 {v0.4s, v1.4s, v2.4s, v3.4s}, [%[w]], %[step]\n\t"
+                "ld1 {v4.4s, v5.4s, v6.4s, v7.4s}, [%[x]], %[step]\n\t"
+                "ld1 {v16.4s, v17.4s, v18.4s, v19.4s}, [%[y]], %[step]\n\t"
+                "fmul v4.4s, v4.4s, v0.4s\n\t"
+                "fmul v5.4s, v5.4s, v1.4s\n\t"
+                "fmul v6.4s, v6.4s, v2.4s\n\t"
+                "fmul v7.4s, v7.4s, v3.4s\n\t"
+                "fmul v16.4s, v16.4s, v0.4s\n\t"
+                "fmul v17.4s, v17.4s, v1.4s\n\t"
+                "fmul v18.4s, v18.4s, v2.4s\n\t"
+                "fmul v19.4s, v19.4s, v3.4s\n\t"
+                "fadd %[x0].4s, %[x0].4s, v4.4s\n\t"
+                "fadd %[x1].4s, %[x1].4s, v5.4s\n\t"
+                "fadd %[x2].4s, %[x2].4s, v6.4s\n\t"
+                "fadd %[x3].4s, %[x3].4s, v7.4s\n\t"
+                "fadd %[y0].4s, %[y0].4s, v16.4s\n\t"
+                "fadd %[y1].4s, %[y1].4s, v17.4s\n\t"
+                "fadd %[y2].4s, %[y2].4s, v18.4s\n\t"
+                "fadd %[y3].4s, %[y3].4s, v19.4s\n\t"
+                "subs %[left], %[left], #1\n\t"
+                "b.ne 1b"
+                : [x0] "+w"(a.x[0]), [x1] "+w"(a.x[1]), [x2] "+w"(a.x[2]), [x3] "+w"(a.x[3]), [y0] "+w"(a.y[0]),
+                  [y1] "+w"(a.y[1]), [y2] "+w"(a.y[2]), [y3] "+w"(a.y[3]), [w] "+r"(wp), [x] "+r"(xp), [y] "+r"(yp),
+                  [left] "+r"(left)
+                : [step] "r"(step)
+                : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19");
+        i += 64 * passes;
     }
     if (i < n) // the last, partial group of 16: n − i < 16
         for (size_t k = 0; k < 4 && 4 * k < n - i; k++) {
@@ -122,6 +150,29 @@ static inline __attribute__((always_inline)) void store_pixel(uint8_t *q, const 
     }
 }
 
+/// 1 / (1 + ck_expf(−s)) on 4 lanes: ck_expf's steps in its order, each a rounding of its own as there (built with
+/// contraction off: no fused multiply-add); its clamps as fmax/fmin (NaN passes both, as the comparisons let it),
+/// its rounding by adding and removing 1.5·2²³, (int32_t)n as fcvtzs. Both pixels' gates in one go: as two scalar
+/// calls the exps were a tenth of this kernel's instructions on cortex-a72 (their constants made again per call).
+static inline float32x4_t sigmoid4(float32x4_t s) {
+    const float32x4_t x = vminq_f32(vmaxq_f32(vnegq_f32(s), vdupq_n_f32(-87.0f)), vdupq_n_f32(88.0f));
+    const float32x4_t shifter = vdupq_n_f32(12582912.0f);
+    const float32x4_t n = vsubq_f32(vaddq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)), shifter), shifter);
+    const float32x4_t r = vsubq_f32(vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(0.693145751953125f))),
+                                    vmulq_f32(n, vdupq_n_f32(1.428606765330187045e-06f)));
+    float32x4_t p = vdupq_n_f32(1.0f / 5040.0f);
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f / 720.0f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f / 120.0f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f / 24.0f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f / 6.0f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(0.5f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
+    p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(1.0f));
+    const int32x4_t bits = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    return vdivq_f32(one, vaddq_f32(one, vmulq_f32(p, vreinterpretq_f32_s32(bits))));
+}
+
 /// a_g of pixels x and y (rows rx, ry) for every gate, into ax[g] and ay[g].
 static inline void gate_values2(const float *own, const float *const *others, size_t rx, size_t ry, size_t channels, size_t gates,
                                 const float *const *self_weights, const float *const *other_weights, const float *bias, float *ax,
@@ -129,8 +180,9 @@ static inline void gate_values2(const float *own, const float *const *others, si
     for (size_t g = 0; g < gates; g++) {
         float32x4_t sx[16], sy[16];
         dot_products2(sx, sy, own, others[g], rx, ry, self_weights[g], other_weights[g], channels);
-        ax[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sx) + bias[g])));
-        ay[g] = 1.0f / (1.0f + ck_expf(-(sum_lanes(sy) + bias[g])));
+        const float32x4_t a = sigmoid4(vsetq_lane_f32(sum_lanes(sy) + bias[g], vdupq_n_f32(sum_lanes(sx) + bias[g]), 1));
+        ax[g] = vgetq_lane_f32(a, 0);
+        ay[g] = vgetq_lane_f32(a, 1);
     }
 }
 
