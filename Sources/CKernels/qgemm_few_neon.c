@@ -104,8 +104,8 @@ DOT void ckq_few_neondot_gemm(size_t m, size_t n, size_t k, const uint8_t *a, si
 // smull multiplies the low 8 values, smlal2 adds the high 8's products into the same int16 lanes, sadalp adds
 // neighbouring lanes into the int32 sums: 3 instructions per 16 multiply-accumulates, exact because a product
 // (a − 128)·b lies in [−16256, 16256] when b ≥ −127, so two fit an int16 lane (as in qgemm_4x16c2_neon.c); B with
-// −128 takes a sadalp after each multiply. (B widened to int16 and 4 smlal per 16 products, as before: the demo's
-// two 2-class classifiers took 1.75 M instructions per inference on cortex-a72 in this loop, … M now.)
+// −128 takes a sadalp after each multiply. (With B widened to int16 and 4 smlal per 16 products, as before, the
+// demo's two 2-class classifiers took 2.36 M instructions per inference on cortex-a72, 1.77 M now.)
 
 enum { FEW_HEADER = 16 }; // an int32 at 0: whether B holds −128; 16 keeps the rows 16-byte aligned
 
