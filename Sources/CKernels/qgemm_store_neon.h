@@ -53,7 +53,7 @@ TARGET INLINE int32x4_t ckq_quantize4_neon(int32x4_t acc, const ckq_epi_neon *e,
 /// All 16 columns of one row into u8 where the epilogue has a ReLU (e->relu_by_saturation), the ReLU and both
 /// clamps done by saturating narrows: w = v·inv rounded (fcvtns), to 0–65535 (sqxtun), + zp, to 0–255 (uqxtn).
 /// With inv > 0 every v ≤ 0 (−0 included) gives w ≤ 0, which sqxtun makes 0, as ReLU's 0 does; a NaN's fcvtns is 0.
-/// The bytes of ckq_store16_u8_neon (clamp(round(max(v, 0)·inv) + zp, 0, 255)) in 7 instructions per 4 outputs
+/// The bytes of ckq_quantize4_neon (clamp(round(max(v, 0)·inv) + zp, 0, 255)) in 7 instructions per 4 outputs
 /// where that takes 9.
 TARGET INLINE uint8x16_t ckq_relu_u8x16_neon(const int32x4_t acc[4], const ckq_epi_neon *e) {
     int32x4_t r[4];
