@@ -131,9 +131,9 @@ static inline float32x4_t normalize4v(float32x4_t x, const float *gamma, const f
     return vfmaq_f32(vld1q_f32(beta), vmulq_f32(vsubq_f32(x, m), inv), vld1q_f32(gamma));
 }
 
-/// (x − mean)·inv·γ + β on 4 channels: the product, then one fused multiply-add.
+/// normalize4v of the 4 channels at x.
 static inline float32x4_t normalize4(const float *x, const float *gamma, const float *beta, float32x4_t m, float32x4_t inv) {
-    return vfmaq_f32(vld1q_f32(beta), vmulq_f32(vsubq_f32(vld1q_f32(x), m), inv), vld1q_f32(gamma));
+    return normalize4v(vld1q_f32(x), gamma, beta, m, inv);
 }
 
 void ck_layer_norm_quantize_u8_neon(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
