@@ -1,6 +1,6 @@
 #ifndef CK_MATH_NEON_H
 #define CK_MATH_NEON_H
-// ck_math.h's u8 quantization on 4 floats, for the AArch64 NEON kernels, rounding for rounding like
+// ck_math.h's u8 quantization on 16 floats, for the AArch64 NEON kernels, rounding for rounding like
 // the portable C does when clang compiles it for AArch64: clang contracts a·b + c inside one
 // expression into a fused multiply-add (-ffp-contract=on, its default), and AArch64 always has the
 // instruction. So every `a * b + c` of ck_math.h is one vfmaq/vfmsq in a NEON version, and every
@@ -10,16 +10,6 @@
 // on (or the reverse).
 #include <arm_neon.h>
 #include <stdint.h>
-
-/// ck_quantize_u8 on 4 values, as uint32 lanes (0–255): the product is rounded before the
-/// round-to-even shift (it is a function argument there, so never contracted).
-static inline uint32x4_t ck_quantize_u8_neon(float32x4_t x, float inv_scale, float zero_point) {
-    const float32x4_t shifter = vdupq_n_f32(12582912.0f);
-    float32x4_t v = vsubq_f32(vaddq_f32(vmulq_f32(x, vdupq_n_f32(inv_scale)), shifter), shifter);
-    v = vaddq_f32(v, vdupq_n_f32(zero_point));
-    v = vminq_f32(vmaxq_f32(v, vdupq_n_f32(0.0f)), vdupq_n_f32(255.0f));
-    return vcvtq_u32_f32(v);
-}
 
 /// A u8 grid for ck_quantize_u8x16_neon: 1/scale, the zero point's negation as floats (the lower clamp) and the
 /// zero point as int16 lanes. Only for zero points 0–255, a u8 grid's (ck_u8_zero_point_neon): the kernels using
@@ -36,8 +26,8 @@ static inline ck_u8_grid_neon ck_u8_grid_neon_make(float inv_scale, int32_t zero
     return g;
 }
 
-/// ck_quantize_u8 of 16 values (a, b, c, d: 4 each), in 20 instructions where the step-for-step copy above takes 10 per
-/// 4 and clamps and masks in 32 bits took 26: x·inv rounded, fmaxnm with −zp (ck_quantize_u8's lower clamp moved
+/// ck_quantize_u8 of 16 values (a, b, c, d: 4 each), in 20 instructions where its steps one by one take 40 and
+/// clamps and masks in 32 bits took 26: x·inv rounded, fmaxnm with −zp (ck_quantize_u8's lower clamp moved
 /// before the rounding, the same as −zp is an integer; it also turns a NaN into −zp, so into byte 0 as there), fcvtns
 /// (round half to even as the 1.5·2²³ trick wherever that trick is exact, |x·inv| < 2²², and saturating far outside the
 /// bytes elsewhere), narrowed to int16 with saturation, + zp with saturation, narrowed to 0–255 with saturation: the
@@ -51,12 +41,6 @@ static inline uint8x16_t ck_quantize_u8x16_neon(float32x4_t a, float32x4_t b, fl
     const int16x8_t lo = vqaddq_s16(vcombine_s16(vqmovn_s32(qa), vqmovn_s32(qb)), g.zp);
     const int16x8_t hi = vqaddq_s16(vcombine_s16(vqmovn_s32(qc), vqmovn_s32(qd)), g.zp);
     return vcombine_u8(vqmovun_s16(lo), vqmovun_s16(hi));
-}
-
-/// Four lanes of 0–255 from each of a..d, as 16 bytes.
-static inline uint8x16_t ck_narrow_u8x16_neon(uint32x4_t a, uint32x4_t b, uint32x4_t c, uint32x4_t d) {
-    const uint16x8_t lo = vcombine_u16(vmovn_u32(a), vmovn_u32(b)), hi = vcombine_u16(vmovn_u32(c), vmovn_u32(d));
-    return vcombine_u8(vmovn_u16(lo), vmovn_u16(hi));
 }
 
 #endif
