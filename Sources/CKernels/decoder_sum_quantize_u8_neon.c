@@ -166,11 +166,9 @@ void ck_decoder_sum_quantize_u8_neon(float *band, size_t map_count, const float 
             const float32x4_t v0 = vdupq_n_f32(w0), vy = vdupq_n_f32(wy);
             const size_t n = widths[i] * channels;
             size_t k = 0;
-            if (n >= 16) { // 16 floats a pass: blend16's
-                const float *p0 = r0, *p1 = r1;
-                float *pn = next;
-                for (; k + 16 <= n; k += 16) blend16(&p0, &p1, &pn, v0, vy);
-            }
+            const float *p0 = r0, *p1 = r1;
+            float *pn = next;
+            for (; k + 16 <= n; k += 16) blend16(&p0, &p1, &pn, v0, vy);
             for (; k + 8 <= n; k += 8) {
                 vst1q_f32(next + k, vfmaq_f32(vmulq_f32(vy, vld1q_f32(r1 + k)), v0, vld1q_f32(r0 + k)));
                 vst1q_f32(next + k + 4, vfmaq_f32(vmulq_f32(vy, vld1q_f32(r1 + k + 4)), v0, vld1q_f32(r0 + k + 4)));
