@@ -65,6 +65,16 @@ native() {
   for isa in scalar avx2; do # the narrower versions too, where the CPU runs wider ones
     MTLSEG_KERNELS=$isa "$build/ops_check" --check >/dev/null 2>&1 || { echo "ops_check failed with MTLSEG_KERNELS=$isa"; return 1; }
   done
+  benchmarks_build "$clang" -fuse-ld=lld
+}
+
+# The GEMM benchmarks compile (they are run by hand: timings are no test), so that they do not rot.
+benchmarks_build() {
+  local b
+  for b in qgemm_bench heads_bench; do
+    "$@" "${flags[@]}" "$src"/*.c "$root/Tests/CKernelsHarness/$b.c" -o "$build/$b" -lm -lpthread
+  done
+  echo "== benchmarks build: qgemm_bench heads_bench"
 }
 
 qemu() {
@@ -108,6 +118,7 @@ qemu() {
   for cpu in cortex-a76 cortex-a72 cortex-a53; do "${q[@]}" -cpu $cpu "$build/ops_check_arm" --check --only=neon; done
   # the dispatched (NEON) versions against the old code, on the model's shapes (a minute emulated)
   "${q[@]}" -cpu cortex-a53 "$build/ops_check_arm" --check >/dev/null
+  benchmarks_build "$clang" --target=aarch64-linux-gnu --gcc-install-dir="$gcc_cross" -fuse-ld=lld
 }
 
 failed=()
