@@ -48,7 +48,8 @@ rm -f "$root"/var/cache/apt/archives/*.deb
 cp -L "$root"/boot/vmlinuz-* "$work/vmlinuz"
 cp -L "$root"/boot/initrd.img-* "$work/initrd.img"
 size_mb=$(( $(du -sm "$root" | cut -f1) + 768 ))
-mkfs.ext4 -q -F -L mtlseg-root -d "$root" "$work/root.img" "${size_mb}M"
+# To stderr: stdout is the image's directory alone (mke2fs 1.47 says "Creating regular file" there even with -q).
+mkfs.ext4 -q -F -L mtlseg-root -d "$root" "$work/root.img" "${size_mb}M" >&2
 rm -rf "$root" "$work/debootstrap.log"
 rm -rf "$cache"/bookworm-*  # images of earlier recipes
 mv "$work" "$image"
