@@ -13,7 +13,11 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time the model's forward pass on a preprocessed input (as the peers are timed).",
-        discussion: "Prints median, p90 and min latency, executed GMAC/s and peak RSS; with --json the last line is one JSON object.")
+        discussion: """
+            Prints median, p90 and min latency, executed GMAC/s and peak RSS; with --json the last line is one JSON object. \
+            For an int8 model with task heads, also the heads' GMAC/s as a share of the cores' ceiling: the CPU's widest \
+            8-bit dot-product instruction issued back to back, which no int8 product can beat.
+            """)
 
     @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
     var model: String
@@ -84,6 +88,9 @@ struct BenchCommand: ParsableCommand {
         let rss = peakRSSMegabytes()
         let headsMedian = parts["heads"].map(Self.median)
         let headsGmacs = headsMedian.map { Double(cost.headsMACs) / 1e9 / ($0 / 1e3) }
+        // The int8 heads against what the cores they ran on can do at all (measured after the timed passes).
+        let ceiling = headsGmacs != nil && engine.precisionName.hasPrefix("int8") ? DotProductCeiling.measure() : nil
+        let cores = min(threads, ProcessInfo.processInfo.activeProcessorCount)
         print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), \(engine.precisionName))")
         print("input      \(input.width)x\(input.height), \(threads) thread\(threads == 1 ? "" : "s"), \(iterations) iterations")
         let cpuMedian = Self.median(cpuTimes)
@@ -92,7 +99,12 @@ struct BenchCommand: ParsableCommand {
         print("stages     " + partOrder.map { String(cFormat: "%@ %.2f", $0, Self.median(parts[$0]!)) }.joined(separator: ", ") + " (median ms)")
         print(String(cFormat: "compute    %.3f GMAC executed, %.1f GMAC/s at the median", Double(cost.executedMACs) / 1e9, gmacs))
         if let headsMedian, let headsGmacs {
-            print(String(cFormat: "heads      %.3f GMAC in %.2f ms, %.1f GMAC/s", Double(cost.headsMACs) / 1e9, headsMedian, headsGmacs))
+            print(String(cFormat: "heads      %.3f GMAC in %.2f ms, %.1f GMAC/s", Double(cost.headsMACs) / 1e9, headsMedian, headsGmacs)
+                + (ceiling.map {
+                    String(cFormat: " (%.0f %% of the ceiling of %d core%@, %.1f GMAC/s by %@ back to back)",
+                           100 * headsGmacs / ($0.gmacsPerCore * Double(cores)), cores, cores == 1 ? "" : "s",
+                           $0.gmacsPerCore * Double(cores), $0.instruction)
+                } ?? ""))
         }
         if let sizedMasks {
             print(String(cFormat: "logits     writing them adds %.2f ms (median of %d alternating passes: %.2f ms with, %.2f ms without)",
@@ -111,6 +123,7 @@ struct BenchCommand: ParsableCommand {
                 "stages_median_ms": Dictionary(uniqueKeysWithValues: partOrder.map { ($0, Self.median(parts[$0]!)) }),
                 "gmac_executed": Double(cost.executedMACs) / 1e9, "gmac_per_s": gmacs, "peak_rss_mb": rss,
                 "heads_gmac": Double(cost.headsMACs) / 1e9, "heads_gmac_per_s": headsGmacs ?? 0, "masks_only": masksOnly,
+                "dot_ceiling_gmac_per_s_per_core": ceiling?.gmacsPerCore ?? 0, "dot_ceiling_instruction": ceiling?.instruction ?? "",
                 "sized_masks": sizedMasks.map { timing -> [String: Any] in
                     ["logits_extra_ms": timing.logitsWith - timing.logitsWithout,
                      "sizes": timing.sizes.map { ["width": $0.width, "height": $0.height, "median_ms": $0.median, "p90_ms": $0.p90] }]
