@@ -89,7 +89,7 @@ struct BenchCommand: ParsableCommand {
         let headsMedian = parts["heads"].map(Self.median)
         let headsGmacs = headsMedian.map { Double(cost.headsMACs) / 1e9 / ($0 / 1e3) }
         // The int8 heads against what the cores they ran on can do at all (measured after the timed passes).
-        let ceiling = headsGmacs != nil && engine.precisionName.hasPrefix("int8") ? DotProductCeiling.measure() : nil
+        let ceiling = headsGmacs != nil && engine is Int8Engine ? DotProductCeiling.measure() : nil
         let cores = min(threads, ProcessInfo.processInfo.activeProcessorCount)
         print("model      \(model) (\(d.variant), \(d.tasks.count) task\(d.tasks.count == 1 ? "" : "s"), \(engine.precisionName))")
         print("input      \(input.width)x\(input.height), \(threads) thread\(threads == 1 ? "" : "s"), \(iterations) iterations")
