@@ -38,7 +38,8 @@ let package = Package(
         .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage", "MTLSegEssentials"]),
         // AF_UNIX stream sockets (the mask protocol and the metrics' HTTP both run on one).
         .target(name: "MTLSegSocket"),
-        .target(name: "MTLSegWire", dependencies: ["MTLSegSocket", "MTLSegEssentials"]),
+        // The protocol's specification and its Python client live beside the Swift code that speaks it.
+        .target(name: "MTLSegWire", dependencies: ["MTLSegSocket", "MTLSegEssentials"], exclude: ["PROTOCOL.md", "python"]),
         .target(name: "MTLSegDaemon", dependencies: [
             "MTLSegCore", "MTLSegImage", "MTLSegCapture", "MTLSegWire", "MTLSegSocket", "CSystemd", "MTLSegEssentials",
             .product(name: "TOMLKit", package: "TOMLKit"),

@@ -3,7 +3,7 @@
 The Swift engine must reproduce `MTLSegFormer.forward` numerically. The trunk
 is HF `transformers.SegformerModel` itself (so the trunk matches HF by
 construction); the shared all-MLP fusion reuses HF's per-stage `SegformerMLP`;
-the multi-task heads follow "Task heads" in the repository's ARCHITECTURE.md.
+the multi-task heads follow "Task heads" in the repository's Sources/ARCHITECTURE.md.
 
 Parameter names are the ones transformers >= 5 gives these modules
 (`segformer.stages.…`, `decode_head.linear_projections.…`) plus `mtl_head.…`.
@@ -176,7 +176,7 @@ class ConvBNReLU(nn.Module):
 
 
 class MTLHead(nn.Module):
-    """MTLSegFormer task heads, "Task heads" in ARCHITECTURE.md (T >= 2).
+    """MTLSegFormer task heads, "Task heads" in Sources/ARCHITECTURE.md (T >= 2).
 
     F_t      = ReLU(BN(Conv1x1_t(F)))
     a_{t<-j} = sigmoid(Conv1x1_{t,j}(cat[F_t, F_j]))   j != t, one channel

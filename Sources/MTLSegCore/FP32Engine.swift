@@ -213,7 +213,7 @@ public final class FP32Engine: SegmentationEngine {
         observe(QuantPoint.fused, fused, rows: out.pixels, channels: d)
     }
 
-    /// The task heads (ARCHITECTURE.md, The model): task maps, gated cross-task maps, combination, classifier.
+    /// The task heads (Sources/ARCHITECTURE.md, The model): task maps, gated cross-task maps, combination, classifier.
     private func runTaskHeads() {
         let n = plan.outputSize.pixels
         let d = weights.decoder.width

@@ -7,7 +7,7 @@ import Foundation
 #endif
 import Dispatch
 
-/// Runs an int8-quantized MTLSegFormer at one input size (the model: ARCHITECTURE.md).
+/// Runs an int8-quantized MTLSegFormer at one input size (the model: Sources/ARCHITECTURE.md).
 ///
 /// Every linear layer and convolution except the depthwise 3×3 and the patch
 /// embeddings kept out of int8 is an int8 matrix product (u8 activations × s8
@@ -486,7 +486,7 @@ public final class Int8Engine {
         }
     }
 
-    /// The task heads (ARCHITECTURE.md, The model) in int8: task maps, fp32 gates writing the combine's u8 input, combine,
+    /// The task heads (Sources/ARCHITECTURE.md, The model) in int8: task maps, fp32 gates writing the combine's u8 input, combine,
     /// classifier.
     private func runTaskHeads() {
         let n = plan.outputSize.pixels, d = weights.decoder.width, ld = Self.stride(d), concatLd = Self.stride(2 * d), b = buffers

@@ -30,7 +30,7 @@ public struct BlockWeights {
     public let dense2: LinearWeights
 }
 
-/// The all-MLP decoder after the load-time fold (ARCHITECTURE.md, "Decoder"): each stage's
+/// The all-MLP decoder after the load-time fold (Sources/ARCHITECTURE.md, "Decoder"): each stage's
 /// `linear_c` and its slice of `linear_fuse` (with the BatchNorm) become one
 /// D×C_i map applied at the stage's own resolution, because both are per-pixel
 /// linear maps and bilinear upsampling commutes with them. The biases, which
@@ -46,7 +46,7 @@ public struct FusedDecoderWeights {
     public let bias: FloatBuffer
 }
 
-/// Task t's head (ARCHITECTURE.md, "Task heads"), BatchNorms folded into the convs.
+/// Task t's head (Sources/ARCHITECTURE.md, "Task heads"), BatchNorms folded into the convs.
 public struct TaskHeadWeights {
     public struct Gate {
         /// The other task j whose map this gate weighs.

@@ -3,7 +3,7 @@ import MTLSegImage
 import XCTest
 @testable import MTLSegDaemon
 
-/// The Python client (clients/python), written from PROTOCOL.md alone, against a running mtlsegd:
+/// The Python client (Sources/MTLSegWire/python), written from PROTOCOL.md alone, against a running mtlsegd:
 /// it must decode exactly the masks `mtlseg subscribe --png` writes for the same frames.
 final class PythonClientTests: XCTestCase {
     private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -38,7 +38,7 @@ final class PythonClientTests: XCTestCase {
         try subscribe.run()
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", Self.repository.appendingPathComponent("clients/python/check_against_subscribe.py").path,
+        python.arguments = ["python3", Self.repository.appendingPathComponent("Sources/MTLSegWire/python/check_against_subscribe.py").path,
                             socket, "120", directory.appendingPathComponent("bin").path]
         let output = Pipe()
         python.standardOutput = output
@@ -88,7 +88,7 @@ final class PythonClientTests: XCTestCase {
 
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", Self.repository.appendingPathComponent("clients/python/check_protocol.py").path, config.socketPath]
+        python.arguments = ["python3", Self.repository.appendingPathComponent("Sources/MTLSegWire/python/check_protocol.py").path, config.socketPath]
         let output = Pipe()
         python.standardOutput = output
         try python.run()

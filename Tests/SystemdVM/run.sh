@@ -24,7 +24,7 @@ payload=$(mktemp -d)
 trap 'rm -rf "$payload" "$payload.tar"' EXIT
 cp "$deb" "$payload/"
 cp "$here/guest-checks.sh" "$payload/run"
-cp "$here/vm_client.py" "$repository/clients/python/mtlseg_client.py" "$payload/"
+cp "$here/vm_client.py" "$repository/Sources/MTLSegWire/python/mtlseg_client.py" "$payload/"
 cp "$repository/Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors" "$payload/"  # frames at TCG speed (guest-checks.sh)
 tar -C "$payload" -cf "$payload.tar" .
 

@@ -1,7 +1,7 @@
 """Trains one variant on the procedural crop fields and evaluates it on the held-out sets.
 
 Variants (all SegFormer-b0 trunk + all-MLP fusion, decoder width 256, from scratch):
-  mtl            MTLSegFormer (the task heads of ARCHITECTURE.md, with cross-task gates), tasks plants + rows
+  mtl            MTLSegFormer (the task heads of Sources/ARCHITECTURE.md, with cross-task gates), tasks plants + rows
   hard           hard sharing: same trunk and fusion, per task ConvBNReLU -> ConvBNReLU -> classifier,
                  no cross-task gates (MTLSegFormer with the gates and G_t removed)
   single-plants  plain SegFormer-b0 (MTLSegFormer with one task) on plants

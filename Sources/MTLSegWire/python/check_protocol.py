@@ -2,7 +2,7 @@
 """For tests: the Python client against what PROTOCOL.md promises, on a daemon with max_clients = 2
 whose model has the tasks "plants" and "rows" and which the test reloads when told.
 
-    python3 clients/python/check_protocol.py SOCKET
+    python3 Sources/MTLSegWire/python/check_protocol.py SOCKET
 
 It prints "ready" once it streams, then expects the test to reload to a model that also has "rows"
 (STREAM_CHANGED), then to one without it (ERROR unknown_task). The last line is a JSON summary.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints fps and, per task, the share of each class, once a second.
 
-    python3 clients/python/example_fps.py [SOCKET]
+    python3 Sources/MTLSegWire/python/example_fps.py [SOCKET]
 """
 import sys
 import time

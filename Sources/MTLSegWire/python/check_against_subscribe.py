@@ -2,7 +2,7 @@
 """For tests: reads N consecutive frames and writes each mask as raw class ids to
 OUT/<sequence>.<task>.bin; prints one JSON summary line.
 
-    python3 clients/python/check_against_subscribe.py SOCKET N OUT
+    python3 Sources/MTLSegWire/python/check_against_subscribe.py SOCKET N OUT
 """
 import json
 import os
