@@ -2,8 +2,8 @@
 # Runs BINARY [ARGS...] as the init's child in a throwaway VM: Debian 12's own kernel with the
 # vivid virtual camera loaded (/dev/video0), under qemu's software emulation (TCG; this machine's
 # /dev/kvm cannot boot a stock kernel). Exits with the binary's status. Needs root (or a user who
-# can run apt-get download), qemu-system-x86, busybox-static, kmod and cpio; see
-# ../../../shared/design/VIVID_VM.md for the measurements behind each step.
+# can run apt-get download), qemu-system-x86, busybox-static, kmod and cpio. Each step below says
+# why it is done as it is.
 #
 # The kernel (resolved from linux-image-amd64 each run: old ABIs leave the mirror) is downloaded
 # once and kept, reduced to vmlinuz + media modules (~53 MB), in $MTLSEG_VIVID_CACHE

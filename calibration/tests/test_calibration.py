@@ -7,6 +7,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import unittest
@@ -25,7 +26,9 @@ from model_file import (read_hf_checkpoint, read_model_file, to_transformers4_na
                         to_transformers5_names, write_model_file)
 from mtlsegformer import MTLSegFormer, make_description  # noqa: E402
 
-ANCHOR = Path("/work/shared/anchors/models/segformer-b0-seed0")
+# The peers' SegFormer-b0 checkpoint (PEERS_DIR, as calibration/compare_with_peers.sh takes it); the tests that
+# read it skip where it is absent.
+ANCHOR = Path(os.environ.get("PEERS_DIR", CALIBRATION.parent.parent / "shared" / "anchors")) / "models" / "segformer-b0-seed0"
 TINY_ENCODER = dict(num_channels=3, hidden_sizes=[8, 16, 24, 32], depths=[1, 2, 1, 2],
                     num_attention_heads=[1, 2, 3, 4], sr_ratios=[8, 4, 2, 1], patch_sizes=[7, 3, 3, 3],
                     strides=[4, 2, 2, 2], mlp_ratios=[4, 4, 4, 4])
