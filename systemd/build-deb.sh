@@ -2,7 +2,7 @@
 # Builds dist/mtlseg_<version>_<arch>.deb for the architecture it runs on (amd64, arm64): mtlseg
 # (Swift runtime linked in, so only Debian's libraries are needed) with mtlsegd a link to it (the
 # one binary runs as mtlsegd by that name), the unit, the per-camera template unit and its example
-# configuration, sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
+# configuration, the Python client (`import mtlseg_client` with Debian's python3), sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
 # model. Installing it creates the user, enables and starts the service where systemd runs (an
 # upgrade restarts what runs and enables nothing the administrator disabled); purging removes the
 # configuration and the models.
@@ -80,12 +80,14 @@ Maintainer: mtlseg maintainers <maintainers@mtlseg.invalid>
 Section: video
 Priority: optional
 Depends: ${libraries:-libopenblas0-pthread | libopenblas0, libv4l-0, libv4lconvert0, libsystemd0, libpng16-16, libjpeg62-turbo, libstdc++6, libgcc-s1, libc6${glibc:+ (>= $glibc)}}, adduser, systemd
+Suggests: python3 (>= 3.9)
 Installed-Size: $(du -sk "$package" | cut -f1)
 Homepage: https://mtlseg.invalid/
 Description: live multi-task segmentation masks from a camera
  mtlsegd captures frames from a V4L2 camera, runs an int8-quantized
  MTLSegFormer on the CPU and publishes one mask per task per frame on a
  Unix socket; mtlseg calibrates models, runs, benchmarks and inspects them.
+ Python programs read the masks with the module mtlseg_client.
 CONTROL
 echo "/etc/mtlseg/mtlsegd.toml" > "$package/DEBIAN/conffiles"
 cat > "$package/DEBIAN/postinst" <<'SCRIPT'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs mtlseg as a service: release binaries, the unit, the per-camera template
 # unit mtlsegd@.service with its example configuration (/usr/share/mtlseg/camera.toml),
-# sysusers and tmpfiles entries, the default configuration (kept if one exists) and the
+# the Python client of the socket (mtlseg_client, where Debian's python3 imports it: /usr/lib/python3/
+# dist-packages; its example under /usr/share/doc/mtlseg/examples), sysusers and tmpfiles entries, the default configuration (kept if one exists) and the
 # demo model (kept if a model is installed). Idempotent; honours DESTDIR (then touches only
 # files under it); `--uninstall` removes what it installed, keeping /etc/mtlseg
 # and /var/lib/mtlseg (they hold the user's settings and models).
@@ -21,6 +22,7 @@ sysusers="$dest$prefix/lib/sysusers.d"
 tmpfiles="$dest$prefix/lib/tmpfiles.d"
 docdir="$dest$prefix/share/doc/mtlseg"
 datadir="$dest$prefix/share/mtlseg"
+pythondir="$dest$prefix/lib/python3/dist-packages"
 etc="$dest/etc/mtlseg"
 state="$dest/var/lib/mtlseg"
 
@@ -36,6 +38,7 @@ if [ "${1:-}" = "--uninstall" ]; then
     systemctl stop 'mtlsegd@*.service' 2>/dev/null || true
   fi
   rm -f "$bin/mtlsegd" "$bin/mtlseg" "$unitdir/mtlsegd.service" "$unitdir/mtlsegd@.service" "$sysusers/mtlseg.conf" "$tmpfiles/mtlseg.conf"
+  rm -f "$pythondir/mtlseg_client.py"
   rm -rf "$docdir" "$datadir"
   if live; then systemctl daemon-reload; fi
   echo "uninstalled (kept $etc and $state)"
@@ -59,6 +62,8 @@ install -D -m 0644 "$root/systemd/mtlseg.sysusers" "$sysusers/mtlseg.conf"
 install -D -m 0644 "$root/systemd/mtlseg.tmpfiles" "$tmpfiles/mtlseg.conf"
 install -D -m 0644 "$root/README.md" "$docdir/README.md"
 install -D -m 0644 "$root/Sources/MTLSegWire/PROTOCOL.md" "$docdir/PROTOCOL.md"
+install -D -m 0644 "$root/Sources/MTLSegWire/python/mtlseg_client.py" "$pythondir/mtlseg_client.py"
+install -D -m 0644 "$root/Sources/MTLSegWire/python/example_fps.py" "$docdir/examples/example_fps.py"
 # The configuration and the model are the user's once installed: never overwritten.
 [ -e "$etc/mtlsegd.toml" ] || install -D -m 0644 "$root/systemd/mtlsegd.toml" "$etc/mtlsegd.toml"
 if [ ! -e "$state/model.safetensors" ]; then

@@ -156,6 +156,12 @@ final class ServiceTests: XCTestCase {
         let templateStart = try XCTUnwrap(template.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         XCTAssertTrue(exists(String(templateStart.dropFirst("ExecStart=".count).split(separator: " ")[0])))
         XCTAssertTrue(exists("/usr/share/mtlseg/camera.toml"))
+        // The Python client where Debian's python3 imports it from, byte for byte the repository's.
+        let client = "/usr/lib/python3/dist-packages/mtlseg_client.py"
+        XCTAssertEqual(FileManager.default.contents(atPath: destination.path + client),
+                       FileManager.default.contents(atPath: Self.repository.appendingPathComponent("Sources/MTLSegWire/python/mtlseg_client.py").path),
+                       "\(client) is not the repository's client")
+        XCTAssertTrue(exists("/usr/share/doc/mtlseg/examples/example_fps.py"))
         // The installed config is valid for the installed daemon (model path overridden: it lives under DESTDIR here).
         let check = try runProcess(destination.path + "/usr/bin/mtlsegd",
                             ["--check-config", "--config", try hostRunnableConfig(destination.path + "/etc/mtlseg/mtlsegd.toml", folder: directory.path),
@@ -165,6 +171,7 @@ final class ServiceTests: XCTestCase {
         XCTAssertEqual(removed.status, 0, removed.output)
         XCTAssertFalse(exists("/usr/bin/mtlsegd"))
         XCTAssertFalse(exists("/usr/lib/systemd/system/mtlsegd@.service") || exists("/usr/share/mtlseg/camera.toml"))
+        XCTAssertFalse(exists(client), "uninstall left the Python client")
         XCTAssertTrue(exists("/etc/mtlseg/mtlsegd.toml"), "the user's configuration is kept")
     }
 }
@@ -194,7 +201,8 @@ final class DebianPackageTests: XCTestCase {
         XCTAssertTrue(contents.contains("./usr/bin/mtlsegd -> mtlseg"), "mtlsegd is the mtlseg binary, by a link: \(contents)")
         for path in ["./usr/bin/mtlsegd", "./usr/bin/mtlseg", "./lib/systemd/system/mtlsegd.service", "./lib/systemd/system/mtlsegd@.service",
                      "./usr/share/mtlseg/camera.toml", "./usr/lib/sysusers.d/mtlseg.conf",
-                     "./usr/lib/tmpfiles.d/mtlseg.conf", "./etc/mtlseg/mtlsegd.toml", "./var/lib/mtlseg/model.safetensors"] {
+                     "./usr/lib/tmpfiles.d/mtlseg.conf", "./etc/mtlseg/mtlsegd.toml", "./var/lib/mtlseg/model.safetensors",
+                     "./usr/lib/python3/dist-packages/mtlseg_client.py", "./usr/share/doc/mtlseg/examples/example_fps.py"] {
             XCTAssertTrue(contents.contains(path), "\(path) missing from the package")
         }
         let lintian = try runProcess("/usr/bin/lintian", ["--tag-display-limit", "0", deb])

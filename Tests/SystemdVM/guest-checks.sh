@@ -83,6 +83,9 @@ if out=$(client reader frames 3 2>&1) \
 else
   fail group-member-reads "$out"
 fi
+# The package's own example, as a user would start it: python3 finds the packaged client by itself.
+example=$(timeout 20 runuser -u reader -- python3 /usr/share/doc/mtlseg/examples/example_fps.py 2>&1 | head -n 1)
+if echo "$example" | grep -Eq '^ *[0-9.]+ fps .*plants'; then pass packaged-example "$example"; else fail packaged-example "$example"; fi
 client outsider frames 1 >/tmp/outsider.out 2>&1
 if [ $? = 13 ]; then pass outsider-refused; else fail outsider-refused "$(cat /tmp/outsider.out)"; fi
 if out=$(client root frames 1 2>&1); then pass root-reads; else fail root-reads "$out"; fi

@@ -7,7 +7,7 @@
 #
 # The system (Debian's kernel with vivid among its modules, the package's dependencies, python3)
 # is made once by make-image.sh and kept; each run boots it with its disk in snapshot mode, so the
-# image never changes. The payload (the package, the checks, the Python client) is a tar archive
+# image never changes. The payload (the package, the checks, a script using the packaged Python client) is a tar archive
 # on a second disk that the image's mtlseg-vm-payload.service unpacks and runs. The guest has no
 # network. Needs root, qemu-system-x86, debootstrap, e2fsprogs; MTLSEG_SYSTEMD_VM_TIMEOUT (default
 # 900 s) bounds the VM.
@@ -24,13 +24,13 @@ payload=$(mktemp -d)
 trap 'rm -rf "$payload" "$payload.tar"' EXIT
 cp "$deb" "$payload/"
 cp "$here/guest-checks.sh" "$payload/run"
-cp "$here/vm_client.py" "$repository/Sources/MTLSegWire/python/mtlseg_client.py" "$payload/"
+cp "$here/vm_client.py" "$payload/" # it imports the client the package installed
 cp "$repository/Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors" "$payload/"  # frames at TCG speed (guest-checks.sh)
 tar -C "$payload" -cf "$payload.tar" .
 
 # isa-debug-exit makes qemu exit with (guest status << 1) | 1; a panic or a hang gives 0 or 124,
 # never an odd status, so only a guest status of 0 passes. `-cpu max`: OpenBLAS needs more than
-# TCG's default qemu64 model (VIVID_VM notes).
+# TCG's default qemu64 model (Tests/VividVM/run.sh says more).
 set +e
 timeout --foreground "${MTLSEG_SYSTEMD_VM_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G -nodefaults -nic none \
   -display none -no-reboot -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 \

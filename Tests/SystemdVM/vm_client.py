@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""What the systemd VM checks (guest-checks.sh) ask of mtlsegd, through the project's Python client.
+"""What the systemd VM checks (guest-checks.sh) ask of mtlsegd, through the Python client the package
+installed (python3 finds it on its own path: nothing here adds to sys.path).
 
     vm_client.py frames N                      read N frames; print model, source and frame count as JSON
     vm_client.py watch SECONDS READY [--until-changed]
@@ -14,8 +15,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mtlseg_client import Subscriber  # noqa: E402
+from mtlseg_client import Subscriber
 
 # MTLSEG_SOCKET: another daemon's socket, e.g. a camera's of mtlsegd@.service.
 SOCKET = os.environ.get("MTLSEG_SOCKET", "/run/mtlseg/mtlsegd.sock")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints fps and, per task, the share of each class, once a second.
 
-    python3 Sources/MTLSegWire/python/example_fps.py [SOCKET]
+    python3 /usr/share/doc/mtlseg/examples/example_fps.py [SOCKET]    (installed with the package)
+    PYTHONPATH=Sources/MTLSegWire/python python3 Sources/MTLSegWire/python/example_fps.py [SOCKET]
 """
 import sys
 import time
