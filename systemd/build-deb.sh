@@ -2,7 +2,7 @@
 # Builds dist/mtlseg_<version>_<arch>.deb for the architecture it runs on (amd64, arm64): mtlseg
 # (Swift runtime linked in, so only Debian's libraries are needed) with mtlsegd a link to it (the
 # one binary runs as mtlsegd by that name), the unit, the per-camera template unit and its example
-# configuration, the Python client (`import mtlseg_client` with Debian's python3), sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
+# configuration, the Python client (`import mtlseg_client` with Debian's python3), manual pages, sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
 # model. Installing it creates the user, enables and starts the service where systemd runs (an
 # upgrade restarts what runs and enables nothing the administrator disabled); purging removes the
 # configuration and the models.
@@ -70,6 +70,30 @@ COPYRIGHT
 printf 'mtlseg (%s) unstable; urgency=medium\n\n  * Package built from the repository.\n\n -- mtlseg maintainers <maintainers@mtlseg.invalid>  %s\n' \
   "$version" "$(date -R)" | gzip -9n > "$doc/changelog.gz"  # a native package: changelog.gz
 gzip -9n "$doc/README.md" "$doc/PROTOCOL.md"
+
+# Manual pages (`man mtlseg`, `man mtlsegd`), made from the tools' own help by swift-argument-parser's
+# generate-manual, which reads `--experimental-dump-help`: it needs a binary this machine runs, so the
+# package's own, or for the arm64 package on amd64 a native build of the same source.
+if [ "$arch" = "$host_arch" ]; then
+  scratch=(--scratch-path .build-static)
+  runnable="$stage/bin/mtlseg"
+else
+  scratch=()
+  (cd "$root" && swift build -c release --product mtlseg)
+  runnable="$(cd "$root" && swift build -c release --show-bin-path)/mtlseg"
+fi
+(cd "$root" && swift build -c release "${scratch[@]}" --product generate-manual)
+generate_manual="$(cd "$root" && swift build -c release "${scratch[@]}" --show-bin-path)/generate-manual"
+mkdir -p "$stage/as" "$package/usr/share/man/man1"
+ln -sf "$runnable" "$stage/as/mtlseg"
+ln -sf "$runnable" "$stage/as/mtlsegd" # the binary is the daemon by that name
+for tool in mtlseg mtlsegd; do
+  "$generate_manual" "$stage/as/$tool" --date "$(date -u +%F)" --output-directory "$stage"
+done
+# mtlsegd has no subcommands, but the parser lists its implicit `help` as one: drop it from the page.
+sed -i -e '/^\.Ar subcommand$/d' -e '/^\.It Em help$/,/^\.El$/d' "$stage/mtlsegd.1"
+# A help text's blank line (between paragraphs) is an empty input line to groff, which warns: a paragraph break instead.
+for tool in mtlseg mtlsegd; do sed 's/^$/.Pp/' "$stage/$tool.1" | gzip -9n > "$package/usr/share/man/man1/$tool.1.gz"; done
 
 mkdir -p "$package/DEBIAN"
 cat > "$package/DEBIAN/control" <<CONTROL

@@ -202,12 +202,14 @@ final class DebianPackageTests: XCTestCase {
         for path in ["./usr/bin/mtlsegd", "./usr/bin/mtlseg", "./lib/systemd/system/mtlsegd.service", "./lib/systemd/system/mtlsegd@.service",
                      "./usr/share/mtlseg/camera.toml", "./usr/lib/sysusers.d/mtlseg.conf",
                      "./usr/lib/tmpfiles.d/mtlseg.conf", "./etc/mtlseg/mtlsegd.toml", "./var/lib/mtlseg/model.safetensors",
-                     "./usr/lib/python3/dist-packages/mtlseg_client.py", "./usr/share/doc/mtlseg/examples/example_fps.py"] {
+                     "./usr/lib/python3/dist-packages/mtlseg_client.py", "./usr/share/doc/mtlseg/examples/example_fps.py",
+                     "./usr/share/man/man1/mtlseg.1.gz", "./usr/share/man/man1/mtlsegd.1.gz"] {
             XCTAssertTrue(contents.contains(path), "\(path) missing from the package")
         }
         let lintian = try runProcess("/usr/bin/lintian", ["--tag-display-limit", "0", deb])
         let errors = lintian.output.split(separator: "\n").filter { $0.hasPrefix("E:") }
         XCTAssertEqual(errors, [], lintian.output)
+        XCTAssertFalse(lintian.output.contains("no-manual-page") || lintian.output.contains("groff-message"), lintian.output)
 
         // Unpacked into a throwaway root, the daemon runs from it with the packaged configuration and model.
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-deb-\(UUID().uuidString.prefix(8))").path
@@ -221,5 +223,11 @@ final class DebianPackageTests: XCTestCase {
         let tool = try runProcess(root + "/usr/bin/mtlseg", ["inspect", "--model", root + "/var/lib/mtlseg/model.safetensors"])
         XCTAssertEqual(tool.status, 0, tool.output)
         XCTAssertTrue(tool.output.contains("variant") && !tool.output.contains("configuration OK"), tool.output)
+        // The manual pages are each tool's own: mtlseg's with its subcommands, mtlsegd's with its options and no subcommand.
+        let mtlsegPage = try runProcess("/bin/gzip", ["-dc", root + "/usr/share/man/man1/mtlseg.1.gz"]).output
+        XCTAssertTrue(mtlsegPage.contains(".Nm mtlseg") && mtlsegPage.contains("calibrate") && mtlsegPage.contains("subscribe"), mtlsegPage)
+        let daemonPage = try runProcess("/bin/gzip", ["-dc", root + "/usr/share/man/man1/mtlsegd.1.gz"]).output
+        XCTAssertTrue(daemonPage.contains(".Nm mtlsegd") && daemonPage.contains("check-config"), daemonPage)
+        XCTAssertFalse(daemonPage.contains("subcommand"), daemonPage)
     }
 }
