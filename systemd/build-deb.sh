@@ -2,7 +2,8 @@
 # Builds dist/mtlseg_<version>_<arch>.deb for the architecture it runs on (amd64, arm64): mtlseg
 # (Swift runtime linked in, so only Debian's libraries are needed) with mtlsegd a link to it (the
 # one binary runs as mtlsegd by that name), the unit, the per-camera template unit and its example
-# configuration, the Python client (`import mtlseg_client` with Debian's python3), manual pages, sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
+# configuration, the Python client (`import mtlseg_client` with Debian's python3), manual pages, shell completions,
+# sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
 # model. Installing it creates the user, enables and starts the service where systemd runs (an
 # upgrade restarts what runs and enables nothing the administrator disabled); purging removes the
 # configuration and the models.
@@ -94,6 +95,18 @@ done
 sed -i -e '/^\.Ar subcommand$/d' -e '/^\.It Em help$/,/^\.El$/d' "$stage/mtlsegd.1"
 # A help text's blank line (between paragraphs) is an empty input line to groff, which warns: a paragraph break instead.
 for tool in mtlseg mtlsegd; do sed 's/^$/.Pp/' "$stage/$tool.1" | gzip -9n > "$package/usr/share/man/man1/$tool.1.gz"; done
+
+# Shell completions, from the same binary: bash, zsh and fish load them from these folders by the command's name.
+bash_completions="$package/usr/share/bash-completion/completions"
+zsh_completions="$package/usr/share/zsh/vendor-completions"
+fish_completions="$package/usr/share/fish/vendor_completions.d"
+mkdir -p "$bash_completions" "$zsh_completions" "$fish_completions"
+for tool in mtlseg mtlsegd; do
+  # The bash script's #! line is dropped: bash sources it, and a completion file is no program.
+  "$stage/as/$tool" --generate-completion-script bash | sed '1{/^#!/d}' > "$bash_completions/$tool"
+  "$stage/as/$tool" --generate-completion-script zsh > "$zsh_completions/_$tool"
+  "$stage/as/$tool" --generate-completion-script fish > "$fish_completions/$tool.fish"
+done
 
 mkdir -p "$package/DEBIAN"
 cat > "$package/DEBIAN/control" <<CONTROL

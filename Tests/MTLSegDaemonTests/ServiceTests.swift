@@ -229,5 +229,21 @@ final class DebianPackageTests: XCTestCase {
         let daemonPage = try runProcess("/bin/gzip", ["-dc", root + "/usr/share/man/man1/mtlsegd.1.gz"]).output
         XCTAssertTrue(daemonPage.contains(".Nm mtlsegd") && daemonPage.contains("check-config"), daemonPage)
         XCTAssertFalse(daemonPage.contains("subcommand"), daemonPage)
+        // The bash completions, sourced as bash-completion does and asked what follows `mtlseg ca` and `mtlsegd --che`.
+        func complete(_ tool: String, _ words: [String]) throws -> String {
+            let line = words.joined(separator: " ")
+            let script = """
+                source '\(root)/usr/share/bash-completion/completions/\(tool)'
+                COMP_WORDS=(\(line)); COMP_CWORD=\(words.count - 1); COMP_LINE='\(line)'; COMP_POINT=\(line.utf8.count)
+                _\(tool) \(tool) \(words.last!) \(words[words.count - 2]); echo "${COMPREPLY[@]}"
+                """
+            return try runProcess("/bin/bash", ["-c", script]).output
+        }
+        XCTAssertEqual(try complete("mtlseg", ["mtlseg", "ca"]).split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) },
+                       ["calibrate", "capture"])
+        XCTAssertEqual(try complete("mtlsegd", ["mtlsegd", "--che"]).trimmingCharacters(in: .whitespacesAndNewlines), "--check-config")
+        for path in ["/usr/share/zsh/vendor-completions/_mtlseg", "/usr/share/fish/vendor_completions.d/mtlsegd.fish"] {
+            XCTAssertGreaterThan((try? FileManager.default.attributesOfItem(atPath: root + path)[.size] as? Int) ?? 0, 100, path)
+        }
     }
 }
