@@ -8,7 +8,7 @@
 # upgrade restarts what runs and enables nothing the administrator disabled); purging removes the
 # configuration and the models.
 #
-#   systemd/build-deb.sh [VERSION]
+#   systemd/build-deb.sh [VERSION]    (default: the version mtlseg --version prints)
 #   sudo MTLSEG_DEB_ARCH=arm64 systemd/build-deb.sh [VERSION]   (on amd64: the arm64 package, its binary
 #                                                              cross-compiled by .ci/arm64-cross)
 #
@@ -18,7 +18,9 @@
 # libraries. .ci/arm64-cross says how (MTLSEG_CROSS_LIBC picks another release).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-version="${1:-0.1.0}"
+# The version: the argument, else the one the binary reports (Sources/MTLSegEssentials/Version.swift).
+version="${1:-$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' "$root/Sources/MTLSegEssentials/Version.swift")}"
+[ -n "$version" ] || { echo "build-deb: no version given and none found in Version.swift" >&2; exit 1; }
 host_arch="$(dpkg --print-architecture)"
 arch="${MTLSEG_DEB_ARCH:-$host_arch}"
 stage="$(mktemp -d)"

@@ -53,7 +53,7 @@ public final class Daemon: @unchecked Sendable {
                                           clients: server.clientCount, sourceState: pipeline.sourceState.description)
         }
         self.notifier = notifier
-        DaemonLog.info("serving \(model.description.name) (\(model.stream.model.precision), \(model.description.tasks.count) task(s), "
+        DaemonLog.info("mtlsegd \(MTLSegVersion.string) serving \(model.description.name) (\(model.stream.model.precision), \(model.description.tasks.count) task(s), "
             + "masks \(model.stream.maskWidth)x\(model.stream.maskHeight)) from \(source.name) on \(config.socketPath)")
         ServiceNotifier.send("READY=1\nSTATUS=serving")
         notifier.start()
@@ -125,6 +125,8 @@ public final class Daemon: @unchecked Sendable {
         out.metric("mtlseg_last_frame_age_seconds", "gauge", "Time since the last published frame (since start when none).",
                    [("", Double(now - (last == 0 ? started : last)) / 1e9)])
         out.metric("mtlseg_uptime_seconds", "gauge", "Time since the daemon started.", [("", Double(now - started) / 1e9)])
+        out.metric("mtlseg_build_info", "gauge", "Always 1; the label is the daemon's version.",
+                   [("{version=\"\(PrometheusText.label(MTLSegVersion.string))\"}", 1)])
         var samples: [(labels: String, value: Double)] = []
         for (stage, histogram) in zip(InferencePipeline.latencyNames, pipeline.histograms.snapshot) {
             for (bound, count) in zip(LatencyHistograms.bounds, histogram.buckets) {
@@ -152,6 +154,7 @@ public final class Daemon: @unchecked Sendable {
             latency[name] = ["p50": percentiles[index][0], "p90": percentiles[index][1], "p99": percentiles[index][2]]
         }
         let report: [String: Any] = [
+            "version": MTLSegVersion.string,
             "uptime_s": Double(now - started) / 1e9,
             "source": ["name": pipeline.sourceName, "state": pipeline.sourceState.description],
             "model": ["name": model.description.name, "sha256": model.stream.model.sha256, "precision": model.stream.model.precision],

@@ -6,6 +6,7 @@ import Glibc
 import Foundation
 #endif
 import MTLSegDaemon
+import MTLSegEssentials
 
 /// mtlsegd's command line. A library, so that the `mtlseg` binary can also run as mtlsegd (the
 /// Debian package ships one binary, with mtlsegd a link to it); Sources/mtlsegd is its own main.
@@ -18,7 +19,8 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         flags override it. SIGHUP reloads the file and the model (the old model keeps serving if the new one \
         fails to load); SIGTERM stops. The socket protocol: PROTOCOL.md in /usr/share/doc/mtlseg (gzipped by the \
         package; Sources/MTLSegWire in the source). Python programs read the masks with `import mtlseg_client`.
-        """)
+        """,
+        version: MTLSegVersion.string)
 
     /// Call from the executable's entry point, after the BLAS environment is settled (BLASEnvironment).
     public static func main() {

@@ -13,6 +13,7 @@ struct MTLSegCommand: ParsableCommand {
         A model is an mtlseg model file (.safetensors with the model description in its metadata) \
         or an HF SegFormer checkpoint directory (config.json + model.safetensors).
         """,
+        version: MTLSegVersion.string,
         subcommands: [InferCommand.self, InspectCommand.self, BenchCommand.self, CalibrateCommand.self, CompareCommand.self,
                       SubscribeCommand.self, StatusCommand.self, DevicesCommand.self, CaptureCommand.self])
 

@@ -92,6 +92,7 @@ struct StatusCommand: ParsableCommand {
         // Whole numbers arrive as integers (JSONObject): read every number through JSONObject.double.
         let fps = stats["fps"] as? [String: Any] ?? [:]
         func number(_ value: Any?) -> Double { JSONObject.double(value) ?? 0 }
+        if let version = stats["version"] as? String { print("version    mtlsegd \(version)") }
         print("model      \(model["name"] ?? "?") (\(model["precision"] ?? "?"), \(String(describing: model["sha256"] ?? "").prefix(12)))")
         print("source     \(source["name"] ?? "?"): \(source["state"] ?? "?")")
         print(String(cFormat: "uptime     %.0f s, last frame %.1f s ago", number(stats["uptime_s"]), number(stats["last_frame_age_s"])))

@@ -30,7 +30,7 @@ final class KernelTierTests: XCTestCase {
         XCTAssertEqual(available.last, "scalar", "the portable versions run everywhere")
         for tier in available {
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-kernel-tier-\(getpid())-\(tier).log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             defer { try? FileManager.default.removeItem(at: log) }
             let output = try FileHandle(forWritingTo: log)
             let process = Process()

@@ -1,4 +1,5 @@
 import Foundation
+import MTLSegEssentials
 import MTLSegSocket
 import MTLSegWire
 import XCTest
@@ -85,5 +86,6 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(samples["mtlseg_clients{}"], 1)
         XCTAssertNotNil(samples["mtlseg_fps{\"kind\": \"published\"}"])
         XCTAssertNotNil(samples["mtlseg_last_frame_age_seconds{}"])
+        XCTAssertEqual(samples["mtlseg_build_info{\"version\": \"\(MTLSegVersion.string)\"}"], 1, "\(samples.keys.sorted())")
     }
 }

@@ -126,7 +126,7 @@ final class PythonClientTests: XCTestCase {
         XCTAssertEqual(sized.last as? Int, 160 * 120)
         XCTAssertEqual((summary["control_tasks"] as? [Any])?.count, 0)
         XCTAssertEqual(summary["stats_keys"] as? [String], ["clients", "clients_departed", "counters", "fps", "last_frame_age_s", "latency_ms",
-                                                            "model", "source", "uptime_s"])
+                                                            "model", "source", "uptime_s", "version"])
         XCTAssertEqual(summary["third_client"] as? String, "server_full")
         let events = try XCTUnwrap(summary["events"] as? [[Any]], "\(summary)")
         XCTAssertEqual(events.count, 2, "\(events)")

@@ -1,5 +1,6 @@
 import Foundation
 import MTLSegDaemon
+import MTLSegEssentials
 import MTLSegWire
 import XCTest
 import MTLSegTestSupport
@@ -183,13 +184,15 @@ final class DebianPackageTests: XCTestCase {
 
     func testThePackageBuildsPassesLintianAndUnpacksWhereTheUnitExpects() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/lintian"), "lintian missing: run .ci/setup")
-        let build = try runProcess("/bin/bash", [Self.repository.appendingPathComponent("systemd/build-deb.sh").path, "0.1.0"])
+        // No version given: the package takes the one the binary reports.
+        let build = try runProcess("/bin/bash", [Self.repository.appendingPathComponent("systemd/build-deb.sh").path])
         XCTAssertEqual(build.status, 0, build.output)
         let deb = try XCTUnwrap(build.output.split(separator: "\n").last.map(String.init))
         XCTAssertTrue(deb.hasSuffix(".deb"), build.output)
 
         let info = try runProcess("/usr/bin/dpkg-deb", ["--info", deb])
         XCTAssertTrue(info.output.contains("Package: mtlseg") && info.output.contains("conffiles"), info.output)
+        XCTAssertTrue(info.output.contains(" Version: \(MTLSegVersion.string)\n"), info.output)
         // Field devices update over cellular links and run from SD cards: at most 10 MB to fetch and 40 MB
         // installed, demo model included (it was 35 MB and 124 MB while the full Foundation and ICU were linked in).
         let debBytes = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: deb)[.size] as? Int)

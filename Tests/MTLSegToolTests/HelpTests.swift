@@ -29,5 +29,20 @@ final class HelpTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, errors)
         XCTAssertTrue(output.contains("USAGE: mtlsegd") && output.contains("--check-config"), "stdout: \(output)\nstderr: \(errors)")
         XCTAssertFalse(errors.contains("CommandError"), errors)
+
+        // --version by the link too: the daemon names its build as the tool does.
+        let daemon = Process()
+        daemon.executableURL = link
+        daemon.arguments = ["--version"]
+        let daemonOut = Pipe()
+        daemon.standardOutput = daemonOut
+        try daemon.run()
+        let daemonVersion = String(decoding: daemonOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        daemon.waitUntilExit()
+        let toolVersion = try ToolRunner.run(["--version"])
+        XCTAssertEqual(daemon.terminationStatus, 0, daemonVersion)
+        XCTAssertEqual(toolVersion.status, 0, toolVersion.errors)
+        XCTAssertTrue(daemonVersion.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, daemonVersion)
+        XCTAssertEqual(daemonVersion, toolVersion.output)
     }
 }
