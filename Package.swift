@@ -54,7 +54,8 @@ let package = Package(
         // Executables. The Debian package ships only `mtlseg`, which runs as mtlsegd when invoked by
         // that name (a link): the two share ~14 MB of Swift runtime and Foundation.
         .executableTarget(name: "mtlseg", dependencies: [
-            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire", "MTLSegEssentials", "MTLSegDaemon", "MTLSegDaemonCLI",
+            "MTLSegCore", "MTLSegImage", "MTLSegQuant", "MTLSegCapture", "MTLSegWire", "MTLSegSocket", "MTLSegEssentials", "MTLSegDaemon",
+            "MTLSegDaemonCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

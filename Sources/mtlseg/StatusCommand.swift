@@ -73,7 +73,7 @@ struct StatusCommand: ParsableCommand {
 
     static func stats(socket: String) throws -> [UInt8] {
         // Only the statistics are wanted: ask for no task, so no frame is sent.
-        let client = try WireClient(path: socket, hello: Hello(tasks: [], name: "mtlseg status"))
+        let client = try connectToDaemon(socket: socket, hello: Hello(tasks: [], name: "mtlseg status"))
         try client.requestStats()
         var bytes: [UInt8] = []
         while bytes.isEmpty {

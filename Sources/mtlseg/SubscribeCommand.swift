@@ -59,7 +59,7 @@ struct SubscribeCommand: ParsableCommand {
             return size
         }
         if let png { try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true) }
-        let client = try WireClient(path: socket, hello: Hello(encoding: wireEncoding, tasks: wanted, name: "mtlseg subscribe", maskSize: size))
+        let client = try connectToDaemon(socket: socket, hello: Hello(encoding: wireEncoding, tasks: wanted, name: "mtlseg subscribe", maskSize: size))
         let stream = client.stream
         if !json {
             print("\(stream.model.name) (\(stream.model.precision), \(stream.model.sha256.prefix(12))): masks \(stream.maskWidth)x\(stream.maskHeight), "

@@ -62,5 +62,10 @@ final class PeerGroupTests: XCTestCase {
         XCTAssertTrue(refused.output.contains("not_allowed"), refused.output)
         let byPrimary = try status(primaryGroup: member, groups: other)
         XCTAssertEqual(byPrimary.status, 0, "the primary group still counts: \(byPrimary.output)")
+        // A socket the user may not open at all (a group's 0660 without the group): the tool says who may.
+        XCTAssertEqual(chmod(config.socketPath, 0o600), 0)
+        let closed = try status(primaryGroup: member, groups: member)
+        XCTAssertNotEqual(closed.status, 0, closed.output)
+        XCTAssertTrue(closed.output.contains("permission denied: masks are for root and members of the daemon's socket group"), closed.output)
     }
 }

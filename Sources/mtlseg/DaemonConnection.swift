@@ -1,0 +1,29 @@
+#if canImport(FoundationEssentials)
+import Glibc
+#else
+import Foundation
+#endif
+import MTLSegSocket
+import MTLSegWire
+
+/// Connects to a daemon's socket for `mtlseg status` and `mtlseg subscribe`. A connection that fails for the
+/// reasons a user meets (no daemon there, a stale socket file, a socket they may not open) says so and what
+/// to do, instead of only the system call's error.
+func connectToDaemon(socket: String, hello: Hello) throws -> WireClient {
+    do {
+        return try WireClient(path: socket, hello: hello)
+    } catch let failure as UnixSocket.Failure where failure.call == "connect" {
+        switch failure.code {
+        case ENOENT:
+            throw ToolError("\(socket): no such socket: no mtlsegd serves there (`systemctl status mtlsegd`; a camera's "
+                + "daemon of mtlsegd@.service: --instance NAME)")
+        case ECONNREFUSED:
+            throw ToolError("\(socket): nobody answers: the socket file is likely left by a daemon that stopped (`systemctl status mtlsegd`)")
+        case EACCES:
+            throw ToolError("\(socket): permission denied: masks are for root and members of the daemon's socket group "
+                + "(the package's is mtlseg-clients: `sudo usermod -aG mtlseg-clients $USER`, then log in again)")
+        default:
+            throw failure
+        }
+    }
+}
