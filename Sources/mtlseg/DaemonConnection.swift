@@ -15,8 +15,8 @@ func connectToDaemon(socket: String, hello: Hello) throws -> WireClient {
     } catch let failure as UnixSocket.Failure where failure.call == "connect" {
         switch failure.code {
         case ENOENT:
-            throw ToolError("\(socket): no such socket: no mtlsegd serves there (`systemctl status mtlsegd`; a camera's "
-                + "daemon of mtlsegd@.service: --instance NAME)")
+            throw ToolError("\(socket): no such socket: no mtlsegd serves there (`systemctl status mtlsegd`; the daemon of "
+                + "camera NAME, mtlsegd@NAME.service, serves /run/mtlseg/NAME/mtlsegd.sock)")
         case ECONNREFUSED:
             throw ToolError("\(socket): nobody answers: the socket file is likely left by a daemon that stopped (`systemctl status mtlsegd`)")
         case EACCES:
