@@ -12,12 +12,7 @@ final class MetricsTests: XCTestCase {
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-metrics-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        var config = DaemonConfig()
-        config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
-        config.threads = 1
-        config.fps = 30
-        config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
+        var config = tinyModelConfig(socketIn: directory)
         config.metricsSocket = directory.appendingPathComponent("metrics.sock").path
         // The client sits unread while the test reads /metrics and parses it in Python (seconds under qemu-user):
         // the daemon's 2 s default would drop it before its STATS.

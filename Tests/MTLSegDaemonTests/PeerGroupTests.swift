@@ -38,12 +38,7 @@ final class PeerGroupTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(at: directory) }
         let (user, member, other) = ("64242", "64343", "64344")
-        var config = DaemonConfig()
-        config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
-        config.threads = 1
-        config.fps = 30
-        config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
+        var config = tinyModelConfig(socketIn: directory)
         config.socketMode = 0o666
         config.allowGIDs = [UInt32(member)!]
         let daemon = try Daemon(config: config) { _ in TestFrameSource(width: 160, height: 120, fps: 30) }

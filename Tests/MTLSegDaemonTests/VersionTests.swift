@@ -22,11 +22,7 @@ final class VersionTests: XCTestCase {
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-version-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        var config = DaemonConfig()
-        config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
-        config.threads = 1
-        config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
+        let config = tinyModelConfig(socketIn: directory)
         let daemon = try Daemon(config: config) { _ in TestFrameSource(width: 160, height: 120, fps: 30) }
         try daemon.start()
         defer { daemon.stop() }
