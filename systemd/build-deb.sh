@@ -78,7 +78,7 @@ gzip -9n "$doc/README.md" "$doc/PROTOCOL.md"
 # generate-manual, which reads `--experimental-dump-help`: it needs a binary this machine runs, so the
 # package's own, or for the arm64 package on amd64 a native build of the same source.
 if [ "$arch" = "$host_arch" ]; then
-  scratch=(--scratch-path .build-static)
+  scratch=(--static-swift-stdlib --scratch-path .build-static) # as the package's binary: the build is not redone
   runnable="$stage/bin/mtlseg"
 else
   scratch=()
