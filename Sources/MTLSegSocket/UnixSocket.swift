@@ -61,20 +61,42 @@ public final class UnixSocket {
 
     /// Binds and listens at `path` with the given file mode, replacing a stale socket file left by a previous run;
     /// throws `SocketFile.InUse` when a process still answers there. `removeBoundFile()` undoes it.
+    ///
+    /// The file appears at `path` only once the socket listens: it is bound under a staging name beside `path`,
+    /// given its mode, made to listen, then hard-linked into place. A client that waits for the file (as
+    /// `until [ -S path ]` does) therefore never finds it refusing connections, which a bind in place allowed
+    /// between bind and listen; and the link, like bind, fails where another file took the path meanwhile.
     public static func listen(at path: String, mode: mode_t, backlog: Int32 = 16) throws -> UnixSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(call: "socket", path: path, code: errno) }
         let socket = UnixSocket(fd: fd, path: path)
         try SocketFile.removeIfStale(at: path)
-        var address = try address(path)
+        _ = try address(path) // the path itself must fit, whatever the staging name does
+        // A staging name too long for sun_path (a path within a few bytes of the limit): bind in place, as before.
+        let staged = (try? address(stagingPath(for: path))) != nil
+        let bindPath = staged ? stagingPath(for: path) : path
+        if staged { unlink(bindPath) } // left by a process of the same pid that died between bind and link
+        var address = try address(bindPath)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard result == 0 else { throw Failure(call: "bind", path: path, code: errno) }
+        guard result == 0 else { throw Failure(call: "bind", path: bindPath, code: errno) }
+        defer { if staged { unlink(bindPath) } } // linked into place by then, or given up
+        guard chmod(bindPath, mode) == 0 else { throw Failure(call: "chmod", path: bindPath, code: errno) }
+        guard Glibc.listen(fd, backlog) == 0 else { throw Failure(call: "listen", path: bindPath, code: errno) }
+        if staged {
+            guard link(bindPath, path) == 0 else { throw Failure(call: "link (the listening socket into place)", path: path, code: errno) }
+        }
         socket.boundFile = SocketFile.identity(at: path)
-        guard chmod(path, mode) == 0 else { throw Failure(call: "chmod", path: path, code: errno) }
-        guard Glibc.listen(fd, backlog) == 0 else { throw Failure(call: "listen", path: path, code: errno) }
         return socket
+    }
+
+    /// `.NAME.PID` beside `path`: this process's own, so two daemons starting at once do not share one.
+    private static func stagingPath(for path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        return "\(folder).\(name).\(getpid())"
     }
 
     /// Accepts one waiting connection on a listening socket, close-on-exec (accept4 is not

@@ -51,6 +51,24 @@ final class SocketFileTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "keep me")
     }
 
+    /// The file appears only once the socket listens (bound under a staging name, linked into place): what a client
+    /// finds there answers, and nothing else is left in the folder. A path too near sun_path's limit for a staging
+    /// name is bound in place and still listens with its mode.
+    func testTheFileAppearsListeningAndAloneWithItsMode() throws {
+        let path = directory + "/mtlsegd.sock"
+        let listener = try UnixSocket.listen(at: path, mode: 0o660)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["mtlsegd.sock"])
+        XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int), 0o660)
+        XCTAssertTrue(answers(listener, at: path))
+
+        let long = directory + "/" + String(repeating: "x", count: 107 - directory.utf8.count - 1)
+        XCTAssertEqual(long.utf8.count, 107)
+        let inPlace = try UnixSocket.listen(at: long, mode: 0o600)
+        XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: long)[.posixPermissions] as? Int), 0o600)
+        XCTAssertTrue(answers(inPlace, at: long))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory).count, 2)
+    }
+
     func testASocketRemovesOnlyTheFileItCreated() throws {
         let path = directory + "/shared.sock"
         let old = try UnixSocket.listen(at: path, mode: 0o600)
