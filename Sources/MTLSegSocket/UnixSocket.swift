@@ -73,8 +73,9 @@ public final class UnixSocket {
         try SocketFile.removeIfStale(at: path)
         _ = try address(path) // the path itself must fit, whatever the staging name does
         // A staging name too long for sun_path (a path within a few bytes of the limit): bind in place, as before.
-        let staged = (try? address(stagingPath(for: path))) != nil
-        let bindPath = staged ? stagingPath(for: path) : path
+        let staging = stagingPath(for: path)
+        let staged = (try? address(staging)) != nil
+        let bindPath = staged ? staging : path
         if staged { unlink(bindPath) } // left by a process of the same pid that died between bind and link
         var address = try address(bindPath)
         let result = withUnsafePointer(to: &address) {
