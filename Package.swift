@@ -80,7 +80,7 @@ let package = Package(
             "mtlseg-fuzz",
         ]),
         // Runs the built `mtlseg` binary end to end, as a user would.
-        .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage"]),
+        .testTarget(name: "MTLSegToolTests", dependencies: ["mtlseg", "MTLSegCore", "MTLSegImage", "MTLSegSocket"]),
         .testTarget(name: "MTLSegCaptureTests", dependencies: ["MTLSegCapture"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,8 +1,6 @@
 import Foundation
+import MTLSegSocket
 import XCTest
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `mtlseg status` and `mtlseg subscribe` where no daemon answers: the error says which case it is and what to do.
 final class DaemonConnectionTests: XCTestCase {
@@ -30,18 +28,11 @@ final class DaemonConnectionTests: XCTestCase {
     /// A socket file nobody listens on, as a daemon killed with SIGKILL leaves it.
     func testAStaleSocketFileIsCalledSo() throws {
         let socket = directory.appendingPathComponent("stale.sock").path
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { path in
-            socket.utf8CString.withUnsafeBytes { path.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(path.count - 1))) }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(bound, 0, String(cString: strerror(errno)))
-        close(fd) // bound, never listening: connect is refused
+        // A listener whose process is gone: the file stays, nobody accepts (ECONNREFUSED).
+        var gone: UnixSocket? = try UnixSocket.listen(at: socket, mode: 0o600)
+        XCTAssertNotNil(gone)
+        gone = nil
+        XCTAssertTrue(FileManager.default.fileExists(atPath: socket))
 
         let result = try ToolRunner.run(["status", "--socket", socket])
         XCTAssertNotEqual(result.status, 0)
