@@ -4,9 +4,9 @@
 # one binary runs as mtlsegd by that name), the unit, the per-camera template unit and its example
 # configuration, the Python client (`import mtlseg_client` with Debian's python3), manual pages, shell completions,
 # sysusers and tmpfiles entries, the default configuration (a conffile) and the demo
-# model. Installing it creates the user, enables and starts the service where systemd runs (an
-# upgrade restarts what runs and enables nothing the administrator disabled); purging removes the
-# configuration and the models.
+# model. Installing it creates the user, enables the service (also in an image built where no systemd
+# runs) and starts it where systemd runs (an upgrade restarts what runs and enables nothing the
+# administrator disabled); purging removes the configuration and the models.
 #
 #   systemd/build-deb.sh [VERSION]    (default: the version mtlseg --version prints)
 #   sudo MTLSEG_DEB_ARCH=arm64 systemd/build-deb.sh [VERSION]   (on amd64: the arm64 package, its binary
@@ -25,21 +25,28 @@ host_arch="$(dpkg --print-architecture)"
 arch="${MTLSEG_DEB_ARCH:-$host_arch}"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
+# The package's dates (the changelog's, the manual pages', the files' in the archive, which dpkg-deb takes from
+# SOURCE_DATE_EPOCH): the one given, else the last commit's, so that building one commit twice dates it alike.
+SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)}"
+export SOURCE_DATE_EPOCH
+# The package's binary binds every symbol at load (BIND_NOW, then its relocations are read-only: Debian's
+# hardening), and carries no compiler notes (.comment).
+link_now=(-Xlinker -z -Xlinker now)
 
 mkdir -p "$stage/bin"
 libraries=
 if [ "$arch" = "$host_arch" ]; then
-  (cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static --product mtlseg)
+  (cd "$root" && swift build -c release --static-swift-stdlib "${link_now[@]}" --scratch-path .build-static --product mtlseg)
   bin="$(cd "$root" && swift build -c release --scratch-path .build-static --show-bin-path)/mtlseg"
-  strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin"
+  strip --strip-unneeded --remove-section=.comment -o "$stage/bin/mtlseg" "$bin"
 elif [ "$arch" = arm64 ] && [ "$host_arch" = amd64 ]; then
   bin="$("$root/.ci/arm64-cross" mtlseg)" # Debian sid's Swift, the Swift runtime linked in as above
   libraries="$(cat "$bin.depends" 2>/dev/null || true)" # dpkg-shlibdeps' line, against bookworm's libraries
   if command -v aarch64-linux-gnu-strip >/dev/null; then
-    aarch64-linux-gnu-strip --strip-unneeded -o "$stage/bin/mtlseg" "$bin"
+    aarch64-linux-gnu-strip --strip-unneeded --remove-section=.comment -o "$stage/bin/mtlseg" "$bin"
   else
     objcopy="$(command -v llvm-objcopy || echo /opt/swift/usr/bin/llvm-objcopy)"
-    "$objcopy" --strip-unneeded "$bin" "$stage/bin/mtlseg"
+    "$objcopy" --strip-unneeded --remove-section=.comment "$bin" "$stage/bin/mtlseg"
   fi
 else
   echo "build-deb: cannot build $arch packages on $host_arch (arm64 on amd64, or the host's own)" >&2; exit 1
@@ -71,14 +78,14 @@ License: MIT
  the Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
 COPYRIGHT
 printf 'mtlseg (%s) unstable; urgency=medium\n\n  * Package built from the repository.\n\n -- mtlseg maintainers <maintainers@mtlseg.invalid>  %s\n' \
-  "$version" "$(date -R)" | gzip -9n > "$doc/changelog.gz"  # a native package: changelog.gz
+  "$version" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")" | gzip -9n > "$doc/changelog.gz"  # a native package: changelog.gz
 gzip -9n "$doc/README.md" "$doc/PROTOCOL.md"
 
 # Manual pages (`man mtlseg`, `man mtlsegd`), made from the tools' own help by swift-argument-parser's
 # generate-manual, which reads `--experimental-dump-help`: it needs a binary this machine runs, so the
 # package's own, or for the arm64 package on amd64 a native build of the same source.
 if [ "$arch" = "$host_arch" ]; then
-  scratch=(--static-swift-stdlib --scratch-path .build-static) # as the package's binary: the build is not redone
+  scratch=(--static-swift-stdlib "${link_now[@]}" --scratch-path .build-static) # as the package's binary: the build is not redone
   runnable="$stage/bin/mtlseg"
 else
   scratch=()
@@ -91,7 +98,7 @@ mkdir -p "$stage/as" "$package/usr/share/man/man1"
 ln -sf "$runnable" "$stage/as/mtlseg"
 ln -sf "$runnable" "$stage/as/mtlsegd" # the binary is the daemon by that name
 for tool in mtlseg mtlsegd; do
-  "$generate_manual" "$stage/as/$tool" --date "$(date -u +%F)" --output-directory "$stage"
+  "$generate_manual" "$stage/as/$tool" --date "$(date -u +%F -d "@$SOURCE_DATE_EPOCH")" --output-directory "$stage"
 done
 # mtlsegd has no subcommands, but the parser lists its implicit `help` as one: drop it from the page.
 sed -i -e '/^\.Ar subcommand$/d' -e '/^\.It Em help$/,/^\.El$/d' "$stage/mtlsegd.1"
@@ -129,23 +136,34 @@ Description: live multi-task segmentation masks from a camera
  Python programs read the masks with the module mtlseg_client.
 CONTROL
 echo "/etc/mtlseg/mtlsegd.toml" > "$package/DEBIAN/conffiles"
+# The maintainer scripts. DPKG_ROOT is set where dpkg installs into another root than the running system's (an
+# image built with dpkg --root or mmdebstrap): everything then acts inside that root, and nothing is started.
+# The service is enabled with deb-systemd-helper, which needs no running systemd (an image built in a chroot
+# boots with mtlsegd on) and remembers the state: an administrator's `systemctl disable mtlsegd` survives
+# upgrades. deb-systemd-invoke starts and stops it, honouring an image builder's policy-rc.d.
 cat > "$package/DEBIAN/postinst" <<'SCRIPT'
 #!/bin/sh
 set -e
 if [ "$1" = "configure" ]; then
-  systemd-sysusers /usr/lib/sysusers.d/mtlseg.conf
-  systemd-tmpfiles --create /usr/lib/tmpfiles.d/mtlseg.conf
-  chown -R mtlseg:mtlseg /var/lib/mtlseg
-  if [ -d /run/systemd/system ]; then
-    systemctl daemon-reload
+  systemd-sysusers --root="${DPKG_ROOT:-/}" mtlseg.conf
+  # The state directory's owner and mode; the model dpkg put in it stays root's, readable by the daemon.
+  systemd-tmpfiles --root="${DPKG_ROOT:-/}" --create mtlseg.conf
+  # Only a mask this script's postrm made is lifted (a removed package masks its unit).
+  deb-systemd-helper unmask mtlsegd.service >/dev/null || true
+  # True on a first install too: the single-camera service is enabled then.
+  if deb-systemd-helper --quiet was-enabled mtlsegd.service; then
+    deb-systemd-helper enable mtlsegd.service >/dev/null || true
+  else
+    deb-systemd-helper update-state mtlsegd.service >/dev/null || true
+  fi
+  if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+    systemctl --system daemon-reload >/dev/null || true
     if [ -z "$2" ]; then
-      # A first install: the single-camera service.
-      systemctl enable mtlsegd.service >/dev/null
-      systemctl restart mtlsegd.service || true
+      deb-systemd-invoke start mtlsegd.service >/dev/null || true
     else
       # An upgrade: whatever runs (the single service, or the cameras of mtlsegd@.service) restarts on the
-      # new binary; an administrator who disabled mtlsegd.service for per-camera instances keeps it so.
-      systemctl try-restart mtlsegd.service 'mtlsegd@*.service' || true
+      # new binary; what an administrator stopped or disabled stays so.
+      deb-systemd-invoke try-restart mtlsegd.service 'mtlsegd@*.service' >/dev/null || true
     fi
   fi
 fi
@@ -153,23 +171,35 @@ SCRIPT
 cat > "$package/DEBIAN/prerm" <<'SCRIPT'
 #!/bin/sh
 set -e
-if [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
-  systemctl disable --now mtlsegd.service >/dev/null || true
-  for wanted in /etc/systemd/system/*.wants/mtlsegd@*.service; do
-    if [ -L "$wanted" ]; then systemctl disable "$(basename "$wanted")" >/dev/null 2>&1 || true; fi
-  done
-  systemctl stop 'mtlsegd@*.service' || true
+if [ -z "${DPKG_ROOT:-}" ] && [ "$1" = "remove" ] && [ -d /run/systemd/system ]; then
+  deb-systemd-invoke stop mtlsegd.service 'mtlsegd@*.service' >/dev/null || true
 fi
 SCRIPT
 cat > "$package/DEBIAN/postrm" <<'SCRIPT'
 #!/bin/sh
 set -e
-if [ "$1" = "purge" ]; then
-  rm -rf /etc/mtlseg /var/lib/mtlseg
+if [ "$1" = "remove" ]; then
+  # Masked while the configuration stays behind; a reinstall unmasks it, enabled as it was.
+  deb-systemd-helper mask mtlsegd.service >/dev/null || true
+  # Cameras an administrator enabled (systemctl enable mtlsegd@cam0): their links would point at a unit that
+  # no longer exists, and systemd would complain of them at every boot.
+  for wanted in "${DPKG_ROOT:-}"/etc/systemd/system/*.wants/mtlsegd@*.service; do
+    if [ -L "$wanted" ]; then rm -f "$wanted"; fi
+  done
 fi
-if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+if [ "$1" = "purge" ]; then
+  deb-systemd-helper purge mtlsegd.service >/dev/null || true
+  deb-systemd-helper unmask mtlsegd.service >/dev/null || true
+  rm -rf "${DPKG_ROOT:-}/etc/mtlseg" "${DPKG_ROOT:-}/var/lib/mtlseg"
+fi
+if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+  systemctl --system daemon-reload >/dev/null || true
+fi
 SCRIPT
 chmod 0755 "$package/DEBIAN/postinst" "$package/DEBIAN/prerm" "$package/DEBIAN/postrm"
+# Checksums of the files, for `dpkg --verify mtlseg` (debsums): what changed on a device since it was installed.
+(cd "$package" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) \
+  > "$package/DEBIAN/md5sums"
 mkdir -p "$root/dist"
 out="$root/dist/mtlseg_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$package" "$out" >/dev/null

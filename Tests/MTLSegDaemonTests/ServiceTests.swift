@@ -181,6 +181,66 @@ final class ServiceTests: XCTestCase {
 final class DebianPackageTests: XCTestCase {
     private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// A field device's system image is built in a chroot (or with `dpkg --root`), where no systemd runs: the
+    /// package, installed there, must leave the service enabled for the first boot, and never start anything.
+    /// Here dpkg installs it into an empty root with its maintainer scripts run outside a chroot (DPKG_ROOT), as
+    /// mmdebstrap does; then remove, reinstall, an administrator's disable, an upgrade and purge, each judged by
+    /// the files systemd reads at boot.
+    func testAnImageBuiltWithoutSystemdRunningBootsWithTheServiceEnabled() throws {
+        try XCTSkipUnless(getuid() == 0, "needs root: dpkg installs into a root of its own and owns files to the daemon's user")
+        let build = try runProcess("/bin/bash", [Self.repository.appendingPathComponent("systemd/build-deb.sh").path])
+        XCTAssertEqual(build.status, 0, build.output)
+        let deb = try XCTUnwrap(build.output.split(separator: "\n").last.map(String.init))
+
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mtlseg-image-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for folder in ["var/lib/dpkg/info", "var/lib/dpkg/updates"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true)
+        }
+        _ = FileManager.default.createFile(atPath: root + "/var/lib/dpkg/status", contents: Data())
+        func dpkg(_ arguments: [String]) throws {
+            // --force-depends: the empty root holds none of the libraries the package depends on.
+            let run = try runProcess("/usr/bin/dpkg", ["--root=" + root, "--force-script-chrootless", "--force-depends", "--log=/dev/null"] + arguments)
+            XCTAssertEqual(run.status, 0, "dpkg \(arguments.joined(separator: " ")): \(run.output)")
+        }
+        let wants = root + "/etc/systemd/system/multi-user.target.wants/mtlsegd.service"
+        let mask = root + "/etc/systemd/system/mtlsegd.service"
+        func link(_ path: String) -> String? { try? FileManager.default.destinationOfSymbolicLink(atPath: path) }
+
+        try dpkg(["--install", deb])
+        XCTAssertEqual(link(wants), "/lib/systemd/system/mtlsegd.service", "not enabled for the image's first boot")
+        XCTAssertNil(link(mask))
+        // The daemon's user exists in the image, and owns its state directory there.
+        let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
+        let uid = try XCTUnwrap(passwd.split(separator: "\n").first { $0.hasPrefix("mtlseg:") }.flatMap { Int($0.split(separator: ":")[2]) }, passwd)
+        let state = try FileManager.default.attributesOfItem(atPath: root + "/var/lib/mtlseg")
+        XCTAssertEqual((state[.ownerAccountID] as? NSNumber)?.intValue, uid)
+        XCTAssertEqual((state[.posixPermissions] as? NSNumber)?.intValue, 0o750)
+
+        // Removed (a camera of the template enabled by hand too): nothing left to start, the configuration kept.
+        let camera = root + "/etc/systemd/system/multi-user.target.wants/mtlsegd@cam0.service"
+        try FileManager.default.createSymbolicLink(atPath: camera, withDestinationPath: "/lib/systemd/system/mtlsegd@.service")
+        try dpkg(["--remove", "mtlseg"])
+        XCTAssertNil(link(camera), "the camera's link outlived its unit")
+        XCTAssertEqual(link(mask), "/dev/null", "the removed service is masked while its configuration stays")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/etc/mtlseg/mtlsegd.toml"))
+        // Installed again: enabled as it was before the removal.
+        try dpkg(["--install", deb])
+        XCTAssertNil(link(mask))
+        XCTAssertEqual(link(wants), "/lib/systemd/system/mtlsegd.service")
+        // Disabled by the administrator (what `systemctl disable` removes), then upgraded: it stays disabled.
+        try FileManager.default.removeItem(atPath: wants)
+        try dpkg(["--install", deb])
+        XCTAssertNil(link(wants), "an upgrade enabled the service the administrator had disabled")
+        // Purged: the configuration, the models and every trace of the service's state.
+        try dpkg(["--purge", "mtlseg"])
+        for path in ["/etc/mtlseg", "/var/lib/mtlseg", "/etc/systemd/system/mtlsegd.service",
+                     "/var/lib/systemd/deb-systemd-helper-enabled/mtlsegd.service.dsh-also",
+                     "/var/lib/systemd/deb-systemd-helper-masked/mtlsegd.service"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: root + path) || link(root + path) != nil, "\(path) outlived the purge")
+        }
+    }
+
 
     func testThePackageBuildsPassesLintianAndUnpacksWhereTheUnitExpects() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/lintian"), "lintian missing: run .ci/setup")
@@ -209,9 +269,12 @@ final class DebianPackageTests: XCTestCase {
                      "./usr/share/man/man1/mtlseg.1.gz", "./usr/share/man/man1/mtlsegd.1.gz"] {
             XCTAssertTrue(contents.contains(path), "\(path) missing from the package")
         }
+        // Checksums for `dpkg --verify mtlseg`.
+        XCTAssertTrue(info.output.contains(" md5sums"), info.output)
         let lintian = try runProcess("/usr/bin/lintian", ["--tag-display-limit", "0", deb])
-        let errors = lintian.output.split(separator: "\n").filter { $0.hasPrefix("E:") }
-        XCTAssertEqual(errors, [], lintian.output)
+        // No errors and no warnings (among them: maintainer scripts calling systemctl, a recursive chown).
+        let complaints = lintian.output.split(separator: "\n").filter { $0.hasPrefix("E:") || $0.hasPrefix("W:") }
+        XCTAssertEqual(complaints, [], lintian.output)
         XCTAssertFalse(lintian.output.contains("no-manual-page") || lintian.output.contains("groff-message"), lintian.output)
 
         // Unpacked into a throwaway root, the daemon runs from it with the packaged configuration and model.

@@ -72,6 +72,15 @@ install -m 0644 /payload/mtl2-tiny.safetensors /var/lib/mtlseg/tiny.safetensors
 sed -i -e 's#^model = .*#model = "/var/lib/mtlseg/tiny.safetensors"#' -e 's#^width = .*#width = 320#' -e 's#^height = .*#height = 240#' "$config"
 systemctl restart "$unit"
 note "serving the tiny model from here on: $(poll 120 active && echo active after restart)"
+# --- Upgrade (the package installed again, as apt installs a new version): the running service restarts on
+#     the new files and stays enabled; the configuration just edited (a conffile) is kept.
+pid=$(main_pid)
+if [ "$(systemctl is-enabled "$unit")" = enabled ] && apt-get install --reinstall -y ./mtlseg_*.deb >/tmp/apt.log 2>&1 \
+  && poll 120 restarted_from "$pid" && [ "$(systemctl is-enabled "$unit")" = enabled ] && grep -q tiny.safetensors "$config"; then
+  pass upgrade "restarted (pid $pid, now $(main_pid)), enabled, $config kept"
+else
+  fail upgrade "$(tail -n 3 /tmp/apt.log | tr '\n' ' '); pid $pid, now $(main_pid), $(systemctl is-enabled "$unit"); $(grep '^model' "$config")"
+fi
 status_line() { systemctl status "$unit" --no-pager 2>/dev/null | grep -E 'Status: "[0-9.]+ fps, [0-9]+ clients?, source [a-z]+'; }
 if poll 30 status_line >/dev/null; then pass status-line "$(status_line | sed 's/^ *//')"; else fail status-line "no STATUS with fps, clients and source"; fi
 
