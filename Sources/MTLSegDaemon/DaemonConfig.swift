@@ -99,35 +99,32 @@ public struct DaemonConfig: Equatable, Sendable {
         config.model = try reader.string("model") ?? config.model
         config.threads = try reader.integer("threads", in: 1 ... 256) ?? config.threads
         config.memoryBudgetMB = try reader.integer("memory_budget_mb", in: 16 ... 1 << 30) ?? config.memoryBudgetMB
-        if var source = try reader.table("source") {
-            config.source = try source.string("device") ?? config.source
-            config.width = try source.integer("width", in: 16 ... 8192) ?? config.width
-            config.height = try source.integer("height", in: 16 ... 8192) ?? config.height
-            config.fps = try source.number("fps", in: 0.1 ... 1000) ?? config.fps
-            config.stallTimeout = try source.number("stall_timeout_s", in: 0.1 ... 3600) ?? config.stallTimeout
-            config.maxImagePixels = try source.integer("max_image_pixels", in: 1 ... 1 << 28) ?? config.maxImagePixels
-            try source.rejectUnknown()
-        }
-        if var socket = try reader.table("socket") {
-            config.socketPath = try socket.string("path") ?? config.socketPath
-            if let mode = try socket.string("mode") {
-                guard let value = mode_t(mode, radix: 8), value <= 0o777 else {
-                    throw Problem(file: file, key: "socket.mode", reason: "'\(mode)' is not an octal file mode such as \"0660\"")
-                }
-                config.socketMode = value
+        // Every table is read, present or not (an absent one is empty and changes nothing), so that a key
+        // written outside its table can be told where it belongs.
+        var source = try reader.table("source")
+        config.source = try source.string("device") ?? config.source
+        config.width = try source.integer("width", in: 16 ... 8192) ?? config.width
+        config.height = try source.integer("height", in: 16 ... 8192) ?? config.height
+        config.fps = try source.number("fps", in: 0.1 ... 1000) ?? config.fps
+        config.stallTimeout = try source.number("stall_timeout_s", in: 0.1 ... 3600) ?? config.stallTimeout
+        config.maxImagePixels = try source.integer("max_image_pixels", in: 1 ... 1 << 28) ?? config.maxImagePixels
+        var socket = try reader.table("socket")
+        config.socketPath = try socket.string("path") ?? config.socketPath
+        if let mode = try socket.string("mode") {
+            guard let value = mode_t(mode, radix: 8), value <= 0o777 else {
+                throw Problem(file: file, key: "socket.mode", reason: "'\(mode)' is not an octal file mode such as \"0660\"")
             }
-            config.socketGroup = try socket.string("group") ?? config.socketGroup
-            config.allowUIDs = try socket.ids("allow_uids") ?? config.allowUIDs
-            config.allowGIDs = try socket.ids("allow_gids") ?? config.allowGIDs
-            config.maxClients = try socket.integer("max_clients", in: 1 ... 1024) ?? config.maxClients
-            if let ms = try socket.integer("client_timeout_ms", in: 10 ... 600_000) { config.clientTimeout = Double(ms) / 1000 }
-            try socket.rejectUnknown()
+            config.socketMode = value
         }
-        if var metrics = try reader.table("metrics") {
-            config.metricsSocket = try metrics.string("socket")
-            try metrics.rejectUnknown()
-        }
-        try reader.rejectUnknown()
+        config.socketGroup = try socket.string("group") ?? config.socketGroup
+        config.allowUIDs = try socket.ids("allow_uids") ?? config.allowUIDs
+        config.allowGIDs = try socket.ids("allow_gids") ?? config.allowGIDs
+        config.maxClients = try socket.integer("max_clients", in: 1 ... 1024) ?? config.maxClients
+        if let ms = try socket.integer("client_timeout_ms", in: 10 ... 600_000) { config.clientTimeout = Double(ms) / 1000 }
+        var metrics = try reader.table("metrics")
+        config.metricsSocket = try metrics.string("socket") ?? config.metricsSocket
+        // Unknown keys once every table is read: a key written in the wrong place is told where it belongs.
+        for table in [reader, source, socket, metrics] { try table.rejectUnknown(among: [reader, source, socket, metrics]) }
         try config.checkSocketPaths(file: file)
         return config
     }
@@ -142,12 +139,15 @@ public struct DaemonConfig: Equatable, Sendable {
     }
 }
 
-/// Reads typed values out of a parsed table, remembering which keys were used.
+/// Reads typed values out of a parsed table, remembering which keys were used and which the daemon knows
+/// (every key asked for, present or not), so that an unknown key can be answered with the one meant.
 private struct KeyReader {
     let file: String
     let values: [String: Any]
     let prefix: String
     var used: Set<String> = []
+    var known: [String] = []
+    var tables: Set<String> = []
 
     init(file: String, values: [String: Any], prefix: String) {
         self.file = file
@@ -160,6 +160,7 @@ private struct KeyReader {
     }
 
     mutating func string(_ key: String) throws -> String? {
+        known.append(key)
         guard let value = values[key] else { return nil }
         used.insert(key)
         guard let text = value as? String, !text.isEmpty else { throw problem(key, "must be a non-empty string") }
@@ -167,6 +168,7 @@ private struct KeyReader {
     }
 
     mutating func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        known.append(key)
         guard let value = values[key] else { return nil }
         used.insert(key)
         guard let number = JSONObject.double(value), number == number.rounded(), let integer = JSONObject.int(value) else {
@@ -177,6 +179,7 @@ private struct KeyReader {
     }
 
     mutating func number(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
+        known.append(key)
         guard let value = values[key] else { return nil }
         used.insert(key)
         guard let number = JSONObject.double(value) else { throw problem(key, "must be a number") }
@@ -185,6 +188,7 @@ private struct KeyReader {
     }
 
     mutating func ids(_ key: String) throws -> [UInt32]? {
+        known.append(key)
         guard let value = values[key] else { return nil }
         used.insert(key)
         guard let list = value as? [Any] else { throw problem(key, "must be a list of numeric ids") }
@@ -196,16 +200,55 @@ private struct KeyReader {
         }
     }
 
-    mutating func table(_ key: String) throws -> KeyReader? {
-        guard let value = values[key] else { return nil }
+    /// The table under `key`; an empty one where the file has none.
+    mutating func table(_ key: String) throws -> KeyReader {
+        known.append(key)
+        tables.insert(key)
+        guard let value = values[key] else { return KeyReader(file: file, values: [:], prefix: prefix + key + ".") }
         used.insert(key)
         guard let table = value as? [String: Any] else { throw problem(key, "must be a table ([\(key)])") }
         return KeyReader(file: file, values: table, prefix: prefix + key + ".")
     }
 
-    func rejectUnknown() throws {
-        if let key = values.keys.sorted().first(where: { !used.contains($0) }) {
-            throw problem(key, "unknown key")
+    /// Call once every key of the file has been asked for; `readers`, those of the whole file (this one among
+    /// them), tell a key written above its table's line, or below one, where it belongs.
+    func rejectUnknown(among readers: [KeyReader]) throws {
+        guard let key = values.keys.sorted().first(where: { !used.contains($0) }) else { return }
+        // A typo (`threds`, `fsp`) names the key meant.
+        let close = known.map { (key: $0, distance: typoDistance(key, $0)) }
+            .filter { $0.distance <= (key.count <= 4 ? 1 : 2) }
+            .min { $0.distance < $1.distance }
+        if let meant = close?.key {
+            throw problem(key, "unknown key (did you mean \(tables.contains(meant) ? "[\(prefix + meant)]" : prefix + meant)?)")
+        }
+        // The top level's key under a table, or a table's key at the top level (its `[table]` line forgotten). Between
+        // two tables a name means different things (`[metrics] path` is not the mask socket's path): no hint there.
+        let owner = readers.first { reader in
+            (reader.prefix.isEmpty != prefix.isEmpty) && reader.known.contains(key) && !reader.tables.contains(key)
+        }
+        if let owner {
+            let table = String(owner.prefix.dropLast())
+            throw problem(key, table.isEmpty ? "unknown key here: it belongs at the top level, before the first `[table]` line"
+                                             : "unknown key here: it belongs in [\(table)] (write it after a `[\(table)]` line)")
+        }
+        let here = prefix.isEmpty ? "the top level" : "[\(prefix.dropLast())]"
+        let takes = known.map { tables.contains($0) ? "[\(prefix + $0)]" : $0 }
+        throw problem(key, "unknown key; \(here) takes \(takes.joined(separator: ", "))")
+    }
+}
+
+/// Optimal string alignment distance: the fewest insertions, deletions, substitutions and swaps of two
+/// neighbouring characters that make `a` into `b` (the usual typing mistakes).
+private func typoDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+    for i in 0 ... a.count { d[i][0] = i }
+    for j in 0 ... b.count { d[0][j] = j }
+    for i in stride(from: 1, through: a.count, by: 1) {
+        for j in stride(from: 1, through: b.count, by: 1) {
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
         }
     }
+    return d[a.count][b.count]
 }

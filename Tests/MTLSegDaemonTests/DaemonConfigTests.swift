@@ -62,4 +62,31 @@ final class DaemonConfigTests: XCTestCase {
         XCTAssertTrue(problem("threads = 2\n[{oue = ads = 2\n")?.reason.hasPrefix("line 2:") ?? false)
         XCTAssertNil(problem("# café\nmodel = \"/m/é.safetensors\"\n[source]\ndevice = '/dev/vidéo'\n"), "non-ASCII in strings and comments is fine")
     }
+
+    /// An unknown key's error says what was meant: the key a typo was of, the table a key belongs in, or what the table takes.
+    func testUnknownKeysAreAnsweredWithTheKeyMeant() {
+        func reason(_ text: String) -> String? {
+            do {
+                _ = try DaemonConfig.parse(text, file: "test.toml")
+                return nil
+            } catch {
+                return (error as? DaemonConfig.Problem)?.reason
+            }
+        }
+        XCTAssertEqual(reason("threds = 2"), "unknown key (did you mean threads?)")
+        XCTAssertEqual(reason("[source]\nfsp = 3"), "unknown key (did you mean source.fps?)", "two neighbours swapped")
+        XCTAssertEqual(reason("[socket]\nmax_client = 3"), "unknown key (did you mean socket.max_clients?)")
+        XCTAssertEqual(reason("sorce = 1"), "unknown key (did you mean [source]?)")
+        // A table's key above every `[table]` line, and the top level's under one.
+        XCTAssertEqual(reason("model = \"/m.safetensors\"\nwidth = 640\n[source]\nfps = 5"),
+                       "unknown key here: it belongs in [source] (write it after a `[source]` line)")
+        XCTAssertEqual(reason("[socket]\npath = \"/run/x.sock\"\nthreads = 2"),
+                       "unknown key here: it belongs at the top level, before the first `[table]` line")
+        // Between tables a name means something else (`[metrics] path` is not the mask socket's): the table's keys.
+        XCTAssertEqual(reason("[metrics]\npath = \"/run/m.sock\""), "unknown key; [metrics] takes socket")
+        XCTAssertEqual(reason("colour = 1"), "unknown key; the top level takes model, threads, memory_budget_mb, [source], [socket], [metrics]")
+        // Every table read, present or not, changes nothing that the file does not set.
+        XCTAssertEqual(try DaemonConfig.parse("[metrics]\n", over: DaemonConfig.parse("[metrics]\nsocket = \"/run/m.sock\"")).metricsSocket,
+                       "/run/m.sock")
+    }
 }
