@@ -55,7 +55,34 @@ final class HostileDaemonTests: XCTestCase {
         let result = try runProcess(Self.products.appendingPathComponent("mtlsegd").path, ["--help"])
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.hasPrefix("OVERVIEW: Capture frames"), result.output)
-        XCTAssertFalse(result.output.contains("<3>"), result.output)
+        XCTAssertFalse(result.output.contains("<3>") || result.output.contains("error:"), result.output)
+    }
+
+    /// Priorities as "<3>" only where journald reads them; an operator at a terminal reads "error: ".
+    func testLogLinesCarryPrioritiesOnlyIntoTheJournal() throws {
+        let config = path("typo.toml")
+        try "threds = 2\n".write(toFile: config, atomically: true, encoding: .utf8)
+        func checkConfig(journalStream: ((Pipe) -> String)?) throws -> String {
+            let process = Process()
+            process.executableURL = Self.products.appendingPathComponent("mtlsegd")
+            process.arguments = ["--check-config", "--config", config]
+            let pipe = Pipe()
+            process.standardError = pipe
+            process.standardOutput = FileHandle.nullDevice
+            var environment = ProcessInfo.processInfo.environment
+            environment["JOURNAL_STREAM"] = journalStream?(pipe)
+            process.environment = environment
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 1, output)
+            return output
+        }
+        let message = "\(config): threds: unknown key (did you mean threads?)\n"
+        XCTAssertEqual(try checkConfig(journalStream: nil), "error: " + message)
+        XCTAssertEqual(try checkConfig(journalStream: DaemonProcess.journalStream), "<3>" + message)
+        // Inherited from a parent whose stderr was the journal, while this one's is not.
+        XCTAssertEqual(try checkConfig(journalStream: { _ in "1:1" }), "error: " + message)
     }
 
     func testAConfigurationValueCannotWriteAJournalLineEither() throws {
@@ -233,7 +260,8 @@ final class HostileDaemonTests: XCTestCase {
     }
 }
 
-/// The built mtlsegd running, its standard error collected line by line.
+/// The built mtlsegd running as under systemd (its stderr is the "journal": JOURNAL_STREAM names it, so lines
+/// carry their priority as "<6>"), its standard error collected line by line.
 final class DaemonProcess: @unchecked Sendable {
     let process = Process()
     private let lock = NSLock()
@@ -245,6 +273,7 @@ final class DaemonProcess: @unchecked Sendable {
         process.arguments = arguments
         let pipe = Pipe()
         process.standardError = pipe
+        process.environment = ProcessInfo.processInfo.environment.merging(["JOURNAL_STREAM": Self.journalStream(pipe)]) { $1 }
         process.standardOutput = FileHandle.nullDevice
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.append(handle.availableData) }
         try process.run()
@@ -261,6 +290,13 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     var lines: [String] { lock.lock(); defer { lock.unlock() }; return _lines }
+
+    /// What systemd sets JOURNAL_STREAM to for a stream: "device:inode" of the pipe's writing end.
+    static func journalStream(_ pipe: Pipe) -> String {
+        var status = stat()
+        _ = fstat(pipe.fileHandleForWriting.fileDescriptor, &status)
+        return "\(status.st_dev):\(status.st_ino)"
+    }
 
     /// Waits until `count` lines satisfy `condition`, failing after 30 s or if the daemon exits.
     func waitForLine(_ what: String, count: Int = 1, condition: (String) -> Bool) throws {

@@ -201,9 +201,12 @@ echo 'no_such_key = 1' >> "$config"
 t=$(now)
 systemctl restart "$unit" 2>/dev/null
 # (systemd 252 keeps Result=exit-code when an automatic restart hits the limit; the journal says so.)
+# The daemon's error reaches the journal at priority err (its "<3>" read by journald: stderr is the journal's
+# stream), not as the words a terminal gets ("error: ").
+errors_since() { journalctl -q -u "$unit" --since "@$1" -p err -o cat; }
 if poll 150 journal_has "$t" "Start request repeated too quickly" && [ "$(prop ActiveState)" = failed ] \
-  && journal_has "$t" "no_such_key: unknown key"; then
-  pass start-limit "$(journal_since "$t" | grep -c 'no_such_key: unknown key') tries, then the start limit after $(elapsed "$t") s"
+  && errors_since "$t" | grep -q "^$config: .*no_such_key: unknown key"; then
+  pass start-limit "$(errors_since "$t" | grep -c 'no_such_key: unknown key') tries (priority err), then the start limit after $(elapsed "$t") s"
 else
   fail start-limit "Result=$(prop Result): $(journal_since "$t" | tail -n 4 | tr '\n' ' ')"
 fi
