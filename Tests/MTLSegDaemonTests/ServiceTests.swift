@@ -253,6 +253,14 @@ final class DebianPackageTests: XCTestCase {
         let deb = try XCTUnwrap(build.output.split(separator: "\n").last.map(String.init))
         XCTAssertTrue(deb.hasSuffix(".deb"), build.output)
 
+        // Built again from the same commit (a second on, the binary already built): the same bytes, for the package's
+        // dates are the commit's (changelog, manual pages, the archive's files).
+        let first = try Data(contentsOf: URL(fileURLWithPath: deb))
+        sleep(1)
+        let again = try runProcess("/bin/bash", [Self.repository.appendingPathComponent("systemd/build-deb.sh").path])
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(try Data(contentsOf: URL(fileURLWithPath: deb)) == first, "a second build of the same commit differs")
+
         let info = try runProcess("/usr/bin/dpkg-deb", ["--info", deb])
         XCTAssertTrue(info.output.contains("Package: mtlseg") && info.output.contains("conffiles"), info.output)
         XCTAssertTrue(info.output.contains(" Version: \(MTLSegVersion.string)\n"), info.output)
