@@ -58,7 +58,7 @@ ln -s mtlseg "$stage/bin/mtlsegd"
 glibc="$(LC_ALL=C readelf -V "$stage/bin/mtlseg" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
 
 package="$stage/package"
-DESTDIR="$package" MTLSEG_BIN_DIR="$stage/bin" SYSTEMD_UNIT_DIR=/lib/systemd/system "$root/systemd/install.sh" >/dev/null
+DESTDIR="$package" MTLSEG_BIN_DIR="$stage/bin" MTLSEG_NO_MANUAL=1 SYSTEMD_UNIT_DIR=/lib/systemd/system "$root/systemd/install.sh" >/dev/null
 ln -sf mtlseg "$package/usr/bin/mtlsegd"  # install.sh copied the binary a second time
 doc="$package/usr/share/doc/mtlseg"
 cat > "$doc/copyright" <<COPYRIGHT
@@ -81,8 +81,7 @@ printf 'mtlseg (%s) unstable; urgency=medium\n\n  * Package built from the repos
   "$version" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")" | gzip -9n > "$doc/changelog.gz"  # a native package: changelog.gz
 gzip -9n "$doc/README.md" "$doc/PROTOCOL.md"
 
-# Manual pages (`man mtlseg`, `man mtlsegd`), made from the tools' own help by swift-argument-parser's
-# generate-manual, which reads `--experimental-dump-help`: it needs a binary this machine runs, so the
+# Manual pages (`man mtlseg`, `man mtlsegd`) and completions, from a binary this machine runs: the
 # package's own, or for the arm64 package on amd64 a native build of the same source.
 if [ "$arch" = "$host_arch" ]; then
   scratch=(--static-swift-stdlib "${link_now[@]}" --scratch-path .build-static) # as the package's binary: the build is not redone
@@ -92,30 +91,7 @@ else
   (cd "$root" && swift build -c release --product mtlseg)
   runnable="$(cd "$root" && swift build -c release --show-bin-path)/mtlseg"
 fi
-(cd "$root" && swift build -c release "${scratch[@]}" --product generate-manual)
-generate_manual="$(cd "$root" && swift build -c release "${scratch[@]}" --show-bin-path)/generate-manual"
-mkdir -p "$stage/as" "$package/usr/share/man/man1"
-ln -sf "$runnable" "$stage/as/mtlseg"
-ln -sf "$runnable" "$stage/as/mtlsegd" # the binary is the daemon by that name
-for tool in mtlseg mtlsegd; do
-  "$generate_manual" "$stage/as/$tool" --date "$(date -u +%F -d "@$SOURCE_DATE_EPOCH")" --output-directory "$stage"
-done
-# mtlsegd has no subcommands, but the parser lists its implicit `help` as one: drop it from the page.
-sed -i -e '/^\.Ar subcommand$/d' -e '/^\.It Em help$/,/^\.El$/d' "$stage/mtlsegd.1"
-# A help text's blank line (between paragraphs) is an empty input line to groff, which warns: a paragraph break instead.
-for tool in mtlseg mtlsegd; do sed 's/^$/.Pp/' "$stage/$tool.1" | gzip -9n > "$package/usr/share/man/man1/$tool.1.gz"; done
-
-# Shell completions, from the same binary: bash, zsh and fish load them from these folders by the command's name.
-bash_completions="$package/usr/share/bash-completion/completions"
-zsh_completions="$package/usr/share/zsh/vendor-completions"
-fish_completions="$package/usr/share/fish/vendor_completions.d"
-mkdir -p "$bash_completions" "$zsh_completions" "$fish_completions"
-for tool in mtlseg mtlsegd; do
-  # The bash script's #! line is dropped: bash sources it, and a completion file is no program.
-  "$stage/as/$tool" --generate-completion-script bash | sed '1{/^#!/d}' > "$bash_completions/$tool"
-  "$stage/as/$tool" --generate-completion-script zsh > "$zsh_completions/_$tool"
-  "$stage/as/$tool" --generate-completion-script fish > "$fish_completions/$tool.fish"
-done
+"$root/systemd/make-manual.sh" "$package/usr/share" "$runnable" "${scratch[@]}"
 
 mkdir -p "$package/DEBIAN"
 cat > "$package/DEBIAN/control" <<CONTROL

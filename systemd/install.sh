@@ -2,7 +2,8 @@
 # Installs mtlseg as a service: release binaries, the unit, the per-camera template
 # unit mtlsegd@.service with its example configuration (/usr/share/mtlseg/camera.toml),
 # the Python client of the socket (mtlseg_client, where Debian's python3 imports it: /usr/lib/python3/
-# dist-packages; its example under /usr/share/doc/mtlseg/examples), sysusers and tmpfiles entries, the default configuration (kept if one exists) and the
+# dist-packages; its example under /usr/share/doc/mtlseg/examples), manual pages and bash/zsh/fish completions
+# (make-manual.sh; MTLSEG_NO_MANUAL=1 leaves them out), sysusers and tmpfiles entries, the default configuration (kept if one exists) and the
 # demo model (kept if a model is installed). Idempotent; honours DESTDIR (then touches only
 # files under it); `--uninstall` removes what it installed, keeping /etc/mtlseg
 # and /var/lib/mtlseg (they hold the user's settings and models).
@@ -20,7 +21,8 @@ bin="$dest$prefix/bin"
 unitdir="$dest${SYSTEMD_UNIT_DIR:-$prefix/lib/systemd/system}"
 sysusers="$dest$prefix/lib/sysusers.d"
 tmpfiles="$dest$prefix/lib/tmpfiles.d"
-docdir="$dest$prefix/share/doc/mtlseg"
+share="$dest$prefix/share"
+docdir="$share/doc/mtlseg"
 datadir="$dest$prefix/share/mtlseg"
 pythondir="$dest$prefix/lib/python3/dist-packages"
 etc="$dest/etc/mtlseg"
@@ -39,6 +41,10 @@ if [ "${1:-}" = "--uninstall" ]; then
   fi
   rm -f "$bin/mtlsegd" "$bin/mtlseg" "$unitdir/mtlsegd.service" "$unitdir/mtlsegd@.service" "$sysusers/mtlseg.conf" "$tmpfiles/mtlseg.conf"
   rm -f "$pythondir/mtlseg_client.py"
+  for tool in mtlseg mtlsegd; do
+    rm -f "$share/man/man1/$tool.1.gz" "$share/bash-completion/completions/$tool" "$share/zsh/vendor-completions/_$tool" \
+      "$share/fish/vendor_completions.d/$tool.fish"
+  done
   rm -rf "$docdir" "$datadir"
   if live; then systemctl daemon-reload; fi
   echo "uninstalled (kept $etc and $state)"
@@ -64,6 +70,7 @@ install -D -m 0644 "$root/README.md" "$docdir/README.md"
 install -D -m 0644 "$root/Sources/MTLSegWire/PROTOCOL.md" "$docdir/PROTOCOL.md"
 install -D -m 0644 "$root/Sources/MTLSegWire/python/mtlseg_client.py" "$pythondir/mtlseg_client.py"
 install -D -m 0644 "$root/Sources/MTLSegWire/python/example_fps.py" "$docdir/examples/example_fps.py"
+if [ -z "${MTLSEG_NO_MANUAL:-}" ]; then "$root/systemd/make-manual.sh" "$share" "$release/mtlseg"; fi
 # The configuration and the model are the user's once installed: never overwritten.
 [ -e "$etc/mtlsegd.toml" ] || install -D -m 0644 "$root/systemd/mtlsegd.toml" "$etc/mtlsegd.toml"
 if [ ! -e "$state/model.safetensors" ]; then

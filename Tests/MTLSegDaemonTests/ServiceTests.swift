@@ -163,6 +163,13 @@ final class ServiceTests: XCTestCase {
                        FileManager.default.contents(atPath: Self.repository.appendingPathComponent("Sources/MTLSegWire/python/mtlseg_client.py").path),
                        "\(client) is not the repository's client")
         XCTAssertTrue(exists("/usr/share/doc/mtlseg/examples/example_fps.py"))
+        // Manual pages and completions, as the package has them.
+        let manualAndCompletions = ["/usr/share/man/man1/mtlseg.1.gz", "/usr/share/man/man1/mtlsegd.1.gz",
+                                    "/usr/share/bash-completion/completions/mtlseg", "/usr/share/zsh/vendor-completions/_mtlsegd",
+                                    "/usr/share/fish/vendor_completions.d/mtlseg.fish"]
+        for path in manualAndCompletions { XCTAssertTrue(exists(path), "\(path) not installed") }
+        let page = try runProcess("/bin/gzip", ["-dc", destination.path + "/usr/share/man/man1/mtlseg.1.gz"]).output
+        XCTAssertTrue(page.contains(".Nm mtlseg") && page.contains("subscribe"), page)
         // The installed config is valid for the installed daemon (model path overridden: it lives under DESTDIR here).
         let check = try runProcess(destination.path + "/usr/bin/mtlsegd",
                             ["--check-config", "--config", try hostRunnableConfig(destination.path + "/etc/mtlseg/mtlsegd.toml", folder: directory.path),
@@ -173,6 +180,7 @@ final class ServiceTests: XCTestCase {
         XCTAssertFalse(exists("/usr/bin/mtlsegd"))
         XCTAssertFalse(exists("/usr/lib/systemd/system/mtlsegd@.service") || exists("/usr/share/mtlseg/camera.toml"))
         XCTAssertFalse(exists(client), "uninstall left the Python client")
+        for path in manualAndCompletions { XCTAssertFalse(exists(path), "uninstall left \(path)") }
         XCTAssertTrue(exists("/etc/mtlseg/mtlsegd.toml"), "the user's configuration is kept")
     }
 }
