@@ -87,7 +87,7 @@ if [ "$arch" = "$host_arch" ]; then
   scratch=(--static-swift-stdlib "${link_now[@]}" --scratch-path .build-static) # as the package's binary: the build is not redone
   runnable="$stage/bin/mtlseg"
 else
-  scratch=()
+  scratch=(--scratch-path .build) # beside the native binary
   (cd "$root" && swift build -c release --product mtlseg)
   runnable="$(cd "$root" && swift build -c release --show-bin-path)/mtlseg"
 fi
