@@ -126,8 +126,16 @@ if [ "$1" = "configure" ]; then
   systemd-tmpfiles --root="${DPKG_ROOT:-/}" --create mtlseg.conf
   # Only a mask this script's postrm made is lifted (a removed package masks its unit).
   deb-systemd-helper unmask mtlsegd.service >/dev/null || true
+  if [ -n "$2" ] && ! deb-systemd-helper debian-installed mtlsegd.service; then
+    # Upgraded from a package that enabled the service with systemctl, keeping no state: taken as it is,
+    # enabled, or disabled by the administrator.
+    if [ -L "${DPKG_ROOT:-}/etc/systemd/system/multi-user.target.wants/mtlsegd.service" ]; then
+      deb-systemd-helper enable mtlsegd.service >/dev/null || true
+    else
+      deb-systemd-helper update-state mtlsegd.service >/dev/null || true
+    fi
   # True on a first install too: the single-camera service is enabled then.
-  if deb-systemd-helper --quiet was-enabled mtlsegd.service; then
+  elif deb-systemd-helper --quiet was-enabled mtlsegd.service; then
     deb-systemd-helper enable mtlsegd.service >/dev/null || true
   else
     deb-systemd-helper update-state mtlsegd.service >/dev/null || true

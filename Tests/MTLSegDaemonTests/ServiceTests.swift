@@ -243,9 +243,20 @@ final class DebianPackageTests: XCTestCase {
         try FileManager.default.removeItem(atPath: wants)
         try dpkg(["--install", deb])
         XCTAssertNil(link(wants), "an upgrade enabled the service the administrator had disabled")
+        // Upgrades from a package that kept no deb-systemd-helper state (it enabled the service with systemctl):
+        // disabled there, it stays disabled; enabled, it stays enabled.
+        let helperState = root + "/var/lib/systemd/deb-systemd-helper-enabled"
+        try FileManager.default.removeItem(atPath: helperState)
+        try dpkg(["--install", deb])
+        XCTAssertNil(link(wants), "an upgrade from a stateless package enabled the disabled service")
+        try FileManager.default.removeItem(atPath: helperState)
+        try FileManager.default.createSymbolicLink(atPath: wants, withDestinationPath: "/lib/systemd/system/mtlsegd.service")
+        try dpkg(["--install", deb])
+        XCTAssertEqual(link(wants), "/lib/systemd/system/mtlsegd.service")
         // Purged: the configuration, the models and every trace of the service's state.
         try dpkg(["--purge", "mtlseg"])
         for path in ["/etc/mtlseg", "/var/lib/mtlseg", "/etc/systemd/system/mtlsegd.service",
+                     "/etc/systemd/system/multi-user.target.wants/mtlsegd.service",
                      "/var/lib/systemd/deb-systemd-helper-enabled/mtlsegd.service.dsh-also",
                      "/var/lib/systemd/deb-systemd-helper-masked/mtlsegd.service"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: root + path) || link(root + path) != nil, "\(path) outlived the purge")
