@@ -7,7 +7,7 @@
 # tree with MTLSEG_KERNELS=scalar (the portable C that AArch64's kernels follow) on the same model: with
 # MTLSEG_KERNELS=scalar on AArch64 too they must be equal pixel for pixel; with AArch64's own kernels a
 # model with wide decoder inputs (the demo) runs those products at 16 bits where x86's portable C runs
-# them in fp32 (README, Platforms), so there the logits must agree within 0.05 (compare_logits.sh's
+# them in fp32 (Tests/ARM64/README.md), so there the logits must agree within 0.05 (compare_logits.sh's
 # bound) and the masks in 99.9 % of their pixels. How many logits differ, and by how much, is printed.
 #
 #   sudo Tests/ARM64/deb_install.sh [ARM64_DEB [AMD64_DEB]]
