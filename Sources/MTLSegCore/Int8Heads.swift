@@ -140,12 +140,13 @@ final class Int8Heads {
         slotCounts.update(repeating: 0, count: threads * taskCount * 256)
         if profiling { slotNanoseconds.update(repeating: 0, count: threads * parts) }
         let bandCount = (pixels + Self.bandPixels - 1) / Self.bandPixels
-        pool.runSlots(count: bandCount) { range, slot in
-            for band in range {
-                let first = band * Self.bandPixels
-                runBand(first: first, count: min(Self.bandPixels, pixels - first), slot: slot, fused: fused, fusedLd: fusedLd,
-                        logits: logits, writeLogits: writeLogits, masks: masks)
-            }
+        // One part per band: each thread starts on its own contiguous run of bands and takes the others' bands one at
+        // a time once its run is done, so the threads finish within a band of each other (in chunks of several bands,
+        // one thread was left with a whole chunk at the end: an eighth of the heads' time at two threads).
+        pool.run(parts: bandCount) { band, slot in
+            let first = band * Self.bandPixels
+            runBand(first: first, count: min(Self.bandPixels, pixels - first), slot: slot, fused: fused, fusedLd: fusedLd,
+                    logits: logits, writeLogits: writeLogits, masks: masks)
         }
         for t in 0 ..< taskCount {
             for k in 0 ..< 256 {

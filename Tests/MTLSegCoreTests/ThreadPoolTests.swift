@@ -58,8 +58,9 @@ final class ThreadPoolTests: XCTestCase {
         assertEveryPartRunsOnce(ThreadPool(threads: 2, spinMicroseconds: 20), operations: 200, pauseMicroseconds: 500)
     }
 
-    /// Ranges cover the items once, start on the alignment, and a thread's slot is never in use twice at once
-    /// (each thread's scratch memory is its own).
+    /// Ranges cover the items once, start on the alignment, hold as many aligned units as each other within one
+    /// (so the threads' shares are even), and a thread's slot is never in use twice at once (each thread's
+    /// scratch memory is its own).
     func testRangesCoverTheItemsAlignedAndSlotsAreNeverShared() {
         let pool = ThreadPool(threads: 2)
         final class Slots: @unchecked Sendable {
@@ -75,7 +76,7 @@ final class ThreadPoolTests: XCTestCase {
             }
             func leave(_ slot: Int) { lock.lock(); busy[slot] = false; lock.unlock() }
         }
-        for count in [1, 2, 15, 16, 17, 100, 1000, 16384] {
+        for count in [1, 2, 15, 16, 17, 57, 100, 1000, 16384] {
             for alignment in [1, 16] {
                 let slots = Slots()
                 pool.runSlots(count: count, alignment: alignment) { range, slot in
@@ -86,6 +87,8 @@ final class ThreadPoolTests: XCTestCase {
                 let ranges = slots.ranges.sorted { $0.lowerBound < $1.lowerBound }
                 XCTAssertEqual(ranges.flatMap { Array($0) }, Array(0 ..< count), "count \(count), alignment \(alignment)")
                 XCTAssertTrue(ranges.allSatisfy { $0.lowerBound % alignment == 0 })
+                let units = ranges.map { ($0.count + alignment - 1) / alignment }
+                XCTAssertLessThanOrEqual(units.max()! - units.min()!, 1, "uneven ranges for count \(count), alignment \(alignment): \(ranges)")
                 XCTAssertEqual(slots.clashes, 0, "a slot ran two ranges at once")
             }
         }
