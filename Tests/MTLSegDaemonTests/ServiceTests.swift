@@ -133,7 +133,12 @@ final class ServiceTests: XCTestCase {
     func testInstallLaysOutEveryFileWhereTheUnitExpectsIt() throws {
         let destination = directory.appendingPathComponent("root")
         let model = Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
-        let environment = ["DESTDIR": destination.path, "MTLSEG_BIN_DIR": Self.products.path, "DEMO_MODEL": model]
+        var environment = ["DESTDIR": destination.path, "MTLSEG_BIN_DIR": Self.products.path, "DEMO_MODEL": model]
+        // The manual pages and completions take a release build of generate-manual (systemd/make-manual.sh): under
+        // qemu-user that is an emulated Swift build in a folder of its own, whose packages the chroot cannot fetch
+        // (as DebianPackageTests, skipped there). There they are left out and not checked.
+        let emulated = ProcessInfo.processInfo.environment["MTLSEG_EMULATED"] != nil
+        if emulated { environment["MTLSEG_NO_MANUAL"] = "1" }
         let script = Self.repository.appendingPathComponent("systemd/install.sh").path
         let first = try runProcess("/bin/bash", [script], environment: environment)
         XCTAssertEqual(first.status, 0, first.output)
@@ -167,9 +172,11 @@ final class ServiceTests: XCTestCase {
         let manualAndCompletions = ["/usr/share/man/man1/mtlseg.1.gz", "/usr/share/man/man1/mtlsegd.1.gz",
                                     "/usr/share/bash-completion/completions/mtlseg", "/usr/share/zsh/vendor-completions/_mtlsegd",
                                     "/usr/share/fish/vendor_completions.d/mtlseg.fish"]
-        for path in manualAndCompletions { XCTAssertTrue(exists(path), "\(path) not installed") }
-        let page = try runProcess("/bin/gzip", ["-dc", destination.path + "/usr/share/man/man1/mtlseg.1.gz"]).output
-        XCTAssertTrue(page.contains(".Nm mtlseg") && page.contains("subscribe"), page)
+        if !emulated {
+            for path in manualAndCompletions { XCTAssertTrue(exists(path), "\(path) not installed") }
+            let page = try runProcess("/bin/gzip", ["-dc", destination.path + "/usr/share/man/man1/mtlseg.1.gz"]).output
+            XCTAssertTrue(page.contains(".Nm mtlseg") && page.contains("subscribe"), page)
+        }
         // The installed config is valid for the installed daemon (model path overridden: it lives under DESTDIR here).
         let check = try runProcess(destination.path + "/usr/bin/mtlsegd",
                             ["--check-config", "--config", try hostRunnableConfig(destination.path + "/etc/mtlseg/mtlsegd.toml", folder: directory.path),
