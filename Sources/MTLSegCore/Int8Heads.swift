@@ -141,8 +141,10 @@ final class Int8Heads {
         if profiling { slotNanoseconds.update(repeating: 0, count: threads * parts) }
         let bandCount = (pixels + Self.bandPixels - 1) / Self.bandPixels
         // One part per band: each thread starts on its own contiguous run of bands and takes the others' bands one at
-        // a time once its run is done, so the threads finish within a band of each other (in chunks of several bands,
-        // one thread was left with a whole chunk at the end: an eighth of the heads' time at two threads).
+        // a time once its run is done, so the threads finish within a band of each other. In runSlots' chunks of
+        // several bands (a band is ~0.14 ms at 256²), a thread held up at the end kept the other waiting for a whole
+        // chunk; when those chunks were also uneven (32 bands against 25), that cost an eighth of the heads' time at
+        // two threads.
         pool.run(parts: bandCount) { band, slot in
             let first = band * Self.bandPixels
             runBand(first: first, count: min(Self.bandPixels, pixels - first), slot: slot, fused: fused, fusedLd: fusedLd,
