@@ -74,6 +74,12 @@ public struct ModelSource {
                 throw ModelError.badMetadata(path: path, field: "\(QuantizationRecord.metadataKey).activations.\(point)",
                                              reason: "scale \(params.scale) must be a positive normal number and zero_point \(params.zeroPoint) in 0...255")
             }
+            // What the int8 engine will need, checked here so that `inspect` finds a broken record too, naming the file.
+            _ = try quantization!.grids(for: description, path: path)
+            for stage in quantization!.wideDecoderInputs ?? [] where !(1 ..< description.encoder.stageCount).contains(stage) {
+                throw ModelError.badMetadata(path: path, field: "\(QuantizationRecord.metadataKey).wide_decoder_inputs",
+                                             reason: "stage \(stage) is not one of stages 1..<\(description.encoder.stageCount)")
+            }
         } else {
             quantization = nil
         }

@@ -102,12 +102,13 @@ public struct QuantizationRecord: Codable, Equatable, Sendable {
     /// Whether attention's products run in int8.
     public var attentionInInt8: Bool { attention != "fp32" }
 
-    /// The grid of every point of `description`'s network, read from `activations`; throws naming the first one missing.
-    public func grids(for description: ModelDescription) throws -> [QuantPoint: QuantParams] {
+    /// The grid of every point of `description`'s network, read from `activations`; throws naming the first one missing
+    /// (and `path`, the file, where known; else the model's name).
+    public func grids(for description: ModelDescription, path: String? = nil) throws -> [QuantPoint: QuantParams] {
         var grids: [QuantPoint: QuantParams] = [:]
         for point in QuantPoint.all(for: description) {
             guard let params = activations[point.name] else {
-                throw ModelError.badMetadata(path: description.name, field: "\(Self.metadataKey).activations.\(point.name)",
+                throw ModelError.badMetadata(path: path ?? description.name, field: "\(Self.metadataKey).activations.\(point.name)",
                                              reason: "missing")
             }
             grids[point] = params

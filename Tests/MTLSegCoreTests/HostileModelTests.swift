@@ -209,6 +209,36 @@ final class HostileModelTests: XCTestCase {
         }
     }
 
+    /// A record that lacks a grid the int8 engine needs, or lists a stage the model does not have, is refused when the
+    /// file is opened (so `mtlseg inspect` refuses it too), naming the file, not only the model's name.
+    func testAnIncompleteQuantizationRecordIsRefusedOnOpening() throws {
+        let original = try SafeTensorsFile(path: Fixtures.path("mtl2-tiny.safetensors"))
+        let description = try ModelDescription.decode(json: original.metadata["mtlseg"]!, path: "fixture")
+        let grids = Dictionary(uniqueKeysWithValues: QuantPoint.all(for: description).map { ($0.name, #"{"scale":0.05,"zero_point":3}"#) })
+        func record(dropping dropped: String?, wide: [Int]) -> String {
+            let activations = grids.filter { $0.key != dropped }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+            return #"{"format_version":1,"activations":{"# + activations + #"},"wide_decoder_inputs":"# + "\(wide)" + #","#
+                + #""calibration":{"method":"m","images":1,"width":1,"height":1,"source_model":"s","created_at":"t"}}"#
+        }
+        func write(_ name: String, _ record: String) throws -> String {
+            let path = directory.appendingPathComponent(name).path
+            var writer = SafeTensorsWriter()
+            writer.metadata = ["mtlseg": original.metadata["mtlseg"]!, QuantizationRecord.metadataKey: record]
+            for entry in original.entries { writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: original.rawBytes(entry)) }
+            try writer.write(to: path)
+            return path
+        }
+        XCTAssertNoThrow(try ModelSource(path: try write("complete.safetensors", record(dropping: nil, wide: [1]))))
+        let dropped = QuantPoint.all(for: description)[1].name
+        let missing = loadError(try write("missing.safetensors", record(dropping: dropped, wide: [])))
+        XCTAssertTrue(missing.contains("activations.\(dropped)': missing"), missing)
+        let stages = description.encoder.stageCount
+        for stage in [0, stages] {
+            let wrong = loadError(try write("wide-\(stage).safetensors", record(dropping: nil, wide: [stage])))
+            XCTAssertTrue(wrong.contains("wide_decoder_inputs") && wrong.contains("stage \(stage) is not one of"), wrong)
+        }
+    }
+
     // MARK: Class 7: task names that become file names
 
     func testUnsafeTaskNamesAreRefusedAtLoad() throws {
