@@ -50,7 +50,7 @@ struct CaptureCommand: ParsableCommand {
     func run() throws {
         let (width, height) = (size?.width ?? 640, size?.height ?? 480)
         let source = try makeSource(width: width, height: height)
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputPaths.makeFolder(out, option: "--out")
         let inbox = FrameInbox()
         source.start(deliver: { inbox.put($0) }, stateChanged: { inbox.note($0) })
         defer { source.stop() }
@@ -82,8 +82,23 @@ struct CaptureCommand: ParsableCommand {
         if isDirectory {
             return try ImageFolderSource(folder: device, framesPerSecond: fps)
         }
+        // A camera is a character device of the video4linux major number (81); anything else (a plain file, /dev/null)
+        // can never become one, so waiting for it to answer would only run out the timeout.
+        var info = stat()
+        if stat(device, &info) == 0 && ((info.st_mode & S_IFMT) != S_IFCHR || Self.majorNumber(info.st_rdev) != 81) {
+            throw ToolError("\(device): not a camera (V4L2 devices are character devices such as /dev/video0; "
+                + "a folder of images or 'synthetic' also works; see `mtlseg devices`)")
+        }
         return V4L2Camera(path: device, request: CameraRequest(width: width, height: height, framesPerSecond: fps),
                           timing: V4L2Camera.Timing(timeout: timeout))
+    }
+}
+
+extension CaptureCommand {
+    /// The major number of a device number, as glibc's major() (a macro, which Swift does not import).
+    static func majorNumber(_ device: dev_t) -> UInt64 {
+        let value = UInt64(device)
+        return ((value >> 8) & 0xFFF) | ((value >> 32) & ~UInt64(0xFFF))
     }
 }
 

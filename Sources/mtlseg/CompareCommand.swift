@@ -35,13 +35,17 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup var limits: ResourceLimits
 
+    func validate() throws {
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+    }
+
     func run() throws {
         let candidateSource = try ModelSource(path: model), referenceSource = try ModelSource(path: reference)
         let d = candidateSource.description
         guard d.tasks.map(\.classCount) == referenceSource.description.tasks.map(\.classCount) else {
             throw ToolError("\(model) and \(reference) do not have the same tasks and classes")
         }
-        let paths = try ImageList.paths(images)
+        let paths = try ImageList.paths(images, option: "--images")
         guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
         let first = try ImageFile.read(path: paths[0], budget: limits.pixels)
         let input = d.input ?? InputSize(width: first.width, height: first.height)

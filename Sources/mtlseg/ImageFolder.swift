@@ -11,16 +11,35 @@ import MTLSegImage
 enum ImageList {
     static let extensions: Set<String> = ["png", "jpg", "jpeg"]
 
-    static func paths(_ location: String) throws -> [String] {
+    /// The images `location` names, for the option that gave it (named in every error).
+    static func paths(_ location: String, option: String) throws -> [String] {
         guard let isDirectory = Path.isDirectory(location) else {
-            throw ToolError("\(location): no such file or folder")
+            throw ToolError("\(option) \(location): no such file or folder")
         }
         if isDirectory {
-            let names = try FileManager.default.contentsOfDirectory(atPath: location)
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: location)
+            } catch {
+                throw ToolError("\(option) \(location): cannot list the folder: \(errorReason(error))")
+            }
             return names.filter { extensions.contains(Path.pathExtension($0).lowercased()) }.sorted()
                 .map { Path.appending(location, $0) }
         }
-        let text = try String(contentsOfFile: location, encoding: .utf8)
+        let notAList = "\(option) \(location): not a folder of images nor a text file listing image paths"
+        guard !extensions.contains(Path.pathExtension(location).lowercased()) else {
+            throw ToolError("\(notAList) (it is an image: give the folder it is in)")
+        }
+        let bytes: Data
+        do {
+            bytes = try Data(contentsOf: URL(fileURLWithPath: location))
+        } catch {
+            throw ToolError("\(option) \(location): cannot read: \(errorReason(error))")
+        }
+        // A list is short UTF-8 text; anything else (an image without its extension, a binary) is not one.
+        guard bytes.count <= 16 << 20, !bytes.contains(0), let text = String(data: bytes, encoding: .utf8) else {
+            throw ToolError(notAList)
+        }
         let base = Path.deletingLastComponent(location)
         return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(where: \.isWhitespace) }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }

@@ -53,6 +53,14 @@ struct InferCommand: ParsableCommand {
         let source = try ModelSource(path: model)
         source.warnings.forEach(ModelWarnings.standardError)
         let d = source.description
+        // Where the results go is checked before the image is read and the model run.
+        // (--out first: --logits may name a file inside it.)
+        try OutputPaths.makeFolder(out, option: "--out")
+        let logitsPaths = logits.map { path in d.tasks.map { d.tasks.count == 1 ? path : Self.perTaskPath(path, task: $0.name) } } ?? []
+        for path in logitsPaths {
+            try OutputPaths.checkWritable(path, option: "--logits")
+            try OutputPaths.refuseOverwriting(OutputPaths.modelFiles(model) + [image], with: path, option: "--logits")
+        }
         let picture = try ImageFile.read(path: image, budget: limits.pixels)
         let input = size.map { InputSize(width: $0.width, height: $0.height) } ?? d.input
             ?? InputSize(width: picture.width, height: picture.height)
@@ -67,7 +75,6 @@ struct InferCommand: ParsableCommand {
         engine.run(input: pixels.pointer)
         let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
 
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let stem = Path.deletingPathExtension(Path.lastComponent(image))
         print(String(cFormat: "%@: %dx%d input, %@ forward pass %.1f ms", image, input.width, input.height, engine.precisionName, milliseconds))
         for (t, task) in d.tasks.enumerated() {
@@ -83,8 +90,8 @@ struct InferCommand: ParsableCommand {
             let fractions = mask.classFractions(classCount: task.classCount)
             let summary = zip(task.classes, fractions).map { String(cFormat: "%@ %.1f%%", $0, $1 * 100) }.joined(separator: ", ")
             print("  \(task.name): \(summary) -> \(base).mask.png, \(base).overlay.png")
-            if let logits {
-                let path = d.tasks.count == 1 ? logits : Self.perTaskPath(logits, task: task.name)
+            if !logitsPaths.isEmpty {
+                let path = logitsPaths[t]
                 try NumpyFile.write(engine.logits[t], to: path)
                 print("  \(task.name): logits \(engine.logits[t].shape) -> \(path)")
             }

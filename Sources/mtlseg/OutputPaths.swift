@@ -23,6 +23,27 @@ enum OutputPaths {
         }
     }
 
+    /// Makes `path` a folder the command can write files into, creating it and any missing parents, before
+    /// the work whose results go there: so that a bad --out fails at once, naming the option and the reason.
+    static func makeFolder(_ path: String, option: String) throws {
+        guard !path.isEmpty else { throw ToolError("\(option) is empty; name a folder") }
+        try createFolder(path, named: path, option: option)
+        guard access(path, W_OK) == 0 else { throw ToolError("\(option) \(path): the folder is not writable") }
+    }
+
+    private static func createFolder(_ folder: String, named path: String, option: String) throws {
+        switch Path.isDirectory(folder) {
+        case true?: return
+        case false?: throw ToolError("\(option) \(path): '\(folder)' is a file, not a folder")
+        case nil:
+            let parent = Path.deletingLastComponent(folder)
+            if !parent.isEmpty && parent != folder { try createFolder(parent, named: path, option: option) }
+            guard mkdir(folder, 0o777) == 0 || errno == EEXIST else {
+                throw ToolError("\(option) \(path): cannot create the folder '\(folder)': \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
     /// Throws if writing `path` would replace any of `inputs`: the same file under another name, through
     /// a symbolic or hard link, or the same path spelt differently.
     static func refuseOverwriting(_ inputs: [String], with path: String, option: String) throws {

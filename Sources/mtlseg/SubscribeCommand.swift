@@ -5,6 +5,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import Dispatch
 import MTLSegEssentials
 import MTLSegCore
 import MTLSegImage
@@ -49,7 +50,12 @@ struct SubscribeCommand: ParsableCommand {
     @Flag(name: .long, help: "One JSON object per frame instead of text.")
     var json = false
 
-    func run() throws {
+    func validate() throws {
+        _ = try parsedOptions()
+    }
+
+    /// The options the daemon is told in HELLO, checked (in validate, so that an error shows this command's usage).
+    private func parsedOptions() throws -> (encoding: MaskEncoding, tasks: [String]?, maskSize: MaskSize?) {
         guard let wireEncoding = MaskEncoding(rawValue: encoding) else { throw ValidationError("--encoding must be raw or rle") }
         let wanted = tasks?.split(separator: ",").map { $0.trimmingCharacters(where: \.isWhitespace) }
         // An empty list would ask the daemon for no frames at all (a control connection, as `mtlseg status` makes).
@@ -58,7 +64,12 @@ struct SubscribeCommand: ParsableCommand {
             guard let size = MaskSize(text) else { throw ValidationError("--mask-size must be \(MaskSize.expectation), not '\(text)'") }
             return size
         }
-        if let png { try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true) }
+        return (wireEncoding, wanted, size)
+    }
+
+    func run() throws {
+        let (wireEncoding, wanted, size) = try parsedOptions()
+        if let png { try OutputPaths.makeFolder(png, option: "--png") }
         let client = try connectToDaemon(socket: socket, hello: Hello(encoding: wireEncoding, tasks: wanted, name: "mtlseg subscribe", maskSize: size))
         let stream = client.stream
         if !json {
@@ -68,8 +79,20 @@ struct SubscribeCommand: ParsableCommand {
         var received = 0
         var endToEnd: [Double] = [], overhead: [Double] = [], lost: UInt64 = 0
         let started = Date()
-        while count == 0 || received < count {
-            switch try client.next() {
+        // Ctrl-C (or SIGTERM) ends the loop, so that the summary is printed: the way a run without --count ends.
+        let interrupt = InterruptFlag(signals: [SIGINT, SIGTERM])
+        var lastMessage = Date()
+        while (count == 0 || received < count) && !interrupt.isRaised {
+            let event: WireClient.Event
+            do {
+                // Short waits, so that an interrupt is seen within a quarter second; silence for 10 s is still an error.
+                event = try client.next(timeout: 0.25)
+            } catch WireClient.Failure.timeout {
+                if Date().timeIntervalSince(lastMessage) >= 10 { throw WireClient.Failure.timeout }
+                continue
+            }
+            lastMessage = Date()
+            switch event {
             case let .streamChanged(description):
                 if json {
                     let line: [String: Any] = ["stream_changed": true, "model": description.model.name, "sha256": description.model.sha256,
@@ -132,5 +155,34 @@ struct SubscribeCommand: ParsableCommand {
             print(String(cFormat: "%d frames in %.1f s (%.1f fps), %llu lost; end-to-end median %.2f ms, of which outside inference %.2f ms",
                          received, seconds, Double(received) / max(seconds, 1e-9), lost, median(endToEnd), median(overhead)))
         }
+        // Interrupted before --count frames: the summary is there, but the run did not do what was asked.
+        if count > 0 && received < count { throw ExitCode(130) }
+    }
+}
+
+/// Raised once one of `signals` arrives (which then no longer ends the process): read between blocking calls.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = Lock()
+    private var raised = false
+    private var sources: [DispatchSourceSignal] = []
+
+    init(signals: [Int32]) {
+        for number in signals {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [unowned self] in
+                lock.lock()
+                raised = true
+                lock.unlock()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var isRaised: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return raised
     }
 }

@@ -105,4 +105,59 @@ final class HostileToolInputTests: XCTestCase {
                                          "--out", path("out"), "--max-image-pixels", "1199"])
         XCTAssertNotEqual(raised.status, 0, "40x30 is 1200 pixels")
     }
+
+    func testOutputFoldersAreCheckedBeforeTheWork() throws {
+        try Data("a file".utf8).write(to: URL(fileURLWithPath: path("plain")))
+        let model = ToolRunner.fixture("mtl2-tiny.safetensors"), image = path("images/frame-0.png")
+        // A file where a folder is wanted, for each command that writes into a folder.
+        for (arguments, option) in [(["infer", "--model", model, "--image", image, "--out", path("plain")], "--out"),
+                                    (["capture", "--device", "synthetic", "--count", "1", "--out", path("plain/frames")], "--out"),
+                                    (["subscribe", "--socket", path("none.sock"), "--png", path("plain/masks")], "--png")] {
+            let result = try ToolRunner.run(arguments)
+            XCTAssertNotEqual(result.status, 0, arguments[0])
+            XCTAssertTrue(result.errors.contains("\(option) ") && result.errors.contains("is a file, not a folder"), "\(arguments[0]): \(result.errors)")
+        }
+        // --logits into a folder that does not exist: refused before anything is written, not after the masks.
+        let result = try ToolRunner.run(["infer", "--model", model, "--image", image, "--out", path("masks"), "--logits", path("missing/x.npy")])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.errors.contains("--logits") && result.errors.contains("does not exist"), result.errors)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: path("masks")), [], "no mask written")
+    }
+
+    func testWhatIsNotAListOfImagesIsNamedWithItsOption() throws {
+        var binary = Data([0x89, 0x50, 0x4E, 0x47, 0, 0, 0, 13])
+        binary.append(contentsOf: [UInt8](repeating: 0, count: 64))
+        try binary.write(to: URL(fileURLWithPath: path("frames.bin")))
+        let model = ToolRunner.fixture("mtl2-tiny.safetensors")
+        for (arguments, option) in [(["compare", "--model", model, "--reference", model, "--images", path("images/frame-0.png")], "--images"),
+                                    (["compare", "--model", model, "--reference", model, "--images", path("frames.bin")], "--images"),
+                                    (["calibrate", "--model", model, "--images", path("images"), "--eval-images", path("frames.bin"),
+                                      "--out", path("int8.safetensors")], "--eval-images")] {
+            let result = try ToolRunner.run(arguments)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            XCTAssertTrue(result.errors.contains("\(option) ") && result.errors.contains("not a folder of images nor a text file listing image paths"),
+                          result.errors)
+        }
+    }
+
+    func testCompareChecksItsThreads() throws {
+        let model = ToolRunner.fixture("mtl2-tiny.safetensors")
+        for threads in ["0", "999"] {
+            let result = try ToolRunner.run(["compare", "--model", model, "--reference", model, "--images", path("images"), "--threads", threads])
+            XCTAssertNotEqual(result.status, 0, threads)
+            XCTAssertTrue(result.errors.contains("--threads must be between 1 and 256"), result.errors)
+        }
+    }
+
+    /// A file that can never become a camera fails at once instead of being retried until --timeout.
+    func testCaptureRefusesWhatIsNotACameraAtOnce() throws {
+        try Data("a file".utf8).write(to: URL(fileURLWithPath: path("plain")))
+        for device in [path("plain"), "/dev/null"] {
+            let started = Date()
+            let result = try ToolRunner.run(["capture", "--device", device, "--count", "1", "--out", path("frames"), "--timeout", "30"])
+            XCTAssertNotEqual(result.status, 0, device)
+            XCTAssertTrue(result.errors.contains("\(device): not a camera"), result.errors)
+            XCTAssertLessThan(Date().timeIntervalSince(started), 20, "not retried until the timeout")
+        }
+    }
 }
