@@ -39,6 +39,16 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        _ = try parsedMaskSizes()
+    }
+
+    private func parsedMaskSizes() throws -> [ImageSize]? {
+        try maskSizes?.split(separator: ",").map { text -> ImageSize in
+            guard let size = ImageSize(argument: String(text)) else {
+                throw ValidationError("--mask-sizes: '\(text)' is not \(ImageSize.expectation)")
+            }
+            return size
+        }
     }
 
     @Flag(name: .long, help: "Run an int8 model file through the fp32 engine (its dequantized weights).")
@@ -136,11 +146,7 @@ struct BenchCommand: ParsableCommand {
     /// For --mask-sizes: the extra cost of writing the logits, then per size the masks' (MaskUpsampler, as the daemon).
     private func timeSizedMasks(engine: SegmentationEngine, input: FloatBuffer)
         throws -> (logitsWith: Double, logitsWithout: Double, sizes: [(width: Int, height: Int, median: Double, p90: Double)])? {
-        guard let maskSizes else { return nil }
-        let sizes = try maskSizes.split(separator: ",").map { text -> ImageSize in
-            guard let size = ImageSize(argument: String(text)) else { throw ValidationError("--mask-sizes: '\(text)' is not WxH (e.g. 640x480)") }
-            return size
-        }
+        guard let sizes = try parsedMaskSizes() else { return nil }
         func milliseconds(_ body: () -> Void) -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
             body()

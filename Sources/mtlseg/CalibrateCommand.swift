@@ -91,9 +91,10 @@ struct CalibrateCommand: ParsableCommand {
 
     @Option(name: .long, help: """
         How many of the deepest encoder stages have their decoder projection read the stage output at 16 bits (from fp32) \
-        instead of u8: the activations whose grids cost most where logit margins are small, for a few percent of the MACs.
+        instead of u8: the activations whose grids cost most where logit margins are small, for a few percent of the MACs \
+        (default: 2, or every stage but the first in a model with fewer).
         """)
-    var wideDecoderInputs: Int = 2
+    var wideDecoderInputs: Int?
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Evaluate every combination of --rounding and --bias-correction too, for the report.")
     var compareTechniques = true
@@ -108,7 +109,10 @@ struct CalibrateCommand: ParsableCommand {
         if let maxDrop { guard maxDrop >= 0 && maxDrop <= 100 else { throw ValidationError("--max-drop must be between 0 and 100") } }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard attention == "int8" || attention == "fp32" else { throw ValidationError("--attention must be int8 or fp32") }
-        guard wideDecoderInputs >= 0 && wideDecoderInputs <= 8 else { throw ValidationError("--wide-decoder-inputs must be between 0 and 8") }
+        if let wideDecoderInputs {
+            guard wideDecoderInputs >= 0 && wideDecoderInputs <= 8 else { throw ValidationError("--wide-decoder-inputs must be between 0 and 8") }
+        }
+        _ = try parseMethod()
         guard SmoothingSites(parsing: smoothing) != nil else {
             throw ValidationError("--smoothing must be none, attention, decoder or attention,decoder (got '\(smoothing)')")
         }
@@ -133,9 +137,15 @@ struct CalibrateCommand: ParsableCommand {
         try EngineFactory.checkBudget(source: source, height: input.height, width: input.width, threads: threads, int8: false, budget: limits.memory)
         let fp32 = try MTLSegFormerWeights(source: source)
         let rangeMethod = try parseMethod()
+        let stages = d.encoder.stageCount
+        if let wideDecoderInputs, wideDecoderInputs > stages - 1 {
+            throw ToolError("--wide-decoder-inputs \(wideDecoderInputs): \(model) has \(stages) encoder stages, and the first "
+                + "stage's decoder input is never read at 16 bits: at most \(stages - 1)")
+        }
+        try checkLabelFolders(tasks: d.tasks.map(\.name))
 
         // The images: unreadable ones are skipped with a warning naming them; none usable is an error.
-        let listed = try ImageList.paths(images)
+        let listed = try ImageList.paths(images, option: "--images")
         guard !listed.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         var skipped: [String] = []
@@ -150,12 +160,16 @@ struct CalibrateCommand: ParsableCommand {
                 return false
             }
         }
-        let (calibrationPaths, evalPaths) = try evalImages.map { (listed, try ImageList.paths($0)) } ?? Self.split(listed, share: evalSplit, seed: seed)
+        if evalImages == nil && listed.count < 2 {
+            throw ToolError("--images \(images): one image; calibration needs two or more, so that int8 is judged on images it was "
+                + "not calibrated on (or give those with --eval-images)")
+        }
+        let (calibrationPaths, evalPaths) = try evalImages.map { (listed, try ImageList.paths($0, option: "--eval-images")) } ?? Self.split(listed, share: evalSplit, seed: seed)
         guard !evalPaths.isEmpty else { throw ToolError("\(evalImages ?? images): no PNG or JPEG images to evaluate on") }
         let progress = Progress()
         let evaluator = try AccuracyEvaluator(fp32Weights: fp32, width: input.width, height: input.height, count: evalPaths.count,
                                               input: { reader(evalPaths[$0], $1) },
-                                              labels: { try self.label(for: evalPaths[$0], task: d.tasks[$1].name) })
+                                              labels: { try self.label(for: evalPaths[$0], task: d.tasks[$1]) })
         guard evalPaths.contains(where: { !skipped.contains($0) }) || calibrationPaths.contains(where: { !skipped.contains($0) }) else {
             throw ToolError("\(images): none of the \(listed.count) images could be read")
         }
@@ -169,7 +183,7 @@ struct CalibrateCommand: ParsableCommand {
                                                                              biasCorrection: BiasCorrectionMode(rawValue: biasCorrection)!,
                                                                              compareTechniques: compareTechniques,
                                                                              smoothing: SmoothingSites(parsing: smoothing)!,
-                                                                             wideDecoderInputs: wideDecoderInputs))
+                                                                             wideDecoderInputs: wideDecoderInputs ?? 2))
         var result: CalibrationSession.Result
         do {
             result = try session.run(calibrationCount: calibrationPaths.count, calibration: { reader(calibrationPaths[$0], $1) },
@@ -230,9 +244,9 @@ struct CalibrateCommand: ParsableCommand {
         }
     }
 
-    /// A seeded shuffle, then the first `share` (at least one image, when there are two or more) held out.
+    /// A seeded shuffle, then the first `share` (at least one image; `paths` holds two or more) held out.
     static func split(_ paths: [String], share: Double, seed: UInt64) -> (calibration: [String], evaluation: [String]) {
-        guard paths.count > 1 else { return (paths, paths) }
+        precondition(paths.count > 1, "a split needs two images")
         var generator = SplitMix64(seed: seed)
         var shuffled = paths
         for i in stride(from: shuffled.count - 1, to: 0, by: -1) {
@@ -242,13 +256,42 @@ struct CalibrateCommand: ParsableCommand {
         return (Array(shuffled[held...]).sorted(), Array(shuffled[..<held]).sorted())
     }
 
-    private func label(for image: String, task: String) throws -> (width: Int, height: Int, classes: [UInt8])? {
+    /// --labels must be a folder; a task without its folder there is measured without labels, which is said.
+    private func checkLabelFolders(tasks: [String]) throws {
+        guard let labels else { return }
+        guard let isDirectory = Path.isDirectory(labels) else { throw ToolError("--labels \(labels): no such folder") }
+        guard isDirectory else { throw ToolError("--labels \(labels) is a file; give the folder that holds one folder of label maps per task") }
+        let missing = tasks.filter { Path.isDirectory(Path.appending(labels, $0)) != true }
+        guard missing.count < tasks.count else {
+            throw ToolError("--labels \(labels) has no folder for any task (expected \(tasks.map { "\(labels)/\($0)/" }.joined(separator: ", ")))")
+        }
+        for task in missing {
+            writeToStandardError("warning: --labels \(labels) has no folder '\(task)': task '\(task)' gets no mIoU\n")
+        }
+    }
+
+    /// The label map of an image for a task: grey levels = class ids, 255 = ignore; nil when it has none.
+    /// Any other grey level, or a colour picture, is refused: it would make the mIoU wrong without a word.
+    private func label(for image: String, task: TaskDescription) throws -> (width: Int, height: Int, classes: [UInt8])? {
         guard let labels else { return nil }
         let name = Path.deletingPathExtension(Path.lastComponent(image)) + ".png"
-        let path = Path.appending(Path.appending(labels, task), name)
+        let path = Path.appending(Path.appending(labels, task.name), name)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let map = try ImageFile.read(path: path, budget: limits.pixels)
-        return (map.width, map.height, stride(from: 0, to: map.pixels.count, by: 3).map { map.pixels[$0] })
+        var classes = [UInt8](repeating: 0, count: map.width * map.height)
+        for i in classes.indices {
+            let (r, g, b) = (map.pixels[3 * i], map.pixels[3 * i + 1], map.pixels[3 * i + 2])
+            guard r == g && g == b else {
+                throw ToolError("\(path): a colour picture (pixel \(i % map.width), \(i / map.width) is \(r), \(g), \(b)); "
+                    + "label maps are grey levels = class ids")
+            }
+            guard Int(r) < task.classCount || r == 255 else {
+                throw ToolError("\(path): grey level \(r) at pixel \(i % map.width), \(i / map.width) is not a class of task "
+                    + "'\(task.name)' (0 to \(task.classCount - 1), or 255 to ignore)")
+            }
+            classes[i] = r
+        }
+        return (map.width, map.height, classes)
     }
 
     /// Median of 10 runs of each engine at the calibrated size.

@@ -10,6 +10,12 @@ import MTLSegWire
 /// reasons a user meets (no daemon there, a stale socket file, a socket they may not open) says so and what
 /// to do, instead of only the system call's error.
 func connectToDaemon(socket: String, hello: Hello) throws -> WireClient {
+    guard !socket.isEmpty else { throw ToolError("--socket is empty; name the daemon's socket (e.g. /run/mtlseg/mtlsegd.sock)") }
+    var info = stat()
+    if stat(socket, &info) == 0 && (info.st_mode & S_IFMT) != S_IFSOCK {
+        let kind = (info.st_mode & S_IFMT) == S_IFDIR ? "a folder" : "a file"
+        throw ToolError("\(socket) is \(kind), not a socket: give the path of the socket mtlsegd serves (its configuration's [socket] path)")
+    }
     do {
         return try WireClient(path: socket, hello: hello)
     } catch let failure as UnixSocket.Failure where failure.call == "connect" {

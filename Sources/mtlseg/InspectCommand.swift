@@ -85,6 +85,9 @@ struct ImageSize: ExpressibleByArgument {
     let width: Int
     let height: Int
 
+    /// What a size must be, for error messages.
+    static let expectation = "WxH with each side 1 to 16384 (e.g. 640x480)"
+
     init?(argument: String) {
         let parts = argument.lowercased().split(separator: "x")
         guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), (1 ... 16384).contains(w), (1 ... 16384).contains(h) else {

@@ -14,7 +14,11 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show running mtlsegd daemons' state: source, rates, latency percentiles, drops, clients, model.",
         discussion: """
-        Without --socket or --instance: every daemon under /run/mtlseg, the single service's         (/run/mtlseg/mtlsegd.sock) and each camera's of mtlsegd@.service (/run/mtlseg/NAME/mtlsegd.sock).         Rates and percentiles cover the last moments (2 s, 512 frames), so a stalled source shows 0 fps and         a growing last-frame age, never stale numbers. --json prints the daemon's STATS object as it is;         for several daemons, one object with each socket's path as the key.
+        Without --socket or --instance: every daemon under /run/mtlseg, the single service's \
+        (/run/mtlseg/mtlsegd.sock) and each camera's of mtlsegd@.service (/run/mtlseg/NAME/mtlsegd.sock). Rates and \
+        percentiles cover the last moments (2 s, 512 frames), so a stalled source shows 0 fps and a growing last-frame \
+        age, never stale numbers. --json prints the daemon's STATS object as it is; for several daemons, one object \
+        with each socket's path as the key.
         """)
 
     @Option(name: .long, help: "One daemon's socket.")
@@ -25,6 +29,10 @@ struct StatusCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Print the raw JSON.")
     var json = false
+
+    func validate() throws {
+        if socket != nil && instance != nil { throw ValidationError("give --socket or --instance, not both") }
+    }
 
     func run() throws {
         let sockets = try socketsToAsk()
@@ -56,7 +64,6 @@ struct StatusCommand: ParsableCommand {
     /// --socket, --instance's socket, or every daemon's found under /run/mtlseg (the single service's
     /// path when none is, so that the error names it).
     func socketsToAsk() throws -> [String] {
-        if socket != nil && instance != nil { throw ValidationError("give --socket or --instance, not both") }
         if let socket { return [socket] }
         if let instance { return [try DaemonInstance(name: instance).socketPath] }
         let running = DaemonInstance.runningSockets()

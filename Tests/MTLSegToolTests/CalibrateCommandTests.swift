@@ -64,4 +64,63 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.errors.contains("could be read"), result.errors)
     }
+
+    private func calibrate(_ extra: [String], images: String? = nil) throws -> ToolRunner.Result {
+        try ToolRunner.run(["calibrate", "--model", ToolRunner.fixture("mtl2-tiny.safetensors"), "--no-compare-techniques",
+                            "--images", images ?? directory.appendingPathComponent("images").path,
+                            "--out", directory.appendingPathComponent("int8.safetensors").path] + extra)
+    }
+
+    /// With one image, int8 would be judged on the image it was calibrated on: refused, unless --eval-images gives others.
+    func testOneImageIsRefusedUnlessEvaluationImagesAreGiven() throws {
+        let one = directory.appendingPathComponent("one")
+        try FileManager.default.createDirectory(at: one, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: directory.appendingPathComponent("images/field-0.png"), to: one.appendingPathComponent("field-0.png"))
+        let refused = try calibrate([], images: one.path)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.errors.contains("--images \(one.path): one image"), refused.errors)
+        let accepted = try calibrate(["--eval-images", directory.appendingPathComponent("images").path], images: one.path)
+        XCTAssertEqual(accepted.status, 0, accepted.errors)
+    }
+
+    func testLabelsThatCannotBeRightAreRefusedByName() throws {
+        let source = try ModelSource(path: ToolRunner.fixture("mtl2-tiny.safetensors"))
+        let tasks = source.description.tasks
+        let eval = directory.appendingPathComponent("eval"), labels = directory.appendingPathComponent("labels")
+        try FileManager.default.createDirectory(at: eval, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: directory.appendingPathComponent("images/field-0.png"), to: eval.appendingPathComponent("field-0.png"))
+        let image = try ImageFile.read(path: eval.appendingPathComponent("field-0.png").path)
+        func writeLabels(task: TaskDescription, value: (Int) -> UInt8) throws -> String {
+            let folder = labels.appendingPathComponent(task.name)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let path = folder.appendingPathComponent("field-0.png").path
+            try ImageFile.writeGrayPNG(width: image.width, height: image.height, pixels: (0 ..< image.width * image.height).map(value), path: path)
+            return path
+        }
+        let evalOption = ["--eval-images", eval.path, "--labels", labels.path]
+
+        let missing = try calibrate(["--labels", directory.appendingPathComponent("no-labels").path])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.errors.contains("--labels") && missing.errors.contains("no such folder"), missing.errors)
+
+        // Only the first task labelled, with its classes and 255: the other task is named as getting no mIoU.
+        _ = try writeLabels(task: tasks[0]) { $0 % 7 == 0 ? 255 : UInt8($0 % tasks[0].classCount) }
+        let partial = try calibrate(evalOption)
+        XCTAssertEqual(partial.status, 0, partial.errors)
+        XCTAssertTrue(partial.errors.contains("no folder '\(tasks[1].name)'"), partial.errors)
+        XCTAssertTrue(partial.output.contains("\(tasks[0].name): agreement") && partial.output.contains("mIoU int8"), partial.output)
+
+        // A grey level that is no class of the task: the mIoU would be wrong, so the file and the value are named.
+        let bad = try writeLabels(task: tasks[0]) { $0 == 5 ? UInt8(tasks[0].classCount) : 0 }
+        let refused = try calibrate(evalOption)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.errors.contains("\(bad): grey level \(tasks[0].classCount) at pixel 5, 0 is not a class of task"), refused.errors)
+    }
+
+    func testMoreWideDecoderInputsThanTheModelHasStagesIsRefused() throws {
+        let stages = try ModelSource(path: ToolRunner.fixture("mtl2-tiny.safetensors")).description.encoder.stageCount
+        let result = try calibrate(["--wide-decoder-inputs", "\(stages)"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.errors.contains("--wide-decoder-inputs \(stages)") && result.errors.contains("at most \(stages - 1)"), result.errors)
+    }
 }

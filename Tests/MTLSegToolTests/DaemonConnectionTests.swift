@@ -38,4 +38,55 @@ final class DaemonConnectionTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.errors.contains("\(socket): nobody answers: the socket file is likely left by a daemon that stopped"), result.errors)
     }
+
+    func testAPathThatIsNotASocketIsCalledSo() throws {
+        let file = directory.appendingPathComponent("plain").path
+        try Data("a file".utf8).write(to: URL(fileURLWithPath: file))
+        for (path, kind) in [(file, "a file"), (directory.path, "a folder")] {
+            for arguments in [["status", "--socket", path], ["subscribe", "--socket", path, "--count", "1"]] {
+                let result = try ToolRunner.run(arguments)
+                XCTAssertNotEqual(result.status, 0)
+                XCTAssertTrue(result.errors.contains("\(path) is \(kind), not a socket"), "\(arguments[0]): \(result.errors)")
+            }
+        }
+    }
+
+    /// `subscribe` without --count runs until interrupted; Ctrl-C then ends it with its summary, not mid-line.
+    func testSubscribeEndsWithItsSummaryWhenInterrupted() throws {
+        let socket = directory.appendingPathComponent("mtlsegd.sock").path
+        let config = directory.appendingPathComponent("empty.toml")
+        try Data("# the defaults\n".utf8).write(to: config)
+        // The daemon as the Debian package ships it: a link named mtlsegd to mtlseg.
+        let link = directory.appendingPathComponent("mtlsegd")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: ToolRunner.binary)
+        let daemon = Process()
+        daemon.executableURL = link
+        daemon.arguments = ["--model", ToolRunner.fixture("mtl2-tiny.safetensors"), "--source", "synthetic", "--size", "160x120", "--fps", "20",
+                            "--socket", socket, "--threads", "1", "--config", config.path]
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        var deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+
+        for (count, status) in [(nil, Int32(0)), ("1000", Int32(130))] as [(String?, Int32)] {
+            let output = directory.appendingPathComponent("subscribe-\(count ?? "0").txt")
+            FileManager.default.createFile(atPath: output.path, contents: nil)
+            let subscribe = Process()
+            subscribe.executableURL = ToolRunner.binary
+            subscribe.arguments = ["subscribe", "--socket", socket] + (count.map { ["--count", $0] } ?? [])
+            subscribe.standardOutput = try FileHandle(forWritingTo: output)
+            try subscribe.run()
+            deadline = Date().addingTimeInterval(30)
+            func frames() -> Int { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("#") }.count }
+            while frames() < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+            XCTAssertGreaterThanOrEqual(frames(), 3, "frames arrive")
+            subscribe.interrupt()
+            subscribe.waitUntilExit()
+            // Without --count an interrupt is the way the run ends; before --count frames it is not what was asked.
+            XCTAssertEqual(subscribe.terminationStatus, status, count ?? "no --count")
+            let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n")
+            XCTAssertTrue(lines.last?.contains("frames in") == true && lines.last?.contains("end-to-end median") == true, "\(lines.suffix(2))")
+        }
+    }
 }
