@@ -22,7 +22,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
     var model: String
 
-    @Option(name: .long, help: "Input size WxH (default: the model's own, else 512x512).")
+    @Option(name: .long, help: "Input size WxH (default: the model's own, else 512x512).", transform: ImageSize.parse)
     var size: ImageSize?
 
     @Option(name: .long, help: "Threads for the matrix products.")

@@ -47,7 +47,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "Where to write the int8 model file.")
     var out: String
 
-    @Option(name: .long, help: "Input size WxH (default: the model's own; an HF checkpoint needs it or uses 512x512).")
+    @Option(name: .long, help: "Input size WxH (default: the model's own; an HF checkpoint needs it or uses 512x512).", transform: ImageSize.parse)
     var size: ImageSize?
 
     @Option(name: .long, help: "How activation ranges are chosen: mse, entropy, percentile, minmax.")

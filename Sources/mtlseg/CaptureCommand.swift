@@ -32,7 +32,7 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds between saved frames (default: every frame the source delivers).")
     var every: Double = 0
 
-    @Option(name: .long, help: "Frame size WxH to ask a camera (the nearest it supports is used) or the synthetic field for (default 640x480).")
+    @Option(name: .long, help: "Frame size WxH to ask a camera (the nearest it supports is used) or the synthetic field for (default 640x480).", transform: ImageSize.parse)
     var size: ImageSize?
 
     @Option(name: .long, help: "Frame rate to ask for.")

@@ -34,7 +34,7 @@ struct InferCommand: ParsableCommand {
                                             discussion: "One task: to PATH. Several: PATH with the task name before the extension."))
     var logits: String?
 
-    @Option(name: .long, help: "Input size WxH, overriding the model's.")
+    @Option(name: .long, help: "Input size WxH, overriding the model's.", transform: ImageSize.parse)
     var size: ImageSize?
 
     @Flag(name: .customLong("class-ids"), help: "Also write <image>.<task>.classes.png: the class ids as grey levels, at the image's size.")

@@ -16,7 +16,7 @@ struct InspectCommand: ParsableCommand {
     @Option(name: .long, help: "Model file (.safetensors) or HF checkpoint directory.")
     var model: String
 
-    @Option(name: .long, help: "Input size WxH for the MAC count (default: the model's own, else 512x512).")
+    @Option(name: .long, help: "Input size WxH for the MAC count (default: the model's own, else 512x512).", transform: ImageSize.parse)
     var size: ImageSize?
 
     @Flag(name: .long, help: "Print JSON instead of text.")
@@ -95,6 +95,12 @@ struct ImageSize: ExpressibleByArgument {
         }
         width = w
         height = h
+    }
+
+    /// For `transform:`, so that a bad size says what a size must be (a failed init(argument:) says only "invalid").
+    static func parse(_ text: String) throws -> ImageSize {
+        guard let size = ImageSize(argument: text) else { throw ValidationError("expected \(expectation)") }
+        return size
     }
 
     static var defaultCompletionKind: CompletionKind { .default }

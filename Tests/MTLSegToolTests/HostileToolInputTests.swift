@@ -149,6 +149,16 @@ final class HostileToolInputTests: XCTestCase {
         }
     }
 
+    func testABadSizeSaysWhatASizeMustBe() throws {
+        let model = ToolRunner.fixture("mtl2-tiny.safetensors")
+        for arguments in [["bench", "--model", model, "--size", "0x0"], ["inspect", "--model", model, "--size", "20000x10"],
+                          ["bench", "--model", model, "--mask-sizes", "640x480,12"]] {
+            let result = try ToolRunner.run(arguments)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            XCTAssertTrue(result.errors.contains("WxH with each side 1 to 16384"), result.errors)
+        }
+    }
+
     /// A file that can never become a camera fails at once instead of being retried until --timeout.
     func testCaptureRefusesWhatIsNotACameraAtOnce() throws {
         try Data("a file".utf8).write(to: URL(fileURLWithPath: path("plain")))
