@@ -29,8 +29,21 @@ final class ClientSession: @unchecked Sendable {
     static let drainCheckInterval = 0.005
     /// Room for a STATS reply or STREAM_CHANGED beside one frame in the socket's send buffer.
     static let sendBufferHeadroom = 8192
+    /// Most bytes read from the client in one pass of the loop: a client that sends without pause must not keep
+    /// its thread reading (and away from the timeout that judges it).
+    static let readPerPass = 16384
+    /// Longest HELLO `name` (UTF-8 bytes): it is repeated in every STATS and log line about the client.
+    static let maxNameBytes = 128
+
+    /// Who connected (SO_PEERCRED, SO_PEERGROUPS), kept so that a reloaded allow-list can be applied to the client.
+    struct Peer {
+        let uid: UInt32
+        let gid: UInt32
+        let groups: [UInt32]
+    }
 
     let id: Int
+    let peer: Peer
     private let connection: UnixSocket
     private let wake: WakePipe
     private let settings: MaskServer.Settings
@@ -52,6 +65,7 @@ final class ClientSession: @unchecked Sendable {
     /// The mask size the client asked for, when not the model's own ("model" or no `mask_size`): nil.
     private var grid: MaskGrid?
     private var statistics: ClientCounters
+    private var timeout: Double
 
     // The client's thread's own state:
     private var stream: StreamDescription
@@ -60,12 +74,16 @@ final class ClientSession: @unchecked Sendable {
     private var decoder = MessageDecoder(limit: 1 << 16)
     private var readBuffer = [UInt8](repeating: 0, count: 4096)
     private var outbox = Outbox()
+    /// A STATS_REQUEST came while the outbox still held bytes the client had not taken: it is answered (once, however
+    /// many came) when the outbox empties, so a client that asks without reading cannot pile up replies.
+    private var statsOwed = false
     private var pollDescriptors: [pollfd]
 
-    init(id: Int, connection: UnixSocket, wake: WakePipe, peerUID: UInt32, stream: StreamDescription, generation: Int,
+    init(id: Int, connection: UnixSocket, wake: WakePipe, peer: Peer, stream: StreamDescription, generation: Int,
          settings: MaskServer.Settings, statsProvider: @escaping @Sendable () -> [UInt8],
          onReady: @escaping (ClientSession) -> Void = { _ in }, onExit: @escaping (ClientSession) -> Void) {
         self.id = id
+        self.peer = peer
         self.connection = connection
         self.wake = wake
         self.stream = stream
@@ -74,7 +92,8 @@ final class ClientSession: @unchecked Sendable {
         self.statsProvider = statsProvider
         self.onExit = onExit
         self.onReady = onReady
-        statistics = ClientCounters(id: id, name: "", uid: peerUID)
+        statistics = ClientCounters(id: id, name: "", uid: peer.uid)
+        timeout = settings.clientTimeout
         pollDescriptors = [pollfd(fd: connection.fd, events: 0, revents: 0), pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
     }
 
@@ -84,6 +103,21 @@ final class ClientSession: @unchecked Sendable {
         var counters = statistics
         counters.dropped = mailbox.discarded
         return counters
+    }
+
+    /// How long the client may leave bytes unread before it is disconnected (a reload may change it).
+    var clientTimeout: Double {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return timeout
+        }
+        set {
+            lock.lock()
+            timeout = newValue
+            lock.unlock()
+            wake.signal()
+        }
     }
 
     /// The mask size this client gets frames at, when it asked for one other than the model's; nil before HELLO.
@@ -178,6 +212,10 @@ final class ClientSession: @unchecked Sendable {
             if socketReady {
                 guard serviceRequests() else { return }
             }
+            if statsOwed && outbox.isEmpty {
+                statsOwed = false
+                outbox.append(MessageEncoder.encode(.stats(statsProvider())))
+            }
             guard let written = outbox.flush(to: connection), let queued = connection.unreadByPeer else { return }
             let time = now()
             // Progress: the client read something (its queue shrank or emptied, or took bytes that waited for room);
@@ -194,8 +232,9 @@ final class ClientSession: @unchecked Sendable {
                 lock.unlock()
             }
             let behind = unread > 0 || !outbox.isEmpty
-            if behind && time - lastProgress >= settings.clientTimeout {
-                DaemonLog.warning("client \(id) read nothing for \(settings.clientTimeout) s: disconnected")
+            let clientTimeout = self.clientTimeout
+            if behind && time - lastProgress >= clientTimeout {
+                DaemonLog.warning("client \(id) read nothing for \(clientTimeout) s: disconnected")
                 lock.lock()
                 statistics.readTimeout = ClientCounters.ReadTimeout(lastProgress: lastProgress, disconnected: time)
                 lock.unlock()
@@ -203,7 +242,7 @@ final class ClientSession: @unchecked Sendable {
             }
             var timeout: Double?
             if behind {
-                timeout = lastProgress + settings.clientTimeout - time
+                timeout = lastProgress + clientTimeout - time
                 if outbox.isEmpty && hasFrameWaiting { timeout = min(timeout!, Self.drainCheckInterval) }
             }
             socketReady = waitForEvents(writing: !outbox.isEmpty, timeout: timeout)
@@ -247,6 +286,10 @@ final class ClientSession: @unchecked Sendable {
                         return refuse(WireError(code: WireError.badMessage, message: "the first message must be HELLO"))
                     }
                     hello = received
+                    guard (hello.name?.utf8.count ?? 0) <= Self.maxNameBytes else {
+                        return refuse(WireError(code: WireError.badMessage,
+                                                message: "malformed HELLO message: 'name' is longer than \(Self.maxNameBytes) bytes"))
+                    }
                     guard hello.protocol == wireProtocolVersion else {
                         return refuse(WireError(code: WireError.unsupportedProtocol,
                                                 message: "protocol \(hello.protocol) is not supported; this daemon speaks \(wireProtocolVersion)"))
@@ -357,24 +400,30 @@ final class ClientSession: @unchecked Sendable {
         }
     }
 
-    /// Reads whatever the client sent: STATS_REQUEST is answered, end of stream or garbage ends the session.
+    /// Reads what the client sent (up to `readPerPass` bytes): STATS_REQUEST is answered, or owed while the client
+    /// has not taken what was written before; end of stream or garbage ends the session.
     private func serviceRequests() -> Bool {
+        var read = 0
         while true {
             // Messages already buffered first: a STATS_REQUEST may have come in the same read as HELLO.
             do {
                 while let message = try decoder.next() {
                     guard case .statsRequest = message else {
-                        return refuse(WireError(code: WireError.badMessage, message: "only STATS_REQUEST may follow HELLO"))
+                        return refuse(WireError(code: WireError.badMessage, message: "only STATS_REQUEST may follow HELLO (got \(message.typeName))"))
                     }
-                    outbox.append(MessageEncoder.encode(.stats(statsProvider())))
+                    if outbox.isEmpty { outbox.append(MessageEncoder.encode(.stats(statsProvider()))) } else { statsOwed = true }
                 }
+            } catch let DecodeError.malformed(type, _) where type != "STATS_REQUEST" {
+                // A message of a type a client may not send is named as such, not by what is wrong inside it.
+                return refuse(WireError(code: WireError.badMessage, message: "only STATS_REQUEST may follow HELLO (got \(type))"))
             } catch let error as DecodeError {
                 return refuse(WireError(code: error.wireCode, message: error.description))
             } catch {
                 return refuse(WireError(code: WireError.badMessage, message: "\(error)"))
             }
-            guard connection.wait(for: Int16(POLLIN), timeout: 0) else { return true }
+            guard read < Self.readPerPass, connection.wait(for: Int16(POLLIN), timeout: 0) else { return true }
             guard let count = connection.read(into: &readBuffer, timeout: 0), count > 0 else { return false }
+            read += count
             readBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0 ..< count])) }
         }
     }

@@ -129,6 +129,20 @@ public struct DaemonConfig: Equatable, Sendable {
         return config
     }
 
+    /// The settings that differ in `newer` but that a running daemon cannot take over (its source, its sockets' paths),
+    /// as they are written in the file: a reload says they wait for a restart instead of ignoring them silently.
+    public func changesNeedingRestart(in newer: DaemonConfig) -> [String] {
+        var keys: [String] = []
+        if newer.source != source { keys.append("source.device") }
+        if newer.width != width || newer.height != height { keys.append("source.width/height") }
+        if newer.fps != fps { keys.append("source.fps") }
+        if newer.stallTimeout != stallTimeout { keys.append("source.stall_timeout_s") }
+        if newer.maxImagePixels != maxImagePixels { keys.append("source.max_image_pixels") }
+        if !Self.sameLocation(newer.socketPath, socketPath) { keys.append("socket.path") }
+        if newer.metricsSocket != metricsSocket { keys.append("metrics.socket") }
+        return keys
+    }
+
     /// The metrics socket needs a path of its own: on the mask socket's path it could only fail to bind
     /// (the mask socket answers there) or, worse, replace it.
     public func checkSocketPaths(file: String) throws {

@@ -45,8 +45,9 @@ public final class MaskServer: @unchecked Sendable {
         }
     }
 
-    public let settings: Settings
-    private let allowList: AllowList
+    /// The settings in force; `apply` (a reload) changes all but the path and the source's size.
+    private var settings: Settings
+    private var allowList: AllowList
     private let lock = Lock()
     private var stream: StreamDescription
     private var generation = 0
@@ -70,6 +71,7 @@ public final class MaskServer: @unchecked Sendable {
 
     /// Binds the socket and starts accepting; returns once clients can connect.
     public func start() throws {
+        let settings = currentSettings
         let socket = try UnixSocket.listen(at: settings.path, mode: settings.mode)
         if let group = settings.group {
             do {
@@ -81,6 +83,58 @@ public final class MaskServer: @unchecked Sendable {
         }
         listener = socket
         acceptThread.start(name: "accept") { [self] thread in acceptLoop(socket, thread) }
+    }
+
+    private var currentSettings: Settings {
+        lock.lock()
+        defer { lock.unlock() }
+        return settings
+    }
+
+    /// A reload's socket settings, taken over live: who may connect (clients already connected whom the new
+    /// allow-list refuses are told not_allowed and closed), how many, their timeout, the socket file's mode and
+    /// group. The path and the source's size stay (a restart changes them). Returns what changed, for the log.
+    public func apply(_ new: Settings) -> [String] {
+        lock.lock()
+        let old = settings
+        settings.allowUIDs = new.allowUIDs
+        settings.allowGIDs = new.allowGIDs
+        settings.maxClients = new.maxClients
+        settings.clientTimeout = new.clientTimeout
+        settings.mode = new.mode
+        settings.group = new.group
+        allowList = AllowList(uids: new.allowUIDs, gids: new.allowGIDs, ownUID: getuid())
+        let list = allowList
+        let current = Array(sessions.values)
+        lock.unlock()
+
+        var changed: [String] = []
+        if new.allowUIDs != old.allowUIDs || new.allowGIDs != old.allowGIDs {
+            changed.append("socket.allow_uids/allow_gids")
+            for session in current where !list.admits(uid: session.peer.uid, gid: session.peer.gid, supplementaryGroups: session.peer.groups) {
+                DaemonLog.warning("client \(session.id) (uid \(session.peer.uid)) is not on the reloaded allow-list: disconnected")
+                session.close(with: WireError(code: WireError.notAllowed, message: "uid \(session.peer.uid) gid \(session.peer.gid) may no longer connect"))
+            }
+        }
+        if new.maxClients != old.maxClients { changed.append("socket.max_clients") }
+        if new.clientTimeout != old.clientTimeout {
+            changed.append("socket.client_timeout_ms")
+            for session in current { session.clientTimeout = new.clientTimeout }
+        }
+        if new.mode != old.mode {
+            if chmod(old.path, new.mode) == 0 { changed.append("socket.mode") } else {
+                DaemonLog.error("\(old.path): socket.mode \(String(new.mode, radix: 8)) not applied: chmod failed (\(String(cString: strerror(errno))))")
+            }
+        }
+        if new.group != old.group, let group = new.group {
+            do {
+                try SocketGroup.give(group, to: old.path)
+                changed.append("socket.group")
+            } catch {
+                DaemonLog.error("socket.group \(group) not applied: \(error)")
+            }
+        }
+        return changed
     }
 
     /// Hands a frame to every client's mailbox.
@@ -158,7 +212,7 @@ public final class MaskServer: @unchecked Sendable {
             guard let client = socket.acceptClient() else {
                 if errno == EINTR || errno == EAGAIN || errno == ECONNABORTED { continue }
                 if thread.shouldStop { return }
-                DaemonLog.warning("\(settings.path): accept failed: \(String(cString: strerror(errno)))")
+                DaemonLog.warning("\(currentSettings.path): accept failed: \(String(cString: strerror(errno)))")
                 thread.sleep(seconds: 0.1)
                 continue
             }
@@ -169,7 +223,10 @@ public final class MaskServer: @unchecked Sendable {
     private func admit(_ connection: UnixSocket) {
         let peer = connection.peerCredentials() ?? (pid: -1, uid: UInt32.max, gid: UInt32.max)
         let groups = connection.peerGroups() ?? []
-        if !allowList.admits(uid: peer.uid, gid: peer.gid, supplementaryGroups: groups) {
+        lock.lock()
+        let (list, settings) = (allowList, self.settings)
+        lock.unlock()
+        if !list.admits(uid: peer.uid, gid: peer.gid, supplementaryGroups: groups) {
             let described = "uid \(peer.uid) gid \(peer.gid) groups \(groups.map(String.init).joined(separator: ","))"
             DaemonLog.warning("refused a client: \(described) (pid \(peer.pid)) is not on the allow-list")
             _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.notAllowed,
@@ -191,7 +248,8 @@ public final class MaskServer: @unchecked Sendable {
         }
         let id = nextID
         nextID += 1
-        let session = ClientSession(id: id, connection: connection, wake: wake, peerUID: peer.uid, stream: stream, generation: generation,
+        let session = ClientSession(id: id, connection: connection, wake: wake, peer: ClientSession.Peer(uid: peer.uid, gid: peer.gid, groups: groups),
+                                    stream: stream, generation: generation,
                                     settings: settings, statsProvider: statsProvider,
                                     onReady: { [weak self] _ in self?.refreshWantedGrids() }) { [weak self] session in self?.remove(session) }
         sessions[id] = session

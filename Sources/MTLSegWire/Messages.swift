@@ -246,4 +246,17 @@ public enum Message: Equatable, Sendable {
     case statsRequest
     /// A JSON object of the daemon's counters (its keys are documented in PROTOCOL.md).
     case stats([UInt8])
+
+    /// The message's name in PROTOCOL.md, for errors.
+    public var typeName: String {
+        switch self {
+        case .hello: return "HELLO"
+        case .stream: return "STREAM"
+        case .frame: return "FRAME"
+        case .streamChanged: return "STREAM_CHANGED"
+        case .error: return "ERROR"
+        case .statsRequest: return "STATS_REQUEST"
+        case .stats: return "STATS"
+        }
+    }
 }

@@ -218,6 +218,63 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(try eventually { age(try stats()) ?? 0 > stalledAge }, "the age grows")
     }
 
+    /// A reload takes over the client timeout and max_clients at once, and keeps the socket path (a restart moves it).
+    func testAReloadAppliesTheSocketSettingsItCanAndKeepsThePath() throws {
+        var settings = config(fps: 30, timeout: 600)
+        let daemon = try startDaemon(settings)
+        defer { daemon.stop() }
+        let path = settings.socketPath
+        let stuck = try WireClient(path: path, hello: Hello(name: "stuck"))
+        let reader = FrameReader(try WireClient(path: path, hello: Hello(name: "reader")))
+        defer { reader.stop() }
+        XCTAssertTrue(eventually { daemon.clients.first { $0.name == "stuck" }?.delivered == 1 }, "the stuck client holds a frame")
+
+        settings.clientTimeout = 0.5
+        settings.maxClients = 2
+        settings.socketPath = directory.appendingPathComponent("elsewhere.sock").path
+        XCTAssertTrue(daemon.reload(config: settings))
+        XCTAssertTrue(eventually(within: 30) { daemon.departedClients.contains { $0.name == "stuck" && $0.readTimeout != nil } },
+                      "the stuck client is dropped under the reloaded timeout: \(daemon.departedClients)")
+        XCTAssertEqual(daemon.config.clientTimeout, 0.5)
+        XCTAssertEqual(daemon.config.socketPath, path, "the socket stays where it is until a restart")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: settings.socketPath))
+        // Two clients at most now: the reader and one more; a third is refused.
+        let second = try WireClient(path: path, hello: Hello(name: "second"))
+        XCTAssertThrowsError(try WireClient(path: path, hello: Hello(name: "third"))) { error in
+            guard case let WireClient.Failure.refused(refusal)? = error as? WireClient.Failure else { return XCTFail("\(error)") }
+            XCTAssertEqual(refusal.code, WireError.serverFull)
+        }
+        _ = (stuck, second)
+    }
+
+    /// A client that asks for STATS without reading the replies gets no pile of them: one is owed until it reads, and the
+    /// client timeout drops it as any client that does not read.
+    func testAClientAskingForStatsWithoutReadingIsDropped() throws {
+        let daemon = try startDaemon(config(fps: 30, timeout: 0.5))
+        defer { daemon.stop() }
+        let socket = try UnixSocket.connect(to: daemon.config.socketPath)
+        XCTAssertTrue(socket.writeAll(MessageEncoder.encode(.hello(Hello(tasks: [], name: "asker"))), timeout: 1))
+        let request = MessageEncoder.encode(.statsRequest)
+        let burst = Array((0 ..< 4096).map { _ in request }.joined())
+        var sent = 0
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !daemon.departedClients.contains(where: { $0.name == "asker" }) {
+            if socket.writeAll(burst, timeout: 0.05) { sent += burst.count }
+        }
+        let gone = try XCTUnwrap(daemon.departedClients.first { $0.name == "asker" }, "the asker was never dropped after \(sent) bytes")
+        XCTAssertNotNil(gone.readTimeout, "dropped for not reading")
+        XCTAssertGreaterThan(sent, 1 << 20, "it kept asking (\(sent) bytes of requests)")
+    }
+
+    func testAHelloNameOverTheLimitIsRefused() throws {
+        let daemon = try startDaemon(config())
+        defer { daemon.stop() }
+        XCTAssertNoThrow(try WireClient(path: daemon.config.socketPath, hello: Hello(name: String(repeating: "n", count: 128))))
+        XCTAssertThrowsError(try WireClient(path: daemon.config.socketPath, hello: Hello(name: String(repeating: "n", count: 129)))) { error in
+            XCTAssertTrue("\(error)".contains("'name' is longer than 128 bytes"), "\(error)")
+        }
+    }
+
     func testStatsAndReloadOntoABrokenModelKeepsServing() throws {
         var settings = config()
         let daemon = try startDaemon(settings)

@@ -63,4 +63,45 @@ final class PeerGroupTests: XCTestCase {
         XCTAssertNotEqual(closed.status, 0, closed.output)
         XCTAssertTrue(closed.output.contains("permission denied: masks are for root and members of the daemon's socket group"), closed.output)
     }
+
+    /// A reload takes over the allow-list at once: a connected client it no longer admits is told not_allowed and
+    /// closed, and the socket file takes the reloaded mode.
+    func testAReloadedAllowListAppliesToConnectedClients() throws {
+        guard getuid() == 0 else { throw XCTSkip("needs root: the client runs as another user (setpriv)") }
+        let setpriv = "/usr/bin/setpriv"
+        guard FileManager.default.isExecutableFile(atPath: setpriv) else { throw XCTSkip("needs \(setpriv) (util-linux)") }
+        let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-reallow-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var config = tinyModelConfig(socketIn: directory)
+        config.socketMode = 0o666
+        let daemon = try Daemon(config: config) { _ in TestFrameSource(width: 160, height: 120, fps: 30) }
+        try daemon.start()
+        defer { daemon.stop() }
+
+        let subscriber = Process()
+        subscriber.executableURL = URL(fileURLWithPath: setpriv)
+        subscriber.arguments = ["--reuid", "64242", "--regid", "64242", "--clear-groups", "--",
+                                Self.products.appendingPathComponent("mtlseg").path, "subscribe", "--socket", config.socketPath]
+        let output = Pipe()
+        subscriber.standardOutput = output
+        subscriber.standardError = output
+        try subscriber.run()
+        defer { if subscriber.isRunning { subscriber.terminate() } }
+        XCTAssertTrue(eventually(within: 20) { daemon.clients.contains { $0.uid == 64242 } }, "the client connected")
+
+        var reloaded = config
+        reloaded.allowUIDs = [64343]
+        reloaded.socketMode = 0o660
+        XCTAssertTrue(daemon.reload(config: reloaded))
+        XCTAssertTrue(eventually(within: 10) { !subscriber.isRunning }, "the client no longer allowed was closed")
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertNotEqual(subscriber.terminationStatus, 0)
+        XCTAssertTrue(text.contains("not_allowed"), text)
+        XCTAssertFalse(daemon.clients.contains { $0.uid == 64242 })
+        var info = stat()
+        XCTAssertEqual(stat(config.socketPath, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o660, "the socket file has the reloaded mode")
+        XCTAssertEqual(daemon.config.allowUIDs, [64343])
+    }
 }
