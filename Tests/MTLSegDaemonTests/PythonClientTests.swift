@@ -136,4 +136,33 @@ final class PythonClientTests: XCTestCase {
         XCTAssertEqual(summary["dropped_adds_up"] as? Bool, true)
         XCTAssertLessThan(summary["oldest_s"] as? Double ?? 99, 1.0)
     }
+
+    /// Retries and reconnects, as the client's docstring and README promise: `with Subscriber(…)` waits for a daemon
+    /// not started yet and for one that is full (server_full), errors that retrying cannot fix raise at once, and the
+    /// first frame after the daemon restarts (with another model and capture size, then the same) is marked
+    /// stream_changed and reconnected. check_reconnect.py starts and stops mtlsegd itself and checks each step.
+    func testPythonClientRetriesAndMarksReconnects() throws {
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", Self.repository.appendingPathComponent("Sources/MTLSegWire/python/check_reconnect.py").path,
+                            Self.products.appendingPathComponent("mtlsegd").path,
+                            Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures").path]
+        let output = Pipe()
+        python.standardOutput = output
+        try python.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        python.waitUntilExit()
+        XCTAssertEqual(python.terminationStatus, 0, text)
+        let line = try XCTUnwrap(text.split(separator: "\n").last.map(String.init), text)
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
+        XCTAssertEqual(summary["failures"] as? [String], [], "\(summary)")
+        XCTAssertEqual(summary["full_no_retry"] as? String, "server_full")
+        let restart = try XCTUnwrap(summary["restart_other_model"] as? [String: Any], "\(summary)")
+        XCTAssertEqual(restart["stream_changed"] as? Bool, true, "\(restart)")
+        XCTAssertEqual(restart["reconnected"] as? Bool, true, "\(restart)")
+        XCTAssertEqual(restart["tasks"] as? [[String]], [["plants", "rows"], ["plants", "rows", "gaps"]])
+        XCTAssertEqual(restart["mask"] as? [[Int]], [[160, 120], [320, 240]])
+        let same = try XCTUnwrap(summary["restart_same_model"] as? [String: Any], "\(summary)")
+        XCTAssertEqual(same["stream_changed"] as? Bool, true, "\(same)")
+    }
 }

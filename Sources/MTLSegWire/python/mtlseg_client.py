@@ -13,12 +13,23 @@ an array of them). `frame.dropped` counts every frame since the previous one tha
 this client did not get, so consecutive frames' `dropped` add up to the gaps in
 their sequence numbers; `frame.age_s()` is how long ago the frame was captured.
 
-A lost connection, a daemon that is stopping (`shutting_down`) or full
-(`server_full`) is retried with backoff; any other ERROR (`not_allowed`,
+A socket that is not there (yet), a lost connection, a daemon that is stopping
+(`shutting_down`) or full (`server_full`) is retried with backoff (0.2 s doubling
+to 5 s): `with` and `request_stats()` retry connecting, `frames()` also connects
+again when the connection is lost. `reconnect=False` makes them raise at once
+instead; `connect()` is always one attempt. Any other ERROR (`not_allowed`,
 `unknown_task` — also after a reload to a model that lacks a task asked for —,
-`bad_message` …) raises DaemonError. After a model reload the new description is
-in `stream.description` and `frame.stream_changed` is True for the first frame
-that follows it. `tasks=[]` asks for no masks: such a connection is for
+`bad_message`, `unsupported_protocol` …) raises DaemonError at once with the
+daemon's message, as PermissionError does for a socket this user may not open.
+
+After a model reload the new description is in `stream.description` and
+`frame.stream_changed` is True for the first frame that follows it. The first
+frame after a reconnect has `stream_changed` True as well, and `reconnected`
+True: the daemon may have restarted with another model, mask size or tasks (read
+`stream.description` again), its `sequence` may start again from a lower number,
+and its `dropped` counts only frames since the new connection, not those missed
+while disconnected. After a reload, by contrast, `sequence` keeps increasing and
+`dropped` adds up. `tasks=[]` asks for no masks: such a connection is for
 `request_stats()` only.
 
 `mask_size` asks for masks at another size than the model's output grid:
@@ -51,6 +62,16 @@ class DaemonError(Exception):
         self.code = code
 
 
+def retryable(error: Exception) -> bool:
+    """Whether connecting again can succeed after `error`: a daemon that is away, full or stopping will be back or
+    have room; one that refused us (not_allowed, PermissionError on its socket) or our HELLO will refuse it again."""
+    if isinstance(error, DaemonError):
+        return error.code in RETRYABLE
+    # ConnectionError (refused, reset, closed) and socket.timeout are OSErrors too; FileNotFoundError is a daemon not
+    # started yet, or between stopping and starting again.
+    return isinstance(error, OSError) and not isinstance(error, PermissionError)
+
+
 class ProtocolError(Exception):
     """The daemon sent something PROTOCOL.md does not allow."""
 
@@ -63,7 +84,8 @@ class Frame:
     dropped: int
     latencies_ms: Dict[str, float]
     masks: Dict[str, bytes]
-    stream_changed: bool = False
+    stream_changed: bool = False  # the first frame after STREAM_CHANGED or a reconnect: read the description again
+    reconnected: bool = False  # the first frame after a reconnect: `sequence` may restart, `dropped` misses the gap
 
     def age_s(self) -> float:
         """Seconds since capture (CLOCK_MONOTONIC, the daemon's clock too)."""
@@ -96,10 +118,13 @@ class Subscriber:
         self.description: Optional[dict] = None
         self._socket: Optional[socket.socket] = None
         self._changed = False
+        self._reconnected = False
         self._pending: Deque[Frame] = collections.deque()  # frames that came while waiting for STATS
 
     def __enter__(self):
-        self.connect()
+        # With retries, as frames() would: the documented `with Subscriber(path) as stream:` must not fail on a
+        # daemon that is full or not started yet, which frames() alone waits out.
+        self._connect_with_retries()
         return self
 
     def __exit__(self, *exc):
@@ -130,13 +155,32 @@ class Subscriber:
             self._raise(payload)
         if kind != STREAM:
             raise ProtocolError(f"expected STREAM, got message type {kind}")
+        # A description from before means this is a new connection: the daemon may have restarted with another model,
+        # mask size or tasks, and its sequence with it, so the next frame says so (a consumer that keys its decoding
+        # on stream_changed would otherwise read new masks with the old shapes).
+        if self.description is not None:
+            self._changed = self._reconnected = True
         self.description = json.loads(payload)
         self._pending.clear()
+
+    def _connect_with_retries(self):
+        """connect(), again with backoff while the failure is one that retrying can fix, unless reconnect=False."""
+        backoff = 0.2
+        while True:
+            try:
+                self.connect()
+                return
+            except (OSError, DaemonError) as error:
+                self.close()
+                if not (self.reconnect and retryable(error)):
+                    raise
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def request_stats(self) -> dict:
         """The daemon's counters and state (PROTOCOL.md, STATS); frames that arrive meanwhile are kept for frames()."""
         if self._socket is None:
-            self.connect()
+            self._connect_with_retries()
         self._send(STATS_REQUEST, b"")
         while True:
             kind, payload = self._message()
@@ -147,25 +191,23 @@ class Subscriber:
     def frames(self) -> Iterator[Frame]:
         if self.tasks == []:
             raise ValueError("tasks=[] asks the daemon for no frames; use request_stats()")
-        backoff = 0.2
         while True:
+            if self._socket is None:
+                self._connect_with_retries()
+            while self._pending:
+                yield self._pending.popleft()
             try:
-                if self._socket is None:
-                    self.connect()
-                    backoff = 0.2
-                while self._pending:
-                    yield self._pending.popleft()
                 kind, payload = self._message()
                 frame = self._handle(kind, payload)
-                if frame is not None:
-                    yield frame
-            except (ConnectionError, OSError, socket.timeout, DaemonError) as error:
+            except (OSError, DaemonError) as error:
                 self.close()
-                retry = not isinstance(error, DaemonError) or error.code in RETRYABLE
-                if not (self.reconnect and retry):
+                if not (self.reconnect and retryable(error)):
                     raise
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                # A daemon that just went away is seldom back at once; _connect_with_retries backs off from here on.
+                time.sleep(0.2)
+                continue
+            if frame is not None:
+                yield frame
 
     def _handle(self, kind: int, payload: bytes, keep_frames: bool = False) -> Optional[Frame]:
         """A message after STREAM: a frame is returned (or kept for later), the rest acted on."""
@@ -237,5 +279,6 @@ class Subscriber:
         if offset != len(p):
             raise ProtocolError(f"{len(p) - offset} bytes after the last mask")
         changed, self._changed = self._changed, False
+        reconnected, self._reconnected = self._reconnected, False
         return Frame(sequence, monotonic, realtime, dropped,
-                     {name: value / 1000 for name, value in zip(d["latencies"], latencies)}, masks, changed)
+                     {name: value / 1000 for name, value in zip(d["latencies"], latencies)}, masks, changed, reconnected)
