@@ -17,7 +17,7 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         discussion: """
         Settings come from the TOML file (--config, default \(DaemonConfig.defaultPath) when it exists); \
         flags override it. SIGHUP reloads the file and the model (the old model keeps serving if the new one \
-        fails to load); SIGTERM stops. The socket protocol: PROTOCOL.md in /usr/share/doc/mtlseg (gzipped by the \
+        fails to load; the source and the sockets' paths wait for a restart); SIGTERM stops. The socket protocol: PROTOCOL.md in /usr/share/doc/mtlseg (gzipped by the \
         package; Sources/MTLSegWire in the source). Python programs read the masks with `import mtlseg_client`.
         """,
         version: MTLSegVersion.string)
