@@ -50,6 +50,8 @@ final class ClientSession: @unchecked Sendable {
     private let statsProvider: @Sendable () -> [UInt8]
     private let onExit: (ClientSession) -> Void
     private let onReady: (ClientSession) -> Void
+    /// Asks the server for room for masks at a size of the client's own; the ERROR to refuse it with when there is none.
+    private let reserveMasks: (MaskGrid, ClientSession) -> WireError?
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
 
@@ -81,6 +83,7 @@ final class ClientSession: @unchecked Sendable {
 
     init(id: Int, connection: UnixSocket, wake: WakePipe, peer: Peer, stream: StreamDescription, generation: Int,
          settings: MaskServer.Settings, statsProvider: @escaping @Sendable () -> [UInt8],
+         reserveMasks: @escaping (MaskGrid, ClientSession) -> WireError? = { _, _ in nil },
          onReady: @escaping (ClientSession) -> Void = { _ in }, onExit: @escaping (ClientSession) -> Void) {
         self.id = id
         self.peer = peer
@@ -92,6 +95,7 @@ final class ClientSession: @unchecked Sendable {
         self.statsProvider = statsProvider
         self.onExit = onExit
         self.onReady = onReady
+        self.reserveMasks = reserveMasks
         statistics = ClientCounters(id: id, name: "", uid: peer.uid)
         timeout = settings.clientTimeout
         pollDescriptors = [pollfd(fd: connection.fd, events: 0, revents: 0), pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
@@ -154,7 +158,11 @@ final class ClientSession: @unchecked Sendable {
             mailbox.discard(frame)
             return lock.unlock()
         }
-        mailbox.put(frame)
+        // Only this client's size is kept: a frame waiting here must not hold the other sizes' masks in memory.
+        var own = frame
+        own.masks = frame.masks(at: grid)!
+        own.sized = []
+        mailbox.put(own)
         lock.unlock()
         wake.signal()
     }
@@ -299,6 +307,10 @@ final class ClientSession: @unchecked Sendable {
                     switch resolvedMaskSize() {
                     case let .success(resolved): chosen = resolved
                     case let .failure(error): return refuse(error)
+                    }
+                    if let chosen, !taskIndices.isEmpty, chosen != MaskGrid(width: stream.maskWidth, height: stream.maskHeight),
+                       let error = reserveMasks(chosen, self) {
+                        return refuse(error)
                     }
                     lock.lock()
                     statistics.name = hello.name ?? ""

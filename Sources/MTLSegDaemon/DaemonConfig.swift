@@ -31,6 +31,9 @@ public struct DaemonConfig: Equatable, Sendable {
     public var maxClients: Int = 16
     /// A client that takes no data for this long is disconnected.
     public var clientTimeout: Double = 2
+    /// Most memory the masks made for clients at sizes of their own (HELLO `mask_size`) may take, in MiB, by
+    /// `MaskServer.maskMemory`'s bound; a HELLO that would pass it is refused (ERROR over_budget).
+    public var maskMemoryMB: Int = 64
     /// No frame for this long: the source counts as stalled.
     public var stallTimeout: Double = 2
     /// Where to serve Prometheus metrics (HTTP on a Unix socket); nil: off.
@@ -121,6 +124,7 @@ public struct DaemonConfig: Equatable, Sendable {
         config.allowGIDs = try socket.ids("allow_gids") ?? config.allowGIDs
         config.maxClients = try socket.integer("max_clients", in: 1 ... 1024) ?? config.maxClients
         if let ms = try socket.integer("client_timeout_ms", in: 10 ... 600_000) { config.clientTimeout = Double(ms) / 1000 }
+        config.maskMemoryMB = try socket.integer("mask_memory_mb", in: 1 ... 1 << 20) ?? config.maskMemoryMB
         var metrics = try reader.table("metrics")
         config.metricsSocket = try metrics.string("socket") ?? config.metricsSocket
         // Unknown keys once every table is read: a key written in the wrong place is told where it belongs.

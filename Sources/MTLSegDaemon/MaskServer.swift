@@ -27,6 +27,10 @@ public final class MaskServer: @unchecked Sendable {
         public var helloTimeout: Double = 5
         /// What HELLO `mask_size` "source" means: the capture size the daemon is configured for.
         public var sourceGrid = MaskGrid(width: 640, height: 480)
+        /// Most bytes the masks at clients' own sizes may take (`maskMemory`).
+        public var maskMemoryBytes = 64 << 20
+        /// The source's frame rate: how many frames a client's mailbox can hold (FrameMailbox's window).
+        public var framesPerSecond = 15.0
 
         public init(path: String, mode: mode_t, allowUIDs: [UInt32], allowGIDs: [UInt32], maxClients: Int, clientTimeout: Double) {
             self.path = path
@@ -42,6 +46,8 @@ public final class MaskServer: @unchecked Sendable {
                       maxClients: config.maxClients, clientTimeout: config.clientTimeout)
             group = config.socketGroup
             sourceGrid = MaskGrid(width: config.width, height: config.height)
+            maskMemoryBytes = config.maskMemoryMB << 20
+            framesPerSecond = config.fps
         }
     }
 
@@ -57,6 +63,8 @@ public final class MaskServer: @unchecked Sendable {
     private var nextID = 1
     /// The sizes other than the model's that connected clients want, each once (the pipeline makes them).
     private var wantedGrids: [MaskGrid] = []
+    /// The size each client that asked for one of its own holds masks at (`reserveMasks`), by session id.
+    private var maskReservations: [Int: MaskGrid] = [:]
     private var listener: UnixSocket?
     private let acceptThread = StoppableThread()
     /// Answers STATS_REQUEST: the daemon's counters as a JSON object.
@@ -103,6 +111,7 @@ public final class MaskServer: @unchecked Sendable {
         settings.clientTimeout = new.clientTimeout
         settings.mode = new.mode
         settings.group = new.group
+        settings.maskMemoryBytes = new.maskMemoryBytes
         allowList = AllowList(uids: new.allowUIDs, gids: new.allowGIDs, ownUID: getuid())
         let list = allowList
         let current = Array(sessions.values)
@@ -117,6 +126,7 @@ public final class MaskServer: @unchecked Sendable {
             }
         }
         if new.maxClients != old.maxClients { changed.append("socket.max_clients") }
+        if new.maskMemoryBytes != old.maskMemoryBytes { changed.append("socket.mask_memory_mb (for clients connecting from now on)") }
         if new.clientTimeout != old.clientTimeout {
             changed.append("socket.client_timeout_ms")
             for session in current { session.clientTimeout = new.clientTimeout }
@@ -135,6 +145,37 @@ public final class MaskServer: @unchecked Sendable {
             }
         }
         return changed
+    }
+
+    /// A bound on the memory masks at clients' own sizes take, for `grids` (one per such client) of `taskCount` tasks
+    /// each: per size, the frames that may wait in mailboxes (FrameMailbox's window at this frame rate, shared by
+    /// the clients of that size, and two more the pipeline is writing), and per client one frame it holds back and
+    /// the copy being written to it. The model's own grid is not counted: it is made for every frame anyway.
+    static func maskMemory(of grids: [MaskGrid], taskCount: Int, framesPerSecond: Double) -> Int {
+        let windowSeconds = Double(FrameMailbox.catchUpWindowNanoseconds) / 1e9
+        let window = min(FrameMailbox.capacity, Int((framesPerSecond * windowSeconds).rounded(.up))) + 2
+        var clients: [MaskGrid: Int] = [:]
+        for grid in grids { clients[grid, default: 0] += 1 }
+        return clients.reduce(0) { total, entry in total + entry.key.width * entry.key.height * taskCount * (window + 2 * entry.value) }
+    }
+
+    /// Records that `session` will take masks at `grid`, its own size; refuses (with the ERROR to send) when that would take
+    /// the masks past `mask_memory_mb`. Released when the session ends.
+    func reserveMasks(at grid: MaskGrid, for session: ClientSession) -> WireError? {
+        lock.lock()
+        defer { lock.unlock() }
+        let taskCount = stream.tasks.count
+        let bound = Self.maskMemory(of: Array(maskReservations.values) + [grid], taskCount: taskCount, framesPerSecond: settings.framesPerSecond)
+        guard bound <= settings.maskMemoryBytes else {
+            let mib = { (bytes: Int) in String(cFormat: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
+            DaemonLog.warning("client \(session.id): masks at \(grid) refused: the clients' masks would take up to \(mib(bound)), "
+                + "over socket.mask_memory_mb (\(settings.maskMemoryBytes >> 20))")
+            return WireError(code: WireError.overBudget,
+                             message: "masks at \(grid) for \(taskCount) task(s) would take the clients' masks to \(mib(bound)), over this daemon's "
+                                + "\(settings.maskMemoryBytes >> 20) MiB (its [socket] mask_memory_mb); ask for a smaller mask_size")
+        }
+        maskReservations[session.id] = grid
+        return nil
     }
 
     /// Hands a frame to every client's mailbox.
@@ -251,6 +292,7 @@ public final class MaskServer: @unchecked Sendable {
         let session = ClientSession(id: id, connection: connection, wake: wake, peer: ClientSession.Peer(uid: peer.uid, gid: peer.gid, groups: groups),
                                     stream: stream, generation: generation,
                                     settings: settings, statsProvider: statsProvider,
+                                    reserveMasks: { [weak self] grid, session in self?.reserveMasks(at: grid, for: session) },
                                     onReady: { [weak self] _ in self?.refreshWantedGrids() }) { [weak self] session in self?.remove(session) }
         sessions[id] = session
         lock.unlock()
@@ -260,6 +302,7 @@ public final class MaskServer: @unchecked Sendable {
     private func remove(_ session: ClientSession) {
         lock.lock()
         if sessions.removeValue(forKey: session.id) != nil { departed.append(session.counters) }
+        maskReservations[session.id] = nil
         lock.unlock()
         refreshWantedGrids()
     }

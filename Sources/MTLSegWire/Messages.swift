@@ -194,6 +194,7 @@ public struct WireError: Codable, Equatable, Error, Sendable, CustomStringConver
     public static let unknownTask = "unknown_task"
     public static let notAllowed = "not_allowed"
     public static let serverFull = "server_full"
+    public static let overBudget = "over_budget"
     public static let timeout = "timeout"
     public static let shuttingDown = "shutting_down"
 }

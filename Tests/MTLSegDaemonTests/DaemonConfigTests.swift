@@ -18,6 +18,7 @@ final class DaemonConfigTests: XCTestCase {
             allow_gids = [44]
             max_clients = 3
             client_timeout_ms = 750
+            mask_memory_mb = 200
             """)
         XCTAssertEqual(config.model, "/var/lib/mtlseg/crops.safetensors")
         XCTAssertEqual(config.threads, 4)
@@ -29,6 +30,7 @@ final class DaemonConfigTests: XCTestCase {
         XCTAssertEqual(config.allowGIDs, [44])
         XCTAssertEqual(config.maxClients, 3)
         XCTAssertEqual(config.clientTimeout, 0.75)
+        XCTAssertEqual(config.maskMemoryMB, 200)
     }
 
     func testEmptyFileKeepsTheDefaults() throws {
@@ -50,6 +52,7 @@ final class DaemonConfigTests: XCTestCase {
         XCTAssertEqual(problem("threads = 0")?.key, "threads")
         XCTAssertEqual(problem("[socket]\nmode = \"rw\"")?.key, "socket.mode")
         XCTAssertEqual(problem("[socket]\nallow_uids = [-1]")?.key, "socket.allow_uids")
+        XCTAssertEqual(problem("[socket]\nmask_memory_mb = 0")?.key, "socket.mask_memory_mb")
         XCTAssertEqual(problem("source = 3")?.key, "source")
         // The metrics socket on the mask socket's path would replace (or be refused by) the mask socket.
         XCTAssertEqual(problem("[socket]\npath = \"/run/m/a.sock\"\n[metrics]\nsocket = \"/run/m//a.sock\"")?.key, "metrics.socket")

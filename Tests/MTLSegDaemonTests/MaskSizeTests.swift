@@ -24,8 +24,9 @@ final class MaskSizeTests: XCTestCase {
     }
 
     /// The test source's 160×120 frames; the model (mtl2-tiny, input 102×75) makes 26×19 masks.
-    private func startDaemon() throws -> Daemon {
+    private func startDaemon(maskMemoryMB: Int = 1024) throws -> Daemon {
         var config = DaemonConfig()
+        config.maskMemoryMB = maskMemoryMB
         config.model = Self.fixtures.appendingPathComponent("mtl2-tiny.safetensors").path
         config.threads = 1
         config.socketPath = directory.appendingPathComponent("mtlsegd.sock").path
@@ -182,5 +183,38 @@ final class MaskSizeTests: XCTestCase {
         // The daemon kept serving.
         let client = try WireClient(path: daemon.config.socketPath, hello: Hello(maskSize: .pixels(width: 3840, height: 2160)))
         XCTAssertEqual([client.stream.maskWidth, client.stream.maskHeight], [3840, 2160])
+    }
+
+    /// The bound on the masks' memory: per size the mailbox window's frames (7.5 frames in 0.25 s at 30 fps: 8) and two
+    /// more, and two per client of that size; the model's own grid is not a client size.
+    func testTheMaskMemoryBoundCountsWindowFramesPerSizeAndTwoPerClient() {
+        let big = MaskGrid(width: 1000, height: 100), small = MaskGrid(width: 10, height: 10)
+        XCTAssertEqual(MaskServer.maskMemory(of: [], taskCount: 2, framesPerSecond: 30), 0)
+        XCTAssertEqual(MaskServer.maskMemory(of: [big], taskCount: 2, framesPerSecond: 30), 100_000 * 2 * (10 + 2))
+        XCTAssertEqual(MaskServer.maskMemory(of: [big, big, small], taskCount: 3, framesPerSecond: 30),
+                       100_000 * 3 * (10 + 4) + 100 * 3 * (10 + 2))
+        XCTAssertEqual(MaskServer.maskMemory(of: [big], taskCount: 1, framesPerSecond: 1000), 100_000 * (32 + 2 + 2), "the mailbox holds 32 at most")
+    }
+
+    /// Clients' own mask sizes are admitted while their masks fit mask_memory_mb; one that would pass it gets
+    /// over_budget, the others keep their frames, and a client at the model's grid is never refused for it.
+    func testMaskSizesPastTheMaskMemoryBudgetAreRefused() throws {
+        // 1 MiB: the mtl2-tiny's 2 tasks at 160×120 with 12 frames' room (0.46 MB) fit; 320×240 beside them (1.84 MB) does not.
+        let daemon = try startDaemon(maskMemoryMB: 1)
+        defer { daemon.stop() }
+        let path = daemon.config.socketPath
+        let source = try WireClient(path: path, hello: Hello(name: "source", maskSize: .source))
+        XCTAssertEqual([source.stream.maskWidth, source.stream.maskHeight], [160, 120])
+        XCTAssertThrowsError(try WireClient(path: path, hello: Hello(name: "large", maskSize: .pixels(width: 320, height: 240)))) { error in
+            guard case let WireClient.Failure.refused(refusal)? = error as? WireClient.Failure else { return XCTFail("\(error)") }
+            XCTAssertEqual(refusal.code, WireError.overBudget)
+            XCTAssertTrue(refusal.message.contains("320x240") && refusal.message.contains("mask_memory_mb"), refusal.message)
+        }
+        let model = try WireClient(path: path, hello: Hello(name: "model"))
+        for client in [source, model] {
+            var frames = 0
+            while frames < 3 { if case .frame = try client.next(timeout: 10) { frames += 1 } }
+        }
+        XCTAssertEqual(Set(daemon.clients.map(\.name)), ["source", "model"])
     }
 }
