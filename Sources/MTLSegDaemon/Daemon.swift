@@ -43,7 +43,13 @@ public final class Daemon: @unchecked Sendable {
         try server.start()
         if let path = config.metricsSocket {
             let metrics = MetricsServer(path: path) { [weak self] in self?.metricsText() ?? "" }
-            try metrics.start()
+            do {
+                try metrics.start()
+            } catch {
+                // The mask socket is not left behind for clients to find nobody answering on.
+                server.stop()
+                throw error
+            }
             self.metrics = metrics
         }
         pipeline.start()

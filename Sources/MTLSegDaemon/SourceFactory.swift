@@ -22,6 +22,12 @@ public enum SourceFactory {
         if Path.isDirectory(source) == true {
             return try ImageFolderSource(folder: source, framesPerSecond: config.fps, pixelBudget: config.pixelBudget) { DaemonLog.warning($0) }
         }
+        // A camera that is not there yet (unplugged) is waited for; something that can never become one is refused
+        // now, so that --check-config and start fail instead of retrying forever.
+        if let problem = CameraPath.problem(source) {
+            throw CaptureError.unsupportedDevice(device: source, reason: "\(problem); [source] device takes a V4L2 device, a folder of "
+                + "images, \"synthetic\" or \"auto\"")
+        }
         return V4L2Camera(path: source, request: CameraRequest(width: config.width, height: config.height, framesPerSecond: config.fps),
                           timing: V4L2Camera.Timing(timeout: config.stallTimeout))
     }

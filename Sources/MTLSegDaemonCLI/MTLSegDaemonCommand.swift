@@ -86,6 +86,13 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         return config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : "(flags)")
     }
 
+    public func validate() throws {
+        // As the configuration file's own check: an empty value is never meant.
+        for (value, flag) in [(model, "--model"), (source, "--source"), (socket, "--socket"), (config, "--config"), (instance, "--instance")] {
+            if value?.isEmpty == true { throw ValidationError("\(flag) is empty") }
+        }
+    }
+
     /// The file's settings with the flags on top.
     func settings() throws -> DaemonConfig {
         var settings = DaemonConfig()
@@ -111,7 +118,9 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         }
         if let size {
             let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2, parts.allSatisfy({ (16 ... 8192).contains($0) }) else { throw ValidationError("--size must be WxH, e.g. 640x480") }
+            guard parts.count == 2, parts.allSatisfy({ (16 ... 8192).contains($0) }) else {
+                throw ValidationError("--size must be WxH with each side 16 to 8192, e.g. 640x480")
+            }
             settings.width = parts[0]
             settings.height = parts[1]
         }

@@ -82,23 +82,11 @@ struct CaptureCommand: ParsableCommand {
         if isDirectory {
             return try ImageFolderSource(folder: device, framesPerSecond: fps)
         }
-        // A camera is a character device of the video4linux major number (81); anything else (a plain file, /dev/null)
-        // can never become one, so waiting for it to answer would only run out the timeout.
-        var info = stat()
-        if stat(device, &info) == 0 && ((info.st_mode & S_IFMT) != S_IFCHR || Self.majorNumber(info.st_rdev) != 81) {
-            throw ToolError("\(device): not a camera (V4L2 devices are character devices such as /dev/video0; "
-                + "a folder of images or 'synthetic' also works; see `mtlseg devices`)")
+        if let problem = CameraPath.problem(device) {
+            throw ToolError("\(device): not a camera: \(problem); --device also takes a folder of images or 'synthetic' (see `mtlseg devices`)")
         }
         return V4L2Camera(path: device, request: CameraRequest(width: width, height: height, framesPerSecond: fps),
                           timing: V4L2Camera.Timing(timeout: timeout))
-    }
-}
-
-extension CaptureCommand {
-    /// The major number of a device number, as glibc's major() (a macro, which Swift does not import).
-    static func majorNumber(_ device: dev_t) -> UInt64 {
-        let value = UInt64(device)
-        return ((value >> 8) & 0xFFF) | ((value >> 32) & ~UInt64(0xFFF))
     }
 }
 

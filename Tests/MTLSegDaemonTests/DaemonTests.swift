@@ -86,6 +86,36 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(left, [], "threads still running after stop")
     }
 
+    /// A start that fails after the mask socket was bound (here: the metrics socket is taken by another daemon's)
+    /// removes the mask socket again, so no client finds a socket nobody answers on.
+    func testAFailedStartLeavesNoSocketBehind() throws {
+        var first = config()
+        first.metricsSocket = directory.appendingPathComponent("metrics.sock").path
+        let running = try startDaemon(first)
+        defer { running.stop() }
+        var second = first
+        second.socketPath = directory.appendingPathComponent("second.sock").path
+        let daemon = try Daemon(config: second) { _ in TestFrameSource(width: 160, height: 120, fps: 30) }
+        XCTAssertThrowsError(try daemon.start()) { XCTAssertTrue("\($0)".contains("metrics.sock"), "\($0)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: second.socketPath), "the second daemon's mask socket is gone")
+        XCTAssertNoThrow(try WireClient(path: first.socketPath), "the first daemon serves on")
+    }
+
+    /// A source that exists but can never be a camera (a plain file, /dev/null) is refused when the source is made,
+    /// so that --check-config and start fail; a device path not there yet is a camera to wait for.
+    func testASourceThatCanNeverBeACameraIsRefused() throws {
+        let plain = directory.appendingPathComponent("plain").path
+        try Data("x".utf8).write(to: URL(fileURLWithPath: plain))
+        for path in [plain, "/dev/null"] {
+            var settings = config()
+            settings.source = path
+            XCTAssertThrowsError(try SourceFactory.make(settings)) { XCTAssertTrue("\($0)".contains("\(path): not usable as a camera"), "\($0)") }
+        }
+        var absent = config()
+        absent.source = directory.appendingPathComponent("video9").path
+        XCTAssertNoThrow(try SourceFactory.make(absent))
+    }
+
     /// A client that completes the handshake and then never reads holds one frame in its socket, no more, while
     /// the others go on getting every frame; once it has read nothing for the client timeout it is disconnected,
     /// and the others carry on. Counted in frames, against generous deadlines: the same on an emulated CPU.

@@ -134,6 +134,18 @@ final class HostileDaemonTests: XCTestCase {
             XCTAssertNotEqual(result.status, 0, text)
             XCTAssertTrue(result.output.contains(key) && result.output.contains(reason), "\(text) → \(result.output)")
         }
+        // A source that can never be a camera fails the check, as it would fail start-up (not be retried forever).
+        let plain = path("plain.txt")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: plain))
+        let notACamera = try check("[source]\ndevice = \"\(plain)\"\n[socket]\npath = \"\(socketFolder)/m.sock\"\n")
+        XCTAssertNotEqual(notACamera.status, 0)
+        XCTAssertTrue(notACamera.output.contains("\(plain): not usable as a camera"), notACamera.output)
+        // Empty flags are refused as an empty value in the file is.
+        for flag in ["--socket", "--source", "--model"] {
+            let result = try runProcess(Self.products.appendingPathComponent("mtlsegd").path, ["--check-config", flag, ""])
+            XCTAssertNotEqual(result.status, 0, flag)
+            XCTAssertTrue(result.output.contains("\(flag) is empty"), result.output)
+        }
     }
 
     // MARK: Classes 1, 2, 7 through SIGHUP: a reload storm
