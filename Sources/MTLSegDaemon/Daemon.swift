@@ -141,6 +141,22 @@ public final class Daemon: @unchecked Sendable {
         out.metric("mtlseg_client_frames_delivered_total", "counter", "Frames written to each connected client.", clients.map { (label($0), Double($0.delivered)) })
         out.metric("mtlseg_client_frames_dropped_total", "counter", "Published frames each connected client was never sent (it fell behind, or they were of a model a reload replaced).", clients.map { (label($0), Double($0.dropped)) })
         out.metric("mtlseg_clients", "gauge", "Connected clients.", [("", Double(clients.count))])
+        out.metric("mtlseg_clients_departed_total", "counter", "Clients that have disconnected since start.",
+                   [("", Double(server.departedClients.count))])
+        let served = model.stream.model
+        out.metric("mtlseg_model_info", "gauge", "Always 1; the labels name the model being served (they change at a reload).",
+                   [("{name=\"\(PrometheusText.label(model.description.name))\",precision=\"\(served.precision)\",sha256=\"\(served.sha256)\"}", 1)])
+        // The state's kind only: its reason and retry time would make a new series every second.
+        let state: String
+        switch pipeline.sourceState {
+        case .starting: state = "starting"
+        case .streaming: state = "streaming"
+        case .stalled: state = "stalled"
+        case .reconnecting: state = "reconnecting"
+        case .stopped: state = "stopped"
+        }
+        out.metric("mtlseg_source_info", "gauge", "Always 1; the labels name the source and its state (mtlseg status gives the reason).",
+                   [("{name=\"\(PrometheusText.label(pipeline.sourceName))\",state=\"\(state)\"}", 1)])
         out.metric("mtlseg_fps", "gauge", "Frames per second over the last 2 s.",
                    [("{kind=\"captured\"}", pipeline.recentCaptures.rate(now: now)), ("{kind=\"published\"}", pipeline.recentPublished.rate(now: now))])
         out.metric("mtlseg_last_frame_age_seconds", "gauge", "Time since the last published frame (since start when none).",

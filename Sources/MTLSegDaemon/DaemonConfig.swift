@@ -70,11 +70,14 @@ public struct DaemonConfig: Equatable, Sendable {
 
     /// Reads a TOML file over `base` (the defaults unless given). Unknown keys are errors (a typo must not be silently ignored).
     public static func load(path: String, over base: DaemonConfig = DaemonConfig()) throws -> DaemonConfig {
-        let text: String
+        let bytes: Data
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw Problem(file: path, key: "(file)", reason: "cannot be read (\(errorReason(error)))")
+        }
+        guard let text = String(data: bytes, encoding: .utf8) else {
+            throw Problem(file: path, key: "(file)", reason: "is not UTF-8 text (a TOML file must be); was it saved in another encoding?")
         }
         return try parse(text, file: path, over: base)
     }

@@ -63,8 +63,9 @@ public final class ServiceNotifier: @unchecked Sendable {
                 let age = h.lastFrameNanoseconds == 0 ? Double.infinity : Double(now &- h.lastFrameNanoseconds) / 1e9
                 let isFlowing = age <= stallAfter
                 if isFlowing != flowing {
+                    let silence = age.isFinite ? String(cFormat: "no frame for %.1f s", age) : "no frame yet"
                     DaemonLog.write(isFlowing ? .info : .warning,
-                                    isFlowing ? "frames flow again" : String(cFormat: "no frame for %.1f s (source %@): watchdog paused", age, h.sourceState))
+                                    isFlowing ? "frames flow again" : "\(silence) (source \(h.sourceState)): watchdog paused")
                     flowing = isFlowing
                 }
                 var message = String(cFormat: "STATUS=%.1f fps, %d client%@, source %@", fps, h.clients, h.clients == 1 ? "" : "s", h.sourceState)

@@ -24,6 +24,9 @@ public struct MTLSegDaemonCommand: ParsableCommand {
 
     /// Call from the executable's entry point, after the BLAS environment is settled (BLASEnvironment).
     public static func main() {
+        // A log written to a pipe whose reader has gone (`mtlsegd … | head`) must not kill the daemon and leave its
+        // socket behind: the write fails instead (systemd already sets this for services; a shell does not).
+        signal(SIGPIPE, SIG_IGN)
         var command: ParsableCommand
         do { command = try parseAsRoot(nil) } catch { exit(withError: error) }
         // --help and --version parse as commands of ArgumentParser's own, whose run throws what

@@ -187,7 +187,10 @@ public struct MessageDecoder {
         case let .dataCorrupted(context):
             if context.codingPath.last?.stringValue == "encoding" { return "'encoding' must be \"raw\" or \"rle\"" }
             if context.codingPath.last?.stringValue == "mask_size" { return "'mask_size' \(context.debugDescription)" }
-            return context.codingPath.isEmpty ? "payload is not a JSON object" : "\(field(context.codingPath)) has an invalid value"
+            guard context.codingPath.isEmpty else { return "\(field(context.codingPath)) has an invalid value" }
+            // The decoder reports a number no integer field can hold (1e100, 1.5) with no path and in the same words as
+            // text that is not JSON at all, so the message names both.
+            return "payload is not a JSON object, or a number in it is not an integer its field can hold (e.g. 'protocol': 1e100)"
         @unknown default: return "payload is not the expected JSON object"
         }
     }

@@ -79,6 +79,16 @@ final class MetricsTests: XCTestCase {
         XCTAssertGreaterThan(samples["mtlseg_frames_published_total{}"] ?? 0, 9)
         XCTAssertEqual(samples["mtlseg_stage_latency_seconds_count{\"stage\": \"inference\"}"], counters["published"])
         XCTAssertEqual(samples["mtlseg_clients{}"], 1)
+        XCTAssertEqual(samples["mtlseg_clients_departed_total{}"], stats["clients_departed"] as? Double)
+        let model = try XCTUnwrap(stats["model"] as? [String: String])
+        let modelLabels = ["name": model["name"]!, "precision": model["precision"]!, "sha256": model["sha256"]!]
+        let modelKey = "mtlseg_model_info" + String(decoding: try JSONSerialization.data(withJSONObject: modelLabels, options: .sortedKeys), as: UTF8.self)
+        XCTAssertEqual(samples[modelKey.replacingOccurrences(of: ",", with: ", ").replacingOccurrences(of: ":", with: ": ")], 1,
+                       "\(samples.keys.sorted())")
+        let sourceStats = try XCTUnwrap(stats["source"] as? [String: String])
+        // The state's kind: STATS's first word ("stalled (…)" here, the source being paused).
+        let kind = sourceStats["state"]!.split(separator: " ").first.map(String.init) ?? ""
+        XCTAssertEqual(samples["mtlseg_source_info{\"name\": \"\(sourceStats["name"]!)\", \"state\": \"\(kind)\"}"], 1, "\(samples.keys.sorted())")
         XCTAssertNotNil(samples["mtlseg_fps{\"kind\": \"published\"}"])
         XCTAssertNotNil(samples["mtlseg_last_frame_age_seconds{}"])
         XCTAssertEqual(samples["mtlseg_build_info{\"version\": \"\(MTLSegVersion.string)\"}"], 1, "\(samples.keys.sorted())")
