@@ -27,7 +27,7 @@ public final class MaskServer: @unchecked Sendable {
         public var helloTimeout: Double = 5
         /// What HELLO `mask_size` "source" means: the capture size the daemon is configured for.
         public var sourceGrid = MaskGrid(width: 640, height: 480)
-        /// Most bytes the masks at clients' own sizes may take (`maskMemory`).
+        /// Most bytes the masks at clients' own sizes may take (MaskMemoryBudget).
         public var maskMemoryBytes = 64 << 20
         /// The source's frame rate: how many frames a client's mailbox can hold (FrameMailbox's window).
         public var framesPerSecond = 15.0
@@ -63,8 +63,7 @@ public final class MaskServer: @unchecked Sendable {
     private var nextID = 1
     /// The sizes other than the model's that connected clients want, each once (the pipeline makes them).
     private var wantedGrids: [MaskGrid] = []
-    /// The size each client that asked for one of its own holds masks at (`reserveMasks`), by session id.
-    private var maskReservations: [Int: MaskGrid] = [:]
+    private var maskBudget: MaskMemoryBudget
     private var listener: UnixSocket?
     private let acceptThread = StoppableThread()
     /// Answers STATS_REQUEST: the daemon's counters as a JSON object.
@@ -75,6 +74,7 @@ public final class MaskServer: @unchecked Sendable {
         self.settings = settings
         self.stream = stream
         allowList = AllowList(uids: settings.allowUIDs, gids: settings.allowGIDs, ownUID: getuid())
+        maskBudget = MaskMemoryBudget(bytes: settings.maskMemoryBytes)
     }
 
     /// Binds the socket and starts accepting; returns once clients can connect.
@@ -112,6 +112,7 @@ public final class MaskServer: @unchecked Sendable {
         settings.mode = new.mode
         settings.group = new.group
         settings.maskMemoryBytes = new.maskMemoryBytes
+        maskBudget.bytes = new.maskMemoryBytes
         allowList = AllowList(uids: new.allowUIDs, gids: new.allowGIDs, ownUID: getuid())
         let list = allowList
         let current = Array(sessions.values)
@@ -147,26 +148,13 @@ public final class MaskServer: @unchecked Sendable {
         return changed
     }
 
-    /// A bound on the memory masks at clients' own sizes take, for `grids` (one per such client) of `taskCount` tasks
-    /// each: per size, the frames that may wait in mailboxes (FrameMailbox's window at this frame rate, shared by
-    /// the clients of that size, and two more the pipeline is writing), and per client one frame it holds back and
-    /// the copy being written to it. The model's own grid is not counted: it is made for every frame anyway.
-    static func maskMemory(of grids: [MaskGrid], taskCount: Int, framesPerSecond: Double) -> Int {
-        let windowSeconds = Double(FrameMailbox.catchUpWindowNanoseconds) / 1e9
-        let window = min(FrameMailbox.capacity, Int((framesPerSecond * windowSeconds).rounded(.up))) + 2
-        var clients: [MaskGrid: Int] = [:]
-        for grid in grids { clients[grid, default: 0] += 1 }
-        return clients.reduce(0) { total, entry in total + entry.key.width * entry.key.height * taskCount * (window + 2 * entry.value) }
-    }
-
     /// Records that `session` will take masks at `grid`, its own size; refuses (with the ERROR to send) when that would take
     /// the masks past `mask_memory_mb`. Released when the session ends.
     func reserveMasks(at grid: MaskGrid, for session: ClientSession) -> WireError? {
         lock.lock()
         defer { lock.unlock() }
         let taskCount = stream.tasks.count
-        let bound = Self.maskMemory(of: Array(maskReservations.values) + [grid], taskCount: taskCount, framesPerSecond: settings.framesPerSecond)
-        guard bound <= settings.maskMemoryBytes else {
+        if let bound = maskBudget.admit(session.id, at: grid, taskCount: taskCount, framesPerSecond: settings.framesPerSecond) {
             let mib = { (bytes: Int) in String(cFormat: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
             DaemonLog.warning("client \(session.id): masks at \(grid) refused: the clients' masks would take up to \(mib(bound)), "
                 + "over socket.mask_memory_mb (\(settings.maskMemoryBytes >> 20))")
@@ -174,7 +162,6 @@ public final class MaskServer: @unchecked Sendable {
                              message: "masks at \(grid) for \(taskCount) task(s) would take the clients' masks to \(mib(bound)), over this daemon's "
                                 + "\(settings.maskMemoryBytes >> 20) MiB (its [socket] mask_memory_mb); ask for a smaller mask_size")
         }
-        maskReservations[session.id] = grid
         return nil
     }
 
@@ -302,7 +289,7 @@ public final class MaskServer: @unchecked Sendable {
     private func remove(_ session: ClientSession) {
         lock.lock()
         if sessions.removeValue(forKey: session.id) != nil { departed.append(session.counters) }
-        maskReservations[session.id] = nil
+        maskBudget.release(session.id)
         lock.unlock()
         refreshWantedGrids()
     }

@@ -189,11 +189,11 @@ final class MaskSizeTests: XCTestCase {
     /// more, and two per client of that size; the model's own grid is not a client size.
     func testTheMaskMemoryBoundCountsWindowFramesPerSizeAndTwoPerClient() {
         let big = MaskGrid(width: 1000, height: 100), small = MaskGrid(width: 10, height: 10)
-        XCTAssertEqual(MaskServer.maskMemory(of: [], taskCount: 2, framesPerSecond: 30), 0)
-        XCTAssertEqual(MaskServer.maskMemory(of: [big], taskCount: 2, framesPerSecond: 30), 100_000 * 2 * (10 + 2))
-        XCTAssertEqual(MaskServer.maskMemory(of: [big, big, small], taskCount: 3, framesPerSecond: 30),
+        XCTAssertEqual(MaskMemoryBudget.bound(of: [], taskCount: 2, framesPerSecond: 30), 0)
+        XCTAssertEqual(MaskMemoryBudget.bound(of: [big], taskCount: 2, framesPerSecond: 30), 100_000 * 2 * (10 + 2))
+        XCTAssertEqual(MaskMemoryBudget.bound(of: [big, big, small], taskCount: 3, framesPerSecond: 30),
                        100_000 * 3 * (10 + 4) + 100 * 3 * (10 + 2))
-        XCTAssertEqual(MaskServer.maskMemory(of: [big], taskCount: 1, framesPerSecond: 1000), 100_000 * (32 + 2 + 2), "the mailbox holds 32 at most")
+        XCTAssertEqual(MaskMemoryBudget.bound(of: [big], taskCount: 1, framesPerSecond: 1000), 100_000 * (32 + 2 + 2), "the mailbox holds 32 at most")
     }
 
     /// Clients' own mask sizes are admitted while their masks fit mask_memory_mb; one that would pass it gets
