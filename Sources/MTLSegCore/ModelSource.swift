@@ -30,7 +30,12 @@ public struct ModelSource {
         if isDirectory {
             let configPath = Path.appending(path, "config.json")
             let weightsPath = Path.appending(path, "model.safetensors")
-            let description = try HFConfig.description(configPath: configPath, name: Path.lastComponent(path))
+            var description = try HFConfig.description(configPath: configPath, name: Path.lastComponent(path))
+            let preprocessorPath = Path.appending(path, "preprocessor_config.json")
+            if Path.isDirectory(preprocessorPath) != nil {
+                (description.mean, description.std) = try HFConfig.normalization(preprocessorPath: preprocessorPath,
+                                                                                 default: (description.mean, description.std))
+            }
             try self.init(path: path, description: description, file: try SafeTensorsFile(path: weightsPath))
         } else {
             let file = try SafeTensorsFile(path: path)
@@ -118,6 +123,32 @@ public struct ModelSource {
 
 /// Reads HF's `config.json` for SegFormer into a model description.
 enum HFConfig {
+    /// The checkpoint's own normalisation from its `preprocessor_config.json` (`image_mean`, `image_std`), as
+    /// calibration/export.py takes it; `fallback` (ImageNet's) for what it does not give. The values are checked
+    /// with the rest of the description (one per channel, std > 0).
+    static func normalization(preprocessorPath: String, default fallback: (mean: [Float], std: [Float])) throws -> (mean: [Float], std: [Float]) {
+        try RegularFile.check(preprocessorPath)
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: preprocessorPath))
+        } catch {
+            throw ModelError.unreadable(path: preprocessorPath, reason: "cannot read it (\(errorReason(error)))")
+        }
+        guard let config = (try? JSONObject.parse(data)) as? [String: Any] else {
+            throw ModelError.badMetadata(path: preprocessorPath, field: "preprocessor_config.json", reason: "not a JSON object")
+        }
+        func floats(_ key: String) throws -> [Float]? {
+            guard let value = config[key] else { return nil }
+            let list = value as? [Any] ?? []
+            let numbers = list.compactMap { JSONObject.double($0) }.filter(\.isFinite)
+            guard value is [Any], numbers.count == list.count, !numbers.isEmpty else {
+                throw ModelError.badMetadata(path: preprocessorPath, field: key, reason: "not a list of numbers")
+            }
+            return numbers.map(Float.init)
+        }
+        return (try floats("image_mean") ?? fallback.mean, try floats("image_std") ?? fallback.std)
+    }
+
     static func description(configPath: String, name: String) throws -> ModelDescription {
         try RegularFile.check(configPath)
         let data: Data

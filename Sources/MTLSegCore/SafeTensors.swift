@@ -66,6 +66,15 @@ public struct SafeTensorsFile {
         guard bytes.count >= 8 else {
             throw ModelError.truncated(path: path, reason: "\(bytes.count) bytes, shorter than the 8-byte header length")
         }
+        // What users give instead of a safetensors file, named, so that the next step is clear. (A safetensors header
+        // length may begin with any byte, 0x80 included; its JSON header begins with '{' at byte 8.)
+        let start = Array(bytes.prefix(4))
+        let jsonFollows = bytes.count > 8 && bytes[bytes.startIndex + 8] == UInt8(ascii: "{")
+        if !jsonFollows && (start == [0x50, 0x4B, 0x03, 0x04] || (start.first == 0x80 && (2 ... 5).contains(start.dropFirst().first ?? 0))) {
+            let kind = start.first == 0x80 ? "a Python pickle" : "a zip archive"
+            throw ModelError.badHeader(path: path, reason: "\(kind) (a PyTorch .pt/.pth checkpoint?), not a safetensors file: export the model "
+                + "to an mtlseg model file with calibration/export.py (calibration/README.md)")
+        }
         let headerLength = bytes.withUnsafeBytes { raw -> UInt64 in
             UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         }

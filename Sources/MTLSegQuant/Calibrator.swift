@@ -72,7 +72,8 @@ public struct QuantizedModel {
     /// decoder's projections (one shared bias) keep theirs.
     public init(fp32: MTLSegFormerWeights, statistics: ActivationStatistics, calibration: CalibrationInfo) {
         var description = fp32.description
-        if description.input == nil { description.input = InputSize(width: calibration.width, height: calibration.height) }
+        // The size the grids were measured and the model judged at: other sizes' activations may range otherwise.
+        description.input = InputSize(width: calibration.width, height: calibration.height)
         let inputs = Dictionary(uniqueKeysWithValues: fp32.int8LayerInputs.map { ($0.layer.name, $0.input) })
         let decoderNames = Set(fp32.decoder.stageProjections.map(\.name))
         let quantized = fp32.quantizingWeights().mappingLayers { layer in

@@ -86,6 +86,8 @@ public final class AccuracyEvaluator {
                 }
             }
         }
+        // Maps that ignore every pixel score nothing: no mIoU rather than a perfect one.
+        for t in tasks.indices where labelledFP32[t].total == 0 { sawLabels[t] = false }
     }
 
     /// Per task: agreement and agreement-mIoU with fp32, and with labels the mIoU of both.

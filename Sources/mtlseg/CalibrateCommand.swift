@@ -137,12 +137,16 @@ struct CalibrateCommand: ParsableCommand {
         try EngineFactory.checkBudget(source: source, height: input.height, width: input.width, threads: threads, int8: false, budget: limits.memory)
         let fp32 = try MTLSegFormerWeights(source: source)
         let rangeMethod = try parseMethod()
+        if let declared = d.input, declared != input {
+            writeToStandardError("note: calibrating at \(input.width)x\(input.height); the int8 model will declare that size "
+                + "(the fp32 model declares \(declared.width)x\(declared.height)), and the daemon will run it at that size\n")
+        }
         let stages = d.encoder.stageCount
         if let wideDecoderInputs, wideDecoderInputs > stages - 1 {
             throw ToolError("--wide-decoder-inputs \(wideDecoderInputs): \(model) has \(stages) encoder stages, and the first "
                 + "stage's decoder input is never read at 16 bits: at most \(stages - 1)")
         }
-        try checkLabelFolders(tasks: d.tasks.map(\.name))
+        let labelMaps = try labels.map { try LabelMaps(folder: $0, tasks: d.tasks, budget: limits.pixels) }
 
         // The images: unreadable ones are skipped with a warning naming them; none usable is an error.
         let listed = try ImageList.paths(images, option: "--images")
@@ -169,9 +173,20 @@ struct CalibrateCommand: ParsableCommand {
         let progress = Progress()
         let evaluator = try AccuracyEvaluator(fp32Weights: fp32, width: input.width, height: input.height, count: evalPaths.count,
                                               input: { reader(evalPaths[$0], $1) },
-                                              labels: { try self.label(for: evalPaths[$0], task: d.tasks[$1]) })
+                                              labels: { try labelMaps?.map(for: evalPaths[$0], task: $1) })
+        labelMaps?.reportCoverage(heldOut: evalPaths.filter { !skipped.contains($0) }.count)
         guard evalPaths.contains(where: { !skipped.contains($0) }) || calibrationPaths.contains(where: { !skipped.contains($0) }) else {
             throw ToolError("\(images): none of the \(listed.count) images could be read")
+        }
+        guard evalPaths.contains(where: { !skipped.contains($0) }) else {
+            throw ToolError("\(evalImages.map { "--eval-images \($0)" } ?? "--images \(images)"): none of the \(evalPaths.count) held-out "
+                + "image(s) could be read, so int8 would be judged on nothing; give more images")
+        }
+        let calibrationSet = Set(calibrationPaths.map(Path.resolvingFolder))
+        let shared = evalPaths.filter { calibrationSet.contains(Path.resolvingFolder($0)) }.count
+        if shared > 0 {
+            writeToStandardError("warning: \(shared) of the \(evalPaths.count) images of --eval-images are calibration images too: "
+                + "int8 is judged partly on images it was calibrated on\n")
         }
         let info = CalibrationInfo(method: rangeMethod.description, images: calibrationPaths.count, width: input.width, height: input.height,
                                    sourceModel: Path.lastComponent(model), createdAt: Date().formatted(.iso8601),
@@ -254,44 +269,6 @@ struct CalibrateCommand: ParsableCommand {
         }
         let held = min(paths.count - 1, max(1, Int((Double(paths.count) * share).rounded())))
         return (Array(shuffled[held...]).sorted(), Array(shuffled[..<held]).sorted())
-    }
-
-    /// --labels must be a folder; a task without its folder there is measured without labels, which is said.
-    private func checkLabelFolders(tasks: [String]) throws {
-        guard let labels else { return }
-        guard let isDirectory = Path.isDirectory(labels) else { throw ToolError("--labels \(labels): no such folder") }
-        guard isDirectory else { throw ToolError("--labels \(labels) is a file; give the folder that holds one folder of label maps per task") }
-        let missing = tasks.filter { Path.isDirectory(Path.appending(labels, $0)) != true }
-        guard missing.count < tasks.count else {
-            throw ToolError("--labels \(labels) has no folder for any task (expected \(tasks.map { "\(labels)/\($0)/" }.joined(separator: ", ")))")
-        }
-        for task in missing {
-            writeToStandardError("warning: --labels \(labels) has no folder '\(task)': task '\(task)' gets no mIoU\n")
-        }
-    }
-
-    /// The label map of an image for a task: grey levels = class ids, 255 = ignore; nil when it has none.
-    /// Any other grey level, or a colour picture, is refused: it would make the mIoU wrong without a word.
-    private func label(for image: String, task: TaskDescription) throws -> (width: Int, height: Int, classes: [UInt8])? {
-        guard let labels else { return nil }
-        let name = Path.deletingPathExtension(Path.lastComponent(image)) + ".png"
-        let path = Path.appending(Path.appending(labels, task.name), name)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let map = try ImageFile.read(path: path, budget: limits.pixels)
-        var classes = [UInt8](repeating: 0, count: map.width * map.height)
-        for i in classes.indices {
-            let (r, g, b) = (map.pixels[3 * i], map.pixels[3 * i + 1], map.pixels[3 * i + 2])
-            guard r == g && g == b else {
-                throw ToolError("\(path): a colour picture (pixel \(i % map.width), \(i / map.width) is \(r), \(g), \(b)); "
-                    + "label maps are grey levels = class ids")
-            }
-            guard Int(r) < task.classCount || r == 255 else {
-                throw ToolError("\(path): grey level \(r) at pixel \(i % map.width), \(i / map.width) is not a class of task "
-                    + "'\(task.name)' (0 to \(task.classCount - 1), or 255 to ignore)")
-            }
-            classes[i] = r
-        }
-        return (map.width, map.height, classes)
     }
 
     /// Median of 10 runs of each engine at the calibrated size.

@@ -47,21 +47,38 @@ struct CompareCommand: ParsableCommand {
         }
         let paths = try ImageList.paths(images, option: "--images")
         guard !paths.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
-        let first = try ImageFile.read(path: paths[0], budget: limits.pixels)
+        // An image that cannot be read is skipped with a warning naming it, as calibrate does; none readable is an error.
+        var failed: Set<String> = []
+        func read(_ path: String) -> RGBImage? {
+            guard !failed.contains(path) else { return nil }
+            do {
+                return try ImageFile.read(path: path, budget: limits.pixels)
+            } catch {
+                failed.insert(path)
+                writeToStandardError("warning: skipping \(error)\n")
+                return nil
+            }
+        }
+        guard let first = paths.lazy.compactMap(read).first else { throw ToolError("\(images): none of the \(paths.count) images could be read") }
         let input = d.input ?? InputSize(width: first.width, height: first.height)
         let candidate = try EngineFactory.make(source: candidateSource,
                                                height: input.height, width: input.width, threads: threads, precision: fp32 ? .fp32 : .auto,
                                                budget: limits.memory)
         let referenceEngine = try EngineFactory.make(source: referenceSource,
                                                      height: input.height, width: input.width, threads: threads, budget: limits.memory)
+        // Each model sees the image normalised its own way (a normalisation that differs is part of what is compared).
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
-        let pixels = FloatBuffer(count: preprocessor.outputCount)
+        let r = referenceSource.description
+        let referencePreprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: r.mean, std: r.std)
+        let pixels = FloatBuffer(count: preprocessor.outputCount), referencePixels = FloatBuffer(count: referencePreprocessor.outputCount)
         var agreeing = [Int](repeating: 0, count: d.tasks.count), total = [Int](repeating: 0, count: d.tasks.count)
         var largest = [Float](repeating: 0, count: d.tasks.count)
         for path in paths {
-            preprocessor.process(try ImageFile.read(path: path, budget: limits.pixels), into: pixels.pointer)
+            guard let image = read(path) else { continue }
+            preprocessor.process(image, into: pixels.pointer)
+            referencePreprocessor.process(image, into: referencePixels.pointer)
             candidate.run(input: pixels.pointer)
-            referenceEngine.run(input: pixels.pointer)
+            referenceEngine.run(input: referencePixels.pointer)
             for t in d.tasks.indices {
                 let a = SegmentationMask(logits: candidate.logits[t]), b = SegmentationMask(logits: referenceEngine.logits[t])
                 agreeing[t] += zip(a.classes, b.classes).filter { $0 == $1 }.count
@@ -70,8 +87,10 @@ struct CompareCommand: ParsableCommand {
                 largest[t] = max(largest[t], zip(x, y).map { abs($0 - $1) }.max() ?? 0)
             }
         }
-        print("\(model) (\(candidate.precisionName)) against \(reference) (\(referenceEngine.precisionName)), \(paths.count) images at \(input.width)x\(input.height)")
-        var report: [String: Any] = ["images": paths.count, "width": input.width, "height": input.height]
+        let skipped = failed.count, compared = paths.count - skipped
+        print("\(model) (\(candidate.precisionName)) against \(reference) (\(referenceEngine.precisionName)), \(compared) images at \(input.width)x\(input.height)"
+            + (skipped > 0 ? " (\(skipped) skipped)" : ""))
+        var report: [String: Any] = ["images": compared, "skipped_images": skipped, "width": input.width, "height": input.height]
         var tasks: [String: Any] = [:]
         for (t, task) in d.tasks.enumerated() {
             let agreement = Double(agreeing[t]) / Double(max(total[t], 1))

@@ -194,6 +194,25 @@ final class CorruptModelTests: XCTestCase {
         XCTAssertEqual(reason, "missing")
     }
 
+    /// The checkpoint's own preprocessor_config.json sets the normalisation (as export.py and HF's processor take it);
+    /// without one, ImageNet's; a bad one is refused by file and field.
+    func testHFPreprocessorConfigSetsTheNormalisation() throws {
+        let checkpoint = directory.appendingPathComponent("checkpoint")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: Fixtures.path("segformer-tiny-hf")), to: checkpoint)
+        XCTAssertEqual(try ModelSource(path: checkpoint.path).description.mean, ModelDescription.imagenetMean)
+        let preprocessor = checkpoint.appendingPathComponent("preprocessor_config.json")
+        try Data(#"{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.5, 1], "do_resize": true}"#.utf8).write(to: preprocessor)
+        let description = try ModelSource(path: checkpoint.path).description
+        XCTAssertEqual(description.mean, [0.5, 0.5, 0.5])
+        XCTAssertEqual(description.std, [0.25, 0.5, 1])
+        for (text, field) in [(#"{"image_mean": "0.5"}"#, "image_mean"), (#"{"image_std": [0.5, 0.5]}"#, "std"), (#"{"image_std": [1, 0, 1]}"#, "std")] {
+            try Data(text.utf8).write(to: preprocessor)
+            guard case let .badMetadata(path, badField, _) = loadError(checkpoint.path) else { return XCTFail("\(text): wrong error") }
+            XCTAssertTrue(path.hasSuffix("preprocessor_config.json") || path == checkpoint.path, "\(text): \(path)")
+            XCTAssertEqual(badField, field, text)
+        }
+    }
+
     func testMissingModelFile() {
         let path = directory.appendingPathComponent("absent.safetensors").path
         XCTAssertEqual(loadError(path), .unreadable(path: path, reason: "no such file or directory"))

@@ -115,6 +115,60 @@ final class CalibrateCommandTests: XCTestCase {
         let refused = try calibrate(evalOption)
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.errors.contains("\(bad): grey level \(tasks[0].classCount) at pixel 5, 0 is not a class of task"), refused.errors)
+
+        // Maps that ignore every pixel score nothing: said, and no mIoU (it read 100 before).
+        _ = try writeLabels(task: tasks[0]) { _ in 255 }
+        let ignored = try calibrate(evalOption)
+        XCTAssertEqual(ignored.status, 0, ignored.errors)
+        XCTAssertTrue(ignored.errors.contains("mark every pixel 255 (ignore)"), ignored.errors)
+        XCTAssertFalse(ignored.output.contains("mIoU int8"), ignored.output)
+
+        // A binary mask saved as 0/255: its foreground would be "ignore"; said.
+        _ = try writeLabels(task: tasks[0]) { $0 % 3 == 0 ? 255 : 0 }
+        let binary = try calibrate(evalOption)
+        XCTAssertTrue(binary.errors.contains("holds only 0 and 255: 255 means 'ignore'"), binary.errors)
+
+        // A 16-bit map is refused before it is decoded (its values would be cut to their high byte): the header says it.
+        var sixteen: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
+        sixteen += [0, 0, 0, UInt8(image.width), 0, 0, 0, UInt8(image.height), 16, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 40)
+        let deep = labels.appendingPathComponent("\(tasks[0].name)/field-0.png")
+        try Data(sixteen).write(to: deep)
+        let refusedDeep = try calibrate(evalOption)
+        XCTAssertNotEqual(refusedDeep.status, 0)
+        XCTAssertTrue(refusedDeep.errors.contains("\(deep.path): a 16-bit PNG"), refusedDeep.errors)
+
+        // Maps named otherwise than the held-out images: none found, which is said (no mIoU without a word before).
+        try FileManager.default.removeItem(at: deep)
+        _ = try writeLabels(task: tasks[0]) { UInt8($0 % tasks[0].classCount) }
+        try FileManager.default.moveItem(at: deep, to: labels.appendingPathComponent("\(tasks[0].name)/000.png"))
+        let unmatched = try calibrate(evalOption)
+        XCTAssertEqual(unmatched.status, 0, unmatched.errors)
+        XCTAssertTrue(unmatched.errors.contains("no map in \(labels.path)/\(tasks[0].name)/ for any of the 1 held-out images"), unmatched.errors)
+    }
+
+    /// Held-out images that cannot be read leave nothing to judge int8 on: refused. Held-out images that are calibration
+    /// images too: said.
+    func testHeldOutImagesMustBeReadableAndAreNotCalibrationImages() throws {
+        let eval = directory.appendingPathComponent("unreadable")
+        try FileManager.default.createDirectory(at: eval, withIntermediateDirectories: true)
+        try Data("not an image".utf8).write(to: eval.appendingPathComponent("a.png"))
+        let nothing = try calibrate(["--eval-images", eval.path])
+        XCTAssertNotEqual(nothing.status, 0)
+        XCTAssertTrue(nothing.errors.contains("--eval-images \(eval.path): none of the 1 held-out image(s) could be read"), nothing.errors)
+        let same = try calibrate(["--eval-images", directory.appendingPathComponent("images").path])
+        XCTAssertEqual(same.status, 0, same.errors)
+        XCTAssertTrue(same.errors.contains("11 of the 11 images of --eval-images are calibration images too"), same.errors)
+    }
+
+    /// The int8 file declares the size it was calibrated and judged at, which the daemon then runs it at.
+    func testTheCalibratedSizeIsTheInt8ModelsInputSize() throws {
+        let declared = try XCTUnwrap(try ModelSource(path: ToolRunner.fixture("mtl2-tiny.safetensors")).description.input)
+        let result = try calibrate(["--size", "64x48"])
+        XCTAssertEqual(result.status, 0, result.errors)
+        XCTAssertTrue(result.errors.contains("note: calibrating at 64x48") && result.errors.contains("declares \(declared.width)x\(declared.height)"),
+                      result.errors)
+        let input = try ModelSource(path: directory.appendingPathComponent("int8.safetensors").path).description.input
+        XCTAssertEqual(input, InputSize(width: 64, height: 48))
     }
 
     func testMoreWideDecoderInputsThanTheModelHasStagesIsRefused() throws {

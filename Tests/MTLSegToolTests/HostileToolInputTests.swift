@@ -140,6 +140,28 @@ final class HostileToolInputTests: XCTestCase {
         }
     }
 
+    /// compare skips an image it cannot read, naming it, as calibrate does (it stopped at the first before).
+    func testCompareSkipsAnUnreadableImageAndSaysSo() throws {
+        let model = ToolRunner.fixture("mtl2-tiny.safetensors")
+        let result = try ToolRunner.run(["compare", "--model", model, "--reference", model, "--images", path("images"), "--json"])
+        XCTAssertEqual(result.status, 0, result.errors)
+        XCTAssertTrue(result.errors.contains("warning: skipping") && result.errors.contains("broken.png"), result.errors)
+        XCTAssertEqual(result.errors.components(separatedBy: "broken.png").count - 1, 1, "named once: \(result.errors)")
+        XCTAssertTrue(result.output.contains("3 images at") && result.output.contains("(1 skipped)"), result.output)
+    }
+
+    /// A PyTorch checkpoint given as a model is named as such, with the way to export it.
+    func testAPyTorchCheckpointIsNamedAsSuch() throws {
+        for (bytes, kind) in [([0x50, 0x4B, 0x03, 0x04] + [UInt8](repeating: 0, count: 60), "a zip archive"),
+                              ([0x80, 0x02] + [UInt8](repeating: 0, count: 60), "a Python pickle")] as [([UInt8], String)] {
+            try Data(bytes).write(to: URL(fileURLWithPath: path("model.pt")))
+            let result = try ToolRunner.run(["inspect", "--model", path("model.pt")])
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertTrue(result.errors.contains("\(kind) (a PyTorch .pt/.pth checkpoint?)") && result.errors.contains("calibration/export.py"),
+                          result.errors)
+        }
+    }
+
     func testCompareChecksItsThreads() throws {
         let model = ToolRunner.fixture("mtl2-tiny.safetensors")
         for threads in ["0", "999"] {

@@ -119,4 +119,29 @@ final class InferAndInspectTests: XCTestCase {
         XCTAssertEqual(report["parameters"] as? Int, stored)
         XCTAssertGreaterThan(report["macs"] as? Int ?? 0, report["macs_executed"] as? Int ?? .max)
     }
+
+    /// `compare` runs each model on the image normalised its own way: the same weights under another normalisation
+    /// (an HF checkpoint's preprocessor_config.json) are a different model, and compare must show it.
+    func testCompareNormalisesForEachModelItsOwnWay() throws {
+        let plain = directory.appendingPathComponent("plain"), halves = directory.appendingPathComponent("halves")
+        for checkpoint in [plain, halves] {
+            try FileManager.default.copyItem(at: URL(fileURLWithPath: ToolRunner.fixture("segformer-tiny-hf")), to: checkpoint)
+        }
+        try Data(#"{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}"#.utf8)
+            .write(to: halves.appendingPathComponent("preprocessor_config.json"))
+        let images = directory.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        let pixels: [UInt8] = (0 ..< 48 * 40 * 3).map { (i: Int) -> UInt8 in UInt8((i * 37) % 251) }
+        try ImageFile.writePNG(RGBImage(width: 48, height: 40, pixels: pixels), path: images.appendingPathComponent("a.png").path)
+        func difference(_ model: URL, _ reference: URL) throws -> Double {
+            let result = try ToolRunner.run(["compare", "--model", model.path, "--reference", reference.path, "--images", images.path, "--json"])
+            XCTAssertEqual(result.status, 0, result.errors)
+            let line = try XCTUnwrap(result.output.split(separator: "\n").last.map(String.init))
+            let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let task = try XCTUnwrap((report["tasks"] as? [String: Any])?.values.first as? [String: Any])
+            return try XCTUnwrap(task["max_abs_logit_difference"] as? Double)
+        }
+        XCTAssertEqual(try difference(plain, plain), 0)
+        XCTAssertGreaterThan(try difference(halves, plain), 0.01, "another normalisation is another model")
+    }
 }
