@@ -16,47 +16,137 @@ written when its tensors match its description exactly.
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
-import torch
+from dependencies import missing_package_message
 
-from model_file import load_into_model, read_hf_checkpoint, write_model_file
-from mtlsegformer import MTLSegFormer
+try:
+    import torch
+    from safetensors import safe_open
+
+    from model_file import (METADATA_KEY, check_output_path, input_size_problem,
+                            load_into_model, read_hf_checkpoint, task_name_problem, write_model_file)
+    from mtlsegformer import MTLSegFormer
+except ModuleNotFoundError as _error:
+    # Run as a script by a Python without the requirements: say what to install instead of a traceback.
+    _message = missing_package_message("export", _error)
+    if __name__ != "__main__" or _message is None:
+        raise
+    sys.exit(_message)
+
+# What a source may be, for the messages about files that are something else.
+SOURCES = ("export reads an HF checkpoint directory (save_pretrained: config.json + model.safetensors) or a .pt/.pth "
+           "holding {'description': model.to_description(), 'state_dict': model.state_dict()} of the reference "
+           "MTLSegFormer; see calibration/README.md")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (width, height)."""
+    """'WxH' -> (width, height), within the sides mtlseg accepts."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WxH, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    problem = input_size_problem(w, h)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem} (mtlseg's limit per side)")
     return w, h
+
+
+def parse_task_name(text: str) -> str:
+    problem = task_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"task name {problem} (mtlseg takes 1 to 64 bytes without '/', '\\', "
+                                         "'..' or control characters)")
+    return text
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with its JSON header's length (8 bytes, little-endian), then '{'."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:] == b"{"
+
+
+def _is_state_dict(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def read_checkpoint(source: Path) -> tuple[dict, dict]:
+    """(description, state_dict) of a reference checkpoint file; a ValueError saying what the file is otherwise.
+
+    torch.load runs with weights_only=True: a checkpoint is data, and unpickling anything else runs the
+    code the file names.
+    """
+    if _is_safetensors(source):
+        with safe_open(str(source), framework="pt") as f:
+            metadata = f.metadata() or {}
+        if METADATA_KEY in metadata:
+            raise ValueError(f"{source} is already an mtlseg model file: mtlseg reads it as it is, there is nothing "
+                             f"to export")
+        if (source.parent / "config.json").is_file():
+            raise ValueError(f"{source} holds an HF checkpoint's weights: export its directory, {source.parent}, "
+                             f"which holds its config.json")
+        raise ValueError(f"{source} holds tensors but no model description: {SOURCES}")
+    try:
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error):  # weights_only met a class: the file pickles objects, not just tensors
+            raise ValueError(
+                f"{source} holds a pickled model object (torch.save(model)), which export does not unpickle: "
+                f"save {{'description': model.to_description(), 'state_dict': model.state_dict()}} for an "
+                f"MTLSegFormer, or model.save_pretrained(DIR) for an HF SegFormer, and export that; "
+                f"see calibration/README.md") from None
+        # torch's own message is about weights_only, not about the file.
+        raise ValueError(f"{source} is not a torch checkpoint: {SOURCES}") from None
+    except (RuntimeError, EOFError) as error:  # a truncated or foreign zip, an empty file
+        reason = str(error).split(". ")[0] or "the file ends early"  # torch's first sentence; the rest is advice
+        raise ValueError(f"{source} is not a checkpoint torch.load can read ({reason}): {SOURCES}") from None
+    if _is_state_dict(checkpoint):
+        raise ValueError(
+            f"{source} is a bare state_dict (torch.save(model.state_dict())), which has no model description: "
+            f"for an HF SegFormer, load it into the model and save_pretrained(DIR), then export DIR; for an "
+            f"MTLSegFormer, save {{'description': model.to_description(), 'state_dict': model.state_dict()}}; "
+            f"see calibration/README.md")
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{source} holds a {type(checkpoint).__name__}: {SOURCES}")
+    missing = [key for key in ("description", "state_dict") if key not in checkpoint]
+    if missing:
+        raise ValueError(f"{source} has no {' or '.join(map(repr, missing))} entry (it holds "
+                         f"{sorted(map(str, checkpoint))[:8]}): {SOURCES}")
+    if not isinstance(checkpoint["description"], dict) or not _is_state_dict(checkpoint["state_dict"]):
+        raise ValueError(f"{source}: 'description' must be a dict (model.to_description()) and 'state_dict' "
+                         f"a dict of tensors (model.state_dict())")
+    return dict(checkpoint["description"]), checkpoint["state_dict"]
 
 
 def load_source(source: str | Path, *, name: str | None = None, input_size: tuple[int, int] | None = None,
                 task_name: str | None = None, classes: list[str] | None = None) -> MTLSegFormer:
     """Loads an HF directory or a reference .pt checkpoint; options override the description."""
     source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
     if source.is_dir():
         return read_hf_checkpoint(source, name=name, task_name=task_name or "segmentation",
                                   classes=classes, input_size=input_size)
     if task_name is not None or classes is not None:
         raise ValueError("--task-name/--classes apply to HF checkpoint directories only")
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    description = dict(checkpoint["description"])
+    description, state_dict = read_checkpoint(source)
     if name is not None:
         description["name"] = name
     if input_size is not None:
         description["input"] = {"width": input_size[0], "height": input_size[1]}
-    return load_into_model(description, checkpoint["state_dict"])
+    try:
+        return load_into_model(description, state_dict)
+    except KeyError as error:  # a hand-made description without one of its fields
+        raise ValueError(f"{source}: the description has no {error.args[0]!r} field") from None
 
 
 def export(source: str | Path, out: str | Path, **options) -> MTLSegFormer:
+    check_output_path(out)  # before loading, which can take a while (write_model_file checks it again)
     model = load_source(source, **options)
-    write_model_file(model, out)
+    write_model_file(model, out)  # refuses what mtlseg would refuse at load
     return model
 
 
@@ -66,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="model file to write (.safetensors)")
     parser.add_argument("--name", help="model name in the description (default: source's name)")
     parser.add_argument("--input", type=parse_size, metavar="WxH", help="fixed input size (default: none)")
-    parser.add_argument("--task-name", help="HF input: the task's name (default: segmentation)")
+    parser.add_argument("--task-name", type=parse_task_name, help="HF input: the task's name (default: segmentation)")
     parser.add_argument("--classes", help="HF input: comma-separated class names (default: id2label)")
     args = parser.parse_args(argv)
     classes = args.classes.split(",") if args.classes else None

@@ -8,21 +8,29 @@
   `__metadata__["mtlseg"]`.
 * `read_hf_checkpoint`: a `save_pretrained` directory (config.json +
   model.safetensors, either naming generation) as a single-task model.
+* `engine_problem`: what in a description mtlseg refuses at load, so that no
+  file is written that the engine then refuses.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from mtlsegformer import ENCODER_KEYS, MTLSegFormer, make_description
 
 METADATA_KEY = "mtlseg"
+# Present in int8 files only (mtlseg calibrate's output, MODEL_FORMAT.md "int8 models").
+QUANTIZATION_KEY = "mtlseg_quantization"
+# The engine's limits (Sources/MTLSegCore/ModelDescription.swift, validate; TaskNameRules.swift).
+MAX_TASK_NAME_BYTES = 64
+MAX_INPUT_SIDE = 16384
 
 # (transformers >= 5, transformers 4). {i}/{j} are stage/block indices. Each
 # pattern is a whole dotted-path fragment, so no rule can match inside another
@@ -84,6 +92,104 @@ def _float_weights(state: dict) -> dict[str, torch.Tensor]:
     return {k: v.detach().to(torch.float32).contiguous() for k, v in state.items() if v.is_floating_point()}
 
 
+def _control(character: str) -> bool:
+    """C0, DEL, C1 and the Unicode line and paragraph separators (TaskNameRules.isUnsafe)."""
+    value = ord(character)
+    return value < 0x20 or 0x7F <= value <= 0x9F or value in (0x2028, 0x2029)
+
+
+def task_name_problem(name) -> str | None:
+    """Why mtlseg refuses `name` as a task's name, in its words; None when it takes it.
+
+    Task names become parts of file names (`infer` writes `<image>.<task>.mask.png`) and appear in
+    logs, so the engine refuses them at load (TaskNameRules.problem); the same rules here keep
+    export from writing a file the engine then refuses.
+    """
+    if not isinstance(name, str):
+        return f"{name!r} is not a string"
+    if not name:
+        return "empty"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_TASK_NAME_BYTES:
+        return f"longer than {MAX_TASK_NAME_BYTES} bytes"
+    if "/" in name or "\\" in name:
+        return f"{name!r} contains a path separator; task names become file names"
+    if ".." in name:
+        return f"{name!r} contains '..'; task names become file names"
+    if any(_control(c) for c in name):
+        return f"{name!r} contains a control character"
+    return None
+
+
+def input_size_problem(width: int, height: int) -> str | None:
+    if not (1 <= width <= MAX_INPUT_SIDE and 1 <= height <= MAX_INPUT_SIDE):
+        return f"size {width}x{height} is outside 1...{MAX_INPUT_SIDE}"
+    return None
+
+
+def engine_problem(desc: dict) -> tuple[str, str] | None:
+    """(field, reason) for the first thing in `desc` that mtlseg refuses at load, None when it loads.
+
+    The checks and their order are those of ModelDescription.validate (Swift), past what
+    mtlsegformer.validate_description already demands (format, list lengths, layer_norm_eps).
+    """
+    enc = desc["encoder"]
+    stages = len(enc["hidden_sizes"])
+    if stages < 1:
+        return "encoder.hidden_sizes", "no stages"
+    for key in ENCODER_KEYS[2:]:
+        if len(enc[key]) != stages:
+            return f"encoder.{key}", f"has {len(enc[key])} entries, hidden_sizes has {stages}"
+        if not all(1 <= v <= 4096 for v in enc[key]):
+            return f"encoder.{key}", "values must be between 1 and 4096"
+    if not all(1 <= v <= 65536 for v in enc["hidden_sizes"]):
+        return "encoder.hidden_sizes", "values must be between 1 and 65536"
+    if not 1 <= enc["num_channels"] <= 64:
+        return "encoder.num_channels", "must be between 1 and 64"
+    for i, (heads, channels) in enumerate(zip(enc["num_attention_heads"], enc["hidden_sizes"])):
+        if channels % heads:
+            return "encoder.num_attention_heads", f"stage {i}: {heads} heads do not divide {channels} channels"
+    if not 1 <= desc["decoder_hidden_size"] <= 65536:
+        return "decoder_hidden_size", "must be between 1 and 65536"
+    tasks = desc["tasks"]
+    if not tasks:
+        return "tasks", "no tasks"
+    # Swift compares strings by canonical equivalence: "é" precomposed and decomposed are one name.
+    if len({unicodedata.normalize("NFC", str(t["name"])) for t in tasks}) != len(tasks):
+        return "tasks", "task names repeat"
+    for t, task in enumerate(tasks):
+        problem = task_name_problem(task["name"])
+        if problem:
+            return f"tasks[{t}].name", problem
+        count = len(task["classes"])
+        if not 1 <= count <= 255:
+            return f"tasks[{t}].classes", f"{count} classes; masks are u8, so 1 to 255"
+        colors = task.get("colors")
+        if colors is not None:
+            if len(colors) != count:
+                return f"tasks[{t}].colors", f"{len(colors)} colours for {count} classes"
+            if not all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in colors):
+                return f"tasks[{t}].colors", "each colour must be [r, g, b] in 0...255"
+    size = desc.get("input")
+    if size is not None:
+        problem = input_size_problem(size["width"], size["height"])
+        if problem:
+            return "input", problem
+    channels = enc["num_channels"]
+    if len(desc["mean"]) != channels:
+        return "mean", f"{len(desc['mean'])} values for {channels} channels"
+    # The engine reads std as Float32: a positive double that rounds to 0 there is refused too.
+    if len(desc["std"]) != channels or not bool((torch.tensor(desc["std"], dtype=torch.float64).float() > 0).all()):
+        return "std", f"needs {channels} positive values"
+    return None
+
+
+def check_engine_rules(desc: dict) -> None:
+    """Raises ValueError, naming the field as mtlseg would, for a description mtlseg refuses at load."""
+    problem = engine_problem(desc)
+    if problem:
+        raise ValueError(f"mtlseg would refuse this model: description field {problem[0]!r}: {problem[1]}")
+
+
 def load_into_model(description: dict, tensors: dict) -> MTLSegFormer:
     """Builds the reference model and loads tensors of either naming generation.
 
@@ -105,17 +211,38 @@ def load_into_model(description: dict, tensors: dict) -> MTLSegFormer:
     return model.eval()
 
 
+def check_output_path(path: str | Path) -> None:
+    """Raises OSError when a model file cannot be written at `path`: safetensors reports a missing folder
+    as a SafetensorError about a temporary file of its own, not about the folder the user gave."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {str(path.parent)!r} does not exist; create it first")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the model file's name (e.g. {path / 'model.safetensors'})")
+
+
 def write_model_file(model: MTLSegFormer, path: str | Path) -> None:
+    """Raises ValueError for a description mtlseg refuses, OSError when `path` cannot be written."""
+    description = model.to_description()
+    check_engine_rules(description)
+    check_output_path(path)
     tensors = to_transformers4_names(_float_weights(model.state_dict()))
-    metadata = {METADATA_KEY: json.dumps(model.to_description(), indent=None)}
-    save_file(dict(sorted(tensors.items())), str(path), metadata=metadata)
+    metadata = {METADATA_KEY: json.dumps(description, indent=None)}
+    try:
+        save_file(dict(sorted(tensors.items())), str(path), metadata=metadata)
+    except SafetensorError as error:
+        raise OSError(f"cannot write {path}: {error}") from None
 
 
 def read_model_file(path: str | Path) -> MTLSegFormer:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
+    if QUANTIZATION_KEY in metadata:
+        # Its tensors (int8 weights and scales, folded BatchNorm) are not the reference's fp32 ones.
+        raise ValueError(f"{path} is an int8 model file (mtlseg calibrate's output); the PyTorch reference runs "
+                         f"fp32 weights only: give the fp32 model file it was calibrated from (export.py's output)")
     if METADATA_KEY not in metadata:
-        raise ValueError(f"{path}: no __metadata__[{METADATA_KEY!r}]")
+        raise ValueError(f"{path}: no __metadata__[{METADATA_KEY!r}], so not an mtlseg model file")
     return load_into_model(json.loads(metadata[METADATA_KEY]), load_file(str(path)))
 
 
@@ -123,6 +250,12 @@ def hf_description(config: dict, *, name: str, task_name: str = "segmentation",
                    classes: list[str] | None = None, input_size: tuple[int, int] | None = None,
                    mean: list[float] | None = None, std: list[float] | None = None) -> dict:
     """Description of an HF SegformerForSemanticSegmentation config.json (one task)."""
+    # As mtlseg reads an HF directory (HFConfig, Swift): another model type is another architecture, even
+    # where its config.json holds SegFormer's keys (UperNet's backbone, say).
+    model_type = config.get("model_type")
+    if isinstance(model_type, str) and model_type != "segformer":
+        raise ValueError(f"config.json's model_type is {model_type!r}, not 'segformer': mtlseg runs "
+                         f"SegformerForSemanticSegmentation checkpoints only")
     if config.get("hidden_act", "gelu") != "gelu" or not config.get("reshape_last_stage", True):
         raise ValueError("only hidden_act 'gelu' and reshape_last_stage true are supported")
     if classes is None:
@@ -141,7 +274,20 @@ def read_hf_checkpoint(directory: str | Path, *, name: str | None = None, task_n
                        classes: list[str] | None = None,
                        input_size: tuple[int, int] | None = None) -> MTLSegFormer:
     directory = Path(directory)
-    config = json.loads((directory / "config.json").read_text())
+    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory} has no config.json, so is not an HF checkpoint directory "
+                                f"(save_pretrained writes config.json + model.safetensors)")
+    if not weights_path.is_file():
+        other = "; it holds pytorch_model.bin: load it with from_pretrained and save_pretrained it again" \
+            if (directory / "pytorch_model.bin").exists() else ""
+        raise FileNotFoundError(f"{directory} has no model.safetensors{other}")
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{config_path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: not a JSON object")
     mean = std = None
     preprocessor = directory / "preprocessor_config.json"
     if preprocessor.exists():  # the checkpoint's own normalisation, when it ships one
@@ -149,4 +295,4 @@ def read_hf_checkpoint(directory: str | Path, *, name: str | None = None, task_n
         mean, std = pre.get("image_mean"), pre.get("image_std")
     desc = hf_description(config, name=name or directory.name, task_name=task_name, classes=classes,
                           input_size=input_size, mean=mean, std=std)
-    return load_into_model(desc, load_file(str(directory / "model.safetensors")))
+    return load_into_model(desc, load_file(str(weights_path)))
