@@ -15,8 +15,13 @@ public enum TaskNameRules {
     public static func problem(_ name: String) -> String? {
         if name.isEmpty { return "empty" }
         if name.utf8.count > maxBytes { return "longer than \(maxBytes) bytes" }
-        if name.contains("/") || name.contains("\\") { return "\(name.debugDescription) contains a path separator; task names become file names" }
-        if name.contains("..") { return "\(name.debugDescription) contains '..'; task names become file names" }
+        // By scalar, not by Character: "/" followed by a combining mark is one Character that is not "/", but the file
+        // system sees the slash.
+        let scalars = Array(name.unicodeScalars)
+        if scalars.contains("/") || scalars.contains("\\") { return "\(name.debugDescription) contains a path separator; task names become file names" }
+        if zip(scalars, scalars.dropFirst()).contains(where: { $0 == "." && $1 == "." }) {
+            return "\(name.debugDescription) contains '..'; task names become file names"
+        }
         if name.unicodeScalars.contains(where: isUnsafe) { return "\(name.debugDescription) contains a control character" }
         return nil
     }
@@ -28,7 +33,10 @@ public enum TaskNameRules {
         for scalar in name.unicodeScalars.prefix(maxBytes) {
             scalars.append(isUnsafe(scalar) || scalar == "/" || scalar == "\\" ? "_" : scalar)
         }
-        var safe = String(scalars).replacing("..", with: "__")
+        // '..' by scalar too (a dot with a combining mark is still a dot to the file system).
+        var kept = Array(scalars)
+        for i in kept.indices.dropFirst() where kept[i] == "." && kept[i - 1] == "." { (kept[i - 1], kept[i]) = ("_", "_") }
+        var safe = String(String.UnicodeScalarView(kept))
         while safe.utf8.count > maxBytes { safe.removeLast() }
         return safe.isEmpty ? "_" : safe
     }

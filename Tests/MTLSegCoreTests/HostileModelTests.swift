@@ -242,7 +242,9 @@ final class HostileModelTests: XCTestCase {
     // MARK: Class 7: task names that become file names
 
     func testUnsafeTaskNamesAreRefusedAtLoad() throws {
-        for name in ["../etc", "a/b", "..", "x\n<0>forged", "tab\there", "back\\slash", "", String(repeating: "n", count: 65), "del\u{7F}"] {
+        for name in ["../etc", "a/b", "..", "x\n<0>forged", "tab\there", "back\\slash", "", String(repeating: "n", count: 65), "del\u{7F}",
+                     // A combining mark makes "/" or "." part of one Character; the file system still sees the slash or the dots.
+                     "a/\u{301}b", "..\u{301}"] {
             let path = try model { description in
                 var tasks = description["tasks"] as! [[String: Any]]
                 tasks[0]["name"] = name
@@ -258,6 +260,8 @@ final class HostileModelTests: XCTestCase {
     func testNamesFromElsewhereAreMadeSafeForFileNames() {
         XCTAssertEqual(TaskNameRules.safeFileComponent("../../etc/passwd"), "______etc_passwd")
         XCTAssertEqual(TaskNameRules.safeFileComponent("a\nb"), "a_b")
+        XCTAssertEqual(TaskNameRules.safeFileComponent("a/\u{301}b"), "a_\u{301}b")
+        XCTAssertFalse(TaskNameRules.safeFileComponent("..\u{301}/x").unicodeScalars.contains("/"))
         XCTAssertEqual(TaskNameRules.safeFileComponent(""), "_")
         XCTAssertEqual(TaskNameRules.safeFileComponent("rows"), "rows")
         // Whatever the input, the result is one file name component without control characters.
