@@ -127,16 +127,7 @@ enum HFConfig {
     /// calibration/export.py takes it; `fallback` (ImageNet's) for what it does not give. The values are checked
     /// with the rest of the description (one per channel, std > 0).
     static func normalization(preprocessorPath: String, default fallback: (mean: [Float], std: [Float])) throws -> (mean: [Float], std: [Float]) {
-        try RegularFile.check(preprocessorPath)
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: preprocessorPath))
-        } catch {
-            throw ModelError.unreadable(path: preprocessorPath, reason: "cannot read it (\(errorReason(error)))")
-        }
-        guard let config = (try? JSONObject.parse(data)) as? [String: Any] else {
-            throw ModelError.badMetadata(path: preprocessorPath, field: "preprocessor_config.json", reason: "not a JSON object")
-        }
+        let config = try jsonObject(at: preprocessorPath, named: "preprocessor_config.json")
         func floats(_ key: String) throws -> [Float]? {
             guard let value = config[key] else { return nil }
             let list = value as? [Any] ?? []
@@ -149,17 +140,23 @@ enum HFConfig {
         return (try floats("image_mean") ?? fallback.mean, try floats("image_std") ?? fallback.std)
     }
 
-    static func description(configPath: String, name: String) throws -> ModelDescription {
-        try RegularFile.check(configPath)
+    /// A checkpoint's JSON file (`config.json`, `preprocessor_config.json`) as an object, read only from a regular file.
+    private static func jsonObject(at path: String, named name: String) throws -> [String: Any] {
+        try RegularFile.check(path)
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: configPath))
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw ModelError.unreadable(path: configPath, reason: "cannot read it (\(errorReason(error)))")
+            throw ModelError.unreadable(path: path, reason: "cannot read it (\(errorReason(error)))")
         }
-        guard let config = (try? JSONObject.parse(data)) as? [String: Any] else {
-            throw ModelError.badMetadata(path: configPath, field: "config.json", reason: "not a JSON object")
+        guard let object = (try? JSONObject.parse(data)) as? [String: Any] else {
+            throw ModelError.badMetadata(path: path, field: name, reason: "not a JSON object")
         }
+        return object
+    }
+
+    static func description(configPath: String, name: String) throws -> ModelDescription {
+        let config = try jsonObject(at: configPath, named: "config.json")
         if let type = config["model_type"] as? String, type != "segformer" {
             throw ModelError.badMetadata(path: configPath, field: "model_type", reason: "'\(type)' is not 'segformer'")
         }
