@@ -293,7 +293,8 @@ final class DaemonTests: XCTestCase {
         }
         let gone = try XCTUnwrap(daemon.departedClients.first { $0.name == "asker" }, "the asker was never dropped after \(sent) bytes")
         XCTAssertNotNil(gone.readTimeout, "dropped for not reading")
-        XCTAssertGreaterThan(sent, 1 << 20, "it kept asking (\(sent) bytes of requests)")
+        // It kept asking, five bursts at least (emulated, a burst takes longer to write: how many fit in the 0.5 s varies).
+        XCTAssertGreaterThanOrEqual(sent, 5 * burst.count, "it kept asking (\(sent) bytes of requests)")
     }
 
     func testAHelloNameOverTheLimitIsRefused() throws {
