@@ -90,8 +90,9 @@ public final class Daemon: @unchecked Sendable {
             let loaded = try LoadedModel.load(path: newConfig.model, threads: newConfig.threads,
                                               fallbackSize: InputSize(width: newConfig.width, height: newConfig.height),
                                               budget: newConfig.memoryBudget)
+            let (current, waiting) = config.reloaded(with: newConfig)
             // The socket settings first: a client the new allow-list refuses gets nothing of the new model.
-            let applied = server.apply(MaskServer.Settings(newConfig))
+            let applied = server.apply(MaskServer.Settings(current))
             generation += 1
             // The pipeline is left the old model's last holder: it frees it after the frame in flight (Allocator).
             model = loaded
@@ -100,16 +101,10 @@ public final class Daemon: @unchecked Sendable {
             pipeline.replaceEngine(loaded.engine, description: loaded.description, generation: generation)
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
             if !applied.isEmpty { DaemonLog.info("reloaded: \(applied.joined(separator: ", ")) now in force") }
-            let waiting = config.changesNeedingRestart(in: newConfig)
             if !waiting.isEmpty {
                 DaemonLog.warning("reloaded, but \(waiting.joined(separator: ", ")) changed: a running daemon keeps its own; "
                     + "the new value takes effect when mtlsegd restarts (systemctl restart mtlsegd)")
             }
-            // What is in force now: the new file's settings, but for those that wait for a restart.
-            var current = newConfig
-            (current.source, current.width, current.height, current.fps) = (config.source, config.width, config.height, config.fps)
-            (current.stallTimeout, current.maxImagePixels) = (config.stallTimeout, config.maxImagePixels)
-            (current.socketPath, current.metricsSocket) = (config.socketPath, config.metricsSocket)
             config = current
             return true
         } catch {

@@ -136,18 +136,26 @@ public struct DaemonConfig: Equatable, Sendable {
         return config
     }
 
-    /// The settings that differ in `newer` but that a running daemon cannot take over (its source, its sockets' paths),
-    /// as they are written in the file: a reload says they wait for a restart instead of ignoring them silently.
-    public func changesNeedingRestart(in newer: DaemonConfig) -> [String] {
-        var keys: [String] = []
-        if newer.source != source { keys.append("source.device") }
-        if newer.width != width || newer.height != height { keys.append("source.width/height") }
-        if newer.fps != fps { keys.append("source.fps") }
-        if newer.stallTimeout != stallTimeout { keys.append("source.stall_timeout_s") }
-        if newer.maxImagePixels != maxImagePixels { keys.append("source.max_image_pixels") }
-        if !Self.sameLocation(newer.socketPath, socketPath) { keys.append("socket.path") }
-        if newer.metricsSocket != metricsSocket { keys.append("metrics.socket") }
-        return keys
+    /// What a running daemon takes from `newer` at a reload: all of it but its source and its sockets' paths, which
+    /// keep this configuration's values until a restart; `waiting` names those that differ, as the file writes them,
+    /// so that a reload says so instead of ignoring them silently.
+    public func reloaded(with newer: DaemonConfig) -> (config: DaemonConfig, waiting: [String]) {
+        var kept = newer
+        var waiting: [String] = []
+        func keep<Value: Equatable>(_ field: WritableKeyPath<DaemonConfig, Value>, _ key: String,
+                                    same: (Value, Value) -> Bool = { $0 == $1 }) {
+            if !same(self[keyPath: field], newer[keyPath: field]) { waiting.append(key) }
+            kept[keyPath: field] = self[keyPath: field]
+        }
+        keep(\.source, "source.device")
+        keep(\.width, "source.width")
+        keep(\.height, "source.height")
+        keep(\.fps, "source.fps")
+        keep(\.stallTimeout, "source.stall_timeout_s")
+        keep(\.maxImagePixels, "source.max_image_pixels")
+        keep(\.socketPath, "socket.path", same: Self.sameLocation)
+        keep(\.metricsSocket, "metrics.socket")
+        return (kept, waiting)
     }
 
     /// The metrics socket needs a path of its own: on the mask socket's path it could only fail to bind

@@ -101,17 +101,14 @@ public final class MaskServer: @unchecked Sendable {
 
     /// A reload's socket settings, taken over live: who may connect (clients already connected whom the new
     /// allow-list refuses are told not_allowed and closed), how many, their timeout, the socket file's mode and
-    /// group. The path and the source's size stay (a restart changes them). Returns what changed, for the log.
+    /// group, the mask budget. `new` comes from the configuration a reload keeps in force (DaemonConfig.reloaded),
+    /// so its source size and rate are the running ones; the path stays where the socket is bound. Returns what
+    /// changed, for the log.
     public func apply(_ new: Settings) -> [String] {
         lock.lock()
         let old = settings
-        settings.allowUIDs = new.allowUIDs
-        settings.allowGIDs = new.allowGIDs
-        settings.maxClients = new.maxClients
-        settings.clientTimeout = new.clientTimeout
-        settings.mode = new.mode
-        settings.group = new.group
-        settings.maskMemoryBytes = new.maskMemoryBytes
+        settings = new
+        settings.path = old.path
         maskBudget.bytes = new.maskMemoryBytes
         allowList = AllowList(uids: new.allowUIDs, gids: new.allowGIDs, ownUID: getuid())
         let list = allowList
