@@ -21,5 +21,12 @@ public enum ImageFormat: String, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A PNG's bit depth per sample from the first 25 bytes of its file (the signature, then IHDR), nil for
+    /// anything else: read before decoding, which makes 8 bits of every depth.
+    public static func pngBitDepth<Bytes: Collection>(header bytes: Bytes) -> Int? where Bytes.Element == UInt8 {
+        guard bytes.starts(with: pngSignature), bytes.count >= 25 else { return nil }
+        return Int(bytes[bytes.index(bytes.startIndex, offsetBy: 24)])
+    }
+
     public var description: String { rawValue }
 }

@@ -90,13 +90,13 @@ final class LabelMaps {
         }
     }
 
-    /// A PNG's bit depth from its header (IHDR), nil when the file is not a PNG.
+    /// A PNG's bit depth from its header (ImageFormat.pngBitDepth), nil when the file is not a PNG.
     static func pngBitDepth(_ path: String) -> Int? {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var header = [UInt8](repeating: 0, count: 25)
-        guard read(fd, &header, 25) == 25, Array(header.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else { return nil }
-        return Int(header[24])
+        guard read(fd, &header, 25) == 25 else { return nil }
+        return ImageFormat.pngBitDepth(header: header)
     }
 }
