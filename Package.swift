@@ -33,7 +33,7 @@ let package = Package(
         // from the full Foundation, whose static link adds ICU's data (~38 MB) to each binary.
         .target(name: "MTLSegEssentials"),
         .target(name: "MTLSegCore", dependencies: ["CBLAS", "CKernels", "MTLSegEssentials"]),
-        .target(name: "MTLSegImage", dependencies: ["CImageCodecs"]),
+        .target(name: "MTLSegImage", dependencies: ["CImageCodecs", "MTLSegEssentials"]),
         .target(name: "MTLSegQuant", dependencies: ["MTLSegCore", "CKernels", "MTLSegEssentials"]),
         .target(name: "MTLSegCapture", dependencies: ["CV4L2", "MTLSegImage", "MTLSegEssentials"]),
         // AF_UNIX stream sockets (the mask protocol and the metrics' HTTP both run on one).

@@ -70,13 +70,13 @@ public struct DaemonConfig: Equatable, Sendable {
 
     /// Reads a TOML file over `base` (the defaults unless given). Unknown keys are errors (a typo must not be silently ignored).
     public static func load(path: String, over base: DaemonConfig = DaemonConfig()) throws -> DaemonConfig {
-        let bytes: Data
+        let bytes: [UInt8]
         do {
-            bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            bytes = try RegularFileReader.read(path: path)
         } catch {
-            throw Problem(file: path, key: "(file)", reason: "cannot be read (\(errorReason(error)))")
+            throw Problem(file: path, key: "(file)", reason: "cannot be read (\(error.reason))")
         }
-        guard let text = String(data: bytes, encoding: .utf8) else {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
             throw Problem(file: path, key: "(file)", reason: "is not UTF-8 text (a TOML file must be); was it saved in another encoding?")
         }
         return try parse(text, file: path, over: base)

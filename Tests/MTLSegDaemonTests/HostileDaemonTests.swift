@@ -148,6 +148,25 @@ final class HostileDaemonTests: XCTestCase {
         }
     }
 
+    /// A configuration named by a FIFO (or a folder) is refused at once: opening a FIFO for reading used to wait for
+    /// a writer, so start-up, `--check-config` and every reload hung.
+    func testAConfigurationThatIsNotAFileIsRefusedAtOnce() throws {
+        let fifo = path("fifo.toml")
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        let folder = path("folder.toml")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for (file, reason) in [(fifo, "not a regular file"), (folder, "is a folder")] {
+            let done = DispatchSemaphore(value: 0)
+            let message = ThreadOutcome()
+            Thread {
+                do { _ = try DaemonConfig.load(path: file) } catch { message.text = "\(error)" }
+                done.signal()
+            }.start()
+            XCTAssertEqual(done.wait(timeout: .now() + 10), .success, "reading \(file) did not return within 10 s")
+            XCTAssertTrue(message.text.contains(file) && message.text.contains(reason), message.text)
+        }
+    }
+
     // MARK: Classes 1, 2, 7 through SIGHUP: a reload storm
 
     /// Good models alternate with a model of every bad class, each installed by SIGHUP. After every bad one,
@@ -357,4 +376,9 @@ func hostRunnableConfig(_ config: String, folder: String) throws -> String {
     let copy = (folder as NSString).appendingPathComponent("host-\(UUID().uuidString.prefix(6)).toml")
     try Data(text.utf8).write(to: URL(fileURLWithPath: copy))
     return copy
+}
+
+/// What a helper thread found, read after the semaphore it signals (which orders the write before the read).
+private final class ThreadOutcome: @unchecked Sendable {
+    var text = ""
 }
