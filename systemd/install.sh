@@ -84,7 +84,6 @@ fi
 if live; then
   systemd-sysusers "$sysusers/mtlseg.conf"
   systemd-tmpfiles --create "$tmpfiles/mtlseg.conf"
-  chown -R mtlseg:mtlseg "$state"
   systemctl daemon-reload
   systemctl enable --now mtlsegd.service
   systemctl --no-pager status mtlsegd.service | head -5

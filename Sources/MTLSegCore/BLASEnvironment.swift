@@ -1,4 +1,5 @@
 import CKernels
+import MTLSegEssentials
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 import Glibc
@@ -32,6 +33,20 @@ public enum BLASEnvironment {
         if getenv("OPENBLAS_CORETYPE") == nil, let core = coreType { settings.append(("OPENBLAS_CORETYPE", core)) }
         if !settings.isEmpty { settings.append((marker, "1")) }
         return settings
+    }
+
+    /// First thing in `main`: sets what is missing and starts the process again (`execv` returns only when it failed:
+    /// then OpenBLAS runs as it loaded). The restarted process is the file /proc/self/exe, which the kernel names it
+    /// after ("exe"): every start takes back the name it was started by, so `ps`, `pgrep mtlsegd`, `top` and the
+    /// journal's _COMM show `mtlsegd` or `mtlseg`.
+    public static func prepareProcess() {
+        if let invoked = CommandLine.arguments.first.map(Path.lastComponent), !invoked.isEmpty {
+            SystemThread.setName(invoked)
+        }
+        let settings = missingSettings()
+        guard !settings.isEmpty else { return }
+        for setting in settings { setenv(setting.name, setting.value, 1) }
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
     }
 
     /// The OpenBLAS core this CPU should run instead of the one OpenBLAS would pick; nil: OpenBLAS's own choice.

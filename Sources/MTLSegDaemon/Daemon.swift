@@ -22,8 +22,18 @@ public final class Daemon: @unchecked Sendable {
     private var notifier: ServiceNotifier?
     private var metrics: MetricsServer?
 
+    /// What the log says of settings a reload changed but only a restart applies, naming the unit to restart.
+    static func restartAdvice(waiting: [String], unit: String) -> String {
+        "reloaded, but \(waiting.joined(separator: ", ")) changed: a running daemon keeps its own; "
+            + "the new value takes effect when \(unit) restarts (systemctl restart \(unit))"
+    }
+
+    /// The systemd unit this daemon runs as (`mtlsegd`, or `mtlsegd@NAME` for a camera's instance), for the log's advice.
+    public let unit: String
+
     /// Loads and warms the model and binds nothing yet; `makeSource` opens the configured source.
-    public init(config: DaemonConfig, makeSource: (DaemonConfig) throws -> FrameSource) throws {
+    public init(config: DaemonConfig, unit: String = "mtlsegd", makeSource: (DaemonConfig) throws -> FrameSource) throws {
+        self.unit = unit
         // Again here: flags (--socket) may have moved the mask socket onto the metrics socket's path.
         try config.checkSocketPaths(file: "configuration and flags")
         self.config = config
@@ -55,8 +65,14 @@ public final class Daemon: @unchecked Sendable {
         pipeline.start()
         let notifier = ServiceNotifier(stallAfter: max(config.stallTimeout, 3 / config.fps)) { [pipeline, server] in
             let counters = pipeline.counters
+            let state = pipeline.sourceState
+            let waiting: Bool
+            switch state {
+            case .starting, .reconnecting: waiting = true
+            case .streaming, .stalled, .stopped: waiting = false
+            }
             return ServiceNotifier.Health(lastFrameNanoseconds: pipeline.lastPublishedNanoseconds, published: counters.published,
-                                          clients: server.clientCount, sourceState: pipeline.sourceState.description)
+                                          clients: server.clientCount, sourceState: state.description, sourceWaiting: waiting)
         }
         self.notifier = notifier
         DaemonLog.info("mtlsegd \(MTLSegVersion.string) serving \(model.description.name) (\(model.stream.model.precision), \(model.description.tasks.count) task(s), "
@@ -102,8 +118,7 @@ public final class Daemon: @unchecked Sendable {
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
             if !applied.isEmpty { DaemonLog.info("reloaded: \(applied.joined(separator: ", ")) now in force") }
             if !waiting.isEmpty {
-                DaemonLog.warning("reloaded, but \(waiting.joined(separator: ", ")) changed: a running daemon keeps its own; "
-                    + "the new value takes effect when mtlsegd restarts (systemctl restart mtlsegd)")
+                DaemonLog.warning(Self.restartAdvice(waiting: waiting, unit: unit))
             }
             config = current
             return true
@@ -115,7 +130,9 @@ public final class Daemon: @unchecked Sendable {
 
     public var counters: PipelineCounters { pipeline.counters }
     public var clients: [ClientCounters] { server.clientCounters }
+    /// The last clients that left (MaskServer.departedKept), oldest first.
     public var departedClients: [ClientCounters] { server.departedClients }
+    public var departedCount: Int { server.departedCount }
     public var stream: StreamDescription { model.stream }
     /// The mask sizes besides the model's that connected clients asked for (each frame is made at each).
     public var wantedMaskGrids: [MaskGrid] { server.wantedMaskGrids }
@@ -137,7 +154,7 @@ public final class Daemon: @unchecked Sendable {
         out.metric("mtlseg_client_frames_dropped_total", "counter", "Published frames each connected client was never sent (it fell behind, or they were of a model a reload replaced).", clients.map { (label($0), Double($0.dropped)) })
         out.metric("mtlseg_clients", "gauge", "Connected clients.", [("", Double(clients.count))])
         out.metric("mtlseg_clients_departed_total", "counter", "Clients that have disconnected since start.",
-                   [("", Double(server.departedClients.count))])
+                   [("", Double(server.departedCount))])
         let served = model.stream.model
         out.metric("mtlseg_model_info", "gauge", "Always 1; the labels name the model being served (they change at a reload).",
                    [("{name=\"\(PrometheusText.label(model.description.name))\",precision=\"\(served.precision)\",sha256=\"\(served.sha256)\"}", 1)])
@@ -194,7 +211,7 @@ public final class Daemon: @unchecked Sendable {
             "fps": ["captured": pipeline.recentCaptures.rate(now: now), "published": pipeline.recentPublished.rate(now: now)],
             "latency_ms": latency,
             "clients": clients,
-            "clients_departed": server.departedClients.count,
+            "clients_departed": server.departedCount,
             // Since start when nothing has been published yet, so a stall from the start shows too.
             "last_frame_age_s": Double(now - (last == 0 ? started : last)) / 1e9,
         ]

@@ -66,6 +66,12 @@ public struct DaemonConfig: Equatable, Sendable {
         public let key: String
         public let reason: String
         public var description: String { "\(file): \(key): \(reason)" }
+
+        public init(file: String, key: String, reason: String) {
+            self.file = file
+            self.key = key
+            self.reason = reason
+        }
     }
 
     /// Reads a TOML file over `base` (the defaults unless given). Unknown keys are errors (a typo must not be silently ignored).
@@ -268,7 +274,7 @@ private struct KeyReader {
 
 /// Optimal string alignment distance: the fewest insertions, deletions, substitutions and swaps of two
 /// neighbouring characters that make `a` into `b` (the usual typing mistakes).
-private func typoDistance(_ a: String, _ b: String) -> Int {
+func typoDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
     for i in 0 ... a.count { d[i][0] = i }

@@ -9,28 +9,30 @@ import MTLSegEssentials
 extension DaemonConfig {
     /// Checks, without binding or changing anything, what starting the daemon with this configuration
     /// would find wrong with its paths and names: so that `--check-config` fails where start-up would.
-    /// `file` names the configuration in the problem.
-    public func checkStartup(file: String) throws {
-        try Self.checkSocketPath(socketPath, key: "socket.path", file: file)
+    /// `file` names the configuration in the problem. `madeAtStart`: folders that will exist when the daemon
+    /// starts though they may not now (the unit's runtime directories, which systemd makes before it starts
+    /// the daemon and removes when it stops).
+    public func checkStartup(file: String, madeAtStart: [String] = []) throws {
+        try Self.checkSocketPath(socketPath, key: "socket.path", file: file, madeAtStart: madeAtStart)
         if let group = socketGroup, gid_t(group) == nil, getgrnam(group) == nil {
             throw Problem(file: file, key: "socket.group", reason: "no group named '\(group)' on this system")
         }
         if let metrics = metricsSocket {
-            try Self.checkSocketPath(metrics, key: "metrics.socket", file: file)
+            try Self.checkSocketPath(metrics, key: "metrics.socket", file: file, madeAtStart: madeAtStart)
             try checkSocketPaths(file: file)
         }
     }
 
-    /// A Unix socket's path must fit sockaddr_un, lie in an existing folder, and not be taken by
-    /// something other than a socket (a stale socket is replaced at start; anything else is not).
-    static func checkSocketPath(_ path: String, key: String, file: String) throws {
+    /// A Unix socket's path must fit sockaddr_un, lie in an existing folder (or one of `madeAtStart`), and not
+    /// be taken by something other than a socket (a stale socket is replaced at start; anything else is not).
+    static func checkSocketPath(_ path: String, key: String, file: String, madeAtStart: [String] = []) throws {
         let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
         guard path.utf8.count < capacity else {
             throw Problem(file: file, key: key, reason: "'\(path)' is \(path.utf8.count) bytes; a Unix socket path has at most \(capacity - 1)")
         }
         let folder = Path.deletingLastComponent(path)
         var info = stat()
-        if !folder.isEmpty {
+        if !folder.isEmpty && !(madeAtStart.contains(folder) && stat(folder, &info) != 0) {
             guard stat(folder, &info) == 0 else {
                 throw Problem(file: file, key: key, reason: "the folder '\(folder)' does not exist (\(String(cString: strerror(errno))))")
             }

@@ -58,8 +58,12 @@ public final class MaskServer: @unchecked Sendable {
     private var stream: StreamDescription
     private var generation = 0
     private var sessions: [Int: ClientSession] = [:]
-    /// Counters of clients that have left, kept so totals stay true.
+    /// Counters of the last clients that left (for diagnosis), oldest first, and how many have left in all: only the
+    /// count is kept of the others, so a client that reconnects all day (or `mtlseg status` run by a monitor every few
+    /// seconds) does not grow the daemon.
     private var departed: [ClientCounters] = []
+    private var departedTotal = 0
+    static let departedKept = 32
     private var nextID = 1
     /// The sizes other than the model's that connected clients want, each once (the pipeline makes them).
     private var wantedGrids: [MaskGrid] = []
@@ -205,10 +209,18 @@ public final class MaskServer: @unchecked Sendable {
         return sessions.values.map(\.counters).sorted { $0.id < $1.id }
     }
 
+    /// The last clients that left (at most `departedKept`), oldest first.
     public var departedClients: [ClientCounters] {
         lock.lock()
         defer { lock.unlock() }
         return departed
+    }
+
+    /// How many clients have left since start.
+    public var departedCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return departedTotal
     }
 
     public var clientCount: Int {
@@ -261,7 +273,7 @@ public final class MaskServer: @unchecked Sendable {
         lock.lock()
         if sessions.count >= settings.maxClients {
             lock.unlock()
-            DaemonLog.warning("refused a client (pid \(peer.pid)): \(settings.maxClients) clients already connected")
+            DaemonLog.warning("refused a client (pid \(peer.pid), uid \(peer.uid)): \(settings.maxClients) clients already connected (max_clients)")
             _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
                                                                            message: "\(settings.maxClients) clients already connected"))), timeout: 0.2)
             return
@@ -285,7 +297,11 @@ public final class MaskServer: @unchecked Sendable {
 
     private func remove(_ session: ClientSession) {
         lock.lock()
-        if sessions.removeValue(forKey: session.id) != nil { departed.append(session.counters) }
+        if sessions.removeValue(forKey: session.id) != nil {
+            if departed.count == Self.departedKept { departed.removeFirst() }
+            departed.append(session.counters)
+            departedTotal += 1
+        }
         maskBudget.release(session.id)
         lock.unlock()
         refreshWantedGrids()

@@ -9,8 +9,12 @@ import MTLSegEssentials
 
 /// Talks to systemd (sd_notify; a no-op when not started by systemd): READY,
 /// STATUS with fps, latency and clients, RELOADING, STOPPING, and WATCHDOG=1
-/// only while frames actually flow — a daemon that is up but publishing
-/// nothing is not healthy, and systemd should restart it.
+/// while frames flow or the source is waiting for its camera (opening it, or
+/// reconnecting with backoff). A daemon whose source streams but which publishes
+/// nothing is not healthy, and systemd should restart it; a camera that is not
+/// plugged in is the source's to wait for: restarting the daemon every
+/// WatchdogSec would not bring it, and would hit the unit's start limit, after
+/// which systemd gives up and a camera plugged in later is never served.
 public final class ServiceNotifier: @unchecked Sendable {
     /// What the notifier reads each tick.
     public struct Health: Sendable {
@@ -18,12 +22,15 @@ public final class ServiceNotifier: @unchecked Sendable {
         public var published: UInt64
         public var clients: Int
         public var sourceState: String
+        /// The source is opening its camera or waiting to reopen it (not streaming, and not stuck).
+        public var sourceWaiting: Bool
 
-        public init(lastFrameNanoseconds: UInt64, published: UInt64, clients: Int, sourceState: String) {
+        public init(lastFrameNanoseconds: UInt64, published: UInt64, clients: Int, sourceState: String, sourceWaiting: Bool = false) {
             self.lastFrameNanoseconds = lastFrameNanoseconds
             self.published = published
             self.clients = clients
             self.sourceState = sourceState
+            self.sourceWaiting = sourceWaiting
         }
     }
 
@@ -47,13 +54,14 @@ public final class ServiceNotifier: @unchecked Sendable {
         return sd_watchdog_enabled(0, &usec) > 0 ? Double(usec) / 1e6 : nil
     }
 
-    /// Starts the thread that sends STATUS every second and WATCHDOG=1 at half the watchdog interval while frames flow.
+    /// Starts the thread that sends STATUS every second and WATCHDOG=1 at half the watchdog interval while frames flow
+    /// or the source waits for its camera.
     public func start() {
         let tick = min(1, (Self.watchdogInterval ?? 2) / 2)
         thread.start(name: "notify") { [self] thread in
             var lastPublished: UInt64 = 0
             var lastTick = Clock.monotonicNanoseconds()
-            var flowing = true
+            var flowing = true, fed = true
             while thread.sleep(seconds: tick) {
                 let now = Clock.monotonicNanoseconds()
                 let h = health()
@@ -62,14 +70,21 @@ public final class ServiceNotifier: @unchecked Sendable {
                 lastTick = now
                 let age = h.lastFrameNanoseconds == 0 ? Double.infinity : Double(now &- h.lastFrameNanoseconds) / 1e9
                 let isFlowing = age <= stallAfter
-                if isFlowing != flowing {
+                let feed = isFlowing || h.sourceWaiting
+                if isFlowing != flowing || feed != fed {
                     let silence = age.isFinite ? String(cFormat: "no frame for %.1f s", age) : "no frame yet"
-                    DaemonLog.write(isFlowing ? .info : .warning,
-                                    isFlowing ? "frames flow again" : "\(silence) (source \(h.sourceState)): watchdog paused")
+                    if isFlowing {
+                        DaemonLog.info("frames flow again")
+                    } else if !feed {
+                        DaemonLog.warning("\(silence) (source \(h.sourceState)): watchdog paused, systemd restarts the daemon after WatchdogSec")
+                    } else if isFlowing != flowing {
+                        DaemonLog.warning("\(silence) (source \(h.sourceState)): waiting for the camera")
+                    }
                     flowing = isFlowing
+                    fed = feed
                 }
                 var message = String(cFormat: "STATUS=%.1f fps, %d client%@, source %@", fps, h.clients, h.clients == 1 ? "" : "s", h.sourceState)
-                if isFlowing { message += "\nWATCHDOG=1" }
+                if feed { message += "\nWATCHDOG=1" }
                 Self.send(message)
             }
         }

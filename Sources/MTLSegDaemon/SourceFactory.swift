@@ -9,6 +9,9 @@ import MTLSegCapture
 
 /// Opens the source a configuration names.
 public enum SourceFactory {
+    /// The sources named by a word rather than a path.
+    static let keywords = ["auto", "synthetic"]
+
     /// `source`: "synthetic"; a folder of images; a V4L2 device path; or "auto" — the first
     /// camera (/dev/video0) when there is one, else the synthetic field.
     public static func make(_ config: DaemonConfig) throws -> FrameSource {
@@ -24,6 +27,9 @@ public enum SourceFactory {
         }
         // A camera that is not there yet (unplugged) is waited for; something that can never become one is refused
         // now, so that --check-config and start fail instead of retrying forever.
+        if !source.contains("/"), let meant = keywords.first(where: { typoDistance(source.lowercased(), $0) <= 2 }) {
+            throw CaptureError.unsupportedDevice(device: source, reason: "did you mean \"\(meant)\"?")
+        }
         if let problem = CameraPath.problem(source) {
             throw CaptureError.unsupportedDevice(device: source, reason: "\(problem); [source] device takes a V4L2 device, a folder of "
                 + "images, \"synthetic\" or \"auto\"")

@@ -135,20 +135,57 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         return settings
     }
 
+    /// Whether the settings are a systemd unit's (mtlsegd.service reads /etc/mtlseg/mtlsegd.toml; mtlsegd@NAME,
+    /// --instance NAME): `--check-config` then checks them as that unit will run them.
+    func isUnitConfiguration() throws -> Bool {
+        if try daemonInstance() != nil { return true }
+        let name = try configurationName()
+        return Path.resolvingFolder(name).hasPrefix(Path.deletingLastComponent(DaemonConfig.defaultPath) + "/")
+    }
+
+    /// The folders systemd makes for the unit before it starts the daemon (RuntimeDirectory=), which need not exist
+    /// when its configuration is checked.
+    func unitRuntimeDirectories() throws -> [String] {
+        if let instance = try daemonInstance() { return [instance.runtimeParent, instance.runtimeDirectory] }
+        return [DaemonInstance.defaultRuntimeParent]
+    }
+
+    /// What the unit's account could not read of what the settings name (the configuration, the model, an image
+    /// folder), as start-up under the unit would find it.
+    func checkServiceAccess(_ settings: DaemonConfig, file: String) throws {
+        guard let account = ServiceAccount.lookup() else { return }
+        var paths = [("(file)", file), ("model", settings.model)]
+        if Path.isDirectory(settings.model) == true {
+            paths += ["config.json", "model.safetensors"].map { ("model", Path.appending(settings.model, $0)) }
+        }
+        if Path.isDirectory(settings.source) == true { paths.append(("source.device", settings.source)) }
+        for (key, path) in paths {
+            if let problem = account.cannotRead(path) {
+                throw DaemonConfig.Problem(file: file, key: key, reason: "the service (user \(ServiceAccount.user)) cannot read '\(path)': \(problem)")
+            }
+        }
+    }
+
     public func run() throws {
         let settings = try settings()
-        // The same checks start-up would make of paths and names, before anything is loaded or bound.
-        try settings.checkStartup(file: try configurationName())
+        let file = try configurationName()
+        // The same checks start-up would make of paths and names, before anything is loaded or bound; for a unit's
+        // configuration, --check-config checks them as the unit will start (its runtime directory made, its account).
+        let forUnit = try checkConfig && isUnitConfiguration()
+        let madeAtStart = forUnit ? try unitRuntimeDirectories() : []
+        try settings.checkStartup(file: file, madeAtStart: madeAtStart)
+        if forUnit { try checkServiceAccess(settings, file: file) }
         if let warning = CPUPlacement.oversubscription(threads: settings.threads, allowed: CPUPlacement.allowedCPUs()) {
             DaemonLog.warning(warning)
         }
         // Before any thread starts: threads inherit the blocked set, and a SIGHUP that reaches one that does
         // not block it kills the daemon instead of reloading it.
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT, SIGHUP])
-        let daemon = try Daemon(config: settings, makeSource: SourceFactory.make)
+        let daemon = try Daemon(config: settings, unit: instance.map { "mtlsegd@\($0)" } ?? "mtlsegd", makeSource: SourceFactory.make)
         if checkConfig {
+            let unmade = madeAtStart.filter { Path.isDirectory($0) != true }
             print(LogText.escaped("configuration OK: model \(settings.model) (\(daemon.stream.model.precision)), source \(settings.source), "
-                + "socket \(settings.socketPath)"))
+                + "socket \(settings.socketPath)" + (unmade.isEmpty ? "" : " (\(unmade.joined(separator: " and ")): made by systemd when the unit starts)")))
             return
         }
         try daemon.start()

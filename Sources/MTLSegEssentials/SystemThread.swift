@@ -54,9 +54,10 @@ public final class SystemThread {
         }
     }
 
-    /// Names the calling thread. Glibc's module leaves out pthread_setname_np (a GNU extension);
-    /// for the calling thread it writes /proc/thread-self/comm too. Linux keeps 15 bytes.
-    private static func setName(_ name: String) {
+    /// Names the calling thread (the main thread's name is the process's, as `ps` and `pgrep` show it).
+    /// Glibc's module leaves out pthread_setname_np (a GNU extension); for the calling thread it writes
+    /// /proc/thread-self/comm too. Linux keeps 15 bytes.
+    public static func setName(_ name: String) {
         let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         let bytes = Array(name.utf8.prefix(maximumNameBytes))

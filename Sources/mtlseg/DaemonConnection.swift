@@ -31,5 +31,9 @@ func connectToDaemon(socket: String, hello: Hello) throws -> WireClient {
         default:
             throw failure
         }
+    } catch WireClient.Failure.refused(let refusal) where refusal.code == WireError.serverFull {
+        // `mtlseg status` takes a client slot as any client does: when the daemon is full, it is refused too.
+        throw ToolError("\(socket): the daemon refused: server_full: \(refusal.message) (its [socket] max_clients; "
+            + "this connection counts as one; the [metrics] socket, where configured, still answers)")
     }
 }

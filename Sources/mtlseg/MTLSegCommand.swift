@@ -18,14 +18,9 @@ struct MTLSegCommand: ParsableCommand {
                       SubscribeCommand.self, StatusCommand.self, DevicesCommand.self, CaptureCommand.self])
 
     static func main() {
-        // OpenBLAS read its environment when it loaded, before main; what it lacks takes a restart
-        // of the process with the variables set (BLASEnvironment). Past execv only if it failed:
-        // then OpenBLAS runs as it loaded.
-        let blasSettings = BLASEnvironment.missingSettings()
-        if !blasSettings.isEmpty {
-            for setting in blasSettings { setenv(setting.name, setting.value, 1) }
-            execv("/proc/self/exe", CommandLine.unsafeArgv)
-        }
+        // OpenBLAS read its environment when it loaded, before main: what it lacks takes a restart
+        // of the process with the variables set (BLASEnvironment).
+        BLASEnvironment.prepareProcess()
         // One binary serves as both tools where mtlsegd is a link to mtlseg (the Debian package).
         if CommandLine.arguments.first.map(Path.lastComponent) == "mtlsegd" {
             MTLSegDaemonCommand.main()

@@ -101,18 +101,23 @@ final class DaemonTests: XCTestCase {
         XCTAssertNoThrow(try WireClient(path: first.socketPath), "the first daemon serves on")
     }
 
-    /// A source that exists but can never be a camera (a plain file, /dev/null) is refused when the source is made,
-    /// so that --check-config and start fail; a device path not there yet is a camera to wait for.
+    /// A source that can never be a camera (a plain file, /dev/null, a path outside /dev to nothing, a misspelt
+    /// keyword) is refused when the source is made, so that --check-config and start fail instead of waiting forever;
+    /// a device path under /dev not there yet is a camera to wait for.
     func testASourceThatCanNeverBeACameraIsRefused() throws {
         let plain = directory.appendingPathComponent("plain").path
         try Data("x".utf8).write(to: URL(fileURLWithPath: plain))
-        for path in [plain, "/dev/null"] {
+        let cases = [(plain, "a file"), ("/dev/null", "not a video4linux one"), (directory.appendingPathComponent("frames").path, "nothing is there"),
+                     ("video0", "nothing is there"), ("syntetic", "did you mean \"synthetic\"?"), ("Auto", "did you mean \"auto\"?")]
+        for (path, reason) in cases {
             var settings = config()
             settings.source = path
-            XCTAssertThrowsError(try SourceFactory.make(settings)) { XCTAssertTrue("\($0)".contains("\(path): not usable as a camera"), "\($0)") }
+            XCTAssertThrowsError(try SourceFactory.make(settings)) {
+                XCTAssertTrue("\($0)".contains("\(path): not usable as a camera") && "\($0)".contains(reason), "\($0)")
+            }
         }
         var absent = config()
-        absent.source = directory.appendingPathComponent("video9").path
+        absent.source = "/dev/v4l/by-id/usb-Not_Plugged_In-video-index0"
         XCTAssertNoThrow(try SourceFactory.make(absent))
     }
 
@@ -275,6 +280,12 @@ final class DaemonTests: XCTestCase {
             XCTAssertEqual(refusal.code, WireError.serverFull)
         }
         _ = (stuck, second)
+    }
+
+    /// A camera's instance is restarted by its own unit's name, not the single-camera service's.
+    func testTheRestartAdviceNamesTheInstancesUnit() {
+        XCTAssertTrue(Daemon.restartAdvice(waiting: ["source.fps"], unit: "mtlsegd@front").hasSuffix("(systemctl restart mtlsegd@front)"))
+        XCTAssertTrue(Daemon.restartAdvice(waiting: ["socket.path"], unit: "mtlsegd").contains("socket.path changed"))
     }
 
     /// A client that asks for STATS without reading the replies gets no pile of them: one is owed until it reads, and the

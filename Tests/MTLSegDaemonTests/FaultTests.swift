@@ -77,6 +77,10 @@ final class FaultTests: XCTestCase {
         let deadline = Date().addingTimeInterval(8)
         while daemon.clients.count > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
         XCTAssertEqual(daemon.clients.count, 0, "every churned session ended")
+        // Every departure is counted, but only the last few are kept whole (a client that reconnects all day must not
+        // grow the daemon).
+        XCTAssertEqual(daemon.departedCount, 240)
+        XCTAssertEqual(daemon.departedClients.count, MaskServer.departedKept)
         XCTAssertLessThanOrEqual(openDescriptors, fds + 2, "file descriptors are flat")
         if ProcessInfo.processInfo.environment["MTLSEG_EMULATED"] == nil {
             XCTAssertLessThan(residentKilobytes - rss, 8 * 1024, "resident memory is flat (+\(residentKilobytes - rss) kB)")

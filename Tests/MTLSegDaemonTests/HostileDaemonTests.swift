@@ -50,6 +50,23 @@ final class HostileDaemonTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("<6>client") && $0.contains("probe\\n<0>forged emergency\\r\\n<1>and another") }, "\(lines)")
     }
 
+    /// Started without OpenBLAS's settings, the daemon starts itself again with them (BLASEnvironment) through
+    /// /proc/self/exe, which the kernel names the process after: it must take back its own name, or `pgrep mtlsegd`,
+    /// `top` and the journal's _COMM see "exe".
+    func testTheDaemonKeepsItsNameWhenItRestartsForOpenBLAS() throws {
+        let socket = path("named.sock")
+        let daemon = try DaemonProcess(arguments: ["--model", Self.fixture("mtl2-tiny.safetensors"), "--source", "synthetic", "--size", "160x120",
+                                                   "--socket", socket, "--threads", "1", "--config", try emptyConfig()],
+                                       unset: ["OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", BLASEnvironment.marker])
+        defer { daemon.stop() }
+        try daemon.waitForLine("serving") { $0.contains("serving mtl2-tiny") }
+        let pid = daemon.process.processIdentifier
+        let environment = try String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)
+        XCTAssertTrue(environment.contains("\(BLASEnvironment.marker)=1"), "the daemon did not restart itself for OpenBLAS")
+        let name = try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
+        XCTAssertEqual(name, "mtlsegd\n")
+    }
+
     /// --help prints the help and succeeds (it is not a failure to start, logged at <3>).
     func testHelpIsPrintedNotLogged() throws {
         let result = try runProcess(Self.products.appendingPathComponent("mtlsegd").path, ["--help"])
@@ -146,6 +163,44 @@ final class HostileDaemonTests: XCTestCase {
             XCTAssertNotEqual(result.status, 0, flag)
             XCTAssertTrue(result.output.contains("\(flag) is empty"), result.output)
         }
+    }
+
+    /// `--check-config` of a unit's configuration accepts a socket folder that systemd makes when the unit starts
+    /// (its RuntimeDirectory), which start-up by hand still requires.
+    func testTheUnitsRuntimeDirectoryNeedNotExistWhenItsConfigurationIsChecked() throws {
+        var config = DaemonConfig()
+        let folder = path("run-not-made-yet/front")
+        config.socketPath = folder + "/mtlsegd.sock"
+        XCTAssertThrowsError(try config.checkStartup(file: "front.toml")) { XCTAssertTrue("\($0)".contains("does not exist"), "\($0)") }
+        XCTAssertNoThrow(try config.checkStartup(file: "front.toml", madeAtStart: [path("run-not-made-yet"), folder]))
+    }
+
+    /// What the service's account (the units' User=mtlseg) could not read is found by its mode bits and the places
+    /// the unit's sandbox hides, as root checking the configuration would not see it.
+    func testTheServiceAccountsAccessIsCheckedByModeAndSandbox() throws {
+        // Not under /tmp, which the sandbox hides: beside the built products.
+        let folder = Self.products.appendingPathComponent("service-access-\(UUID().uuidString.prefix(6))").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let open = folder + "/open.safetensors", closed = folder + "/closed.safetensors", locked = folder + "/locked"
+        for file in [open, closed] { try Data("x".utf8).write(to: URL(fileURLWithPath: file)) }
+        try FileManager.default.createDirectory(atPath: locked, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: locked + "/model.safetensors"))
+        chmod(open, 0o644)
+        chmod(closed, 0o600)
+        chmod(locked, 0o700)
+        // An account that owns none of these files and shares none of their groups.
+        let stranger = ServiceAccount(uid: 54321, groups: [54321])
+        XCTAssertNil(stranger.cannotRead(open))
+        XCTAssertTrue(stranger.cannotRead(closed)?.contains("may not read it") == true, "\(stranger.cannotRead(closed) ?? "readable")")
+        XCTAssertTrue(stranger.cannotRead(locked + "/model.safetensors")?.contains("may not pass through \(locked)") == true)
+        XCTAssertTrue(stranger.cannotRead(directory.path)?.contains("PrivateTmp=yes") == true, "\(directory.path) lies under /tmp")
+        // The owner, or a member of the file's group where the group may read, can.
+        var info = stat()
+        stat(closed, &info)
+        XCTAssertNil(ServiceAccount(uid: info.st_uid, groups: []).cannotRead(closed))
+        chmod(closed, 0o640)
+        XCTAssertNil(ServiceAccount(uid: 54321, groups: [info.st_gid]).cannotRead(closed))
     }
 
     /// A configuration named by a FIFO (or a folder) is refused at once: opening a FIFO for reading used to wait for
@@ -299,12 +354,14 @@ final class DaemonProcess: @unchecked Sendable {
     private var _lines: [String] = []
     private var partial = Data()
 
-    init(arguments: [String]) throws {
+    /// The built mtlsegd with `arguments`, in this process's environment less the variables `unset`.
+    init(arguments: [String], unset: [String] = []) throws {
         process.executableURL = HostileDaemonTests.products.appendingPathComponent("mtlsegd")
         process.arguments = arguments
         let pipe = Pipe()
         process.standardError = pipe
         process.environment = ProcessInfo.processInfo.environment.merging(["JOURNAL_STREAM": Self.journalStream(pipe)]) { $1 }
+            .filter { !unset.contains($0.key) }
         process.standardOutput = FileHandle.nullDevice
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.append(handle.availableData) }
         try process.run()

@@ -20,7 +20,7 @@ final class ServiceNotifierTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func testWatchdogOnlyWhileFramesFlowAndReloadCarriesItsTime() throws {
+    func testWatchdogWhileFramesFlowOrTheCameraIsAwaitedAndReloadCarriesItsTime() throws {
         let notify = try NotifySocket(path: directory.appendingPathComponent("notify").path)
         setenv("NOTIFY_SOCKET", notify.path, 1)
         setenv("WATCHDOG_USEC", "400000", 1)  // ticks every 0.2 s
@@ -57,6 +57,16 @@ final class ServiceNotifierTests: XCTestCase {
         let recovered = notify.collect(until: { $0.contains(where: isWatchdog) })
         XCTAssertTrue(recovered.contains(where: isWatchdog), "watchdog resumes: \(recovered)")
 
+        // A camera that is unplugged (the source reconnecting with backoff) is waited for: the watchdog is fed, else
+        // systemd would restart the daemon every WatchdogSec until its start limit, and then never again.
+        source.pausedState = .reconnecting(reason: "unplugged by the test", retryInSeconds: 8)
+        source.paused = true
+        let unplugged = notify.collect(until: { $0.filter { isStatus($0) && $0.contains("reconnecting") }.count >= 6 })
+        let reconnecting = unplugged.filter { isStatus($0) && $0.contains("reconnecting") }
+        XCTAssertEqual(reconnecting.count, 6, "\(unplugged)")
+        XCTAssertTrue(reconnecting.allSatisfy(isWatchdog), "the watchdog is fed while the source waits for its camera: \(reconnecting)")
+        source.paused = false
+
         let before = Clock.monotonicNanoseconds() / 1000
         daemon.reload(config: config)
         let after = Clock.monotonicNanoseconds() / 1000
@@ -90,7 +100,14 @@ final class PausableSource: FrameSource, @unchecked Sendable {
         counters.captured = delivered
         return counters
     }
-    var state: SourceState { paused ? .stalled(reason: "paused by the test") : .streaming }
+    /// The state reported while paused.
+    var pausedState: SourceState {
+        get { lock.lock(); defer { lock.unlock() }; return statePaused }
+        set { lock.lock(); statePaused = newValue; lock.unlock() }
+    }
+    private var statePaused = SourceState.stalled(reason: "paused by the test")
+
+    var state: SourceState { paused ? pausedState : .streaming }
 
     func start(deliver: @escaping @Sendable (Frame) -> Void, stateChanged: @escaping @Sendable (SourceState) -> Void) {
         inner.start(deliver: { [weak self] frame in

@@ -81,6 +81,12 @@ if [ "$(systemctl is-enabled "$unit")" = enabled ] && apt-get install --reinstal
 else
   fail upgrade "$(tail -n 3 /tmp/apt.log | tr '\n' ' '); pid $pid, now $(main_pid), $(systemctl is-enabled "$unit"); $(grep '^model' "$config")"
 fi
+# The models stay root's: no StateDirectory= owns them to the daemon's user at each start. And the process is
+# named mtlsegd though it starts itself again through /proc/self/exe for OpenBLAS's settings.
+owners=$(stat -c '%U:%G %a' /var/lib/mtlseg /var/lib/mtlseg/model.safetensors | tr '\n' ' ')
+if [ "$owners" = "root:root 755 root:root 644 " ]; then pass models-root-owned "$owners"; else fail models-root-owned "$owners"; fi
+comm=$(ps -o comm= -p "$(main_pid)")
+if [ "$comm" = mtlsegd ]; then pass process-name "$comm"; else fail process-name "'$comm' (pgrep mtlsegd would miss it)"; fi
 status_line() { systemctl status "$unit" --no-pager 2>/dev/null | grep -E 'Status: "[0-9.]+ fps, [0-9]+ clients?, source [a-z]+'; }
 if poll 30 status_line >/dev/null; then pass status-line "$(status_line | sed 's/^ *//')"; else fail status-line "no STATUS with fps, clients and source"; fi
 
@@ -191,6 +197,28 @@ else
   fail sigsegv-restart "$(journal_since "$t" | tail -n 5 | tr '\n' ' ')"
 fi
 
+# --- A camera that is not plugged in is waited for: the watchdog is fed while the source reconnects, so the
+#     daemon is not killed every WatchdogSec (and then given up at the start limit).
+cp "$config" /tmp/good.toml
+sed -i 's#^device = .*#device = "/dev/v4l/by-id/usb-Not_Plugged_In-video-index0"#' "$config"
+systemctl reset-failed "$unit"
+t=$(now)
+systemctl restart "$unit"
+if poll 120 active; then
+  pid=$(main_pid)
+  restarts=$(prop NRestarts)
+  sleep $(( ${watchdog_s:-10} + 6 ))
+  if active && [ "$(main_pid)" = "$pid" ] && [ "$(prop NRestarts)" = "$restarts" ] && journal_has "$t" "waiting for the camera" \
+    && ! journal_has "$t" "Watchdog timeout"; then
+    pass camera-missing-waits "same process after $(elapsed "$t") s (WatchdogSec ${watchdog_s}): $(journal_since "$t" | grep -m1 'waiting for the camera')"
+  else
+    fail camera-missing-waits "pid $pid now $(main_pid), NRestarts $restarts now $(prop NRestarts): $(journal_since "$t" | tail -n 4 | tr '\n' ' ')"
+  fi
+else
+  fail camera-missing-waits "not active: $(journal_since "$t" | tail -n 4 | tr '\n' ' ')"
+fi
+cp /tmp/good.toml "$config"
+
 # --- A configuration that can never start: restarts stop at the start limit, the reason in the journal.
 # The restarts above (tiny model, camera, watchdog, SIGSEGV) count towards the same limit of 5 starts
 # in 60 s: on a fast host they fall inside one interval and systemd would refuse the restart below
@@ -243,6 +271,12 @@ for name in a b; do
   sed -e 's#^model = .*#model = "/var/lib/mtlseg/tiny.safetensors"#' -e 's#^device = .*#device = "synthetic"#' \
     -e 's#^width = .*#width = 320#' -e 's#^height = .*#height = 240#' /usr/share/mtlseg/camera.toml > "/etc/mtlseg/$name.toml"
 done
+# Checked before the instance ever ran: its runtime directory /run/mtlseg/a does not exist yet (systemd makes it).
+if out=$(mtlsegd --instance a --check-config 2>&1) && echo "$out" | grep -q "made by systemd when the unit starts"; then
+  pass instance-check-config "$out"
+else
+  fail instance-check-config "$out"
+fi
 camera_client() { runuser -u reader -- env MTLSEG_SOCKET="/run/mtlseg/$1/mtlsegd.sock" python3 /payload/vm_client.py frames 2; }
 instance_active() { [ "$(systemctl show -p ActiveState --value "mtlsegd@$1.service")" = active ]; }
 systemctl start mtlsegd.service mtlsegd@a.service mtlsegd@b.service
