@@ -29,13 +29,19 @@ public struct VideoDeviceInfo: Sendable {
     public var formats: [Format] = []
     /// Set when the node could not be opened or queried; the fields above are then partly empty.
     public var error: String?
+    /// Another camera of the same model (driver and card) lacks a by-id link: the two have no serials, so udev
+    /// gave both one by-id name, and the link points at whichever camera udev saw last; it may move to the
+    /// other at the next boot or replug (DeviceCatalog.markSharedIdLinks).
+    public var idLinkShared = false
 
     /// The name to put in a configuration: the node's /dev/v4l/by-id/ link (made by udev from the camera's
     /// model and serial: it follows the camera to any port), else its /dev/v4l/by-path/ link (the port
-    /// it is plugged into: what tells two cameras of one model without serials apart); nil when udev made
-    /// neither. /dev/videoN numbers follow the order the drivers probed in, which may change between boots.
+    /// it is plugged into: what tells two cameras of one model without serials apart, so the port comes first
+    /// for both of them); nil when udev made neither. /dev/videoN numbers follow the order the drivers probed in,
+    /// which may change between boots.
     public var stablePath: String? {
-        links.first { $0.contains("/v4l/by-id/") } ?? links.first { $0.contains("/v4l/by-path/") }
+        let byID = links.first { $0.contains("/v4l/by-id/") }, byPath = links.first { $0.contains("/v4l/by-path/") }
+        return idLinkShared ? byPath ?? byID : byID ?? byPath
     }
 }
 
@@ -49,7 +55,24 @@ public enum DeviceCatalog {
             .sorted { Int($0.dropFirst(5))! < Int($1.dropFirst(5))! }
             .map { Path.appending(deviceDirectory, $0) }
         let links = symbolicLinks(in: ["\(deviceDirectory)/v4l/by-id", "\(deviceDirectory)/v4l/by-path"])
-        return nodes.map { describe(path: $0, links: links[$0] ?? []) }
+        return markSharedIdLinks(nodes.map { describe(path: $0, links: links[$0] ?? []) })
+    }
+
+    /// Sets `idLinkShared` on the capture nodes of every model (driver and card) of which one capture node has no
+    /// by-id link while another has: two cameras without serials, between which udev's one by-id name may move.
+    /// (One camera's several capture nodes all have by-id links, index0, index1, …, and are left as they are.)
+    static func markSharedIdLinks(_ devices: [VideoDeviceInfo]) -> [VideoDeviceInfo] {
+        func model(_ device: VideoDeviceInfo) -> String? {
+            device.isCaptureDevice && !device.card.isEmpty ? device.driver + "\u{0}" + device.card : nil
+        }
+        func hasIdLink(_ device: VideoDeviceInfo) -> Bool { device.links.contains { $0.contains("/v4l/by-id/") } }
+        let groups = Dictionary(grouping: devices.filter { model($0) != nil }, by: { model($0)! })
+        let shared = Set(groups.filter { $0.value.contains(where: hasIdLink) && !$0.value.allSatisfy(hasIdLink) }.keys)
+        return devices.map { device in
+            var device = device
+            if let key = model(device), shared.contains(key) { device.idLinkShared = true }
+            return device
+        }
     }
 
     /// One node (a /dev/video* path or a link to one).

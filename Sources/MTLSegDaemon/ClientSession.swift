@@ -162,7 +162,9 @@ final class ClientSession: @unchecked Sendable {
         var own = frame
         own.masks = frame.masks(at: grid)!
         own.sized = []
-        mailbox.put(own)
+        // Whether the client is still reading what it was sent, from its socket's queue now (the client's thread
+        // looks only when it wakes). The connection is open while the server offers to this session.
+        mailbox.put(own, whileClientReads: (connection.unreadByPeer ?? 0) > 0)
         lock.unlock()
         wake.signal()
     }
@@ -298,6 +300,11 @@ final class ClientSession: @unchecked Sendable {
                         return refuse(WireError(code: WireError.badMessage,
                                                 message: "malformed HELLO message: 'name' is longer than \(Self.maxNameBytes) bytes"))
                     }
+                    // A task named twice would get two masks in every FRAME against one in STREAM (and 256 of them a
+                    // mask count that does not fit its byte).
+                    if let tasks = hello.tasks, let twice = tasks.enumerated().first(where: { tasks[..<$0.offset].contains($0.element) }) {
+                        return refuse(WireError(code: WireError.badMessage, message: "malformed HELLO message: 'tasks' names '\(twice.element)' twice"))
+                    }
                     guard hello.protocol == wireProtocolVersion else {
                         return refuse(WireError(code: WireError.unsupportedProtocol,
                                                 message: "protocol \(hello.protocol) is not supported; this daemon speaks \(wireProtocolVersion)"))
@@ -357,7 +364,8 @@ final class ClientSession: @unchecked Sendable {
             }
             indices.append(task.index)
         }
-        taskIndices = indices
+        // FRAME carries the masks in STREAM's order (the model's), whatever order HELLO named them in.
+        taskIndices = indices.sorted()
         return true
     }
 

@@ -1,11 +1,14 @@
 /// The frames published for one client that it has not been sent yet, which of them it gets next, and
 /// the account of the ones it never gets.
 ///
-/// A frame is taken when the client has read the one before. The client kept up if it did so before a
-/// newer frame came. One that kept up this time or the time before gets every frame, even across a short
-/// stall of its own (a busy machine can hold a reader back for a few frame intervals): frames captured up
-/// to `catchUpWindowNanoseconds` before the newest wait for it, and it is sent the oldest. Two slow reads
-/// in a row make a slow reader: it gets the newest frame; the older ones are dropped.
+/// A frame is taken when the client has read the one before. The client kept up if it had read everything
+/// before a newer frame came (`put`'s `whileClientReads` is false for every frame since the last take). One
+/// that kept up this time or the time before gets every frame, even across a short stall of its own (a busy
+/// machine can hold a reader back for a few frame intervals): frames captured up to `catchUpWindowNanoseconds`
+/// before the newest wait for it, and it is sent the oldest. Two slow reads in a row make a slow reader: it
+/// gets the newest frame; the older ones are dropped. (Counting frames instead, "at most one came since the
+/// last take", took a reader slightly slower than the camera for one that keeps up: one frame and two came in
+/// turn, and it was sent the oldest every time, older and older, up to the window.)
 struct FrameMailbox {
     /// How far back frames wait for a client that keeps up; also the most a frame it is sent can lag the newest.
     static let catchUpWindowNanoseconds: UInt64 = 250_000_000
@@ -15,12 +18,12 @@ struct FrameMailbox {
     private var waiting: [PublishedFrame] = []
     /// Published frames this client was never sent (not keeping up, or of a model it had been told was gone).
     private(set) var discarded: UInt64 = 0
-    /// Frames put in since the client connected.
-    private(set) var received: UInt64 = 0
     private var firstSequence: UInt64?
     private var lastSentSequence: UInt64?
-    /// `received` when the last frame was taken: frames that came while the client read it.
-    private var receivedAtLastTake: UInt64?
+    /// A frame was taken before: the client has read one.
+    private var hasTaken = false
+    /// A frame came, since the last take, while the client was still reading what it had been sent.
+    private var cameWhileReading = false
     private var previousReadKeptUp = false
 
     init() {
@@ -29,9 +32,10 @@ struct FrameMailbox {
 
     var isEmpty: Bool { waiting.isEmpty }
 
-    mutating func put(_ frame: PublishedFrame) {
+    /// Leaves a published frame; `whileClientReads`: the client had not yet read everything it was sent.
+    mutating func put(_ frame: PublishedFrame, whileClientReads: Bool) {
         if firstSequence == nil { firstSequence = frame.sequence }
-        received += 1
+        if whileClientReads { cameWhileReading = true }
         waiting.append(frame)
         let newest = frame.captureMonotonicNanoseconds
         while waiting.count > Self.capacity || waiting[0].captureMonotonicNanoseconds &+ Self.catchUpWindowNanoseconds < newest {
@@ -59,10 +63,11 @@ struct FrameMailbox {
     /// or the pipeline skipped included.
     mutating func take() -> (frame: PublishedFrame, dropped: UInt64)? {
         guard !waiting.isEmpty else { return nil }
-        let keptUp = receivedAtLastTake.map { received - $0 <= 1 } ?? false
+        let keptUp = hasTaken && !cameWhileReading
         let catchingUp = keptUp || previousReadKeptUp
         previousReadKeptUp = keptUp
-        receivedAtLastTake = received
+        hasTaken = true
+        cameWhileReading = false
         let frame: PublishedFrame
         if catchingUp {
             frame = waiting.removeFirst()

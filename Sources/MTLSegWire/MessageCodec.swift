@@ -12,9 +12,16 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
     case empty
     case unknownType(UInt8)
     case malformed(type: String, reason: String)
+    /// HTTP where a message's length should be: a mask client at the metrics socket ("HTTP/1.1 …"), or curl at the
+    /// mask socket ("GET / …"). Its first four bytes, as text.
+    case http(String)
 
     public var description: String {
         switch self {
+        case let .http(start) where start == "HTTP":
+            return "an HTTP reply, not mtlseg's protocol: this is an HTTP socket (mtlsegd's [metrics] socket?), not the mask socket"
+        case .http:
+            return "an HTTP request, not mtlseg's protocol (PROTOCOL.md): metrics are served on the [metrics] socket"
         case let .tooLarge(length, limit): return "message of \(length) bytes is over the \(limit)-byte limit"
         case .empty: return "message has no type byte"
         case let .unknownType(type): return String(cFormat: "unknown message type 0x%02x", type)
@@ -137,10 +144,16 @@ public struct MessageDecoder {
     /// Bytes received but not yet part of a whole message.
     public var pendingCount: Int { buffer.count - start }
 
+    /// What HTTP begins with (a reply, or a request's method): read as a length, each is over a gigabyte, never a message.
+    static let httpStarts: Set<String> = ["HTTP", "GET ", "POST", "HEAD", "PUT "]
+
     /// The next whole message, nil if more bytes are needed; throws on bytes that can never become a valid message.
     public mutating func next() throws -> Message? {
         guard buffer.count - start >= 4 else { return nil }
         let length = Int(UInt32(buffer[start]) | UInt32(buffer[start + 1]) << 8 | UInt32(buffer[start + 2]) << 16 | UInt32(buffer[start + 3]) << 24)
+        if Self.httpStarts.contains(String(decoding: buffer[start ..< start + 4], as: UTF8.self)) {
+            throw DecodeError.http(String(decoding: buffer[start ..< start + 4], as: UTF8.self))
+        }
         guard length >= 1 else { throw DecodeError.empty }
         guard length <= limit else { throw DecodeError.tooLarge(length: length, limit: limit) }
         guard buffer.count - start >= 4 + length else { return nil }

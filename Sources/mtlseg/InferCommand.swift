@@ -30,7 +30,7 @@ struct InferCommand: ParsableCommand {
     @Option(name: .long, help: "Folder for <image>.<task>.mask.png and <image>.<task>.overlay.png.")
     var out: String = "."
 
-    @Option(name: .long, help: ArgumentHelp("Write the raw logits [K, H/4, W/4] as float32 .npy.",
+    @Option(name: .long, help: ArgumentHelp("Write the raw logits [K, ceil(H/4), ceil(W/4)] as float32 .npy.",
                                             discussion: "One task: to PATH. Several: PATH with the task name before the extension."))
     var logits: String?
 

@@ -40,4 +40,24 @@ final class DeviceCatalogLinkTests: XCTestCase {
         XCTAssertNil(byPath[dev + "/video3"]?.stablePath, "no link: udev did not name it")
         XCTAssertNotNil(first.error, "a regular file is no V4L2 device")
     }
+
+    /// Two cameras of one model without serials: udev gives both one by-id name, which points at one of them and may
+    /// move to the other; both are named by their ports. One camera's two capture nodes keep their by-id links.
+    func testCamerasOfOneModelWithoutSerialsAreNamedByTheirPorts() {
+        func camera(_ node: String, card: String, _ links: [String]) -> VideoDeviceInfo {
+            var info = VideoDeviceInfo(path: "/dev/\(node)", links: links.map { "/dev/v4l/\($0)" })
+            info.driver = "uvcvideo"
+            info.card = card
+            info.isCaptureDevice = true
+            return info
+        }
+        let devices = DeviceCatalog.markSharedIdLinks([
+            camera("video0", card: "Acme Cam", ["by-id/usb-Acme_Cam-video-index0", "by-path/pci-0:1-video-index0"]),
+            camera("video2", card: "Acme Cam", ["by-path/pci-0:2-video-index0"]),
+            camera("video4", card: "Other Cam", ["by-id/usb-Other_Cam_SN1-video-index0", "by-path/pci-0:3-video-index0"]),
+            camera("video5", card: "Other Cam", ["by-id/usb-Other_Cam_SN1-video-index1", "by-path/pci-0:3-video-index1"]),
+        ])
+        XCTAssertEqual(devices.map(\.stablePath), ["/dev/v4l/by-path/pci-0:1-video-index0", "/dev/v4l/by-path/pci-0:2-video-index0",
+                                                   "/dev/v4l/by-id/usb-Other_Cam_SN1-video-index0", "/dev/v4l/by-id/usb-Other_Cam_SN1-video-index1"])
+    }
 }

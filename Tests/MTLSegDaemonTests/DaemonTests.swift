@@ -189,15 +189,19 @@ final class DaemonTests: XCTestCase {
         }
         reading.start()
         defer { reading.cancel() }
-        let garbage: [[UInt8]] = [
-            Array("GET / HTTP/1.1\r\n\r\n".utf8),                      // a length far over the limit
-            [5, 0, 0, 0, 0x09, 1, 2, 3, 4],                             // unknown type
-            [3, 0, 0, 0, 0x01, 0x7B],                                   // truncated HELLO, then silence
-            MessageEncoder.encode(.hello(Hello(protocol: 99))),         // unsupported protocol
-            MessageEncoder.encode(.hello(Hello(tasks: ["weeds"]))),     // unknown task
-            [0, 0, 0, 0],                                               // empty message
+        let garbage: [([UInt8], String)] = [
+            (Array("GET / HTTP/1.1\r\n\r\n".utf8), "an HTTP request"),    // curl at the mask socket
+            ([5, 0, 0, 0, 0x09, 1, 2, 3, 4], "unknown message type"),
+            ([3, 0, 0, 0, 0x01, 0x7B], "no HELLO"),                        // truncated HELLO, then silence
+            (MessageEncoder.encode(.hello(Hello(protocol: 99))), "protocol"),
+            (MessageEncoder.encode(.hello(Hello(tasks: ["weeds"]))), "no task 'weeds'"),
+            // A task named twice would get two masks per FRAME against one in STREAM; 256 times, a mask count
+            // over its byte, which trapped the daemon.
+            (MessageEncoder.encode(.hello(Hello(tasks: ["rows", "plants", "rows"]))), "'tasks' names 'rows' twice"),
+            (MessageEncoder.encode(.hello(Hello(tasks: Array(repeating: "rows", count: 256)))), "'tasks' names 'rows' twice"),
+            ([0, 0, 0, 0], "no type byte"),
         ]
-        for bytes in garbage {
+        for (bytes, expected) in garbage {
             let socket = try UnixSocket.connect(to: path)
             XCTAssertTrue(socket.writeAll(bytes, timeout: 1))
             var buffer = [UInt8](repeating: 0, count: 4096)
@@ -209,7 +213,7 @@ final class DaemonTests: XCTestCase {
                 reply = try decoder.next()
             }
             guard case let .error(error)? = reply else { return XCTFail("no ERROR for \(bytes.prefix(8))") }
-            XCTAssertFalse(error.message.isEmpty)
+            XCTAssertTrue(error.message.contains(expected), "\(error.message) for \(bytes.prefix(8))")
             // Then the daemon closes the connection.
             XCTAssertEqual(socket.read(into: &buffer, timeout: 2), 0, "connection not closed after \(error)")
         }

@@ -164,5 +164,6 @@ final class PythonClientTests: XCTestCase {
         XCTAssertEqual(restart["mask"] as? [[Int]], [[160, 120], [320, 240]])
         let same = try XCTUnwrap(summary["restart_same_model"] as? [String: Any], "\(summary)")
         XCTAssertEqual(same["stream_changed"] as? Bool, true, "\(same)")
+        XCTAssertEqual(summary["stats_after_restart"] as? Bool, true, "\(summary)")
     }
 }

@@ -12,11 +12,11 @@ final class SystemdVMTests: XCTestCase {
 
     /// Every check guest-checks.sh reports; one that did not run fails the test as surely as one that failed.
     static let checks = [
-        "install", "security", "verify", "started", "upgrade", "status-line",
+        "install", "security", "verify", "started", "upgrade", "models-root-owned", "process-name", "status-line",
         "group-member-reads", "packaged-example", "outsider-refused", "root-reads", "socket-owner",
         "camera-after-restart", "reload-keeps-clients", "reload-broken-model",
-        "watchdog-sigstop", "sigsegv-restart", "start-limit", "stop-clean",
-        "template-unit", "instances-serve", "status-lists-all", "instances-stop-apart", "apt-remove", "apt-purge",
+        "watchdog-sigstop", "sigsegv-restart", "camera-missing-waits", "start-limit", "stop-clean",
+        "template-unit", "instance-check-config", "instances-serve", "status-lists-all", "instances-stop-apart", "apt-remove", "apt-purge",
     ]
 
     func testThePackageServesUnderSystemdInAVM() throws {

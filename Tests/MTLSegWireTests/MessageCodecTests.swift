@@ -75,6 +75,11 @@ final class MessageCodecTests: XCTestCase {
         XCTAssertEqual(decodeError([0, 0, 0, 0]), .empty)
         XCTAssertEqual(decodeError([0xFF, 0xFF, 0xFF, 0x7F, 1]), .tooLarge(length: 0x7FFF_FFFF, limit: 1024))
         XCTAssertEqual(decodeError([1, 0, 0, 0, 0x42]), .unknownType(0x42))
+        // HTTP where a length should be: a client at the metrics socket, or curl at the mask socket, is told so (not of a
+        // message over a gigabyte).
+        XCTAssertEqual(decodeError(Array("HTTP/1.1 200 OK\r\n".utf8)), .http("HTTP"))
+        XCTAssertTrue(decodeError(Array("HTTP/1.1 200 OK\r\n".utf8))?.description.contains("[metrics] socket") == true)
+        XCTAssertEqual(decodeError(Array("GET / HTTP/1.1\r\n".utf8)), .http("GET "))
         if case .malformed(let type, _)? = decodeError([3, 0, 0, 0, 0x01, 0x7B, 0x7D]) { XCTAssertEqual(type, "HELLO") }  // {} lacks "protocol"
         else { XCTFail("an empty HELLO object is malformed") }
         if case .malformed(let type, _)? = decodeError([4, 0, 0, 0, 0x03, 1, 2, 3]) { XCTAssertEqual(type, "FRAME") }

@@ -12,7 +12,9 @@ mtl3-tiny.safetensors (those and "gaps"). It checks what the client's docstring 
   daemon's message;
 - after the daemon restarts with another model and capture size, the first frame has `stream_changed` and
   `reconnected` True and the new description (other tasks, other mask size); so does the first frame after a
-  restart with the same model.
+  restart with the same model;
+- a control connection's `request_stats()` connects again after the daemon restarts (it raised BrokenPipeError at
+  every call from then on).
 
 The last line is a JSON summary; "failures" lists what did not hold, and the exit status is 1 when any did not.
 """
@@ -176,6 +178,18 @@ try:
         summary["restart_same_model"] = {"stream_changed": again.stream_changed, "reconnected": again.reconnected,
                                          "sequence": [following.sequence, again.sequence]}
         check(again.stream_changed and again.reconnected, "the first frame after a restart with the same model not marked")
+
+        # 6. A control connection asks for STATS across a restart: connected again, not broken for good.
+        monitor = Subscriber(path, tasks=[], name="python monitor")
+        try:
+            check("fps" in monitor.request_stats(), "request_stats on a new control connection has no fps")
+            restart_daemon("mtl3-tiny.safetensors", "320x240")
+            summary["stats_after_restart"] = "fps" in monitor.request_stats()
+        except Exception as error:
+            summary["stats_after_restart"] = f"{type(error).__name__}: {error}"
+        finally:
+            monitor.close()
+        check(summary["stats_after_restart"] is True, f"request_stats after a restart: {summary['stats_after_restart']}")
 except Exception as error:
     failures.append(f"{type(error).__name__}: {error}")
 finally:

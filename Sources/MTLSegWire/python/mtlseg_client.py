@@ -178,15 +178,24 @@ class Subscriber:
             backoff = min(backoff * 2, 5.0)
 
     def request_stats(self) -> dict:
-        """The daemon's counters and state (PROTOCOL.md, STATS); frames that arrive meanwhile are kept for frames()."""
-        if self._socket is None:
-            self._connect_with_retries()
-        self._send(STATS_REQUEST, b"")
+        """The daemon's counters and state (PROTOCOL.md, STATS); frames that arrive meanwhile are kept for frames().
+        A lost connection (a restart; a reload whose STREAM_CHANGED sat unread past the daemon's client timeout, as
+        it does on a control connection asked seldom) is connected again, as frames() does."""
         while True:
-            kind, payload = self._message()
-            if kind == STATS:
-                return json.loads(payload)
-            self._handle(kind, payload, keep_frames=True)
+            if self._socket is None:
+                self._connect_with_retries()
+            try:
+                self._send(STATS_REQUEST, b"")
+                while True:
+                    kind, payload = self._message()
+                    if kind == STATS:
+                        return json.loads(payload)
+                    self._handle(kind, payload, keep_frames=True)
+            except (OSError, DaemonError) as error:
+                self.close()
+                if not (self.reconnect and retryable(error)):
+                    raise
+                time.sleep(0.2)
 
     def frames(self) -> Iterator[Frame]:
         if self.tasks == []:
@@ -263,12 +272,14 @@ class Subscriber:
         offset += 1
         pixels = d["mask_width"] * d["mask_height"]
         names = {task["index"]: task["name"] for task in d["tasks"]}
+        if masks_count != len(names):
+            raise ProtocolError(f"{masks_count} masks in a FRAME of a stream of {len(names)} tasks")
         masks = {}
         for _ in range(masks_count):
             task, encoding, size = struct.unpack_from("<BBI", p, offset)
             offset += 6
-            if task not in names or offset + size > len(p):
-                raise ProtocolError(f"a mask for task index {task} that the stream does not describe, or cut short")
+            if task not in names or names[task] in masks or offset + size > len(p):
+                raise ProtocolError(f"a mask for task index {task} that the stream does not describe, a second one, or cut short")
             data = p[offset:offset + size]
             offset += size
             if encoding == 0 and len(data) != pixels:
