@@ -264,7 +264,7 @@ public final class MaskServer: @unchecked Sendable {
         let (list, settings) = (allowList, self.settings)
         lock.unlock()
         if !list.admits(uid: peer.uid, gid: peer.gid, supplementaryGroups: groups) {
-            let described = "uid \(peer.uid) gid \(peer.gid) groups \(groups.map(String.init).joined(separator: ","))"
+            let described = "uid \(peer.uid) gid \(peer.gid) " + (groups.isEmpty ? "(no other groups)" : "groups \(groups.map(String.init).joined(separator: ","))")
             DaemonLog.warning("refused a client: \(described) (pid \(peer.pid)) is not on the allow-list")
             _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.notAllowed,
                                                                            message: "\(described) may not connect"))), timeout: 0.2)

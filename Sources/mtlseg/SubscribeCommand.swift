@@ -79,6 +79,8 @@ struct SubscribeCommand: ParsableCommand {
         var received = 0
         var endToEnd: [Double] = [], overhead: [Double] = [], lost: UInt64 = 0
         let started = Date()
+        // The rate is taken between the first frame and the last: the first may have been waiting at connect.
+        var firstFrameAt: Date?, lastFrameAt: Date?
         // Ctrl-C (or SIGTERM) ends the loop, so that the summary is printed: the way a run without --count ends.
         let interrupt = InterruptFlag(signals: [SIGINT, SIGTERM])
         var lastMessage = Date()
@@ -107,6 +109,8 @@ struct SubscribeCommand: ParsableCommand {
                 break
             case let .frame(frame):
                 received += 1
+                if firstFrameAt == nil { firstFrameAt = Date() }
+                lastFrameAt = Date()
                 let latency = Double(Clock.monotonicNanoseconds() &- frame.captureMonotonicNanoseconds) / 1e6
                 lost += UInt64(frame.droppedForClient)
                 let masks = try client.masks(of: frame)
@@ -145,15 +149,16 @@ struct SubscribeCommand: ParsableCommand {
             }
         }
         let seconds = Date().timeIntervalSince(started)
+        let fps = received < 2 ? 0 : Double(received - 1) / max(lastFrameAt!.timeIntervalSince(firstFrameAt!), 1e-9)
         let median = { (values: [Double]) -> Double in values.isEmpty ? 0 : values.sorted()[values.count / 2] }
         if json {
             let summary: [String: Any] = ["summary": true, "frames": received, "lost": lost, "seconds": seconds,
-                                          "fps": Double(received) / max(seconds, 1e-9), "end_to_end_median_ms": median(endToEnd),
+                                          "fps": fps, "end_to_end_median_ms": median(endToEnd),
                                           "pipeline_overhead_median_ms": median(overhead)]
             print(String(decoding: try JSONObject.data(summary), as: UTF8.self))
         } else {
             print(String(cFormat: "%d frames in %.1f s (%.1f fps), %llu lost; end-to-end median %.2f ms, of which outside inference %.2f ms",
-                         received, seconds, Double(received) / max(seconds, 1e-9), lost, median(endToEnd), median(overhead)))
+                         received, seconds, fps, lost, median(endToEnd), median(overhead)))
         }
         // Interrupted before --count frames: the summary is there, but the run did not do what was asked.
         if count > 0 && received < count { throw ExitCode(130) }
