@@ -19,19 +19,22 @@ public struct ServiceAccount {
         self.groups = groups
     }
 
-    /// The account as this system has it; nil where the package's sysusers entry has not made it.
+    /// The account as this system has it; nil where the package's sysusers entry has not made it. Its groups are
+    /// those systemd gives the unit's process: Group= (mtlseg-clients, in place of the user's own primary group),
+    /// the groups that list the user as a member, and SupplementaryGroups= (video).
     public static func lookup() -> ServiceAccount? {
         guard let entry = getpwnam(user) else { return nil }
-        let uid = entry.pointee.pw_uid, primary = entry.pointee.pw_gid
+        let uid = entry.pointee.pw_uid
+        let base = getgrnam("mtlseg-clients")?.pointee.gr_gid ?? entry.pointee.pw_gid
         var count: Int32 = 64
         var list = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(user, primary, &list, &count) < 0 {
+        if getgrouplist(user, base, &list, &count) < 0 {
             list = [gid_t](repeating: 0, count: Int(count))
-            _ = getgrouplist(user, primary, &list, &count)
+            _ = getgrouplist(user, base, &list, &count)
         }
         var groups = Set(list.prefix(Int(max(count, 0))))
-        groups.insert(primary)
-        for name in ["mtlseg-clients", "video"] { if let group = getgrnam(name) { groups.insert(group.pointee.gr_gid) } }
+        groups.insert(base)
+        if let video = getgrnam("video") { groups.insert(video.pointee.gr_gid) }
         return ServiceAccount(uid: uid, groups: groups)
     }
 

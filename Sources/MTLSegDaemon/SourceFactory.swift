@@ -27,7 +27,8 @@ public enum SourceFactory {
         }
         // A camera that is not there yet (unplugged) is waited for; something that can never become one is refused
         // now, so that --check-config and start fail instead of retrying forever.
-        if !source.contains("/"), let meant = keywords.first(where: { typoDistance(source.lowercased(), $0) <= 2 }) {
+        // (A Character: the String overload is Foundation's here, which would link its whole ICU into the package.)
+        if !source.contains("/" as Character), let meant = keywords.first(where: { typoDistance(source.lowercased(), $0) <= 2 }) {
             throw CaptureError.unsupportedDevice(device: source, reason: "did you mean \"\(meant)\"?")
         }
         if let problem = CameraPath.problem(source) {

@@ -228,12 +228,15 @@ final class DebianPackageTests: XCTestCase {
         try dpkg(["--install", deb])
         XCTAssertEqual(link(wants), "/lib/systemd/system/mtlsegd.service", "not enabled for the image's first boot")
         XCTAssertNil(link(mask))
-        // The daemon's user exists in the image, and owns its state directory there.
+        // The daemon's user exists in the image; the models' folder is root's, which the daemon only reads (no
+        // StateDirectory=, which would own it and the models in it to the daemon at every start).
         let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
-        let uid = try XCTUnwrap(passwd.split(separator: "\n").first { $0.hasPrefix("mtlseg:") }.flatMap { Int($0.split(separator: ":")[2]) }, passwd)
-        let state = try FileManager.default.attributesOfItem(atPath: root + "/var/lib/mtlseg")
-        XCTAssertEqual((state[.ownerAccountID] as? NSNumber)?.intValue, uid)
-        XCTAssertEqual((state[.posixPermissions] as? NSNumber)?.intValue, 0o750)
+        XCTAssertNotNil(passwd.split(separator: "\n").first { $0.hasPrefix("mtlseg:") }, passwd)
+        for path in ["/var/lib/mtlseg", "/var/lib/mtlseg/model.safetensors"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: root + path)
+            XCTAssertEqual((attributes[.ownerAccountID] as? NSNumber)?.intValue, 0, path)
+            XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, path.hasSuffix("mtlseg") ? 0o755 : 0o644, path)
+        }
 
         // Removed (a camera of the template enabled by hand too): nothing left to start, the configuration kept.
         let camera = root + "/etc/systemd/system/multi-user.target.wants/mtlsegd@cam0.service"
