@@ -58,6 +58,9 @@ public struct SourceCounters: Equatable, Sendable {
     public var droppedByDriver: UInt64 = 0
     /// Times the source was torn down and opened again.
     public var reopened: UInt64 = 0
+    /// Times a camera source set about opening its device, successful or not: while it waits for a camera, its
+    /// heartbeat (one that stops advancing is stuck in a call into the driver).
+    public var openAttempts: UInt64 = 0
 
     public init() {}
 }

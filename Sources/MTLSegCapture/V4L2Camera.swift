@@ -78,6 +78,7 @@ public final class V4L2Camera: FrameSource {
         var openedBefore = false
         var sequence = SequenceContinuation()
         while !thread.shouldStop {
+            status.update { $0.openAttempts += 1 }
             let stream = V4L2Stream(path: path, device: device)
             do {
                 try stream.open(request)

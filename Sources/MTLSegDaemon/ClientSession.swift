@@ -330,6 +330,14 @@ final class ClientSession: @unchecked Sendable {
                     outbox.append(MessageEncoder.encode(.stream(clientStream())))
                     return true
                 }
+            } catch let DecodeError.http(method) where method != "HTTP" {
+                // curl or a browser at the mask socket: answered in HTTP, which it can show, rather than an ERROR message.
+                let error = DecodeError.http(method)
+                DaemonLog.warning("client \(id): \(error)")
+                sayGoodbye(Array(("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+                    + "This is mtlsegd's mask socket: it speaks mtlseg's own protocol (PROTOCOL.md), not HTTP. "
+                    + "Metrics are served on the [metrics] socket, where one is configured.\n").utf8))
+                return false
             } catch let error as DecodeError {
                 return refuse(WireError(code: error.wireCode, message: error.description))
             } catch {
@@ -450,7 +458,12 @@ final class ClientSession: @unchecked Sendable {
 
     /// The daemon is stopping: whatever is still owed, then ERROR, as far as the socket takes them soon.
     private func sayGoodbye(_ error: WireError) {
-        outbox.append(MessageEncoder.encode(.error(error)))
+        sayGoodbye(MessageEncoder.encode(.error(error)))
+    }
+
+    /// Writes `bytes` as the last thing the client gets, for at most 0.2 s.
+    private func sayGoodbye(_ bytes: [UInt8]) {
+        outbox.append(bytes)
         let deadline = now() + 0.2
         while !outbox.isEmpty && now() < deadline {
             guard outbox.flush(to: connection) != nil else { return }

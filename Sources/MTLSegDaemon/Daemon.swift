@@ -72,7 +72,8 @@ public final class Daemon: @unchecked Sendable {
             case .streaming, .stalled, .stopped: waiting = false
             }
             return ServiceNotifier.Health(lastFrameNanoseconds: pipeline.lastPublishedNanoseconds, published: counters.published,
-                                          clients: server.clientCount, sourceState: state.description, sourceWaiting: waiting)
+                                          clients: server.clientCount, sourceState: state.description, sourceWaiting: waiting,
+                                          sourceOpenAttempts: pipeline.sourceCounters.openAttempts)
         }
         self.notifier = notifier
         DaemonLog.info("mtlsegd \(MTLSegVersion.string) serving \(model.description.name) (\(model.stream.model.precision), \(model.description.tasks.count) task(s), "
@@ -118,6 +119,10 @@ public final class Daemon: @unchecked Sendable {
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
             if !applied.isEmpty { DaemonLog.info("reloaded: \(applied.joined(separator: ", ")) now in force") }
             if !waiting.isEmpty {
+                // A source the restart would refuse is said now, not found at the next boot.
+                if waiting.contains("source.device"), let problem = SourceFactory.cameraProblem(newConfig.source) {
+                    DaemonLog.error("reloaded, but source.device can never be a camera, and a restart would fail: \(problem)")
+                }
                 DaemonLog.warning(Self.restartAdvice(waiting: waiting, unit: unit))
             }
             config = current

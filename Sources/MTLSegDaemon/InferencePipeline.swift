@@ -67,6 +67,7 @@ public final class InferencePipeline: @unchecked Sendable {
 
     public var sourceState: SourceState { source.state }
     public var sourceName: String { source.name }
+    public var sourceCounters: SourceCounters { source.counters }
 
     public func start() {
         source.start(deliver: { [slot, recentCaptures, weak self] frame in

@@ -10,11 +10,13 @@ import MTLSegEssentials
 /// Talks to systemd (sd_notify; a no-op when not started by systemd): READY,
 /// STATUS with fps, latency and clients, RELOADING, STOPPING, and WATCHDOG=1
 /// while frames flow or the source is waiting for its camera (opening it, or
-/// reconnecting with backoff). A daemon whose source streams but which publishes
-/// nothing is not healthy, and systemd should restart it; a camera that is not
-/// plugged in is the source's to wait for: restarting the daemon every
-/// WatchdogSec would not bring it, and would hit the unit's start limit, after
-/// which systemd gives up and a camera plugged in later is never served.
+/// reconnecting with backoff, and trying again within `waitingHeartbeat`). A
+/// daemon whose source streams but which publishes nothing, or whose source has
+/// stopped trying (stuck in a call into the driver), is not healthy, and systemd
+/// should restart it; a camera that is not plugged in is the source's to wait
+/// for: restarting the daemon every WatchdogSec would not bring it, and would hit
+/// the unit's start limit, after which systemd gives up and a camera plugged in
+/// later is never served.
 public final class ServiceNotifier: @unchecked Sendable {
     /// What the notifier reads each tick.
     public struct Health: Sendable {
@@ -22,25 +24,33 @@ public final class ServiceNotifier: @unchecked Sendable {
         public var published: UInt64
         public var clients: Int
         public var sourceState: String
-        /// The source is opening its camera or waiting to reopen it (not streaming, and not stuck).
+        /// The source is opening its camera or waiting to reopen it.
         public var sourceWaiting: Bool
+        /// The source's open attempts so far (SourceCounters.openAttempts): while it waits, they must advance.
+        public var sourceOpenAttempts: UInt64
 
-        public init(lastFrameNanoseconds: UInt64, published: UInt64, clients: Int, sourceState: String, sourceWaiting: Bool = false) {
+        public init(lastFrameNanoseconds: UInt64, published: UInt64, clients: Int, sourceState: String, sourceWaiting: Bool = false,
+                    sourceOpenAttempts: UInt64 = 0) {
             self.lastFrameNanoseconds = lastFrameNanoseconds
             self.published = published
             self.clients = clients
             self.sourceState = sourceState
             self.sourceWaiting = sourceWaiting
+            self.sourceOpenAttempts = sourceOpenAttempts
         }
     }
 
     /// Frames older than this mean "not flowing".
     public let stallAfter: Double
+    /// A waiting source that has not tried to open its camera for this long is stuck, not waiting (its backoff
+    /// between tries is at most 8 s).
+    public let waitingHeartbeat: Double
     private let health: @Sendable () -> Health
     private let thread = StoppableThread()
 
-    public init(stallAfter: Double, health: @escaping @Sendable () -> Health) {
+    public init(stallAfter: Double, waitingHeartbeat: Double = 20, health: @escaping @Sendable () -> Health) {
         self.stallAfter = stallAfter
+        self.waitingHeartbeat = waitingHeartbeat
         self.health = health
     }
 
@@ -62,6 +72,8 @@ public final class ServiceNotifier: @unchecked Sendable {
             var lastPublished: UInt64 = 0
             var lastTick = Clock.monotonicNanoseconds()
             var flowing = true, fed = true
+            var attempts: UInt64 = 0, attemptedAt = lastTick
+            let underWatchdog = Self.watchdogInterval != nil
             while thread.sleep(seconds: tick) {
                 let now = Clock.monotonicNanoseconds()
                 let h = health()
@@ -70,15 +82,19 @@ public final class ServiceNotifier: @unchecked Sendable {
                 lastTick = now
                 let age = h.lastFrameNanoseconds == 0 ? Double.infinity : Double(now &- h.lastFrameNanoseconds) / 1e9
                 let isFlowing = age <= stallAfter
-                let feed = isFlowing || h.sourceWaiting
+                if h.sourceOpenAttempts != attempts { (attempts, attemptedAt) = (h.sourceOpenAttempts, now) }
+                let trying = Double(now - attemptedAt) / 1e9 <= waitingHeartbeat
+                let feed = isFlowing || (h.sourceWaiting && trying)
                 if isFlowing != flowing || feed != fed {
                     let silence = age.isFinite ? String(cFormat: "no frame for %.1f s", age) : "no frame yet"
                     if isFlowing {
                         DaemonLog.info("frames flow again")
-                    } else if !feed {
-                        DaemonLog.warning("\(silence) (source \(h.sourceState)): watchdog paused, systemd restarts the daemon after WatchdogSec")
-                    } else if isFlowing != flowing {
+                    } else if feed {
                         DaemonLog.warning("\(silence) (source \(h.sourceState)): waiting for the camera")
+                    } else {
+                        let stuck = h.sourceWaiting ? String(cFormat: ", and it has not tried to open the camera for %.0f s", Double(now - attemptedAt) / 1e9) : ""
+                        DaemonLog.warning("\(silence) (source \(h.sourceState))\(stuck)"
+                            + (underWatchdog ? ": watchdog paused, systemd restarts the daemon after WatchdogSec" : ""))
                     }
                     flowing = isFlowing
                     fed = feed

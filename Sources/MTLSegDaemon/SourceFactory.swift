@@ -12,6 +12,20 @@ public enum SourceFactory {
     /// The sources named by a word rather than a path.
     static let keywords = ["auto", "synthetic"]
 
+    /// Why `source`, which is neither a keyword nor a folder, can never be a camera (a misspelt keyword, a path outside
+    /// /dev to nothing, a file or device that is no V4L2 node); nil when it is one or may become one (not plugged in).
+    public static func cameraProblem(_ source: String) -> CaptureError? {
+        guard !keywords.contains(source), Path.isDirectory(source) != true else { return nil }
+        // (A Character: the String overload is Foundation's here, which would link its whole ICU into the package.)
+        if !source.contains("/" as Character), let meant = keywords.first(where: { typoDistance(source.lowercased(), $0) <= 2 }) {
+            return CaptureError.unsupportedDevice(device: source, reason: "did you mean \"\(meant)\"?")
+        }
+        return CameraPath.problem(source).map {
+            CaptureError.unsupportedDevice(device: source, reason: "\($0); [source] device takes a V4L2 device, a folder of images, "
+                + "\"synthetic\" or \"auto\"")
+        }
+    }
+
     /// `source`: "synthetic"; a folder of images; a V4L2 device path; or "auto" — the first
     /// camera (/dev/video0) when there is one, else the synthetic field.
     public static func make(_ config: DaemonConfig) throws -> FrameSource {
@@ -27,14 +41,7 @@ public enum SourceFactory {
         }
         // A camera that is not there yet (unplugged) is waited for; something that can never become one is refused
         // now, so that --check-config and start fail instead of retrying forever.
-        // (A Character: the String overload is Foundation's here, which would link its whole ICU into the package.)
-        if !source.contains("/" as Character), let meant = keywords.first(where: { typoDistance(source.lowercased(), $0) <= 2 }) {
-            throw CaptureError.unsupportedDevice(device: source, reason: "did you mean \"\(meant)\"?")
-        }
-        if let problem = CameraPath.problem(source) {
-            throw CaptureError.unsupportedDevice(device: source, reason: "\(problem); [source] device takes a V4L2 device, a folder of "
-                + "images, \"synthetic\" or \"auto\"")
-        }
+        if let problem = cameraProblem(source) { throw problem }
         return V4L2Camera(path: source, request: CameraRequest(width: config.width, height: config.height, framesPerSecond: config.fps),
                           timing: V4L2Camera.Timing(timeout: config.stallTimeout))
     }

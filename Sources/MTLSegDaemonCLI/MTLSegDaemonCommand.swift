@@ -150,15 +150,34 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         return [DaemonInstance.defaultRuntimeParent]
     }
 
-    /// What the unit's account could not read of what the settings name (the configuration, the model, an image
-    /// folder), as start-up under the unit would find it.
+    /// What the unit could not use of what the settings name, as start-up under the unit would find it: paths
+    /// relative to the folder this check runs in (the unit runs from /), sockets outside its runtime directory (the
+    /// only place its sandbox lets it create one that clients see), and files its account could not read (the
+    /// configuration, the model, an image folder and its images).
     func checkServiceAccess(_ settings: DaemonConfig, file: String) throws {
+        for (key, path) in [("model", settings.model), ("source.device", settings.source)]
+        where !path.hasPrefix("/") && Path.isDirectory(path) != nil {
+            throw DaemonConfig.Problem(file: file, key: key, reason: "'\(path)' is relative to the folder this check runs in; "
+                + "the unit runs from /: give the absolute path")
+        }
+        let runtime = DaemonInstance.defaultRuntimeParent + "/"
+        for (key, path) in [("socket.path", settings.socketPath), ("metrics.socket", settings.metricsSocket)] {
+            if let path, !Path.resolvingFolder(path).hasPrefix(runtime) {
+                throw DaemonConfig.Problem(file: file, key: key, reason: "'\(path)' is outside \(runtime): the unit's sandbox lets it create "
+                    + "sockets that clients see only there (its RuntimeDirectory; ProtectSystem=strict, PrivateTmp=)")
+            }
+        }
         guard let account = ServiceAccount.lookup() else { return }
         var paths = [("(file)", file), ("model", settings.model)]
         if Path.isDirectory(settings.model) == true {
-            paths += ["config.json", "model.safetensors"].map { ("model", Path.appending(settings.model, $0)) }
+            paths += ["config.json", "model.safetensors", "preprocessor_config.json"].map { ("model", Path.appending(settings.model, $0)) }
         }
-        if Path.isDirectory(settings.source) == true { paths.append(("source.device", settings.source)) }
+        if Path.isDirectory(settings.source) == true {
+            paths.append(("source.device", settings.source))
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: settings.source)) ?? []
+            // The images: the folder source reads its regular files (an unreadable one is skipped with a warning).
+            paths += names.sorted().map { ("source.device", Path.appending(settings.source, $0)) }.filter { Path.isDirectory($0.1) == false }
+        }
         for (key, path) in paths {
             if let problem = account.cannotRead(path) {
                 throw DaemonConfig.Problem(file: file, key: key, reason: "the service (user \(ServiceAccount.user)) cannot read '\(path)': \(problem)")

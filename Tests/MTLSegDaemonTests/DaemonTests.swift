@@ -190,7 +190,6 @@ final class DaemonTests: XCTestCase {
         reading.start()
         defer { reading.cancel() }
         let garbage: [([UInt8], String)] = [
-            (Array("GET / HTTP/1.1\r\n\r\n".utf8), "an HTTP request"),    // curl at the mask socket
             ([5, 0, 0, 0, 0x09, 1, 2, 3, 4], "unknown message type"),
             ([3, 0, 0, 0, 0x01, 0x7B], "no HELLO"),                        // truncated HELLO, then silence
             (MessageEncoder.encode(.hello(Hello(protocol: 99))), "protocol"),
@@ -217,6 +216,13 @@ final class DaemonTests: XCTestCase {
             // Then the daemon closes the connection.
             XCTAssertEqual(socket.read(into: &buffer, timeout: 2), 0, "connection not closed after \(error)")
         }
+        // curl at the mask socket is answered in HTTP, which it can show, then the connection is closed.
+        let curl = try UnixSocket.connect(to: path)
+        XCTAssertTrue(curl.writeAll(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), timeout: 1))
+        var reply: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 4096)
+        while let count = curl.read(into: &buffer, timeout: 7), count > 0 { reply += buffer[0 ..< count] }
+        let text = String(decoding: reply, as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.0 400 Bad Request\r\n") && text.contains("mask socket") && text.contains("[metrics] socket"), text)
         let before = tally.totals.0[0]
         XCTAssertTrue(eventually { tally.totals.0[0] > before }, "the good client still receives frames")
         XCTAssertEqual(daemon.clients.map(\.name), ["good"])

@@ -77,6 +77,47 @@ final class ServiceNotifierTests: XCTestCase {
     }
 }
 
+/// The opening attempts of a source waiting for its camera, as a test sets them (read by the notifier's thread).
+private final class Attempts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count: UInt64 = 0
+    var value: UInt64 { lock.lock(); defer { lock.unlock() }; return count }
+    func advance() { lock.lock(); count += 1; lock.unlock() }
+}
+
+extension ServiceNotifierTests {
+    /// A source waiting for its camera is fed to the watchdog only while it keeps trying to open it: one whose tries
+    /// stop (stuck in a call into the driver) is as hung as a pipeline that publishes nothing, and systemd must
+    /// restart the daemon.
+    func testAWaitingSourceThatStopsTryingStarvesTheWatchdog() throws {
+        let notify = try NotifySocket(path: directory.appendingPathComponent("notify-stuck").path)
+        setenv("NOTIFY_SOCKET", notify.path, 1)
+        setenv("WATCHDOG_USEC", "400000", 1)  // ticks every 0.2 s
+        setenv("WATCHDOG_PID", "\(getpid())", 1)
+        let attempts = Attempts()
+        let notifier = ServiceNotifier(stallAfter: 0.5, waitingHeartbeat: 1) {
+            ServiceNotifier.Health(lastFrameNanoseconds: 0, published: 0, clients: 0, sourceState: "reconnecting in 8.0 s (test)",
+                                   sourceWaiting: true, sourceOpenAttempts: attempts.value)
+        }
+        notifier.start()
+        defer { notifier.stop() }
+        func isStatus(_ message: String) -> Bool { message.contains("STATUS=") }
+        // Trying every 0.5 s (within the 1 s heartbeat): every tick feeds the watchdog.
+        var trying: [String] = []
+        for _ in 0 ..< 6 {
+            attempts.advance()
+            trying += notify.collect(until: { $0.filter(isStatus).count >= 2 })
+        }
+        XCTAssertGreaterThanOrEqual(trying.filter(isStatus).count, 10, "\(trying)")
+        XCTAssertTrue(trying.filter(isStatus).allSatisfy { $0.contains("WATCHDOG=1") }, "fed while the source tries: \(trying)")
+        // The tries stop: once the heartbeat has passed, ticks come without WATCHDOG=1, and stay so.
+        let stopping = notify.collect(until: { $0.last.map { isStatus($0) && !$0.contains("WATCHDOG=1") } ?? false })
+        XCTAssertFalse(stopping.last?.contains("WATCHDOG=1") ?? true, "the watchdog was fed on: \(stopping)")
+        let stuck = notify.collect(until: { $0.filter(isStatus).count >= 4 })
+        XCTAssertFalse(stuck.contains { $0.contains("WATCHDOG=1") }, "\(stuck)")
+    }
+}
+
 /// Passes frames on, or swallows them while paused (a camera that stalls).
 final class PausableSource: FrameSource, @unchecked Sendable {
     private let inner: TestFrameSource
@@ -98,6 +139,9 @@ final class PausableSource: FrameSource, @unchecked Sendable {
         defer { lock.unlock() }
         var counters = SourceCounters()
         counters.captured = delivered
+        // Paused as reconnecting, it tries to open its camera twice a second, as a camera source does at its shortest
+        // backoff.
+        if isPaused, case .reconnecting = statePaused { counters.openAttempts = UInt64(Date().timeIntervalSince1970 * 2) }
         return counters
     }
     /// The state reported while paused.

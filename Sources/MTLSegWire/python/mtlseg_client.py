@@ -259,7 +259,12 @@ class Subscriber:
         return b"".join(chunks)
 
     def _message(self):
-        length, kind = struct.unpack("<IB", self._exactly(5))
+        header = self._exactly(5)
+        if header.startswith(b"HTTP"):
+            # As a length "HTTP" is over a gigabyte: this is an HTTP server, such as mtlsegd's [metrics] socket.
+            raise ProtocolError(f"{self.path} answered with HTTP: it is an HTTP socket (mtlsegd's [metrics] socket?), "
+                                "not the mask socket")
+        length, kind = struct.unpack("<IB", header)
         return kind, self._exactly(length - 1)
 
     def _frame(self, p: bytes) -> Frame:
