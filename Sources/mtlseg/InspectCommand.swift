@@ -98,7 +98,8 @@ struct ImageSize: ExpressibleByArgument {
     }
 
     /// For `transform:`, so that a bad size says what a size must be (a failed init(argument:) says only "invalid").
-    static func parse(_ text: String) throws -> ImageSize {
+    /// (A @Sendable closure, which ArgumentParser's `transform:` takes; a static method passed there is not one.)
+    static let parse: @Sendable (String) throws -> ImageSize = { text in
         guard let size = ImageSize(argument: text) else { throw ValidationError("expected \(expectation)") }
         return size
     }
