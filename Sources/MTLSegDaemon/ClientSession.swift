@@ -330,9 +330,8 @@ final class ClientSession: @unchecked Sendable {
                     outbox.append(MessageEncoder.encode(.stream(clientStream())))
                     return true
                 }
-            } catch let DecodeError.http(method) where method != "HTTP" {
+            } catch let error as DecodeError where error.isHTTPRequest {
                 // curl or a browser at the mask socket: answered in HTTP, which it can show, rather than an ERROR message.
-                let error = DecodeError.http(method)
                 DaemonLog.warning("client \(id): \(error)")
                 sayGoodbye(Array(("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
                     + "This is mtlsegd's mask socket: it speaks mtlseg's own protocol (PROTOCOL.md), not HTTP. "

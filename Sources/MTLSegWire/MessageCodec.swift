@@ -29,6 +29,12 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    /// An HTTP request (curl or a browser at the mask socket), which the server answers in HTTP.
+    public var isHTTPRequest: Bool {
+        if case let .http(start) = self { return start != "HTTP" }
+        return false
+    }
+
     /// The ERROR code the server answers with.
     public var wireCode: String {
         if case .tooLarge = self { return WireError.tooLarge }

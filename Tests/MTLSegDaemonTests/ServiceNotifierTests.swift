@@ -20,11 +20,18 @@ final class ServiceNotifierTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func testWatchdogWhileFramesFlowOrTheCameraIsAwaitedAndReloadCarriesItsTime() throws {
+    /// A datagram socket where this process's sd_notify messages arrive, as systemd's with WatchdogSec=0.4 would
+    /// (the notifier ticks every 0.2 s).
+    private func listenAsSystemd() throws -> NotifySocket {
         let notify = try NotifySocket(path: directory.appendingPathComponent("notify").path)
         setenv("NOTIFY_SOCKET", notify.path, 1)
-        setenv("WATCHDOG_USEC", "400000", 1)  // ticks every 0.2 s
+        setenv("WATCHDOG_USEC", "400000", 1)
         setenv("WATCHDOG_PID", "\(getpid())", 1)
+        return notify
+    }
+
+    func testWatchdogWhileFramesFlowOrTheCameraIsAwaitedAndReloadCarriesItsTime() throws {
+        let notify = try listenAsSystemd()
         var config = DaemonConfig()
         config.model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("MTLSegCoreTests/Fixtures/mtl2-tiny.safetensors").path
@@ -90,10 +97,7 @@ extension ServiceNotifierTests {
     /// stop (stuck in a call into the driver) is as hung as a pipeline that publishes nothing, and systemd must
     /// restart the daemon.
     func testAWaitingSourceThatStopsTryingStarvesTheWatchdog() throws {
-        let notify = try NotifySocket(path: directory.appendingPathComponent("notify-stuck").path)
-        setenv("NOTIFY_SOCKET", notify.path, 1)
-        setenv("WATCHDOG_USEC", "400000", 1)  // ticks every 0.2 s
-        setenv("WATCHDOG_PID", "\(getpid())", 1)
+        let notify = try listenAsSystemd()
         let attempts = Attempts()
         let notifier = ServiceNotifier(stallAfter: 0.5, waitingHeartbeat: 1) {
             ServiceNotifier.Health(lastFrameNanoseconds: 0, published: 0, clients: 0, sourceState: "reconnecting in 8.0 s (test)",
