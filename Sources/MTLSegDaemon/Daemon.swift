@@ -12,7 +12,14 @@ import MTLSegWire
 /// mtlsegd assembled: the model, the capture source, the pipeline and the socket server.
 public final class Daemon: @unchecked Sendable {
     public private(set) var config: DaemonConfig
-    private var model: LoadedModel
+    /// The model served: replaced by a reload on the main thread, read by clients' threads (STATS) and the metrics
+    /// thread, so only under `modelLock`; a reader takes one snapshot, not two reads across a reload.
+    private var loadedModel: LoadedModel
+    private let modelLock = Lock()
+    private var model: LoadedModel {
+        get { modelLock.lock(); defer { modelLock.unlock() }; return loadedModel }
+        set { modelLock.lock(); loadedModel = newValue; modelLock.unlock() }
+    }
     private let source: FrameSource
     private let server: MaskServer
     private let pipeline: InferencePipeline
@@ -40,11 +47,11 @@ public final class Daemon: @unchecked Sendable {
         Allocator.keepLargeBlocksMapped()
         // Loading and warming a large model can take a while: ask systemd for time beyond TimeoutStartSec.
         ServiceNotifier.send("EXTEND_TIMEOUT_USEC=60000000\nSTATUS=loading \(config.model)")
-        model = try LoadedModel.load(path: config.model, threads: config.threads,
+        loadedModel = try LoadedModel.load(path: config.model, threads: config.threads,
                                      fallbackSize: InputSize(width: config.width, height: config.height), budget: config.memoryBudget)
         source = try makeSource(config)
-        server = MaskServer(settings: MaskServer.Settings(config), stream: model.stream)
-        pipeline = InferencePipeline(source: source, engine: model.engine, description: model.description, server: server)
+        server = MaskServer(settings: MaskServer.Settings(config), stream: loadedModel.stream)
+        pipeline = InferencePipeline(source: source, engine: loadedModel.engine, description: loadedModel.description, server: server)
         server.statsProvider = { [weak self] in self?.statsJSON() ?? Array("{}".utf8) }
     }
 
@@ -144,9 +151,10 @@ public final class Daemon: @unchecked Sendable {
 
     /// The same counters as STATS, and the stage latency histograms, in the Prometheus text format.
     func metricsText() -> String {
+        // The last frame first: one published between the two reads is then not newer than `now` (now − last trapped).
+        let last = pipeline.lastPublishedNanoseconds
         let now = Clock.monotonicNanoseconds()
         let c = pipeline.counters
-        let last = pipeline.lastPublishedNanoseconds
         var out = PrometheusText()
         out.metric("mtlseg_frames_captured_total", "counter", "Frames the source delivered.", [("", Double(c.captured))])
         out.metric("mtlseg_frames_dropped_by_driver_total", "counter", "Frames the capture driver lost (sequence gaps).", [("", Double(c.droppedByDriver))])
@@ -160,7 +168,7 @@ public final class Daemon: @unchecked Sendable {
         out.metric("mtlseg_clients", "gauge", "Connected clients.", [("", Double(clients.count))])
         out.metric("mtlseg_clients_departed_total", "counter", "Clients that have disconnected since start.",
                    [("", Double(server.departedCount))])
-        let served = model.stream.model
+        let model = self.model, served = model.stream.model
         out.metric("mtlseg_model_info", "gauge", "Always 1; the labels name the model being served (they change at a reload).",
                    [("{name=\"\(PrometheusText.label(model.description.name))\",precision=\"\(served.precision)\",sha256=\"\(served.sha256)\"}", 1)])
         // The state's kind only: its reason and retry time would make a new series every second.
@@ -196,8 +204,10 @@ public final class Daemon: @unchecked Sendable {
 
     /// The counters and state, as STATS carries them.
     func statsJSON() -> [UInt8] {
-        let now = Clock.monotonicNanoseconds()
+        // The last frame first: one published between the two reads is then not newer than `now`.
         let last = pipeline.lastPublishedNanoseconds
+        let now = Clock.monotonicNanoseconds()
+        let served = model
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let counters = (try? JSONObject.parse(encoder.encode(pipeline.counters))) ?? [:]
@@ -211,7 +221,7 @@ public final class Daemon: @unchecked Sendable {
             "version": MTLSegVersion.string,
             "uptime_s": Double(now - started) / 1e9,
             "source": ["name": pipeline.sourceName, "state": pipeline.sourceState.description],
-            "model": ["name": model.description.name, "sha256": model.stream.model.sha256, "precision": model.stream.model.precision],
+            "model": ["name": served.description.name, "sha256": served.stream.model.sha256, "precision": served.stream.model.precision],
             "counters": counters,
             "fps": ["captured": pipeline.recentCaptures.rate(now: now), "published": pipeline.recentPublished.rate(now: now)],
             "latency_ms": latency,

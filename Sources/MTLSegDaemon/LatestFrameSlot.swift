@@ -29,7 +29,7 @@ final class LatestFrameSlot: @unchecked Sendable {
     func take(timeout: Double) -> Frame? {
         condition.lock()
         defer { condition.unlock() }
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = Clock.monotonicDeadline(in: timeout)
         while frame == nil && !closed {
             if !condition.wait(until: deadline) { break }
         }

@@ -153,9 +153,11 @@ public final class MaskServer: @unchecked Sendable {
     /// the masks past `mask_memory_mb`. Released when the session ends.
     func reserveMasks(at grid: MaskGrid, for session: ClientSession) -> WireError? {
         lock.lock()
-        defer { lock.unlock() }
-        let taskCount = stream.tasks.count
-        if let bound = maskBudget.admit(session.id, at: grid, taskCount: taskCount, framesPerSecond: settings.framesPerSecond) {
+        let taskCount = stream.tasks.count, settings = self.settings
+        let refused = maskBudget.admit(session.id, at: grid, taskCount: taskCount, framesPerSecond: settings.framesPerSecond)
+        // Logged with the lock released: a journal that stops reading stderr must not hold up publishing.
+        lock.unlock()
+        if let bound = refused {
             let mib = { (bytes: Int) in String(cFormat: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
             DaemonLog.warning("client \(session.id): masks at \(grid) refused: the clients' masks would take up to \(mib(bound)), "
                 + "over socket.mask_memory_mb (\(settings.maskMemoryBytes >> 20))")
@@ -244,15 +246,34 @@ public final class MaskServer: @unchecked Sendable {
     // MARK: Accepting
 
     private func acceptLoop(_ socket: UnixSocket, _ thread: StoppableThread) {
+        // Out of descriptors (EMFILE: LimitNOFILE= reached), a waiting client cannot be accepted to be told so; one
+        // descriptor is kept in reserve to free for that: accept it, send ERROR server_full, close it.
+        var spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        var failing: Int32 = 0  // the errno last logged, so that a failure goes to the log once, not ten times a second
+        defer { if spare >= 0 { close(spare) } }
         while !thread.shouldStop {
             guard socket.wait(for: Int16(POLLIN), timeout: 0.2) else { continue }
             guard let client = socket.acceptClient() else {
-                if errno == EINTR || errno == EAGAIN || errno == ECONNABORTED { continue }
+                let code = errno
+                if code == EINTR || code == EAGAIN || code == ECONNABORTED { continue }
                 if thread.shouldStop { return }
-                DaemonLog.warning("\(currentSettings.path): accept failed: \(String(cString: strerror(errno)))")
+                if code != failing {
+                    DaemonLog.warning("\(currentSettings.path): accept failed: \(String(cString: strerror(code)))"
+                        + (code == EMFILE || code == ENFILE ? " (raise the unit's LimitNOFILE=, or lower [socket] max_clients)" : ""))
+                    failing = code
+                }
+                if (code == EMFILE || code == ENFILE) && spare >= 0 {
+                    close(spare)
+                    if let waiting = socket.acceptClient() {
+                        _ = waiting.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
+                                                                                    message: "no file descriptors left"))), timeout: 0.2)
+                    }
+                    spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                }
                 thread.sleep(seconds: 0.1)
                 continue
             }
+            failing = 0
             admit(client)
         }
     }
@@ -280,7 +301,10 @@ public final class MaskServer: @unchecked Sendable {
         }
         guard let wake = WakePipe() else {
             lock.unlock()
-            DaemonLog.warning("refused a client (pid \(peer.pid)): no file descriptors left (\(String(cString: strerror(errno))))")
+            let reason = String(cString: strerror(errno))
+            DaemonLog.warning("refused a client (pid \(peer.pid)): no file descriptors left (\(reason))")
+            _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
+                                                                           message: "no file descriptors left (\(reason))"))), timeout: 0.2)
             return
         }
         let id = nextID

@@ -28,7 +28,8 @@ public final class MetricsServer: @unchecked Sendable {
             var request = [UInt8](repeating: 0, count: 4096)
             while !thread.shouldStop {
                 guard socket.wait(for: Int16(POLLIN), timeout: 0.2) else { continue }
-                guard let client = socket.acceptClient() else { continue }
+                // Out of descriptors, the scrape waits in the backlog: retried at the next poll, not in a busy loop.
+                guard let client = socket.acceptClient() else { thread.sleep(seconds: 0.1); continue }
                 // Read the request head (whatever it asks, the answer is the metrics), then answer and close.
                 _ = client.read(into: &request, timeout: 1)
                 let body = Array(render().utf8)

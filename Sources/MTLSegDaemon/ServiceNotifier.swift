@@ -75,8 +75,9 @@ public final class ServiceNotifier: @unchecked Sendable {
             var attempts: UInt64 = 0, attemptedAt = lastTick
             let underWatchdog = Self.watchdogInterval != nil
             while thread.sleep(seconds: tick) {
-                let now = Clock.monotonicNanoseconds()
+                // Health first: a frame published between the two reads is then not newer than `now`.
                 let h = health()
+                let now = Clock.monotonicNanoseconds()
                 let fps = Double(h.published &- lastPublished) / max(Double(now - lastTick) / 1e9, 1e-9)
                 lastPublished = h.published
                 lastTick = now

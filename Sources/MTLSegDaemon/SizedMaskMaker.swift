@@ -8,17 +8,19 @@ import MTLSegCore
 /// the model's own included, are written into blocks of frames already sent (MaskPlanes).
 final class SizedMaskMaker {
     private var wanted: [MaskGrid] = []
-    private var engineIdentity: ObjectIdentifier?
+    /// The engine the pools were made for. Weak, and compared by identity: an address alone could be a freed engine's
+    /// reused by the next one after two reloads (the pools then of the old model's grid), and a strong reference
+    /// would keep a replaced model in memory.
+    private weak var preparedEngine: SegmentationEngine?
     private var upsamplers: [(upsampler: MaskUpsampler, pool: MaskPlanePool)] = []
     private var modelPool: MaskPlanePool?
 
     /// Gets ready for the next frame on `engine` for the sizes `grids` (the server's wanted sizes); true when
     /// the engine must write its logits (some size differs from the model's output grid).
     func prepare(for grids: [MaskGrid], engine: SegmentationEngine) -> Bool {
-        let identity = ObjectIdentifier(engine)
-        if grids != wanted || identity != engineIdentity {
+        if grids != wanted || preparedEngine !== engine {
             wanted = grids
-            engineIdentity = identity
+            preparedEngine = engine
             let output = engine.plan.outputSize
             let classes = engine.logits.map { $0.shape[0] }.max() ?? 1
             let tasks = engine.logits.count

@@ -45,7 +45,7 @@ public final class StoppableThread: @unchecked Sendable {
     /// Sleeps up to `seconds`; returns false if a stop was requested (before or meanwhile).
     @discardableResult
     public func sleep(seconds: Double) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: max(0, seconds))
+        let deadline = Clock.monotonicDeadline(in: seconds)
         condition.lock()
         defer { condition.unlock() }
         while !stopRequested {

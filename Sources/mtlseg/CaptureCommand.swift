@@ -120,7 +120,7 @@ private final class FrameInbox: @unchecked Sendable {
     }
 
     func take(timeout: Double) -> Frame? {
-        let deadline = Date(timeIntervalSinceNow: timeout)
+        let deadline = Clock.monotonicDeadline(in: timeout)
         condition.lock()
         defer { condition.unlock() }
         while frame == nil {

@@ -1,5 +1,6 @@
 import Foundation
 import MTLSegCore
+import MTLSegSocket
 import MTLSegWire
 import XCTest
 @testable import MTLSegDaemon
@@ -65,6 +66,41 @@ final class HostileDaemonTests: XCTestCase {
         XCTAssertTrue(environment.contains("\(BLASEnvironment.marker)=1"), "the daemon did not restart itself for OpenBLAS")
         let name = try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
         XCTAssertEqual(name, "mtlsegd\n")
+    }
+
+    /// Out of descriptors (the unit's LimitNOFILE= reached before max_clients), a client waiting to be accepted is still
+    /// told so (ERROR server_full, from a descriptor kept in reserve) instead of hanging in the backlog, and the failing
+    /// accept is logged once, not ten times a second.
+    func testClientsPastTheDescriptorLimitAreToldSoAndTheLogSaysItOnce() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "no prlimit")
+        let socket = path("fd.sock")
+        let daemon = try DaemonProcess(arguments: ["--model", Self.fixture("mtl2-tiny.safetensors"), "--source", "synthetic", "--size", "160x120",
+                                                   "--fps", "10", "--socket", socket, "--threads", "1", "--config", try emptyConfig()],
+                                       openFiles: 40)
+        defer { daemon.stop() }
+        try daemon.waitForLine("serving") { $0.contains("serving mtl2-tiny") }
+        var held: [UnixSocket] = [], refusals: [String] = [], silent = 0
+        for index in 0 ..< 40 {
+            let client = try UnixSocket.connect(to: socket)
+            _ = client.writeAll(MessageEncoder.encode(.hello(Hello(name: "fd \(index)"))), timeout: 1)
+            var decoder = MessageDecoder(limit: 1 << 20), buffer = [UInt8](repeating: 0, count: 4096), reply: Message?
+            while reply == nil, let count = client.read(into: &buffer, timeout: 3), count > 0 {
+                decoder.append(Array(buffer[0 ..< count]))
+                reply = try decoder.next()
+            }
+            switch reply {
+            case let .error(error)?: refusals.append("\(error)")
+            case .stream?: break
+            default: silent += 1
+            }
+            held.append(client)
+        }
+        XCTAssertEqual(silent, 0, "clients left without an answer")
+        XCTAssertFalse(refusals.isEmpty, "40 descriptors cannot serve 40 clients")
+        XCTAssertTrue(refusals.allSatisfy { $0.hasPrefix("server_full: no file descriptors left") }, "\(refusals)")
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertLessThanOrEqual(daemon.lines.filter { $0.contains("accept failed") }.count, 1, "\(daemon.lines.suffix(5))")
+        _ = held
     }
 
     /// --help prints the help and succeeds (it is not a failure to start, logged at <3>).
@@ -354,10 +390,17 @@ final class DaemonProcess: @unchecked Sendable {
     private var _lines: [String] = []
     private var partial = Data()
 
-    /// The built mtlsegd with `arguments`, in this process's environment less the variables `unset`.
-    init(arguments: [String], unset: [String] = []) throws {
-        process.executableURL = HostileDaemonTests.products.appendingPathComponent("mtlsegd")
-        process.arguments = arguments
+    /// The built mtlsegd with `arguments`, in this process's environment less the variables `unset`, and with at most
+    /// `openFiles` descriptors where given (started through prlimit, which execs it: the pid is the daemon's).
+    init(arguments: [String], unset: [String] = [], openFiles: Int? = nil) throws {
+        let daemon = HostileDaemonTests.products.appendingPathComponent("mtlsegd")
+        if let openFiles {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+            process.arguments = ["--nofile=\(openFiles)", daemon.path] + arguments
+        } else {
+            process.executableURL = daemon
+            process.arguments = arguments
+        }
         let pipe = Pipe()
         process.standardError = pipe
         process.environment = ProcessInfo.processInfo.environment.merging(["JOURNAL_STREAM": Self.journalStream(pipe)]) { $1 }

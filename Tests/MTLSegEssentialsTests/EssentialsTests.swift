@@ -92,8 +92,13 @@ final class EssentialsTests: XCTestCase {
         XCTAssertTrue(done)
         // A deadline already past returns at once, reporting the timeout.
         condition.lock()
-        XCTAssertFalse(condition.wait(until: Date(timeIntervalSinceNow: -1)))
+        XCTAssertFalse(condition.wait(until: Clock.monotonicNanoseconds() - 1_000_000_000))
+        // Deadlines are CLOCK_MONOTONIC's (a wait on the wall clock would take this one, seconds since boot, for a
+        // time in 1970, and return at once): a wait 0.3 s ahead lasts that long, unsignalled.
+        let started = Clock.monotonicNanoseconds()
+        while condition.wait(until: Clock.monotonicDeadline(in: 0.3)) {}
         condition.unlock()
+        XCTAssertGreaterThanOrEqual(Double(Clock.monotonicNanoseconds() - started) / 1e9, 0.29)
     }
 
     func testTrimming() {
