@@ -207,7 +207,7 @@ public final class Daemon: @unchecked Sendable {
         // The last frame first: one published between the two reads is then not newer than `now`.
         let last = pipeline.lastPublishedNanoseconds
         let now = Clock.monotonicNanoseconds()
-        let served = model
+        let model = self.model
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let counters = (try? JSONObject.parse(encoder.encode(pipeline.counters))) ?? [:]
@@ -221,7 +221,7 @@ public final class Daemon: @unchecked Sendable {
             "version": MTLSegVersion.string,
             "uptime_s": Double(now - started) / 1e9,
             "source": ["name": pipeline.sourceName, "state": pipeline.sourceState.description],
-            "model": ["name": served.description.name, "sha256": served.stream.model.sha256, "precision": served.stream.model.precision],
+            "model": ["name": model.description.name, "sha256": model.stream.model.sha256, "precision": model.stream.model.precision],
             "counters": counters,
             "fps": ["captured": pipeline.recentCaptures.rate(now: now), "published": pipeline.recentPublished.rate(now: now)],
             "latency_ms": latency,
