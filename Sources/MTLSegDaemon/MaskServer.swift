@@ -264,10 +264,7 @@ public final class MaskServer: @unchecked Sendable {
                 }
                 if (code == EMFILE || code == ENFILE) && spare >= 0 {
                     close(spare)
-                    if let waiting = socket.acceptClient() {
-                        _ = waiting.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
-                                                                                    message: "no file descriptors left"))), timeout: 0.2)
-                    }
+                    if let waiting = socket.acceptClient() { Self.tellOutOfDescriptors(waiting, reason: String(cString: strerror(code))) }
                     spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
                 }
                 thread.sleep(seconds: 0.1)
@@ -276,6 +273,12 @@ public final class MaskServer: @unchecked Sendable {
             failing = 0
             admit(client)
         }
+    }
+
+    /// ERROR server_full to a client the daemon has no descriptors left to serve.
+    private static func tellOutOfDescriptors(_ connection: UnixSocket, reason: String) {
+        _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
+                                                                       message: "no file descriptors left (\(reason))"))), timeout: 0.2)
     }
 
     private func admit(_ connection: UnixSocket) {
@@ -303,8 +306,7 @@ public final class MaskServer: @unchecked Sendable {
             lock.unlock()
             let reason = String(cString: strerror(errno))
             DaemonLog.warning("refused a client (pid \(peer.pid)): no file descriptors left (\(reason))")
-            _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
-                                                                           message: "no file descriptors left (\(reason))"))), timeout: 0.2)
+            Self.tellOutOfDescriptors(connection, reason: reason)
             return
         }
         let id = nextID

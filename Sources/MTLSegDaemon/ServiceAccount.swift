@@ -6,7 +6,7 @@ import Foundation
 #endif
 
 /// The account the systemd units run the daemon as (User=mtlseg, Group=mtlseg-clients, SupplementaryGroups=video,
-/// and the user's own groups), and the parts of the file system their sandbox hides, so that `--check-config` run
+/// and the groups that list the user), and the parts of the file system their sandbox hides, so that `--check-config` run
 /// by an administrator (as root, who reads everything) finds what the service itself could not read: a model copied
 /// with mode 0600, a folder of images under /home.
 public struct ServiceAccount {

@@ -157,9 +157,8 @@ public struct MessageDecoder {
     public mutating func next() throws -> Message? {
         guard buffer.count - start >= 4 else { return nil }
         let length = Int(UInt32(buffer[start]) | UInt32(buffer[start + 1]) << 8 | UInt32(buffer[start + 2]) << 16 | UInt32(buffer[start + 3]) << 24)
-        if Self.httpStarts.contains(String(decoding: buffer[start ..< start + 4], as: UTF8.self)) {
-            throw DecodeError.http(String(decoding: buffer[start ..< start + 4], as: UTF8.self))
-        }
+        let head = String(decoding: buffer[start ..< start + 4], as: UTF8.self)
+        if Self.httpStarts.contains(head) { throw DecodeError.http(head) }
         guard length >= 1 else { throw DecodeError.empty }
         guard length <= limit else { throw DecodeError.tooLarge(length: length, limit: limit) }
         guard buffer.count - start >= 4 + length else { return nil }
