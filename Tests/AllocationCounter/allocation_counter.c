@@ -45,6 +45,10 @@ static inline void count(void) {
     if (getenv("MTLSEG_TRACE_ALLOCATIONS")) trace();
 }
 
+// A sanitizer build (MTLSEG_SANITIZED) leaves malloc to the sanitizer, which intercepts it itself and
+// is not ready when the dynamic linker first calls these: nothing is counted there (see
+// allocation_counter_enabled).
+#ifndef MTLSEG_SANITIZED
 void *malloc(size_t size) {
     count();
     return __libc_malloc(size);
@@ -79,4 +83,13 @@ int posix_memalign(void **result, size_t alignment, size_t size) {
     if (!pointer && size) return ENOMEM;
     *result = pointer;
     return 0;
+}
+#endif
+
+int allocation_counter_enabled(void) {
+#ifdef MTLSEG_SANITIZED
+    return 0;
+#else
+    return 1;
+#endif
 }

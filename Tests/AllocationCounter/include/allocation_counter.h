@@ -10,4 +10,7 @@ void allocation_counter_start(void);
 /// Stops counting; returns how many allocations (malloc, calloc, realloc, the aligned ones) this thread made since start.
 size_t allocation_counter_stop(void);
 
+/// Whether allocations are counted at all (not in a sanitizer build, whose own malloc must stay).
+int allocation_counter_enabled(void);
+
 #endif
