@@ -19,6 +19,16 @@ extension Int8Engine: SegmentationEngine {
     public var precisionName: String { "int8 (\(kernelName))" }
 }
 
+extension Int8Engine {
+    /// The engine an int8 model's quantization record calls for: its activation grids, attention's precision and
+    /// its wide decoder inputs. The one place a record becomes an engine, so that a field added to the record is
+    /// honoured by every tool.
+    public convenience init(weights: MTLSegFormerWeights, record: QuantizationRecord, height: Int, width: Int, threads: Int) throws {
+        try self.init(weights: weights, activations: record.grids(for: weights.description), height: height, width: width, threads: threads,
+                      attentionInInt8: record.attentionInInt8, wideDecoderInputs: Set(record.wideDecoderInputs ?? []))
+    }
+}
+
 public enum Precision: String, CaseIterable, Sendable {
     /// int8 when the model file is int8, else fp32.
     case auto
@@ -44,9 +54,7 @@ public enum EngineFactory {
         }()
         if let record {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
-            return (try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: input.height, width: input.width,
-                                   threads: threads, attentionInInt8: record.attentionInInt8,
-                                   wideDecoderInputs: Set(record.wideDecoderInputs ?? [])), description)
+            return (try Int8Engine(weights: weights, record: record, height: input.height, width: input.width, threads: threads), description)
         }
         setMatrixThreads(threads)
         return (FP32Engine(weights: weights, height: input.height, width: input.width), description)
@@ -61,8 +69,7 @@ public enum EngineFactory {
         if int8, let record = source.quantization {
             setMatrixThreads(1)  // the engine's own pool spreads the work; OpenBLAS runs inside it
             let weights = try weights ?? MTLSegFormerWeights(source: source, floatWeights: false)
-            return try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: height, width: width, threads: threads,
-                                  attentionInInt8: record.attentionInInt8, wideDecoderInputs: Set(record.wideDecoderInputs ?? []))
+            return try Int8Engine(weights: weights, record: record, height: height, width: width, threads: threads)
         }
         setMatrixThreads(threads)
         return FP32Engine(weights: try weights ?? MTLSegFormerWeights(source: source), height: height, width: width)

@@ -68,7 +68,7 @@ public struct CalibrationSession {
         /// Per layer, what the refinement of its weights changed.
         public var refinement: [WeightRefinement.LayerEffect] = []
         /// Per smoothed layer (attention's output projections, the decoder's readers), the smoothing chosen (empty when off).
-        public var smoothing: [AttentionSmoothing.Choice] = []
+        public var smoothing: [ChannelSmoothing.Choice] = []
     }
 
     /// The accuracy one combination of the weight techniques reaches.
@@ -96,7 +96,7 @@ public struct CalibrationSession {
     public func run(calibrationCount: Int, calibration: @escaping AccuracyEvaluator.Input, evaluator: AccuracyEvaluator,
                     info: CalibrationInfo, progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> Result {
         // Smoothing first: everything after quantizes the smoothed network (the same function in fp32).
-        var smoothing: [AttentionSmoothing.Choice] = []
+        var smoothing: [ChannelSmoothing.Choice] = []
         var source = self.fp32
         if !options.smoothing.isEmpty {
             var points = Set<QuantPoint>()
@@ -180,11 +180,9 @@ public struct CalibrationSession {
                     }
                 }
             }
-            if options.rounding != .nearest || options.biasCorrection != .weights {
-                (model, refinement) = variant(options.rounding, options.biasCorrection)
-            } else {
-                refinement = variant(.nearest, .weights).effects
-            }
+            // The model kept is the one whose effects the report gives (with the defaults' rounding to nearest and
+            // weights' bias correction too: this pass's moments then replace the channel means `model` was corrected by).
+            (model, refinement) = variant(options.rounding, options.biasCorrection)
         }
 
         // Per-layer SQNR on a few calibration images, for the report and the fallback order.

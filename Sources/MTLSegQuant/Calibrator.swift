@@ -82,32 +82,16 @@ public struct QuantizedModel {
             // The folded decoder's projections share one bias; correcting it would tie them together (and a
             // projection that later falls back to fp32 could not take its share back), so they are left as they are.
             guard !decoderNames.contains(layer.name) else { return layer }
-            return layer.addingToBias(BiasCorrection.shift(of: layer, inputMeans: means))
+            // E[x] repeats the channel means along the layer's input (for a conv's patches, channels vary fastest).
+            let mean = (0 ..< layer.inFeatures).map { Double(means[$0 % means.count]) }
+            let shift = WeightRefinement.meanShift(layer, layer.quantized!, mean: mean, quantizedMean: mean)
+            return layer.addingToBias(shift.map { -Float($0) })
         }
         weights = quantized.replacingDescription(description)
         record = QuantizationRecord(grids: statistics.grids, calibration: calibration)
     }
 
     public func makeEngine(height: Int, width: Int, threads: Int) throws -> Int8Engine {
-        try Int8Engine(weights: weights, activations: record.grids(for: weights.description), height: height, width: width, threads: threads,
-                       attentionInInt8: record.attentionInInt8, wideDecoderInputs: Set(record.wideDecoderInputs ?? []))
-    }
-}
-
-/// The mean output shift that rounding a layer's weights causes.
-enum BiasCorrection {
-    /// −(W_q − W)·E[x] per output, where E[x] repeats the channel means along the
-    /// layer's input (for a conv's patches, channels vary fastest).
-    static func shift(of layer: LinearWeights, inputMeans means: [Float]) -> [Float] {
-        let q = layer.quantized!
-        return (0 ..< layer.outFeatures).map { o in
-            var sum = 0.0
-            for k in 0 ..< layer.inFeatures {
-                let exact = Double(layer.weight[o * layer.inFeatures + k])
-                let rounded = Double(q.values[o * layer.inFeatures + k]) * Double(q.scale[o])
-                sum += (exact - rounded) * Double(means[k % means.count])
-            }
-            return Float(sum)
-        }
+        try Int8Engine(weights: weights, record: record, height: height, width: width, threads: threads)
     }
 }

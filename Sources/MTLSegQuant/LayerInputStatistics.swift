@@ -11,8 +11,8 @@ import MTLSegCore
 /// pass once the activation grids are known:
 /// - the second moments E[x·xᵀ] of the layer's input rows (a conv's patches for a conv), which weigh each
 ///   weight's rounding error by how the data excites it (`ErrorFeedbackRounding`);
-/// - the mean of every input feature, exact and on its u8 grid, from which the whole int8 error's mean shift
-///   follows (`OutputBiasCorrection`).
+/// - the mean of every input feature, exact and on its u8 grid, from which the int8 product's mean shift
+///   follows (`WeightRefinement.meanShift`, for `BiasCorrectionMode.weights` and `.output`).
 ///
 /// Memory is k² + 2k doubles per distinct layer input (k: the layer's input width), however many images pass;
 /// layers reading the same input (key and value) share it. The head's combine conv, whose input is a

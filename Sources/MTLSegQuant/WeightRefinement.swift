@@ -64,7 +64,7 @@ public enum WeightRefinement {
                                      roundedSQNR: measuringEffects ? sqnr(original, quantized, h) : nil)
             var bias = original.bias
             if biasCorrection != .none && !decoderNames.contains(layer.name) {
-                let shift = meanShift(original, quantized, m, includingInputGrid: biasCorrection == .output)
+                let shift = meanShift(original, quantized, mean: m.mean, quantizedMean: biasCorrection == .output ? m.quantizedMean : m.mean)
                 if measuringEffects {
                     let signal = outputPower(original, h)
                     let shiftPower = shift.reduce(0) { $0 + $1 * $1 } / Double(n)
@@ -99,11 +99,12 @@ public enum WeightRefinement {
         return result
     }
 
-    /// Per output, E[W_q·x_q − W·x] (input grid included) or (W_q − W)·E[x] (weights only).
-    static func meanShift(_ layer: LinearWeights, _ q: QuantizedTensor, _ m: LayerInputStatistics.Moments,
-                          includingInputGrid: Bool) -> [Double] {
+    /// Per output, the mean shift E[W_q·x_q − W·x] of the int8 product over inputs whose mean is `mean` exactly and
+    /// `quantizedMean` on the input's grid; given `mean` for both, the weights' share alone, (W_q − W)·E[x]. The one
+    /// bias correction: `QuantizedModel(fp32:statistics:calibration:)` takes it from the calibration's channel means,
+    /// `apply` from the layer inputs' moments.
+    static func meanShift(_ layer: LinearWeights, _ q: QuantizedTensor, mean: [Double], quantizedMean rounded: [Double]) -> [Double] {
         let k = layer.inFeatures
-        let mean = m.mean, rounded = includingInputGrid ? m.quantizedMean : mean
         return (0 ..< layer.outFeatures).map { o in
             var sum = 0.0
             let s = Double(q.scale[o])

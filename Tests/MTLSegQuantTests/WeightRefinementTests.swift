@@ -136,8 +136,8 @@ final class WeightRefinementTests: XCTestCase {
         }
         // The output correction is the mean of the int8 product's error over those rows: W_q·x_q − W·x.
         let q = layer.quantizingWeights().quantized!
-        let shift = WeightRefinement.meanShift(layer, q, m, includingInputGrid: true)
-        let weightsOnly = WeightRefinement.meanShift(layer, q, m, includingInputGrid: false)
+        let shift = WeightRefinement.meanShift(layer, q, mean: m.mean, quantizedMean: m.quantizedMean)
+        let weightsOnly = WeightRefinement.meanShift(layer, q, mean: m.mean, quantizedMean: m.mean)
         var differs = false
         for o in 0 ..< layer.outFeatures {
             var error = 0.0
