@@ -36,7 +36,7 @@ public struct CalibrationReport: Codable {
     public var smoothingSites = "none"
     /// Stages whose decoder projection reads their output at 16 bits (`QuantizationRecord.wideDecoderInputs`).
     public var wideDecoderInputs: [Int] = []
-    public var smoothing: [AttentionSmoothing.Choice] = []
+    public var smoothing: [ChannelSmoothing.Choice] = []
     public var layers: [CalibrationSession.LayerReport]
     public var fallbacks: [String]
     public var seconds: Double

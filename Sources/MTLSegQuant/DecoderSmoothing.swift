@@ -19,7 +19,7 @@ import MTLSegCore
 ///   row c and the bias's entry c by s_c divides fused channel c by s_c; the classifier's (or each task map's)
 ///   column c is multiplied by s_c.
 ///
-/// The scales and α per point are chosen as `AttentionSmoothing.choose` does, against the decoder projection of
+/// The scales and α per point are chosen as `ChannelSmoothing.choose` does, against the decoder projection of
 /// the stage (for a stage's output) or the classifier / task maps (for the fused map).
 public enum DecoderSmoothing {
     /// α candidates: the fused map and stage outputs gain from balancing fully where their readers' weights are even.
@@ -32,12 +32,12 @@ public enum DecoderSmoothing {
 
     /// `ranges`: per point, every channel's largest |value| (`ChannelRangeObserver`).
     public static func smoothing(_ weights: MTLSegFormerWeights, ranges: [QuantPoint: [Float]])
-        -> (weights: MTLSegFormerWeights, choices: [AttentionSmoothing.Choice]) {
-        var choices: [AttentionSmoothing.Choice] = []
+        -> (weights: MTLSegFormerWeights, choices: [ChannelSmoothing.Choice]) {
+        var choices: [ChannelSmoothing.Choice] = []
         var stageScales: [Int: [Double]] = [:]
         for (i, projection) in weights.decoder.stageProjections.enumerated() {
             guard let r = ranges[.stageOutput(i)], r.count == projection.inFeatures else { continue }
-            let (s, choice) = AttentionSmoothing.choose(output: projection, ranges: r.map(Double.init), alphas: alphas)
+            let (s, choice) = ChannelSmoothing.choose(output: projection, ranges: r.map(Double.init), alphas: alphas)
             choices.append(choice)
             if choice.alpha > 0 { stageScales[i] = s }
         }
@@ -49,7 +49,7 @@ public enum DecoderSmoothing {
             let stacked = FloatBuffer(readers.flatMap(\.weight.array))
             let reader = LinearWeights(name: readers.map(\.name).joined(separator: "+"), layout: .linear, inFeatures: width,
                                        outFeatures: readers.reduce(0) { $0 + $1.outFeatures }, weight: stacked, bias: nil)
-            let (s, choice) = AttentionSmoothing.choose(output: reader, ranges: r.map(Double.init), alphas: alphas)
+            let (s, choice) = ChannelSmoothing.choose(output: reader, ranges: r.map(Double.init), alphas: alphas)
             choices.append(choice)
             if choice.alpha > 0 { fusedScales = s }
         }
@@ -63,11 +63,11 @@ public enum DecoderSmoothing {
         let smoothed = weights.mappingLayers { layer in
             var layer = layer
             if let i = readerStage[layer.name], let s = stageScales[i] {
-                layer = AttentionSmoothing.multiplyingColumns(layer, by: s)
+                layer = ChannelSmoothing.multiplyingColumns(layer, by: s)
             }
             if let s = fusedScales {
-                if projectionNames.contains(layer.name) { layer = AttentionSmoothing.dividingRows(layer, by: s) }
-                if fusedReaders.contains(layer.name) { layer = AttentionSmoothing.multiplyingColumns(layer, by: s) }
+                if projectionNames.contains(layer.name) { layer = ChannelSmoothing.dividingRows(layer, by: s) }
+                if fusedReaders.contains(layer.name) { layer = ChannelSmoothing.multiplyingColumns(layer, by: s) }
             }
             return layer
         }

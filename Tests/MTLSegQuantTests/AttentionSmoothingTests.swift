@@ -46,7 +46,7 @@ final class AttentionSmoothingTests: XCTestCase {
         let k = 16, n = 8
         let layer = LinearWeights(name: "o", layout: .linear, inFeatures: k, outFeatures: n,
                                   weight: FloatBuffer((0 ..< n * k).map { Float(($0 * 7) % 5) - 2 + 0.5 }), bias: nil)
-        let (scales, choice) = AttentionSmoothing.choose(output: layer, ranges: [Double](repeating: 3, count: k))
+        let (scales, choice) = ChannelSmoothing.choose(output: layer, ranges: [Double](repeating: 3, count: k), alphas: AttentionSmoothing.alphas)
         XCTAssertTrue(scales.allSatisfy { abs($0 - 1) < 1e-12 } || choice.predictedGain < 1e-9, "\(choice)")
     }
 }
