@@ -45,23 +45,23 @@ final class HostileModelTests: XCTestCase {
 
     /// The fixture with one value of `tensor` replaced.
     private func model(setting tensor: String, index: Int = 0, to value: Float) throws -> String {
-        try model { entry, values in
+        try model(edit: { entry, values in
             guard entry.name == tensor else { return nil }
             var changed = values
             changed[index] = value
             return [(entry.name, .F32, entry.shape, Self.floatBytes(changed))]
-        }
+        })
     }
 
     /// The fixture with the first query projection stored as int8, with `scale` as its per-channel scales.
     private func int8Model(scale: [Float]) throws -> String {
         let layer = "segformer.encoder.block.0.0.attention.self.query"
-        return try model { entry, values in
+        return try model(edit: { entry, values in
             guard entry.name == layer + ".weight" else { return nil }
             let int8 = values.map { Int8(clamping: Int(($0 * 100).rounded())) }
             return [(entry.name, .I8, entry.shape, int8.withUnsafeBufferPointer { Data(buffer: $0) }),
                     (layer + ".weight_scale", .F32, [entry.shape[0]], Self.floatBytes(scale))]
-        }
+        })
     }
 
     private func loadError(_ path: String, file: StaticString = #filePath, line: UInt = #line) -> String {
