@@ -34,7 +34,8 @@ final class CalibrationSessionTests: XCTestCase {
         return Setup(fp32: fp32, inputs: inputs, height: shape[2], width: shape[3])
     }
 
-    private func run(_ s: Setup, maxDrop: Double?, attentionInInt8: Bool = true) throws -> CalibrationSession.Result {
+    private func run(_ s: Setup, maxDrop: Double?, attentionInInt8: Bool = true,
+                     options: CalibrationSession.Options? = nil) throws -> CalibrationSession.Result {
         let calibration = Array(s.inputs[0 ..< 8]), evaluation = Array(s.inputs[8...])
         let copy = { (source: [FloatBuffer]) -> AccuracyEvaluator.Input in
             { i, target in
@@ -44,7 +45,7 @@ final class CalibrationSessionTests: XCTestCase {
         }
         let evaluator = try AccuracyEvaluator(fp32Weights: s.fp32, width: s.width, height: s.height, count: evaluation.count, input: copy(evaluation))
         let info = CalibrationInfo(method: "mse", images: calibration.count, width: s.width, height: s.height, sourceModel: "mtl2-tiny", createdAt: "test")
-        return try CalibrationSession(fp32: s.fp32, width: s.width, height: s.height, options: .init(method: .mse, maxDrop: maxDrop, attentionInInt8: attentionInInt8))
+        return try CalibrationSession(fp32: s.fp32, width: s.width, height: s.height, options: options ?? .init(method: .mse, maxDrop: maxDrop, attentionInInt8: attentionInInt8))
             .run(calibrationCount: calibration.count, calibration: copy(calibration), evaluator: evaluator, info: info)
     }
 
@@ -61,6 +62,45 @@ final class CalibrationSessionTests: XCTestCase {
         b.run(input: s.inputs[0].pointer)
         XCTAssertNotEqual(a.logits.map(\.values), b.logits.map(\.values))
         XCTAssertTrue(fp32Attention.accuracy.allSatisfy { $0.agreement > 0.9 }, "\(fp32Attention.accuracy)")
+    }
+
+    /// With the techniques compared (calibrate's default), the model written is the one whose refinement effects the
+    /// report gives: also with rounding to nearest and the weights' bias correction, whose biases then come from the
+    /// layer inputs' means (`WeightRefinement.apply`), not from the range pass's channel means the first model had.
+    func testWithTechniquesComparedTheModelKeptIsTheOneTheReportDescribes() throws {
+        let s = try setup()
+        let options = CalibrationSession.Options(method: .mse, rounding: .nearest, biasCorrection: .weights, compareTechniques: true,
+                                                 smoothing: [], wideDecoderInputs: 0)
+        let kept = try run(s, maxDrop: nil, options: options).model
+        XCTAssertFalse(kept.weights.int8Layers.isEmpty)
+
+        // The same steps by hand: the grids, the first model, the layer inputs' moments, the refinement.
+        let calibration = Array(s.inputs[0 ..< 8])
+        let copy = { (i: Int, target: UnsafeMutablePointer<Float>) -> Bool in
+            target.update(from: calibration[i].pointer, count: calibration[i].count)
+            return true
+        }
+        let statistics = try Calibrator(weights: s.fp32, width: s.width, height: s.height).measure(count: calibration.count, method: .mse, input: copy)
+        let info = CalibrationInfo(method: "mse", images: calibration.count, width: s.width, height: s.height, sourceModel: "mtl2-tiny", createdAt: "test")
+        let first = QuantizedModel(fp32: s.fp32, statistics: statistics, calibration: info)
+        let inputs = LayerInputStatistics(weights: s.fp32, grids: statistics.grids,
+                                          plan: ForwardPlan(description: s.fp32.description, height: s.height, width: s.width))
+        let engine = FP32Engine(weights: s.fp32, height: s.height, width: s.width)
+        engine.observer = inputs
+        for input in calibration { engine.run(input: input.pointer) }
+        let refined = WeightRefinement.apply(to: first, fp32: s.fp32, inputs: inputs, rounded: [:], biasCorrection: .weights).model
+
+        func biases(_ model: QuantizedModel) -> [String: [Float]] {
+            Dictionary(uniqueKeysWithValues: model.weights.int8Layers.map { ($0.name, $0.bias?.array ?? []) })
+        }
+        func differing(_ a: QuantizedModel, _ b: QuantizedModel) -> [String] {
+            let other = biases(b)
+            return biases(a).filter { other[$0.key] != $0.value }.keys.sorted()
+        }
+        XCTAssertEqual(biases(kept).count, biases(refined).count)
+        XCTAssertEqual(differing(kept, refined), [], "layers whose biases are not the refinement's the report describes")
+        // The two estimates of the inputs' means differ, so the check above tells the two models apart.
+        XCTAssertFalse(differing(first, refined).isEmpty)
     }
 
     func testABudgetBelowWhatInt8DeliversForcesFallbacksInSQNROrder() throws {
