@@ -9,11 +9,12 @@ import MTLSegSocket
 import MTLSegWire
 
 /// Publishes frames on the Unix socket to every connected client (PROTOCOL.md).
-/// Each client has its own thread and a one-frame mailbox, and at most one message
-/// waits unread in its socket: a slow client gets the newest frame when it comes
-/// back for one and loses the others (and is told how many), one that stops reading
-/// is dropped after the timeout, and neither ever delays the pipeline or the other
-/// clients (ClientSession).
+/// Each client has its own thread and a mailbox holding the last 0.25 s of frames
+/// (at most 32; FrameMailbox), and at most one message waits unread in its socket:
+/// a client that keeps up is sent the oldest waiting frame, so it gets every one; a
+/// slow client gets the newest frame when it comes back for one and loses the others
+/// (and is told how many); one that stops reading is dropped after the timeout; and
+/// neither ever delays the pipeline or the other clients (ClientSession).
 public final class MaskServer: @unchecked Sendable {
     public struct Settings: Sendable {
         public var path: String
