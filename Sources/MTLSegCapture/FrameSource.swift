@@ -33,7 +33,8 @@ public struct Frame: Sendable {
 public enum SourceState: Equatable, Sendable, CustomStringConvertible {
     case starting
     case streaming
-    /// Open, but no frame for longer than the source's timeout.
+    /// A folder source none of whose images can be read. (A camera that delivers nothing for its timeout is
+    /// reopened: `reconnecting`.)
     case stalled(reason: String)
     /// Lost (unplugged, I/O error, timeout); trying again after `retryInSeconds`.
     case reconnecting(reason: String, retryInSeconds: Double)

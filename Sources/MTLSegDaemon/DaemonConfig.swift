@@ -32,9 +32,12 @@ public struct DaemonConfig: Equatable, Sendable {
     /// A client that takes no data for this long is disconnected.
     public var clientTimeout: Double = 2
     /// Most memory the masks made for clients at sizes of their own (HELLO `mask_size`) may take, in MiB, by
-    /// `MaskServer.maskMemory`'s bound; a HELLO that would pass it is refused (ERROR over_budget).
+    /// `MaskMemoryBudget.bound`; a HELLO that would pass it is refused (ERROR over_budget).
     public var maskMemoryMB: Int = 64
-    /// No frame for this long: the source counts as stalled.
+    /// No frame for this long (`source.stall_timeout_s`): a camera is closed and reopened (its source turns
+    /// `reconnecting`; `V4L2Camera.Timing.timeout`), and the watchdog stops being fed (ServiceNotifier's
+    /// `stallAfter`, at least 3 frame intervals; it is still fed while the source is trying to open its camera).
+    /// An image folder and the synthetic field are not timed by it.
     public var stallTimeout: Double = 2
     /// Where to serve Prometheus metrics (HTTP on a Unix socket); nil: off.
     public var metricsSocket: String?
