@@ -455,7 +455,7 @@ final class ClientSession: @unchecked Sendable {
         }
     }
 
-    /// The daemon is stopping: whatever is still owed, then ERROR, as far as the socket takes them soon.
+    /// Sends whatever is still owed, then ERROR `error` (any refusal, or the daemon stopping), for at most 0.2 s.
     private func sayGoodbye(_ error: WireError) {
         sayGoodbye(MessageEncoder.encode(.error(error)))
     }
