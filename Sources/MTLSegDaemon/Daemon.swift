@@ -51,7 +51,8 @@ public final class Daemon: @unchecked Sendable {
                                      fallbackSize: InputSize(width: config.width, height: config.height), budget: config.memoryBudget)
         source = try makeSource(config)
         server = MaskServer(settings: MaskServer.Settings(config), stream: loadedModel.stream)
-        pipeline = InferencePipeline(source: source, engine: loadedModel.engine, description: loadedModel.description, server: server)
+        pipeline = InferencePipeline(source: source, engine: loadedModel.engine, mean: loadedModel.description.mean,
+                                     std: loadedModel.description.std, server: server)
         server.statsProvider = { [weak self] in self?.statsJSON() ?? Array("{}".utf8) }
     }
 
@@ -122,7 +123,7 @@ public final class Daemon: @unchecked Sendable {
             model = loaded
             // Clients learn of the new stream first; frames of the old model still in flight are then not sent to them.
             server.changeStream(loaded.stream, generation: generation)
-            pipeline.replaceEngine(loaded.engine, description: loaded.description, generation: generation)
+            pipeline.replaceEngine(loaded.engine, mean: loaded.description.mean, std: loaded.description.std, generation: generation)
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
             if !applied.isEmpty { DaemonLog.info("reloaded: \(applied.joined(separator: ", ")) now in force") }
             if !waiting.isEmpty {
