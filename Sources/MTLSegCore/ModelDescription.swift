@@ -124,8 +124,6 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         std = try c.decodeIfPresent([Float].self, forKey: .std) ?? ModelDescription.imagenetStd
     }
 
-    public var isMultiTask: Bool { tasks.count > 1 }
-
     /// Checks the description for values the engine cannot run, naming the field.
     public func validate(path: String) throws {
         func fail(_ field: String, _ reason: String) -> ModelError { .badMetadata(path: path, field: field, reason: reason) }
