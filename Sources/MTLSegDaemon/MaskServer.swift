@@ -24,8 +24,6 @@ public final class MaskServer: @unchecked Sendable {
         public var allowGIDs: [UInt32]
         public var maxClients: Int
         public var clientTimeout: Double
-        /// Time a new client has to send HELLO.
-        public var helloTimeout: Double = 5
         /// What HELLO `mask_size` "source" means: the capture size the daemon is configured for.
         public var sourceGrid = MaskGrid(width: 640, height: 480)
         /// Most bytes the masks at clients' own sizes may take (MaskMemoryBudget).
