@@ -399,9 +399,9 @@ final class ClientSession: @unchecked Sendable {
     /// Room in the socket for one frame of this client's masks (raw, the larger encoding in practice) and a
     /// reply beside it, no more: what the client has not read yet waits in the mailbox.
     private func sizeSendBuffer() {
-        let header = 5 + 29 + 4 * stream.latencies.count + 1
-        let masks = taskIndices.count * (6 + clientGrid.width * clientGrid.height)
-        connection.setSendBufferSize(header + masks + Self.sendBufferHeadroom)
+        let frame = MessageEncoder.frameSize(latencies: stream.latencies.count, masks: taskIndices.count,
+                                             maskBytes: clientGrid.width * clientGrid.height)
+        connection.setSendBufferSize(frame + Self.sendBufferHeadroom)
     }
 
     private func clientStream() -> StreamDescription {
