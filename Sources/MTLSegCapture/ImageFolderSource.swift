@@ -34,18 +34,12 @@ public final class ImageFolderSource: FrameSource {
         }
         paths = names.filter { Self.extensions.contains(Path.pathExtension($0).lowercased()) }.sorted()
             .map { Path.appending(folder, $0) }
-            .filter(Self.isRegularFile)
+            .filter(RegularFileReader.isRegularFile)
         guard !paths.isEmpty else { throw CaptureError.noImages(folder: folder, reason: "no .png, .jpg or .jpeg files") }
         self.pixelBudget = pixelBudget
         self.folder = folder
         self.framesPerSecond = framesPerSecond
         self.warn = warn
-    }
-
-    /// Whether `path` is a regular file (following a symbolic link), checked without opening it.
-    static func isRegularFile(_ path: String) -> Bool {
-        var status = stat()
-        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
     }
 
     public var name: String { "folder \(folder) (\(paths.count) images) @\(FrameInterval(numerator: 1000, denominator: UInt32((framesPerSecond * 1000).rounded())))" }
