@@ -18,9 +18,13 @@ public struct DaemonConfig: Equatable, Sendable {
     /// "auto" (/dev/video0 when it exists, else the synthetic field), a V4L2 device path (/dev/video0,
     /// /dev/v4l/by-id/…), a folder of images, or "synthetic".
     public var source: String = "auto"
+    /// The capture size (`source.width`, `source.height`, mtlsegd `--size`), each side within `captureSides`; also the
+    /// model's input size when the model declares none.
     public var width: Int = 640
     public var height: Int = 480
     public var fps: Double = 15
+    /// The capture sizes mtlsegd takes, for each side.
+    public static let captureSides: ClosedRange<Int> = 16 ... 8192
     public var socketPath: String = "/run/mtlseg/mtlsegd.sock"
     public var socketMode: mode_t = 0o660
     /// The group the socket file belongs to (name or number), so its members may connect; nil: the daemon's own.
@@ -118,8 +122,8 @@ public struct DaemonConfig: Equatable, Sendable {
         // written outside its table can be told where it belongs.
         var source = try reader.table("source")
         config.source = try source.string("device") ?? config.source
-        config.width = try source.integer("width", in: 16 ... 8192) ?? config.width
-        config.height = try source.integer("height", in: 16 ... 8192) ?? config.height
+        config.width = try source.integer("width", in: Self.captureSides) ?? config.width
+        config.height = try source.integer("height", in: Self.captureSides) ?? config.height
         config.fps = try source.number("fps", in: 0.1 ... 1000) ?? config.fps
         config.stallTimeout = try source.number("stall_timeout_s", in: 0.1 ... 3600) ?? config.stallTimeout
         config.maxImagePixels = try source.integer("max_image_pixels", in: 1 ... 1 << 28) ?? config.maxImagePixels

@@ -85,16 +85,15 @@ struct ImageSize: ExpressibleByArgument {
     let width: Int
     let height: Int
 
+    /// Each side's bounds: those of a model's input (every mtlsegd capture size, `DaemonConfig.captureSides`, is one).
+    static let sides = InputSize.sides
     /// What a size must be, for error messages.
-    static let expectation = "WxH with each side 1 to 16384 (e.g. 640x480)"
+    static let expectation = "WxH with each side \(sides.lowerBound) to \(sides.upperBound) (e.g. 640x480)"
 
     init?(argument: String) {
-        let parts = argument.lowercased().split(separator: "x")
-        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), (1 ... 16384).contains(w), (1 ... 16384).contains(h) else {
-            return nil
-        }
-        width = w
-        height = h
+        guard let size = WidthByHeight.parse(argument.lowercased(), sides: Self.sides) else { return nil }
+        width = size.width
+        height = size.height
     }
 
     /// For `transform:`, so that a bad size says what a size must be (a failed init(argument:) says only "invalid").
