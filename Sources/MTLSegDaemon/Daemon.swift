@@ -74,13 +74,8 @@ public final class Daemon: @unchecked Sendable {
         let notifier = ServiceNotifier(stallAfter: max(config.stallTimeout, 3 / config.fps)) { [pipeline, server] in
             let counters = pipeline.counters
             let state = pipeline.sourceState
-            let waiting: Bool
-            switch state {
-            case .starting, .reconnecting: waiting = true
-            case .streaming, .stalled, .stopped: waiting = false
-            }
             return ServiceNotifier.Health(lastFrameNanoseconds: pipeline.lastPublishedNanoseconds, published: counters.published,
-                                          clients: server.clientCount, sourceState: state.description, sourceWaiting: waiting,
+                                          clients: server.clientCount, sourceState: state.description, sourceWaiting: state.isWaitingForDevice,
                                           sourceOpenAttempts: pipeline.sourceCounters.openAttempts)
         }
         self.notifier = notifier
@@ -173,14 +168,7 @@ public final class Daemon: @unchecked Sendable {
         out.metric("mtlseg_model_info", "gauge", "Always 1; the labels name the model being served (they change at a reload).",
                    [("{name=\"\(PrometheusText.label(model.description.name))\",precision=\"\(served.precision)\",sha256=\"\(served.sha256)\"}", 1)])
         // The state's kind only: its reason and retry time would make a new series every second.
-        let state: String
-        switch pipeline.sourceState {
-        case .starting: state = "starting"
-        case .streaming: state = "streaming"
-        case .stalled: state = "stalled"
-        case .reconnecting: state = "reconnecting"
-        case .stopped: state = "stopped"
-        }
+        let state = pipeline.sourceState.kind
         out.metric("mtlseg_source_info", "gauge", "Always 1; the labels name the source and its state (mtlseg status gives the reason).",
                    [("{name=\"\(PrometheusText.label(pipeline.sourceName))\",state=\"\(state)\"}", 1)])
         out.metric("mtlseg_fps", "gauge", "Frames per second over the last 2 s.",
