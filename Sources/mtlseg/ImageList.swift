@@ -42,9 +42,3 @@ enum ImageList {
             .map { $0.hasPrefix("/") ? $0 : Path.appending(base, $0) }
     }
 }
-
-/// An error the tool reports as it is, without a stack of context.
-struct ToolError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
