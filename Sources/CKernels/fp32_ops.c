@@ -49,18 +49,6 @@ void ck_add_bias_rows_f32(float *x, size_t rows, size_t channels, const float *b
 }
 
 CK_VECTOR_CLONES
-void ck_scale_shift_rows_f32(float *x, size_t rows, size_t channels,
-                             const float *scale, const float *shift, int relu) {
-    for (size_t r = 0; r < rows; r++) {
-        float *y = x + r * channels;
-        for (size_t c = 0; c < channels; c++) {
-            const float v = y[c] * scale[c] + shift[c];
-            y[c] = (relu && v < 0.0f) ? 0.0f : v;
-        }
-    }
-}
-
-CK_VECTOR_CLONES
 void ck_softmax_rows_f32(float *x, size_t rows, size_t cols, float scale) {
     // The max and the sum may be reordered so that both loops vectorise.
 #pragma clang fp reassociate(on)

@@ -16,14 +16,6 @@ void ck_quantize_rows_u8_portable(const float *in, size_t ldi, uint8_t *out, siz
     }
 }
 
-CK_VECTOR_CLONES
-void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t height, size_t width, size_t channels,
-                            float inv_scale, int32_t zero_point) {
-    const size_t plane = height * width;
-    for (size_t p = 0; p < plane; p++)
-        for (size_t c = 0; c < channels; c++) out[p * ldo + c] = ck_quantize_u8(in[c * plane + p], inv_scale, zero_point);
-}
-
 // The portable version; x86 with AVX-512 runs layer_norm_avx512.c's, AArch64 layer_norm_neon.c's.
 CK_VECTOR_CLONES
 void ck_layer_norm_quantize_u8_portable(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,

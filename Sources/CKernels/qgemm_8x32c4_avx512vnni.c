@@ -17,7 +17,7 @@
 enum { MR = 8, NR = 32, NB = 16 }; // 12×32 measured no faster // NB: panels per block, ~k·512 bytes of B kept hot while A streams
 
 // A product of at most FEW columns (a classifier of a few classes) keeps B as rows of k bytes padded to 64,
-// and takes per row and column dot products of 64 bytes at a time (few.h below): in the c4 tile, each
+// and takes per row and column dot products of 64 bytes at a time (gemm_few below): in the c4 tile, each
 // vpdpbusd would compute 16 columns for FEW.
 enum { FEW = 4 };
 

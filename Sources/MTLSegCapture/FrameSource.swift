@@ -33,19 +33,37 @@ public struct Frame: Sendable {
 public enum SourceState: Equatable, Sendable, CustomStringConvertible {
     case starting
     case streaming
-    /// Open, but no frame for longer than the source's timeout.
+    /// A folder source none of whose images can be read. (A camera that delivers nothing for its timeout is
+    /// reopened: `reconnecting`.)
     case stalled(reason: String)
     /// Lost (unplugged, I/O error, timeout); trying again after `retryInSeconds`.
     case reconnecting(reason: String, retryInSeconds: Double)
     case stopped
 
-    public var description: String {
+    /// The state without its reason or retry time: "starting", "streaming", "stalled", "reconnecting" or "stopped".
+    public var kind: String {
         switch self {
         case .starting: return "starting"
         case .streaming: return "streaming"
-        case let .stalled(reason): return "stalled (\(reason))"
-        case let .reconnecting(reason, retry): return String(cFormat: "reconnecting in %.1f s (%@)", retry, reason)
+        case .stalled: return "stalled"
+        case .reconnecting: return "reconnecting"
         case .stopped: return "stopped"
+        }
+    }
+
+    /// The source is opening its camera or waiting to reopen it (`starting`, `reconnecting`): no frame is expected yet.
+    public var isWaitingForDevice: Bool {
+        switch self {
+        case .starting, .reconnecting: return true
+        case .streaming, .stalled, .stopped: return false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .starting, .streaming, .stopped: return kind
+        case let .stalled(reason): return "\(kind) (\(reason))"
+        case let .reconnecting(reason, retry): return kind + String(cFormat: " in %.1f s (%@)", retry, reason)
         }
     }
 }

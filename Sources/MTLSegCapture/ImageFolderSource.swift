@@ -26,15 +26,11 @@ public final class ImageFolderSource: FrameSource {
     /// `warn` receives one line per unreadable file (standard error by default).
     public init(folder: String, framesPerSecond: Double = 15, pixelBudget: PixelBudget = PixelBudget(raisedBy: "--max-image-pixels N"),
                 warn: @escaping @Sendable (String) -> Void = { writeToStandardError("warning: " + $0 + "\n") }) throws {
-        let names: [String]
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: folder)
+            paths = try Self.imagePaths(in: folder).filter(RegularFileReader.isRegularFile)
         } catch {
             throw CaptureError.noImages(folder: folder, reason: "cannot list folder: \(errorReason(error))")
         }
-        paths = names.filter { Self.extensions.contains(Path.pathExtension($0).lowercased()) }.sorted()
-            .map { Path.appending(folder, $0) }
-            .filter(Self.isRegularFile)
         guard !paths.isEmpty else { throw CaptureError.noImages(folder: folder, reason: "no .png, .jpg or .jpeg files") }
         self.pixelBudget = pixelBudget
         self.folder = folder
@@ -42,10 +38,12 @@ public final class ImageFolderSource: FrameSource {
         self.warn = warn
     }
 
-    /// Whether `path` is a regular file (following a symbolic link), checked without opening it.
-    static func isRegularFile(_ path: String) -> Bool {
-        var status = stat()
-        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+    /// The PNG and JPEG files of `folder` (by extension, in any case), sorted by name, as paths under it; throws
+    /// when the folder cannot be listed. (`mtlseg`'s image lists take them from here too.)
+    public static func imagePaths(in folder: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: folder)
+            .filter { extensions.contains(Path.pathExtension($0).lowercased()) }.sorted()
+            .map { Path.appending(folder, $0) }
     }
 
     public var name: String { "folder \(folder) (\(paths.count) images) @\(FrameInterval(numerator: 1000, denominator: UInt32((framesPerSecond * 1000).rounded())))" }

@@ -1,6 +1,6 @@
 import CBLAS
 
-/// The matrix products of the fp32 engine, through OpenBLAS.
+/// The fp32 matrix products (both engines: the int8 engine's fp32 layers and attention), through OpenBLAS.
 enum BLAS {
     /// C[m×n] = A[m×k] · W[n×k]ᵀ + beta·C: a linear layer over `m` rows with
     /// PyTorch-layout weights. Leading dimensions default to packed rows.

@@ -10,8 +10,9 @@ import Foundation
 /// The environment OpenBLAS should load with. It reads its settings when it loads, before `main`
 /// runs, so setting them from inside the process is too late: the executables (mtlseg, mtlsegd)
 /// set what is missing and start themselves again, once, first thing in `main`.
-/// - OPENBLAS_NUM_THREADS=1: the engines spread their work over their own threads, and idle
-///   OpenBLAS workers would spin against them.
+/// - OPENBLAS_NUM_THREADS=1: the int8 engine spreads its work over its own pool (`ThreadPool`),
+///   and idle OpenBLAS workers would spin against it; the fp32 engine raises OpenBLAS's count
+///   itself with `setMatrixThreads`.
 /// - OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512: Debian's OpenBLAS 0.3.21 takes Zen 4/5
 ///   for Haswell and runs its AVX2 kernels at half speed.
 /// - OPENBLAS_CORETYPE=ARMV8SVE (ARMV8 without SVE) where an AArch64 CPU has SME: OpenBLAS (Debian

@@ -31,7 +31,7 @@ final class Int8Heads {
         var name: String { ["heads: task maps", "heads: gates", "heads: combine", "heads: classifier + argmax"][rawValue] }
     }
 
-    /// Pixels per band: a multiple of the tiles' rows (2, 4, 6 and 8 in the kernel sets: 72 = 3 · 24; at 64 the
+    /// Pixels per band: a multiple of the tiles' rows (4, 6 and 8 in the kernel sets: 72 = 3 · 24; at 64 the
     /// dot-product set's 6-row tiles computed 66 rows), small enough that a band's maps (about 2.8 KB per pixel at
     /// D = 256, two tasks) stay in L2 beside the weights, large enough that the products run whole tiles.
     static let bandPixels = 72

@@ -60,6 +60,9 @@ public struct TaskDescription: Codable, Equatable, Sendable {
 }
 
 public struct InputSize: Codable, Equatable, Sendable {
+    /// The input sizes a model may declare or be run at, for each side (ModelDescription.validate; the tool's sizes).
+    public static let sides: ClosedRange<Int> = 1 ... 16384
+
     public var width: Int
     public var height: Int
 
@@ -124,8 +127,6 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         std = try c.decodeIfPresent([Float].self, forKey: .std) ?? ModelDescription.imagenetStd
     }
 
-    public var isMultiTask: Bool { tasks.count > 1 }
-
     /// Checks the description for values the engine cannot run, naming the field.
     public func validate(path: String) throws {
         func fail(_ field: String, _ reason: String) -> ModelError { .badMetadata(path: path, field: field, reason: reason) }
@@ -166,8 +167,8 @@ public struct ModelDescription: Codable, Equatable, Sendable {
             }
         }
         if let input {
-            guard (1 ... 16384).contains(input.width), (1 ... 16384).contains(input.height) else {
-                throw fail("input", "size \(input.width)x\(input.height) is outside 1...16384")
+            guard InputSize.sides.contains(input.width), InputSize.sides.contains(input.height) else {
+                throw fail("input", "size \(input.width)x\(input.height) is outside \(InputSize.sides)")
             }
         }
         guard mean.count == e.numChannels else { throw fail("mean", "\(mean.count) values for \(e.numChannels) channels") }

@@ -34,6 +34,8 @@ final class ClientSession: @unchecked Sendable {
     static let readPerPass = 16384
     /// Longest HELLO `name` (UTF-8 bytes): it is repeated in every STATS and log line about the client.
     static let maxNameBytes = 128
+    /// Seconds a new client has to send a complete HELLO (PROTOCOL.md).
+    static let helloTimeout = 5.0
 
     /// Who connected (SO_PEERCRED, SO_PEERGROUPS), kept so that a reloaded allow-list can be applied to the client.
     struct Peer {
@@ -288,7 +290,7 @@ final class ClientSession: @unchecked Sendable {
 
     /// HELLO in time and valid, answered with STREAM; else ERROR.
     private func handshake() -> Bool {
-        let deadline = now() + settings.helloTimeout
+        let deadline = now() + Self.helloTimeout
         while true {
             do {
                 if let message = try decoder.next() {
@@ -343,7 +345,7 @@ final class ClientSession: @unchecked Sendable {
                 return refuse(WireError(code: WireError.badMessage, message: "\(error)"))
             }
             let left = deadline - now()
-            guard left > 0 else { return refuse(WireError(code: WireError.timeout, message: "no HELLO within \(settings.helloTimeout) s")) }
+            guard left > 0 else { return refuse(WireError(code: WireError.timeout, message: "no HELLO within \(Self.helloTimeout) s")) }
             let readable = waitForEvents(writing: false, timeout: left)
             lock.lock()
             let error = closing
@@ -397,9 +399,9 @@ final class ClientSession: @unchecked Sendable {
     /// Room in the socket for one frame of this client's masks (raw, the larger encoding in practice) and a
     /// reply beside it, no more: what the client has not read yet waits in the mailbox.
     private func sizeSendBuffer() {
-        let header = 5 + 29 + 4 * stream.latencies.count + 1
-        let masks = taskIndices.count * (6 + clientGrid.width * clientGrid.height)
-        connection.setSendBufferSize(header + masks + Self.sendBufferHeadroom)
+        let frame = MessageEncoder.frameSize(latencies: stream.latencies.count, masks: taskIndices.count,
+                                             maskBytes: clientGrid.width * clientGrid.height)
+        connection.setSendBufferSize(frame + Self.sendBufferHeadroom)
     }
 
     private func clientStream() -> StreamDescription {
@@ -455,7 +457,7 @@ final class ClientSession: @unchecked Sendable {
         }
     }
 
-    /// The daemon is stopping: whatever is still owed, then ERROR, as far as the socket takes them soon.
+    /// Sends whatever is still owed, then ERROR `error` (any refusal, or the daemon stopping), for at most 0.2 s.
     private func sayGoodbye(_ error: WireError) {
         sayGoodbye(MessageEncoder.encode(.error(error)))
     }

@@ -18,9 +18,13 @@ public struct DaemonConfig: Equatable, Sendable {
     /// "auto" (/dev/video0 when it exists, else the synthetic field), a V4L2 device path (/dev/video0,
     /// /dev/v4l/by-id/…), a folder of images, or "synthetic".
     public var source: String = "auto"
+    /// The capture size (`source.width`, `source.height`, mtlsegd `--size`), each side within `captureSides`; also the
+    /// model's input size when the model declares none.
     public var width: Int = 640
     public var height: Int = 480
     public var fps: Double = 15
+    /// The capture sizes mtlsegd takes, for each side.
+    public static let captureSides: ClosedRange<Int> = 16 ... 8192
     public var socketPath: String = "/run/mtlseg/mtlsegd.sock"
     public var socketMode: mode_t = 0o660
     /// The group the socket file belongs to (name or number), so its members may connect; nil: the daemon's own.
@@ -32,9 +36,12 @@ public struct DaemonConfig: Equatable, Sendable {
     /// A client that takes no data for this long is disconnected.
     public var clientTimeout: Double = 2
     /// Most memory the masks made for clients at sizes of their own (HELLO `mask_size`) may take, in MiB, by
-    /// `MaskServer.maskMemory`'s bound; a HELLO that would pass it is refused (ERROR over_budget).
+    /// `MaskMemoryBudget.bound`; a HELLO that would pass it is refused (ERROR over_budget).
     public var maskMemoryMB: Int = 64
-    /// No frame for this long: the source counts as stalled.
+    /// No frame for this long (`source.stall_timeout_s`): a camera is closed and reopened (its source turns
+    /// `reconnecting`; `V4L2Camera.Timing.timeout`), and the watchdog stops being fed (ServiceNotifier's
+    /// `stallAfter`, at least 3 frame intervals; it is still fed while the source is trying to open its camera).
+    /// An image folder and the synthetic field are not timed by it.
     public var stallTimeout: Double = 2
     /// Where to serve Prometheus metrics (HTTP on a Unix socket); nil: off.
     public var metricsSocket: String?
@@ -115,8 +122,8 @@ public struct DaemonConfig: Equatable, Sendable {
         // written outside its table can be told where it belongs.
         var source = try reader.table("source")
         config.source = try source.string("device") ?? config.source
-        config.width = try source.integer("width", in: 16 ... 8192) ?? config.width
-        config.height = try source.integer("height", in: 16 ... 8192) ?? config.height
+        config.width = try source.integer("width", in: Self.captureSides) ?? config.width
+        config.height = try source.integer("height", in: Self.captureSides) ?? config.height
         config.fps = try source.number("fps", in: 0.1 ... 1000) ?? config.fps
         config.stallTimeout = try source.number("stall_timeout_s", in: 0.1 ... 3600) ?? config.stallTimeout
         config.maxImagePixels = try source.integer("max_image_pixels", in: 1 ... 1 << 28) ?? config.maxImagePixels

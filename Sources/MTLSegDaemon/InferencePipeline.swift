@@ -24,7 +24,6 @@ public final class InferencePipeline: @unchecked Sendable {
     private let slot = LatestFrameSlot()
     private let lock = Lock()
     private var engine: SegmentationEngine
-    private var description: ModelDescription
     private var generation = 0
     private var preprocessor: ModelInputPreprocessor
     private var input: FloatBuffer
@@ -36,16 +35,16 @@ public final class InferencePipeline: @unchecked Sendable {
     private var lastPublished: UInt64 = 0
     private let thread = StoppableThread()
 
-    public init(source: FrameSource, engine: SegmentationEngine, description: ModelDescription, server: MaskServer) {
+    /// `mean`, `std`: the model's input normalisation (ModelDescription).
+    public init(source: FrameSource, engine: SegmentationEngine, mean: [Float], std: [Float], server: MaskServer) {
         self.source = source
         self.server = server
         self.engine = engine
         // The daemon publishes masks only: the int8 engine takes them in its classifier's epilogue. It writes
         // its logits only for frames some client wants at another size than the model's (SizedMaskMaker).
         engine.writesLogits = false
-        self.description = description
         preprocessor = ModelInputPreprocessor(targetWidth: engine.plan.input.width, targetHeight: engine.plan.input.height,
-                                              mean: description.mean, std: description.std)
+                                              mean: mean, std: std)
         input = FloatBuffer(count: preprocessor.outputCount)
     }
 
@@ -90,14 +89,13 @@ public final class InferencePipeline: @unchecked Sendable {
     }
 
     /// Runs the next frames on another engine (model reload); the frame in flight finishes on the old one.
-    public func replaceEngine(_ newEngine: SegmentationEngine, description newDescription: ModelDescription, generation newGeneration: Int) {
+    public func replaceEngine(_ newEngine: SegmentationEngine, mean: [Float], std: [Float], generation newGeneration: Int) {
         let newPreprocessor = ModelInputPreprocessor(targetWidth: newEngine.plan.input.width, targetHeight: newEngine.plan.input.height,
-                                                     mean: newDescription.mean, std: newDescription.std)
+                                                     mean: mean, std: std)
         let newInput = FloatBuffer(count: newPreprocessor.outputCount)
         newEngine.writesLogits = false
         lock.lock()
         engine = newEngine
-        description = newDescription
         generation = newGeneration
         preprocessor = newPreprocessor
         input = newInput

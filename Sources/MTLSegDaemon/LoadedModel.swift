@@ -11,7 +11,6 @@ import MTLSegWire
 
 /// A model loaded and warmed for serving: its engine and the stream description clients get.
 public struct LoadedModel {
-    public let path: String
     public let description: ModelDescription
     public let engine: SegmentationEngine
     public let stream: StreamDescription
@@ -26,7 +25,7 @@ public struct LoadedModel {
         let modelFile = Path.appending(path, isDirectory(path) ? "model.safetensors" : "")
         let identity: String
         do {
-            identity = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: modelFile.isEmpty ? path : modelFile), options: .alwaysMapped))
+            identity = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: modelFile), options: .alwaysMapped))
         } catch {
             throw ModelError.unreadable(path: path, reason: errorReason(error))
         }
@@ -43,7 +42,7 @@ public struct LoadedModel {
         let stream = StreamDescription(model: .init(name: description.name, variant: description.variant, precision: precision, sha256: identity),
                                        maskWidth: opened.plan.outputSize.width, maskHeight: opened.plan.outputSize.height,
                                        tasks: tasks, encoding: .raw, latencies: InferencePipeline.latencyNames)
-        return LoadedModel(path: path, description: description, engine: opened, stream: stream)
+        return LoadedModel(description: description, engine: opened, stream: stream)
     }
 
     private static func isDirectory(_ path: String) -> Bool {

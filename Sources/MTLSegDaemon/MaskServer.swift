@@ -9,11 +9,12 @@ import MTLSegSocket
 import MTLSegWire
 
 /// Publishes frames on the Unix socket to every connected client (PROTOCOL.md).
-/// Each client has its own thread and a one-frame mailbox, and at most one message
-/// waits unread in its socket: a slow client gets the newest frame when it comes
-/// back for one and loses the others (and is told how many), one that stops reading
-/// is dropped after the timeout, and neither ever delays the pipeline or the other
-/// clients (ClientSession).
+/// Each client has its own thread and a mailbox holding the last 0.25 s of frames
+/// (at most 32; FrameMailbox), and at most one message waits unread in its socket:
+/// a client that keeps up is sent the oldest waiting frame, so it gets every one; a
+/// slow client gets the newest frame when it comes back for one and loses the others
+/// (and is told how many); one that stops reading is dropped after the timeout; and
+/// neither ever delays the pipeline or the other clients (ClientSession).
 public final class MaskServer: @unchecked Sendable {
     public struct Settings: Sendable {
         public var path: String
@@ -23,8 +24,6 @@ public final class MaskServer: @unchecked Sendable {
         public var allowGIDs: [UInt32]
         public var maxClients: Int
         public var clientTimeout: Double
-        /// Time a new client has to send HELLO.
-        public var helloTimeout: Double = 5
         /// What HELLO `mask_size` "source" means: the capture size the daemon is configured for.
         public var sourceGrid = MaskGrid(width: 640, height: 480)
         /// Most bytes the masks at clients' own sizes may take (MaskMemoryBudget).

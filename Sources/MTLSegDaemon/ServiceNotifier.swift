@@ -8,7 +8,7 @@ import Foundation
 import MTLSegEssentials
 
 /// Talks to systemd (sd_notify; a no-op when not started by systemd): READY,
-/// STATUS with fps, latency and clients, RELOADING, STOPPING, and WATCHDOG=1
+/// STATUS with fps, clients and the source's state, RELOADING, STOPPING, and WATCHDOG=1
 /// while frames flow or the source is waiting for its camera (opening it, or
 /// reconnecting with backoff, and trying again within `waitingHeartbeat`). A
 /// daemon whose source streams but which publishes nothing, or whose source has

@@ -120,12 +120,12 @@ public struct MTLSegDaemonCommand: ParsableCommand {
             settings.threads = threads
         }
         if let size {
-            let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2, parts.allSatisfy({ (16 ... 8192).contains($0) }) else {
-                throw ValidationError("--size must be WxH with each side 16 to 8192, e.g. 640x480")
+            let sides = DaemonConfig.captureSides
+            guard let parsed = WidthByHeight.parse(size.lowercased(), sides: sides) else {
+                throw ValidationError("--size must be WxH with each side \(sides.lowerBound) to \(sides.upperBound), e.g. 640x480")
             }
-            settings.width = parts[0]
-            settings.height = parts[1]
+            settings.width = parsed.width
+            settings.height = parsed.height
         }
         if let fps {
             guard fps > 0 && fps <= 1000 else { throw ValidationError("--fps must be in (0, 1000]") }

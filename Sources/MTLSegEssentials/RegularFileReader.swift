@@ -49,6 +49,19 @@ public enum RegularFileReader {
         return bytes
     }
 
+    /// Throws unless `path` is a regular file (after following symbolic links), checked without opening it: the
+    /// system's reason when it cannot be looked at, else "not a regular file".
+    public static func check(_ path: String) throws(Failure) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw Failure(reason: lastErrorText()) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw Failure(reason: "not a regular file") }
+    }
+
+    /// Whether `path` is a regular file (following a symbolic link), checked without opening it.
+    public static func isRegularFile(_ path: String) -> Bool {
+        (try? check(path)) != nil
+    }
+
     private static func lastErrorText() -> String { String(cString: strerror(errno)) }
 }
 

@@ -20,9 +20,6 @@
 ///
 /// Not thread-safe: use one instance per thread.
 public final class ModelInputPreprocessor {
-    public static let imageNetMean: [Float] = [0.485, 0.456, 0.406]
-    public static let imageNetStd: [Float] = [0.229, 0.224, 0.225]
-
     public let targetWidth: Int
     public let targetHeight: Int
     public let mean: [Float]
@@ -43,9 +40,8 @@ public final class ModelInputPreprocessor {
     private var scratchRow: UnsafeMutablePointer<Float>
     private var scratchCapacity: Int
 
-    public init(targetWidth: Int, targetHeight: Int,
-                mean: [Float] = ModelInputPreprocessor.imageNetMean,
-                std: [Float] = ModelInputPreprocessor.imageNetStd) {
+    /// `mean`, `std`: the model's (ModelDescription's; ImageNet's unless the model names its own).
+    public init(targetWidth: Int, targetHeight: Int, mean: [Float], std: [Float]) {
         precondition(targetWidth > 0 && targetHeight > 0, "target size must be positive")
         precondition(mean.count == 3 && std.count == 3, "mean and std need one value per RGB channel")
         precondition(std.allSatisfy { $0 != 0 }, "std must be non-zero")

@@ -54,7 +54,7 @@ public enum MessageEncoder {
         case let .error(error): type = .error; payload = json(error)
         case .statsRequest: type = .statsRequest; payload = []
         case let .stats(bytes): type = .stats; payload = bytes
-        case let .frame(frame): type = .frame; payload = encodeFrame(frame)
+        case let .frame(frame): return encodeFrame(frame)
         }
         var out: [UInt8] = []
         out.reserveCapacity(5 + payload.count)
@@ -70,23 +70,26 @@ public enum MessageEncoder {
         return Array(try! encoder.encode(value))
     }
 
+    /// A whole FRAME message (framing included), through `appendFrame`'s layout.
     static func encodeFrame(_ f: FrameMessage) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(40 + f.masks.reduce(0) { $0 + 6 + $1.data.count })
-        appendLE(f.sequence, to: &out)
-        appendLE(f.captureMonotonicNanoseconds, to: &out)
-        appendLE(f.captureRealtimeNanoseconds, to: &out)
-        appendLE(f.droppedForClient, to: &out)
-        out.append(UInt8(f.latenciesMicroseconds.count))
-        for latency in f.latenciesMicroseconds { appendLE(latency, to: &out) }
-        out.append(UInt8(f.masks.count))
-        for mask in f.masks {
-            out.append(mask.taskIndex)
-            out.append(mask.encoding.code)
-            appendLE(UInt32(mask.data.count), to: &out)
+        out.reserveCapacity(frameSize(latencies: f.latenciesMicroseconds.count, masks: 0, maskBytes: 0)
+            + f.masks.reduce(0) { $0 + 6 + $1.data.count })
+        appendFrame(sequence: f.sequence, captureMonotonicNanoseconds: f.captureMonotonicNanoseconds,
+                    captureRealtimeNanoseconds: f.captureRealtimeNanoseconds, dropped: f.droppedForClient,
+                    latenciesMicroseconds: f.latenciesMicroseconds, maskCount: f.masks.count, to: &out) { i, out in
+            let mask = f.masks[i]
             out.append(contentsOf: mask.data)
+            return (mask.taskIndex, mask.encoding)
         }
         return out
+    }
+
+    /// Bytes of a FRAME message (framing included) with `latencies` stage latencies and `masks` masks of `maskBytes`
+    /// bytes each: the 5 bytes of framing, 29 of header (sequence, two capture times, dropped, the latency count),
+    /// 4 per latency, the mask count, and per mask 6 (task, encoding, length) and its bytes.
+    public static func frameSize(latencies: Int, masks: Int, maskBytes: Int) -> Int {
+        5 + 29 + 4 * latencies + 1 + masks * (6 + maskBytes)
     }
 
     /// A whole FRAME message (framing included) added to the end of `out`, each mask read where `mask(i)` points
@@ -95,6 +98,22 @@ public enum MessageEncoder {
     public static func appendFrame(sequence: UInt64, captureMonotonicNanoseconds: UInt64, captureRealtimeNanoseconds: UInt64,
                                    dropped: UInt32, latenciesMicroseconds: [UInt32], maskCount: Int, encoding: MaskEncoding,
                                    to out: inout [UInt8], mask: (Int) -> (taskIndex: UInt8, pixels: UnsafeBufferPointer<UInt8>)) {
+        appendFrame(sequence: sequence, captureMonotonicNanoseconds: captureMonotonicNanoseconds,
+                    captureRealtimeNanoseconds: captureRealtimeNanoseconds, dropped: dropped,
+                    latenciesMicroseconds: latenciesMicroseconds, maskCount: maskCount, to: &out) { i, out in
+            let (taskIndex, pixels) = mask(i)
+            if encoding == .raw { out.append(contentsOf: pixels) } else { RunLength.append(pixels, to: &out) }
+            return (taskIndex, encoding)
+        }
+    }
+
+    /// FRAME's layout (PROTOCOL.md), written in this one place: the framing and header, then for each mask its task
+    /// index, encoding and length around the bytes `appendMask(i, &out)` adds to the end of `out` (it returns the
+    /// mask's task index and encoding). Allocates nothing beyond what `out` and `appendMask` take.
+    @inline(__always)
+    private static func appendFrame(sequence: UInt64, captureMonotonicNanoseconds: UInt64, captureRealtimeNanoseconds: UInt64,
+                                    dropped: UInt32, latenciesMicroseconds: [UInt32], maskCount: Int, to out: inout [UInt8],
+                                    appendMask: (Int, inout [UInt8]) -> (taskIndex: UInt8, encoding: MaskEncoding)) {
         let start = out.count
         appendLE(UInt32(0), to: &out)  // the length, set at the end
         out.append(MessageType.frame.rawValue)
@@ -106,13 +125,15 @@ public enum MessageEncoder {
         for latency in latenciesMicroseconds { appendLE(latency, to: &out) }
         out.append(UInt8(maskCount))
         for i in 0 ..< maskCount {
-            let (taskIndex, pixels) = mask(i)
-            out.append(taskIndex)
-            out.append(encoding.code)
-            let lengthAt = out.count
+            // Task index, encoding and length, set once the mask's bytes are in.
+            let headerAt = out.count
+            out.append(0)
+            out.append(0)
             appendLE(UInt32(0), to: &out)
-            if encoding == .raw { out.append(contentsOf: pixels) } else { RunLength.append(pixels, to: &out) }
-            setLE(UInt32(out.count - lengthAt - 4), at: lengthAt, in: &out)
+            let (taskIndex, encoding) = appendMask(i, &out)
+            out[headerAt] = taskIndex
+            out[headerAt + 1] = encoding.code
+            setLE(UInt32(out.count - headerAt - 6), at: headerAt + 2, in: &out)
         }
         setLE(UInt32(out.count - start - 4), at: start, in: &out)
     }

@@ -4,6 +4,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import MTLSegEssentials
 
 /// The protocol version this build speaks (PROTOCOL.md).
 public let wireProtocolVersion = 1
@@ -58,12 +59,9 @@ public enum MaskSize: Equatable, Hashable, Sendable, Codable, CustomStringConver
         case "model": self = .model
         case "source": self = .source
         default:
-            let parts = text.split(separator: "x", omittingEmptySubsequences: false)
-            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 5 && $0.allSatisfy { $0 >= "0" && $0 <= "9" } }),
-                  let width = Int(parts[0]), let height = Int(parts[1]),
-                  (1 ... Self.maxSide).contains(width), (1 ... Self.maxSide).contains(height), width * height <= Self.maxPixels
-            else { return nil }
-            self = .pixels(width: width, height: height)
+            // Digits only (at most 5 a side), the lowercase x, nothing else.
+            guard let size = WidthByHeight.parse(text, sides: 1 ... Self.maxSide, maxPixels: Self.maxPixels) else { return nil }
+            self = .pixels(width: size.width, height: size.height)
         }
     }
 

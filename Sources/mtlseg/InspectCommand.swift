@@ -80,34 +80,8 @@ struct InspectCommand: ParsableCommand {
     }
 }
 
-/// `WxH` on the command line.
-struct ImageSize: ExpressibleByArgument {
-    let width: Int
-    let height: Int
-
-    /// What a size must be, for error messages.
-    static let expectation = "WxH with each side 1 to 16384 (e.g. 640x480)"
-
-    init?(argument: String) {
-        let parts = argument.lowercased().split(separator: "x")
-        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), (1 ... 16384).contains(w), (1 ... 16384).contains(h) else {
-            return nil
-        }
-        width = w
-        height = h
-    }
-
-    /// For `transform:`, so that a bad size says what a size must be (a failed init(argument:) says only "invalid").
-    /// (A @Sendable closure, which ArgumentParser's `transform:` takes; a static method passed there is not one.)
-    static let parse: @Sendable (String) throws -> ImageSize = { text in
-        guard let size = ImageSize(argument: text) else { throw ValidationError("expected \(expectation)") }
-        return size
-    }
-
-    static var defaultCompletionKind: CompletionKind { .default }
-}
-
 extension Int {
+    /// The number with its thousands separated by commas ("1,234,567"), for inspect's parameter count.
     func formatted() -> String {
         let digits = String(self)
         var out = ""

@@ -107,7 +107,7 @@ struct StatusCommand: ParsableCommand {
         print("frames     captured \(counters["captured"] ?? 0), published \(counters["published"] ?? 0); dropped: by the driver "
             + "\(counters["dropped_by_driver"] ?? 0), skipped before inference \(counters["skipped_before_inference"] ?? 0)")
         if let latency = stats["latency_ms"] as? [String: Any] {
-            for name in ["queue", "preprocess", "inference", "postprocess"] {
+            for name in InferencePipeline.latencyNames {
                 guard let p = latency[name] as? [String: Any] else { continue }
                 print(String(cFormat: "latency    %-11@ p50 %6.2f  p90 %6.2f  p99 %6.2f ms", name, number(p["p50"]), number(p["p90"]), number(p["p99"])))
             }

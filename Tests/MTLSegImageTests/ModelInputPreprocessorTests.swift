@@ -2,8 +2,9 @@ import XCTest
 @testable import MTLSegImage
 
 final class ModelInputPreprocessorTests: XCTestCase {
-    private let mean = ModelInputPreprocessor.imageNetMean
-    private let std = ModelInputPreprocessor.imageNetStd
+    /// ImageNet's, what most models use (ModelDescription.imagenetMean and imagenetStd).
+    private let mean: [Float] = [0.485, 0.456, 0.406]
+    private let std: [Float] = [0.229, 0.224, 0.225]
 
     func testIdentitySizeIsExactNormalisation() {
         let image = TestPattern.rgb(width: 11, height: 6)
@@ -46,7 +47,7 @@ final class ModelInputPreprocessorTests: XCTestCase {
         for y in 0..<5 {
             padded.replaceSubrange(y * stride..<(y * stride + 21), with: image.pixels[(y * 21)..<(y * 21 + 21)])
         }
-        let processor = ModelInputPreprocessor(targetWidth: 3, targetHeight: 4)
+        let processor = ModelInputPreprocessor(targetWidth: 3, targetHeight: 4, mean: mean, std: std)
         var fromPadded = [Float](repeating: .nan, count: processor.outputCount)
         padded.withUnsafeBufferPointer { pixels in
             fromPadded.withUnsafeMutableBufferPointer {
@@ -58,7 +59,7 @@ final class ModelInputPreprocessorTests: XCTestCase {
 
     func testReusedProcessorHandlesChangingSourceSizes() {
         // Taps are cached per source size; switching sizes must rebuild them, not reuse stale ones.
-        let processor = ModelInputPreprocessor(targetWidth: 3, targetHeight: 4)
+        let processor = ModelInputPreprocessor(targetWidth: 3, targetHeight: 4, mean: mean, std: std)
         let small = TestPattern.rgb(width: 7, height: 5)
         let large = TestPattern.rgb(width: 16, height: 12)
         let first = run(processor, small)
@@ -85,7 +86,7 @@ final class ModelInputPreprocessorTests: XCTestCase {
     // MARK: - Helpers
 
     private func preprocess(_ image: RGBImage, width: Int, height: Int) -> [Float] {
-        run(ModelInputPreprocessor(targetWidth: width, targetHeight: height), image)
+        run(ModelInputPreprocessor(targetWidth: width, targetHeight: height, mean: mean, std: std), image)
     }
 
     private func run(_ processor: ModelInputPreprocessor, _ image: RGBImage) -> [Float] {

@@ -146,6 +146,10 @@ final class MessageCodecTests: XCTestCase {
                 return (UInt8(task), UnsafeBufferPointer(planes[task == 2 ? 1 : 0]))
             }
             XCTAssertEqual(out, [9, 9] + MessageEncoder.encode(.frame(message)), "\(encoding)")
+            if encoding == .raw {
+                // What the daemon sizes a client's send buffer by.
+                XCTAssertEqual(MessageEncoder.frameSize(latencies: 4, masks: 2, maskBytes: masks[0].count), out.count - 2)
+            }
         }
     }
 

@@ -21,10 +21,6 @@ void ck_relu_f32(float *x, size_t n);
 /// x[r][c] += bias[c] over `rows` rows.
 void ck_add_bias_rows_f32(float *x, size_t rows, size_t channels, const float *bias);
 
-/// y[r][c] = x[r][c] * scale[c] + shift[c], then ReLU when `relu` is non-zero.
-void ck_scale_shift_rows_f32(float *x, size_t rows, size_t channels,
-                             const float *scale, const float *shift, int relu);
-
 /// Row-wise softmax of `rows`×`cols` values after multiplying them by `scale`,
 /// in place (max subtracted first, as PyTorch does for stability).
 void ck_softmax_rows_f32(float *x, size_t rows, size_t cols, float scale);

@@ -12,10 +12,6 @@
 void ck_quantize_rows_u8(const float *in, size_t ldi, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                          float inv_scale, int32_t zero_point);
 
-/// A [channels][height][width] image to quantized channels-last rows (stride ldo).
-void ck_chw_quantize_hwc_u8(const float *in, uint8_t *out, size_t ldo, size_t height, size_t width, size_t channels,
-                            float inv_scale, int32_t zero_point);
-
 /// LayerNorm of each row (as ck_layer_norm_f32), written quantized.
 void ck_layer_norm_quantize_u8(const float *in, uint8_t *out, size_t ldo, size_t rows, size_t channels,
                                const float *gamma, const float *beta, float eps, float inv_scale, int32_t zero_point);

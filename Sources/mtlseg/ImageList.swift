@@ -4,30 +4,26 @@ import Glibc
 #else
 import Foundation
 #endif
+import MTLSegCapture
 import MTLSegEssentials
 import MTLSegImage
 
 /// The images of a folder (PNG/JPEG by extension, sorted by name), or those a list file names (one path per line).
 enum ImageList {
-    static let extensions: Set<String> = ["png", "jpg", "jpeg"]
-
     /// The images `location` names, for the option that gave it (named in every error).
     static func paths(_ location: String, option: String) throws -> [String] {
         guard let isDirectory = Path.isDirectory(location) else {
             throw ToolError("\(option) \(location): no such file or folder")
         }
         if isDirectory {
-            let names: [String]
             do {
-                names = try FileManager.default.contentsOfDirectory(atPath: location)
+                return try ImageFolderSource.imagePaths(in: location)
             } catch {
                 throw ToolError("\(option) \(location): cannot list the folder: \(errorReason(error))")
             }
-            return names.filter { extensions.contains(Path.pathExtension($0).lowercased()) }.sorted()
-                .map { Path.appending(location, $0) }
         }
         let notAList = "\(option) \(location): not a folder of images nor a text file listing image paths"
-        guard !extensions.contains(Path.pathExtension(location).lowercased()) else {
+        guard !ImageFolderSource.extensions.contains(Path.pathExtension(location).lowercased()) else {
             throw ToolError("\(notAList) (it is an image: give the folder it is in)")
         }
         let bytes: Data
@@ -45,10 +41,4 @@ enum ImageList {
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
             .map { $0.hasPrefix("/") ? $0 : Path.appending(base, $0) }
     }
-}
-
-/// An error the tool reports as it is, without a stack of context.
-struct ToolError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
