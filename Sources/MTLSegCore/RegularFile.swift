@@ -13,8 +13,8 @@ enum RegularFile {
     static func check(_ path: String) throws {
         do {
             try RegularFileReader.check(path)
-        } catch let failure as RegularFileReader.Failure {
-            throw ModelError.unreadable(path: path, reason: failure.reason)
+        } catch {
+            throw ModelError.unreadable(path: path, reason: error.reason)
         }
     }
 }

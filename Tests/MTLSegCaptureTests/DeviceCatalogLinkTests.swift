@@ -13,7 +13,7 @@ final class DeviceCatalogLinkTests: XCTestCase {
         try files.createDirectory(atPath: dev + "/v4l/by-id", withIntermediateDirectories: true)
         try files.createDirectory(atPath: dev + "/v4l/by-path", withIntermediateDirectories: true)
         // Regular files stand in for the nodes: opening them as V4L2 devices fails, which the listing reports per node.
-        for node in ["video0", "video1", "video2", "video3", "video10"] { files.createFile(atPath: "\(dev!)/\(node)", contents: nil) }
+        for node in ["video0", "video1", "video2", "video3", "video10"] { _ = files.createFile(atPath: "\(dev!)/\(node)", contents: nil) }
         let links = [
             "v4l/by-id/usb-Acme_Cam_A1-video-index0": "../../video0", "v4l/by-id/usb-Acme_Cam_A1-video-index1": "../../video1",
             "v4l/by-path/pci-0000:00:14.0-usb-0:1:1.0-video-index0": "../../video0",

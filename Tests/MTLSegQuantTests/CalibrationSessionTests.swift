@@ -80,7 +80,7 @@ final class CalibrationSessionTests: XCTestCase {
             target.update(from: calibration[i].pointer, count: calibration[i].count)
             return true
         }
-        let statistics = try Calibrator(weights: s.fp32, width: s.width, height: s.height).measure(count: calibration.count, method: .mse, input: copy)
+        let statistics = Calibrator(weights: s.fp32, width: s.width, height: s.height).measure(count: calibration.count, method: .mse, input: copy)
         let info = CalibrationInfo(method: "mse", images: calibration.count, width: s.width, height: s.height, sourceModel: "mtl2-tiny", createdAt: "test")
         let first = QuantizedModel(fp32: s.fp32, statistics: statistics, calibration: info)
         let inputs = LayerInputStatistics(weights: s.fp32, grids: statistics.grids,

@@ -71,7 +71,7 @@ final class DaemonConnectionTests: XCTestCase {
 
         for (count, status) in [(nil, Int32(0)), ("1000", Int32(130))] as [(String?, Int32)] {
             let output = directory.appendingPathComponent("subscribe-\(count ?? "0").txt")
-            FileManager.default.createFile(atPath: output.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
             let subscribe = Process()
             subscribe.executableURL = ToolRunner.binary
             subscribe.arguments = ["subscribe", "--socket", socket] + (count.map { ["--count", $0] } ?? [])
