@@ -263,7 +263,9 @@ public final class MaskServer: @unchecked Sendable {
                 }
                 if (code == EMFILE || code == ENFILE) && spare >= 0 {
                     close(spare)
-                    if let waiting = socket.acceptClient() { Self.tellOutOfDescriptors(waiting, reason: String(cString: strerror(code))) }
+                    if let waiting = socket.acceptClient() {
+                        Self.tellOutOfDescriptors(waiting, lacking: "the connection", reason: String(cString: strerror(code)))
+                    }
                     spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
                 }
                 thread.sleep(seconds: 0.1)
@@ -274,10 +276,12 @@ public final class MaskServer: @unchecked Sendable {
         }
     }
 
-    /// ERROR server_full to a client the daemon has no descriptors left to serve.
-    private static func tellOutOfDescriptors(_ connection: UnixSocket, reason: String) {
+    /// ERROR server_full to a client the daemon has no descriptors left to serve. `lacking` names the descriptor that
+    /// could not be had (accept's, answered from the reserve, or the session's wake pipe), so that an operator reading
+    /// a client's report, and the tests, can tell the two paths apart.
+    private static func tellOutOfDescriptors(_ connection: UnixSocket, lacking: String, reason: String) {
         _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
-                                                                       message: "no file descriptors left (\(reason))"))), timeout: 0.2)
+                                                                       message: "no file descriptors left for \(lacking) (\(reason))"))), timeout: 0.2)
     }
 
     private func admit(_ connection: UnixSocket) {
@@ -304,8 +308,8 @@ public final class MaskServer: @unchecked Sendable {
         guard let wake = WakePipe() else {
             lock.unlock()
             let reason = String(cString: strerror(errno))
-            DaemonLog.warning("refused a client (pid \(peer.pid)): no file descriptors left (\(reason))")
-            Self.tellOutOfDescriptors(connection, reason: reason)
+            DaemonLog.warning("refused a client (pid \(peer.pid)): no file descriptors left for its wake pipe (\(reason))")
+            Self.tellOutOfDescriptors(connection, lacking: "the session's wake pipe", reason: reason)
             return
         }
         let id = nextID

@@ -102,17 +102,25 @@ final class ThreadPoolTests: XCTestCase {
             let lock = NSLock()
             var thread = [Int](repeating: -1, count: 8)
             var first = [Int](repeating: -1, count: 2)
+            var others = 0
+            var heldUntilTheOthersRan = false
+            let othersRan = DispatchSemaphore(value: 0)
             func ran(_ part: Int, on t: Int) {
                 lock.lock(); defer { lock.unlock() }
                 thread[part] = t
                 if first[t] < 0 { first[t] = part }
+                if part != 0 { others += 1; if others == 7 { othersRan.signal() } }
             }
         }
         let runs = Runs()
         pool.run(parts: 8) { part, thread in
             runs.ran(part, on: thread)
-            if part == 0 { usleep(50_000) }  // the caller (thread 0) is held up on its first part
+            // The caller (thread 0) is held up on its first part until every other part has started: a gate, not a
+            // sleep, so that thread 1 taking the rest of thread 0's share is the only way on. A pool where it cannot
+            // runs into the deadline, and thread 0 then runs its own parts, which the check below reports.
+            if part == 0 { runs.heldUntilTheOthersRan = runs.othersRan.wait(timeout: .now() + 10) == .success }
         }
+        XCTAssertTrue(runs.heldUntilTheOthersRan, "parts 1 to 7 did not all start while thread 0 was held on part 0")
         XCTAssertEqual(runs.first, [0, 4], "each thread's first part is the first of its share")
         XCTAssertEqual(runs.thread[0], 0)
         XCTAssertEqual(Array(runs.thread[1 ..< 8]), Array(repeating: 1, count: 7), "thread 1 ran its share and the rest of thread 0's")

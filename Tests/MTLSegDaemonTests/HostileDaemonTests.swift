@@ -74,32 +74,64 @@ final class HostileDaemonTests: XCTestCase {
     func testClientsPastTheDescriptorLimitAreToldSoAndTheLogSaysItOnce() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "no prlimit")
         let socket = path("fd.sock")
+        // The clients held below read nothing: a long timeout keeps them (a client dropped would free descriptors, and a
+        // later failing accept would be logged anew), and max_clients is not what refuses them.
+        let config = path("fd.toml")
+        try Data("[socket]\nclient_timeout_ms = 600000\nmax_clients = 1024\n".utf8).write(to: URL(fileURLWithPath: config))
+        var limit = 40
         let daemon = try DaemonProcess(arguments: ["--model", Self.fixture("mtl2-tiny.safetensors"), "--source", "synthetic", "--size", "160x120",
-                                                   "--fps", "10", "--socket", socket, "--threads", "1", "--config", try emptyConfig()],
-                                       openFiles: 40)
+                                                   "--fps", "10", "--socket", socket, "--threads", "1", "--config", config],
+                                       openFiles: limit)
         defer { daemon.stop() }
         try daemon.waitForLine("serving") { $0.contains("serving mtl2-tiny") }
-        var held: [UnixSocket] = [], refusals: [String] = [], silent = 0
-        for index in 0 ..< 40 {
-            let client = try UnixSocket.connect(to: socket)
-            _ = client.writeAll(MessageEncoder.encode(.hello(Hello(name: "fd \(index)"))), timeout: 1)
+        let atAccept = "server_full: no file descriptors left for the connection"
+        let atWakePipe = "server_full: no file descriptors left for the session's wake pipe"
+        /// ERROR server_full or a stream: the daemon's answer to a HELLO, or nil if none came.
+        func answer(_ client: UnixSocket, _ name: String) throws -> Message? {
+            _ = client.writeAll(MessageEncoder.encode(.hello(Hello(name: name))), timeout: 1)
             var decoder = MessageDecoder(limit: 1 << 20), buffer = [UInt8](repeating: 0, count: 4096), reply: Message?
             while reply == nil, let count = client.read(into: &buffer, timeout: 3), count > 0 {
                 decoder.append(Array(buffer[0 ..< count]))
                 reply = try decoder.next()
             }
-            switch reply {
-            case let .error(error)?: refusals.append("\(error)")
-            case .stream?: break
-            default: silent += 1
-            }
-            held.append(client)
+            return reply
         }
-        XCTAssertEqual(silent, 0, "clients left without an answer")
-        XCTAssertFalse(refusals.isEmpty, "40 descriptors cannot serve 40 clients")
-        XCTAssertTrue(refusals.allSatisfy { $0.hasPrefix("server_full: no file descriptors left") }, "\(refusals)")
-        Thread.sleep(forTimeInterval: 1)
-        XCTAssertLessThanOrEqual(daemon.lines.filter { $0.contains("accept failed") }.count, 1, "\(daemon.lines.suffix(5))")
+        // A session takes three descriptors (the connection and its wake pipe's two ends). Accept itself fails, and the
+        // reserve is used, only once none is free; with one or two free, accept succeeds and the wake pipe fails,
+        // client after client. Which of the two a given limit reaches depends on how many descriptors the daemon holds,
+        // so each wake-pipe refusal lowers the limit by one (prlimit on the running daemon) until accept fails.
+        var held: [UnixSocket] = [], streams: [UnixSocket] = [], fromReserve = 0, fromWakePipe = 0, others: [String] = []
+        for index in 0 ..< 60 where fromReserve < 3 {
+            let client = try UnixSocket.connect(to: socket)
+            held.append(client)
+            switch try answer(client, "fd \(index)") {
+            case .stream?: streams.append(client)
+            case let .error(error)? where "\(error)".hasPrefix(atAccept): fromReserve += 1
+            case let .error(error)? where "\(error)".hasPrefix(atWakePipe):
+                fromWakePipe += 1
+                limit -= 1
+                let lowered = try runProcess("/usr/bin/prlimit", ["--pid", "\(daemon.process.processIdentifier)", "--nofile=\(limit)"])
+                XCTAssertEqual(lowered.status, 0, lowered.output)
+            case let other: others.append("client \(index): \(other.map { "\($0)" } ?? "no answer")")
+            }
+        }
+        XCTAssertEqual(others, [], "clients left without an answer, or refused otherwise")
+        XCTAssertFalse(streams.isEmpty, "no client was served at all (limit \(limit))")
+        // Three clients were told from the reserve, so accept failed at least three times.
+        XCTAssertEqual(fromReserve, 3, "accept never failed: \(streams.count) served, \(fromWakePipe) refused for want of a wake pipe, limit \(limit)")
+
+        // The log is one pipe, written in order: once a line written after the refusals is in, every "accept failed"
+        // line is too. A served client's leaving frees its three descriptors, so a new client is served and logged.
+        streams.removeFirst().shutdownBoth()
+        let marker = "after the refusals"
+        XCTAssertTrue(try eventually(within: 30) {
+            let client = try UnixSocket.connect(to: socket)
+            held.append(client)
+            if case .stream? = try answer(client, marker) { return true }
+            return false
+        }, "no client was served once descriptors were freed")
+        try daemon.waitForLine("the served client") { $0.contains("(\(marker),") && $0.contains("connected") }
+        XCTAssertEqual(daemon.lines.filter { $0.contains("accept failed") }.count, 1, "\(daemon.lines.suffix(8))")
         _ = held
     }
 

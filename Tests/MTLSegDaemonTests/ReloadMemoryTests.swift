@@ -47,23 +47,27 @@ final class ReloadMemoryTests: XCTestCase {
         defer { reading.cancel() }
 
         /// Waits until the pipeline has published `count` more frames (run on the model loaded now; the one
-        /// before is freed, and its memory given back, as the first of them starts).
-        func framesPass(_ count: UInt64) {
+        /// before is freed, and its memory given back, as the first of them starts). No frames is a failure: memory
+        /// measured on a pipeline that stalled says nothing about what running the models leaves behind.
+        func framesPass(_ count: UInt64, _ when: String) throws {
             let target = daemon.counters.published + count
             let deadline = Date().addingTimeInterval(30)
             while daemon.counters.published < target && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+            guard daemon.counters.published >= target else {
+                throw DaemonProcess.Failure("\(count) frames did not pass in 30 s \(when): \(daemon.counters.published) published, \(target) awaited")
+            }
         }
-        framesPass(10)
+        try framesPass(10, "after the first load")
         let afterFirstLoad = residentKilobytes
         var int8Loads: [Int] = []
         for reload in 1 ... reloads {
             config.model = models[reload % 2]
             XCTAssertTrue(daemon.reload(config: config), "reload \(reload)")
-            framesPass(5)
+            try framesPass(5, "after reload \(reload)")
             if reload % 2 == 1 { int8Loads.append(residentKilobytes) }
         }
         XCTAssertEqual(daemon.stream.model.precision, "fp32")
-        framesPass(10)
+        try framesPass(10, "after the storm")
         let afterStorm = residentKilobytes
         print("resident memory over \(reloads) reloads: fp32 \(afterFirstLoad) kB after the first load, \(afterStorm) kB after the storm; "
             + "int8 \(int8Loads.first ?? 0) kB after its first load, \(int8Loads.last ?? 0) kB after its last")

@@ -77,19 +77,28 @@ final class EssentialsTests: XCTestCase {
 
     func testThreadRunsItsBlockAndConditionWakesTheWaiter() {
         let condition = Condition()
-        var done = false
+        var done = false, nameSeen = ""
         let thread = SystemThread {
+            let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "(unreadable)"
             condition.lock()
+            nameSeen = name
             done = true
             condition.signal()
             condition.unlock()
         }
         thread.name = "a-name-longer-than-fifteen-bytes"
-        thread.start()
+        // Locked before the thread starts, so that its block can set `done` only once this thread waits: the wake-up
+        // below is the signal's, never a `done` already set. A wait that times out (a lost signal, a block that never
+        // ran) fails the test instead of hanging it.
         condition.lock()
-        while !done { condition.wait() }
+        thread.start()
+        let deadline = Clock.monotonicDeadline(in: 10)
+        var timedOut = false
+        while !done && !timedOut { timedOut = !condition.wait(until: deadline) }
+        let name = nameSeen
         condition.unlock()
-        XCTAssertTrue(done)
+        XCTAssertFalse(timedOut, "the block did not run, or its signal did not wake the waiter, within 10 s")
+        XCTAssertEqual(name, "a-name-longer-t\n", "the thread runs under its name, cut to the 15 bytes Linux keeps")
         // A deadline already past returns at once, reporting the timeout.
         condition.lock()
         XCTAssertFalse(condition.wait(until: Clock.monotonicNanoseconds() - 1_000_000_000))

@@ -86,8 +86,22 @@ final class ImageBombTests: XCTestCase {
         try ImageFile.writePNG(TestPattern.rgb(width: 7, height: 5), path: path)
         XCTAssertEqual(try ImageFile.read(path: path).width, 7)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.url.path), ["mask.png"])
-        // A write that fails (no such folder) leaves nothing behind and names the file.
-        XCTAssertThrowsError(try ImageFile.writePNG(TestPattern.rgb(width: 2, height: 2), path: directory.path("missing/mask.png")))
+        // A write that fails names the file: no such folder,
+        let missing = directory.path("missing/mask.png")
+        XCTAssertThrowsError(try ImageFile.writePNG(TestPattern.rgb(width: 2, height: 2), path: missing)) {
+            guard case .unwritable? = $0 as? ImageIOError else { return XCTFail("\($0)") }
+            XCTAssertEqual(($0 as? ImageIOError)?.path, missing)
+        }
+        // or a folder in the way, which fails only at the last step (the temporary file written, then renamed onto the
+        // path) and so has a temporary file to leave behind: it does not, and the file there before is untouched.
+        let taken = directory.path("taken.png")
+        try FileManager.default.createDirectory(atPath: taken, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try ImageFile.writePNG(TestPattern.rgb(width: 2, height: 2), path: taken)) {
+            guard case .unwritable? = $0 as? ImageIOError else { return XCTFail("\($0)") }
+            XCTAssertEqual(($0 as? ImageIOError)?.path, taken)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.url.path).sorted(), ["mask.png", "taken.png"])
+        XCTAssertEqual(try ImageFile.read(path: path).width, 7)
     }
 }
 

@@ -180,11 +180,25 @@ final class MessageCodecTests: XCTestCase {
     func testRandomBytesAreDecodedRejectedOrAwaitedNeverMisread() {
         let seed = testSeed("testRandomBytesAreDecodedRejectedOrAwaitedNeverMisread", fallback: 0x5EED_0001)
         var generator = SplitMix64(seed: seed)
+        // Random bytes rarely make a whole message (a STATS, type 7, now and then): every fourth round starts from a
+        // real one, a byte of it changed half the time, random bytes after it, so that the round trip is exercised.
+        let real = ([
+            .hello(Hello(encoding: .rle, tasks: ["rows"], name: "fuzz")),
+            .error(WireError(code: WireError.badMessage, message: "x")),
+            .statsRequest,
+            .stats(Array(#"{"fps":1}"#.utf8)),
+            .frame(FrameMessage(sequence: 3, captureMonotonicNanoseconds: 4, captureRealtimeNanoseconds: 5, droppedForClient: 1,
+                                latenciesMicroseconds: [6], masks: [EncodedMask(taskIndex: 0, encoding: .raw, data: [0, 1, 2, 3])])),
+        ] as [Message]).map { MessageEncoder.encode($0) }
         var decoded = 0, rejected = 0, awaited = 0
         for round in 0 ..< 2000 {
             let count = Int.random(in: 0 ... 64, using: &generator)
             var bytes = (0 ..< count).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
-            if count >= 4 && Bool.random(using: &generator) {  // plausible small lengths reach the payload parsers
+            if round % 4 == 0 {
+                var message = real[Int.random(in: 0 ..< real.count, using: &generator)]
+                if Bool.random(using: &generator) { message[Int.random(in: 0 ..< message.count, using: &generator)] = UInt8.random(in: 0 ... 255, using: &generator) }
+                bytes = message + bytes.prefix(16)
+            } else if count >= 4 && Bool.random(using: &generator) {  // plausible small lengths reach the payload parsers
                 bytes[0] = UInt8(count - 4); bytes[1] = 0; bytes[2] = 0; bytes[3] = 0
             }
             let context = "seed \(seed), round \(round): \(bytes)"
@@ -207,13 +221,29 @@ final class MessageCodecTests: XCTestCase {
                     XCTAssertEqual(try again.next(), message, "the encoder writes back a different message: \(context)")
                     decoded += 1
                 } catch {
-                    XCTAssertFalse("\(error)".isEmpty, context)
+                    // With a reason: what was wrong, in terms of the message (its type, the limit, the byte).
+                    guard let error = error as? DecodeError else {
+                        XCTFail("not a DecodeError: \(error): \(context)")
+                        break
+                    }
+                    let text = error.description
+                    switch error {
+                    case let .tooLarge(length, limit): XCTAssertTrue(text.contains("\(length)") && text.contains("\(limit)"), "\(text): \(context)")
+                    case .empty: XCTAssertTrue(text.contains("no type byte"), "\(text): \(context)")
+                    case let .unknownType(type): XCTAssertTrue(text.contains(String(cFormat: "0x%02x", type)), "\(text): \(context)")
+                    case let .malformed(type, reason):
+                        XCTAssertTrue(["HELLO", "STREAM", "STREAM_CHANGED", "ERROR", "STATS_REQUEST", "FRAME"].contains(type), "\(text): \(context)")
+                        XCTAssertFalse(reason.isEmpty, "\(text): \(context)")
+                        XCTAssertTrue(text.contains(type) && text.contains(reason), "\(text): \(context)")
+                    case .http: XCTAssertTrue(text.contains("HTTP"), "\(text): \(context)")
+                    }
                     rejected += 1
                     break
                 }
             }
         }
         print("decoded \(decoded), rejected \(rejected), awaited \(awaited)")
+        XCTAssertGreaterThan(decoded, 0, "the round trip was never exercised")
         XCTAssertGreaterThan(rejected, 0)
         XCTAssertGreaterThan(awaited, 0)
     }

@@ -5,7 +5,8 @@ whose model has the tasks "plants" and "rows" and which the test reloads when to
     python3 Sources/MTLSegWire/python/check_protocol.py SOCKET
 
 It prints "ready" once it streams, then expects the test to reload to a model that also has "rows"
-(STREAM_CHANGED), then to one without it (ERROR unknown_task). The last line is a JSON summary.
+(STREAM_CHANGED, on which it prints "changed"), then to one without it (ERROR unknown_task). The last
+line is a JSON summary.
 """
 import json
 import socket
@@ -87,6 +88,8 @@ try:
         previous = frame.sequence
         if frame.stream_changed:
             events.append(["stream_changed", rows.description["model"]["sha256"][:12], [t["name"] for t in rows.description["tasks"]]])
+            # The test reloads again only now: two reloads before the session's next pass would reach this client as one.
+            print("changed", flush=True)
         if len(ages) == 5:
             print("ready", flush=True)
 except DaemonError as error:
