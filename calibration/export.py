@@ -27,7 +27,8 @@ try:
     from safetensors import safe_open
 
     from model_file import (METADATA_KEY, check_output_path, input_size_problem,
-                            load_into_model, read_hf_checkpoint, task_name_problem, write_model_file)
+                            load_into_model, read_hf_checkpoint, task_name_problem, type_problem,
+                            write_model_file)
     from mtlsegformer import MTLSegFormer
 except ModuleNotFoundError as _error:
     # Run as a script by a Python without the requirements: say what to install instead of a traceback.
@@ -137,6 +138,11 @@ def load_source(source: str | Path, *, name: str | None = None, input_size: tupl
         description["name"] = name
     if input_size is not None:
         description["input"] = {"width": input_size[0], "height": input_size[1]}
+    # Before the model is built from it: a field of the wrong JSON type would otherwise be written as it is
+    # (mtlseg's typed decoder then refuses the file) or fail inside the model code with a traceback.
+    problem = type_problem(description)
+    if problem:
+        raise ValueError(f"{source}: mtlseg would refuse this model: description field {problem[0]!r}: {problem[1]}")
     try:
         return load_into_model(description, state_dict)
     except KeyError as error:  # a hand-made description without one of its fields

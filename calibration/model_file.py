@@ -126,12 +126,85 @@ def input_size_problem(width: int, height: int) -> str | None:
     return None
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no Int to Swift's decoder
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_list_of(value, check) -> bool:
+    return isinstance(value, list) and all(check(v) for v in value)
+
+
+def type_problem(desc) -> tuple[str, str] | None:
+    """(field, reason) for the first field of `desc` whose JSON type mtlseg's typed decoder refuses.
+
+    ModelDescription (Swift) decodes with Codable: name and class names are String, sizes and colours
+    Int, mean/std [Float]; a value of another type fails the whole load, however right its value is.
+    Optional fields (decodeIfPresent) may be absent or null. An integral float (512.0) is refused too:
+    json.dumps writes it as 512.0, which is not the Int the field declares.
+    """
+    if not isinstance(desc, dict):
+        return "mtlseg", "not a JSON object"
+    for key, check, expected in [("format", lambda v: isinstance(v, str), "String"),
+                                 ("format_version", _is_int, "Int"), ("name", lambda v: isinstance(v, str), "String"),
+                                 ("variant", lambda v: isinstance(v, str), "String"),
+                                 ("layer_norm_eps", _is_number, "a number"),
+                                 ("mean", lambda v: _is_list_of(v, _is_number), "a list of numbers"),
+                                 ("std", lambda v: _is_list_of(v, _is_number), "a list of numbers")]:
+        if desc.get(key) is not None and not check(desc[key]):
+            return key, f"expected {expected}, got {desc[key]!r}"
+    encoder = desc.get("encoder")
+    if not isinstance(encoder, dict):
+        return "encoder", "expected an object" if encoder is not None else "missing"
+    for key in ENCODER_KEYS:
+        if key not in encoder:
+            return f"encoder.{key}", "missing"
+        check, expected = (_is_int, "Int") if key == "num_channels" else \
+            (lambda v: _is_list_of(v, _is_int), "a list of Int")
+        if not check(encoder[key]):
+            return f"encoder.{key}", f"expected {expected}, got {encoder[key]!r}"
+    if not _is_int(desc.get("decoder_hidden_size")):
+        return "decoder_hidden_size", f"expected Int, got {desc.get('decoder_hidden_size')!r}"
+    tasks = desc.get("tasks")
+    if not isinstance(tasks, list):
+        return "tasks", f"expected a list of tasks, got {tasks!r}"
+    for t, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            return f"tasks[{t}]", f"expected an object, got {task!r}"
+        if not isinstance(task.get("name"), str):
+            return f"tasks[{t}].name", f"expected String, got {task.get('name')!r}"
+        classes = task.get("classes")
+        if not isinstance(classes, list):
+            return f"tasks[{t}].classes", f"expected a list of String, got {classes!r}"
+        for c, class_name in enumerate(classes):
+            if not isinstance(class_name, str):
+                return f"tasks[{t}].classes[{c}]", f"expected String, got {class_name!r}"
+        colors = task.get("colors")
+        if colors is not None and not _is_list_of(colors, lambda c: _is_list_of(c, _is_int)):
+            return f"tasks[{t}].colors", f"expected lists of Int, got {colors!r}"
+    size = desc.get("input")
+    if size is not None:
+        if not isinstance(size, dict):
+            return "input", f"expected {{'width': Int, 'height': Int}}, got {size!r}"
+        for side in ("width", "height"):
+            if not _is_int(size.get(side)):
+                return f"input.{side}", f"expected Int, got {size.get(side)!r}"
+    return None
+
+
 def engine_problem(desc: dict) -> tuple[str, str] | None:
     """(field, reason) for the first thing in `desc` that mtlseg refuses at load, None when it loads.
 
     The checks and their order are those of ModelDescription.validate (Swift), past what
-    mtlsegformer.validate_description already demands (format, list lengths, layer_norm_eps).
+    mtlsegformer.validate_description already demands (format, list lengths, layer_norm_eps), after the
+    JSON types (type_problem).
     """
+    problem = type_problem(desc)
+    if problem:
+        return problem
     enc = desc["encoder"]
     stages = len(enc["hidden_sizes"])
     if stages < 1:

@@ -149,7 +149,15 @@ class ExportRefusalTests(unittest.TestCase):
         """A .pt whose own description breaks the engine's rules: nothing is written."""
         model = tiny_model()
         for change, phrase in [({"tasks": [dict(TASKS[0], name="crop/weed"), TASKS[1]]}, "tasks[0].name"),
-                               ({"input": {"width": 20000, "height": 64}}, "1...16384")]:
+                               ({"input": {"width": 20000, "height": 64}}, "1...16384"),
+                               # JSON types mtlseg's typed decoder refuses, whatever the value
+                               ({"tasks": [dict(TASKS[0], classes=[0, 1]), TASKS[1]]}, "'tasks[0].classes[0]'"),
+                               ({"input": {"width": 512.5, "height": 512}}, "'input.width'"),
+                               ({"input": {"width": 512.0, "height": 512}}, "'input.width'"),
+                               ({"name": 5}, "'name'"),
+                               ({"mean": [0.5, "0.5", 0.5]}, "'mean'"),
+                               ({"tasks": [dict(TASKS[0], colors=[[0, 0, 0], [255, 0.5, 0]]), TASKS[1]]},
+                                "'tasks[0].colors'")]:
             pt = self.tmp / "m.pt"
             torch.save({"description": {**model.to_description(), **change}, "state_dict": model.state_dict()}, pt)
             self.assert_refused([pt, self.out], phrase)
