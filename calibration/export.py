@@ -16,6 +16,7 @@ written when its tensors match its description exactly.
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -41,6 +42,9 @@ except ModuleNotFoundError as _error:
 SOURCES = ("export reads an HF checkpoint directory (save_pretrained: config.json + model.safetensors) or a .pt/.pth "
            "holding {'description': model.to_description(), 'state_dict': model.state_dict()} of the reference "
            "MTLSegFormer; see calibration/README.md")
+
+# The files export reads in an HF checkpoint directory (read_hf_checkpoint).
+HF_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -149,8 +153,23 @@ def load_source(source: str | Path, *, name: str | None = None, input_size: tupl
         raise ValueError(f"{source}: the description has no {error.args[0]!r} field") from None
 
 
+def check_not_source(source: str | Path, out: str | Path) -> None:
+    """Refuses an output that is the source, or one of the files export reads in a source directory: writing
+    it would destroy the checkpoint being read (mtlseg refuses the same, OutputPaths.refuseOverwriting).
+    samefile: a link, a '..' or another spelling of the path must not hide that it is the same file."""
+    source, out = Path(source), Path(out)
+    if not out.exists():
+        return
+    read = [source / name for name in HF_FILES] if source.is_dir() else [source]
+    for path in read:
+        if path.exists() and os.path.samefile(path, out):
+            raise ValueError(f"{out} is the source {path}: export would overwrite the checkpoint it reads; "
+                             f"give another output path")
+
+
 def export(source: str | Path, out: str | Path, **options) -> MTLSegFormer:
     check_output_path(out)  # before loading, which can take a while (write_model_file checks it again)
+    check_not_source(source, out)
     model = load_source(source, **options)
     write_model_file(model, out)  # refuses what mtlseg would refuse at load
     return model

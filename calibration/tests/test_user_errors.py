@@ -128,6 +128,26 @@ class ExportRefusalTests(unittest.TestCase):
         out = self.tmp / "no-such-folder" / "out.safetensors"
         self.assert_refused([pt, out], str(out.parent), "does not exist")
 
+    def test_output_is_the_source(self):
+        """export x.pt x.pt would replace the training checkpoint by its export."""
+        pt = self.tmp / "m.pt"
+        model = tiny_model()
+        torch.save({"description": model.to_description(), "state_dict": model.state_dict()}, pt)
+        before = pt.read_bytes()
+        (self.tmp / "link.pt").symlink_to(pt)
+        for out in [pt, self.tmp / ".." / self.tmp.name / "m.pt", self.tmp / "link.pt"]:
+            rc, err = run(export.main, [str(pt), str(out)])
+            self.assertEqual(rc, 1, err)
+            self.assertIn("overwrite the checkpoint", err)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertEqual(pt.read_bytes(), before)
+        hf = self.tmp / "hf"
+        shutil.copytree(FIXTURES / "segformer-tiny-hf", hf)
+        weights = (hf / "model.safetensors").read_bytes()
+        rc, err = run(export.main, [str(hf), str(hf / "model.safetensors")])
+        self.assertEqual(rc, 1, err)
+        self.assertEqual((hf / "model.safetensors").read_bytes(), weights)
+
     def test_hf_model_type_other_than_segformer(self):
         hf = self.tmp / "hf"
         shutil.copytree(FIXTURES / "segformer-tiny-hf", hf)
