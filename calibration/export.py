@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import pickletools
+import re
 import sys
+import zipfile
 from pathlib import Path
 
 from dependencies import missing_package_message
@@ -78,6 +81,23 @@ def _is_state_dict(value) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
+def _top_level_is_object(source: Path) -> bool:
+    """Whether the pickle in a torch.save zip is an object of some class (torch.save(model)) rather than a
+    dict or list holding one; read from the opcodes, without unpickling. True when it cannot be told."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            data = archive.read(name)
+        for opcode, _, _ in pickletools.genops(data):
+            if opcode.name in ("PROTO", "FRAME"):
+                continue
+            # The first object built is the top-level one for a container: its empty dict/list comes first.
+            return opcode.name not in ("EMPTY_DICT", "EMPTY_LIST", "MARK", "EMPTY_TUPLE")
+    except (OSError, StopIteration, ValueError, zipfile.BadZipFile):
+        pass
+    return True
+
+
 def read_checkpoint(source: Path) -> tuple[dict, dict]:
     """(description, state_dict) of a reference checkpoint file; a ValueError saying what the file is otherwise.
 
@@ -97,11 +117,20 @@ def read_checkpoint(source: Path) -> tuple[dict, dict]:
     try:
         checkpoint = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "GLOBAL" in str(error):  # weights_only met a class: the file pickles objects, not just tensors
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+        if found or "GLOBAL" in str(error):  # weights_only met a class: the file pickles objects, not just tensors
+            class_name = found.group(1) if found else "unknown"
+            if not _top_level_is_object(source):
+                # A checkpoint dict that also keeps e.g. args=Namespace(...) or numpy values: the dict is right,
+                # one value in it is not plain data.
+                raise ValueError(
+                    f"{source} holds an object of class {class_name} besides plain data, which export does "
+                    f"not unpickle: save a dict of only 'description' (plain lists, numbers, strings) and 'state_dict' (tensors); "
+                    f"see calibration/README.md") from None
             raise ValueError(
-                f"{source} holds a pickled model object (torch.save(model)), which export does not unpickle: "
-                f"save {{'description': model.to_description(), 'state_dict': model.state_dict()}} for an "
-                f"MTLSegFormer, or model.save_pretrained(DIR) for an HF SegFormer, and export that; "
+                f"{source} holds a pickled {class_name} object (torch.save(model)), which export does not "
+                f"unpickle: save {{'description': model.to_description(), 'state_dict': model.state_dict()}} "
+                f"for an MTLSegFormer, or model.save_pretrained(DIR) for an HF SegFormer, and export that; "
                 f"see calibration/README.md") from None
         # torch's own message is about weights_only, not about the file.
         raise ValueError(f"{source} is not a torch checkpoint: {SOURCES}") from None

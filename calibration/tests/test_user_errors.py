@@ -116,6 +116,18 @@ class ExportRefusalTests(unittest.TestCase):
         torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), pt)
         self.assert_refused([pt, self.out], str(pt), "torch.save(model)", "to_description")
 
+    def test_checkpoint_dict_holding_other_objects(self):
+        """{description, state_dict, args: Namespace} is the right dict with one value that is not plain
+        data: the message names that class, not torch.save(model)."""
+        import argparse
+        model = tiny_model()
+        for extra, class_name in [(argparse.Namespace(lr=0.1), "argparse.Namespace"), (np.float64(1.0), "numpy")]:
+            pt = self.tmp / "m.pt"
+            torch.save({"description": model.to_description(), "state_dict": model.state_dict(), "args": extra}, pt)
+            err = self.assert_refused([pt, self.out], str(pt), class_name, "'description'")
+            self.assertNotIn("torch.save(model)", err)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+
     def test_mtlseg_model_file_as_source(self):
         model_file = self.tmp / "crops.safetensors"
         write_model_file(tiny_model(), model_file)
