@@ -54,6 +54,8 @@ def per_task_path(path: Path, task: str) -> Path:
 def check_logits_path(path: Path, task: str | None) -> None:
     if path.is_file():
         return
+    if path.is_dir():
+        raise InputError(f"--logits {path} is a folder; give the .npy file mtlseg infer --logits wrote")
     hint = ""
     if task and per_task_path(path, task).is_file():
         hint = (f"; for a model with several tasks mtlseg infer writes one file per task: "
@@ -101,7 +103,7 @@ def load_reference_model(model_path: Path):
 
     try:
         return read_hf_checkpoint(model_path) if model_path.is_dir() else read_model_file(model_path)
-    except SafetensorError as error:
+    except SafetensorError as error:  # a file only: an HF directory's unreadable weights come as ValueError
         raise InputError(f"--model {model_path} is neither an mtlseg model file nor an HF checkpoint directory "
                          f"({error}); export a .pt checkpoint with export.py first") from None
     except (OSError, ValueError) as error:  # not a model, an int8 one, tensors that do not match
@@ -140,7 +142,7 @@ def reference_from_file(reference_path: Path, task: str) -> np.ndarray:
 
     try:
         tensors = load_file(str(reference_path))
-    except SafetensorError as error:
+    except (SafetensorError, OSError) as error:  # OSError: a folder, an unreadable file
         raise InputError(f"--reference {reference_path} is not a safetensors file ({error})") from None
     if f"logits.{task}" not in tensors:
         tasks = [name.removeprefix("logits.") for name in tensors if name.startswith("logits.")]
@@ -186,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                              ("--model", args.model), ("--image", args.image)):
             if path is not None and not path.exists():
                 raise InputError(f"{option} {path} does not exist")
+            # A folder is an input only as --model's HF checkpoint directory; elsewhere it would fail later
+            # with an OSError, or a traceback, instead of exit 2.
+            if path is not None and path.is_dir() and option != "--model":
+                raise InputError(f"{option} {path} is a folder; give a file")
         check_logits_path(args.logits, args.task)
         if args.expected:
             reference = load_npy(args.expected, "--expected").astype(np.float64)

@@ -134,6 +134,9 @@ def read_checkpoint(source: Path) -> tuple[dict, dict]:
                 f"see calibration/README.md") from None
         # torch's own message is about weights_only, not about the file.
         raise ValueError(f"{source} is not a torch checkpoint: {SOURCES}") from None
+    except (KeyError, ValueError, TypeError, IndexError):
+        # Torch's unpickler reading bytes that are no pickle (a text file: KeyError(101), 'e' read as an opcode).
+        raise ValueError(f"{source} is not a torch checkpoint: {SOURCES}") from None
     except (RuntimeError, EOFError) as error:  # a truncated or foreign zip, an empty file
         reason = str(error).split(". ")[0] or "the file ends early"  # torch's first sentence; the rest is advice
         raise ValueError(f"{source} is not a checkpoint torch.load can read ({reason}): {SOURCES}") from None

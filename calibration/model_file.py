@@ -326,21 +326,51 @@ def hf_description(config: dict, *, name: str, task_name: str = "segmentation",
     # As mtlseg reads an HF directory (HFConfig, Swift): another model type is another architecture, even
     # where its config.json holds SegFormer's keys (UperNet's backbone, say).
     model_type = config.get("model_type")
+    # The messages name the field only: read_hf_checkpoint puts the config.json's path in front.
     if isinstance(model_type, str) and model_type != "segformer":
-        raise ValueError(f"config.json's model_type is {model_type!r}, not 'segformer': mtlseg runs "
+        raise ValueError(f"model_type is {model_type!r}, not 'segformer': mtlseg runs "
                          f"SegformerForSemanticSegmentation checkpoints only")
     if config.get("hidden_act", "gelu") != "gelu" or not config.get("reshape_last_stage", True):
         raise ValueError("only hidden_act 'gelu' and reshape_last_stage true are supported")
     if classes is None:
         id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(config.get("num_labels", 2))}
+        if not isinstance(id2label, dict):
+            raise ValueError(f"field 'id2label': expected an object of index: label, got {id2label!r}")
+        bad = [k for k in id2label if not (isinstance(k, str) and k.strip().lstrip("-").isdigit())]
+        if bad:
+            raise ValueError(f"field 'id2label.{bad[0]}': expected an integer key and a string label")
         classes = [id2label[k] for k in sorted(id2label, key=int)]
     encoder = {k: config.get(k, 3 if k == "num_channels" else None) for k in ENCODER_KEYS}
     if any(v is None for v in encoder.values()):
-        raise ValueError(f"config.json lacks {[k for k, v in encoder.items() if v is None]}")
+        raise ValueError(f"lacks {[k for k, v in encoder.items() if v is None]}")
+    if "decoder_hidden_size" not in config:
+        raise ValueError("lacks ['decoder_hidden_size']")
+    # make_description converts a number to int; its lists are checked as typed JSON after (type_problem).
+    if not all(isinstance(encoder[k], list if k != "num_channels" else int) for k in ENCODER_KEYS):
+        k = next(k for k in ENCODER_KEYS if not isinstance(encoder[k], list if k != "num_channels" else int))
+        raise ValueError(f"field {k!r}: expected {'Int' if k == 'num_channels' else 'a list of Int'}, "
+                         f"got {encoder[k]!r}")
     # Note: config.json's layer_norm_eps is not used by HF's SegFormer (every
     # LayerNorm is built with eps 1e-5), so it is deliberately not copied.
     return make_description(encoder, config["decoder_hidden_size"], [{"name": task_name, "classes": classes}],
                             name=name, input_size=input_size, mean=mean, std=std)
+
+
+def read_preprocessor_config(path: Path) -> tuple[list | None, list | None]:
+    """(image_mean, image_std) of an HF preprocessor_config.json; ValueError naming the file otherwise."""
+    try:
+        pre = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(pre, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    values = []
+    for key in ("image_mean", "image_std"):
+        value = pre.get(key)
+        if value is not None and not _is_list_of(value, _is_number):
+            raise ValueError(f"{path}: field {key!r}: not a list of numbers ({value!r})")
+        values.append(value)
+    return values[0], values[1]
 
 
 def read_hf_checkpoint(directory: str | Path, *, name: str | None = None, task_name: str = "segmentation",
@@ -364,8 +394,20 @@ def read_hf_checkpoint(directory: str | Path, *, name: str | None = None, task_n
     mean = std = None
     preprocessor = directory / "preprocessor_config.json"
     if preprocessor.exists():  # the checkpoint's own normalisation, when it ships one
-        pre = json.loads(preprocessor.read_text())
-        mean, std = pre.get("image_mean"), pre.get("image_std")
-    desc = hf_description(config, name=name or directory.name, task_name=task_name, classes=classes,
-                          input_size=input_size, mean=mean, std=std)
-    return load_into_model(desc, load_file(str(weights_path)))
+        mean, std = read_preprocessor_config(preprocessor)
+    try:
+        desc = hf_description(config, name=name or directory.resolve().name, task_name=task_name,
+                              classes=classes, input_size=input_size, mean=mean, std=std)
+    except (TypeError, ValueError) as error:  # TypeError: make_description's int() of a value of another type
+        raise ValueError(f"{config_path}: {error}") from None
+    problem = type_problem(desc)
+    if problem:
+        # In the file's own names: config.json keeps the encoder's keys at top level.
+        field = f"image_{problem[0]}" if problem[0] in ("mean", "std") else problem[0].removeprefix("encoder.")
+        where = preprocessor if problem[0] in ("mean", "std") else config_path
+        raise ValueError(f"{where}: field {field!r}: {problem[1]}")
+    try:
+        tensors = load_file(str(weights_path))
+    except SafetensorError as error:  # an interrupted download, a file of something else
+        raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
+    return load_into_model(desc, tensors)
