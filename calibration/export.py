@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="HF checkpoint directory, or .pt/.pth reference checkpoint")
     parser.add_argument("out", help="model file to write (.safetensors)")
-    parser.add_argument("--name", help="model name in the description (default: source's name)")
+    parser.add_argument("--name", help="model name in the description (default: the .pt description's own name, "
+                                         "or the HF directory's name)")
     parser.add_argument("--input", type=parse_size, metavar="WxH", help="fixed input size (default: none)")
     parser.add_argument("--task-name", type=parse_task_name, help="HF input: the task's name (default: segmentation)")
     parser.add_argument("--classes", help="HF input: comma-separated class names (default: id2label)")

@@ -1,6 +1,7 @@
 """Generates the committed model fixtures of Tests/MTLSegCoreTests/Fixtures/.
 
-Deterministic: fixed seeds, so a rerun rewrites byte-identical files.
+Deterministic: fixed seeds, so a rerun rewrites the same tensors (config.json records the
+transformers version, so it differs under another transformers build).
 
     ~/.venvs/mtlseg-calib/bin/python calibration/make_fixtures.py [--out DIR]
 

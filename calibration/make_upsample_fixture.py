@@ -3,7 +3,8 @@ size other than the model's output grid (the daemon's HELLO `mask_size`, `mtlseg
 
 Each case is seeded float32 logits [K, h, w] and what HF's post_process_semantic_segmentation makes of
 them for a target size: torch's F.interpolate(size=(H, W), mode="bilinear", align_corners=False), then
-argmax over the classes. Deterministic: a rerun rewrites a byte-identical file.
+argmax over the classes. Deterministic: a rerun rewrites the same tensors; the file is byte-identical only under
+the same torch build, whose version the metadata records.
 
     ~/.venvs/mtlseg-calib/bin/python calibration/make_upsample_fixture.py [--out FILE]
 
