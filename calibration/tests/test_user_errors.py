@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import traceback
 import unittest
 import zlib
 from pathlib import Path
@@ -48,14 +49,30 @@ def tiny_model(tasks=TASKS, **options) -> MTLSegFormer:
 
 
 def run(main, argv: list[str]) -> tuple[int, str]:
-    """main(argv)'s exit status (argparse's too) and what it wrote to stderr."""
+    """main(argv)'s exit status (argparse's too) and what it wrote to stderr.
+
+    An exception that escapes main is what a user would see as a traceback: it is written to the returned
+    stderr as Python would print it, with exit status 1, so that the tests' "no Traceback" checks can fail.
+    """
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             rc = main(argv)
         except SystemExit as exit_:
             rc = exit_.code
+        except Exception:  # noqa: BLE001 -- reported as the script's uncaught exception would be
+            traceback.print_exc()
+            rc = 1
     return rc, err.getvalue()
+
+
+SCRIPT_PYTHON = sys.executable  # the Python the tests run under (~/.venvs/peers/bin/python on the dev box)
+
+
+def run_script(script: str, argv: list) -> subprocess.CompletedProcess:
+    """The script run as a user runs it, in its own interpreter: what reaches the terminal, tracebacks included."""
+    return subprocess.run([SCRIPT_PYTHON, str(CALIBRATION / script)] + [str(a) for a in argv],
+                          capture_output=True, text=True, timeout=300)
 
 
 def write_png16(path: Path, samples: np.ndarray, color_type: int) -> None:
@@ -96,13 +113,14 @@ class ExportRefusalTests(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp)
         self.out = self.tmp / "out.safetensors"
 
-    def assert_refused(self, argv, *phrases):
+    def assert_refused(self, argv, *phrases, out: Path | None = None):
+        """`out`: the output path the refused export must not have written (default self.out)."""
         rc, err = run(export.main, [str(a) for a in argv])
         self.assertNotEqual(rc, 0, err)
         self.assertNotIn("Traceback", err)
         for phrase in phrases:
             self.assertIn(phrase, err)
-        self.assertFalse(self.out.exists(), "a refused export wrote its output")
+        self.assertFalse((out or self.out).exists(), "a refused export wrote its output")
         return err
 
     def test_bare_state_dict(self):
@@ -138,7 +156,7 @@ class ExportRefusalTests(unittest.TestCase):
         model = tiny_model()
         torch.save({"description": model.to_description(), "state_dict": model.state_dict()}, pt)
         out = self.tmp / "no-such-folder" / "out.safetensors"
-        self.assert_refused([pt, out], str(out.parent), "does not exist")
+        self.assert_refused([pt, out], str(out.parent), "does not exist", out=out)
 
     def test_output_is_the_source(self):
         """export x.pt x.pt would replace the training checkpoint by its export."""
@@ -282,6 +300,104 @@ class SixteenBitPNGTests(unittest.TestCase):
         for task in ("plants", "rows"):
             np.testing.assert_array_equal(check_parity.reference_from_image(model_file, self.tmp / "g16.png", task),
                                           check_parity.reference_from_image(model_file, self.tmp / "g8.png", task))
+
+
+class BadInputScriptTests(unittest.TestCase):
+    """Inputs that once ended in a traceback, a bare word ('export: 101') or wrong advice: one line on stderr
+    that names the file and what is wrong, no traceback, and for check_parity exit 2 ("an input cannot be
+    used"), never 1 ("parity failed"). A few run as a user runs the scripts, in their own interpreter; the
+    rest run main() in-process (run() reports an escaping exception as a traceback), since each
+    interpreter that imports torch costs seconds."""
+
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.out = self.tmp / "out.safetensors"
+
+    def hf_copy(self, name: str) -> Path:
+        hf = self.tmp / name
+        shutil.copytree(FIXTURES / "segformer-tiny-hf", hf)
+        return hf
+
+    def edit_config(self, hf: Path, change) -> None:
+        config = json.loads((hf / "config.json").read_text())
+        change(config)
+        (hf / "config.json").write_text(json.dumps(config))
+
+    def assert_one_line(self, result, rc: int, *phrases) -> None:
+        """result: a CompletedProcess, or run()'s (exit status, stderr)."""
+        got_rc, err = (result.returncode, result.stderr) if hasattr(result, "stderr") else result
+        self.assertEqual(got_rc, rc, err)
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        for phrase in phrases:
+            self.assertIn(phrase, err)
+        return err
+
+    def test_export_bad_inputs(self):
+        hf = self.hf_copy("corrupt")
+        (hf / "model.safetensors").write_text("junk\n")  # an interrupted download
+        text = self.tmp / "notes.txt"
+        text.write_text("hello\n")  # torch's unpickler once raised KeyError(101) on it: 'export: 101'
+        for source, named, phrase in [(hf, str(hf / "model.safetensors"), "not a readable safetensors file"),
+                                      (text, str(text), "is not a torch checkpoint")]:
+            with self.subTest(source=source.name, process="own"):
+                self.assert_one_line(run_script("export.py", [source, self.out]), 1, named, phrase)
+                self.assertFalse(self.out.exists())
+        cases = []
+        hf = self.hf_copy("nodecoder")
+        self.edit_config(hf, lambda c: c.pop("decoder_hidden_size"))
+        cases.append((hf, str(hf / "config.json"), "decoder_hidden_size"))
+        hf = self.hf_copy("labels")
+        self.edit_config(hf, lambda c: c.update(id2label={"a": "x", "b": "y", "c": "z"}))
+        cases.append((hf, str(hf / "config.json"), "'id2label.a'"))
+        hf = self.hf_copy("sizes")
+        self.edit_config(hf, lambda c: c.update(hidden_sizes="8,16"))
+        cases.append((hf, str(hf / "config.json"), "'hidden_sizes'"))
+        for i, (content, phrase) in enumerate([("{bad", "not valid JSON"), ('{"image_mean": 0.5}', "'image_mean'"),
+                                               ("[1]", "not a JSON object")]):
+            hf = self.hf_copy(f"pre{i}")
+            (hf / "preprocessor_config.json").write_text(content)
+            cases.append((hf, str(hf / "preprocessor_config.json"), phrase))
+        pt = self.tmp / "types.pt"
+        model = tiny_model()
+        torch.save({"description": {**model.to_description(), "tasks": [dict(TASKS[0], classes=[0, 1]), TASKS[1]]},
+                    "state_dict": model.state_dict()}, pt)
+        cases.append((pt, str(pt), "'tasks[0].classes[0]'"))
+        for source, named, phrase in cases:
+            with self.subTest(source=source.name):
+                self.assert_one_line(run(export.main, [str(source), str(self.out)]), 1, named, phrase)
+                self.assertFalse(self.out.exists())
+
+    def test_export_onto_its_source(self):
+        pt = self.tmp / "m.pt"
+        model = tiny_model()
+        torch.save({"description": model.to_description(), "state_dict": model.state_dict()}, pt)
+        before = pt.read_bytes()
+        self.assert_one_line(run_script("export.py", [pt, pt]), 1, str(pt), "overwrite")
+        self.assertEqual(pt.read_bytes(), before)
+
+    def test_check_parity_bad_inputs(self):
+        np.save(self.tmp / "x.npy", np.zeros((3, 8, 8), np.float32))
+        Image.new("RGB", (32, 32)).save(self.tmp / "i.png")
+        folder = self.tmp / "folder"
+        folder.mkdir()
+        corrupt = self.hf_copy("corrupt")
+        (corrupt / "model.safetensors").write_text("junk\n")
+        badpre = self.hf_copy("badpre")
+        (badpre / "preprocessor_config.json").write_text("{bad")
+        image = ["--image", self.tmp / "i.png", "--task", "segmentation", "--logits", self.tmp / "x.npy"]
+        for argv, named, phrase in [
+                (["--reference", folder, "--task", "rows", "--logits", self.tmp / "x.npy"], str(folder), "folder"),
+                (["--expected", self.tmp / "x.npy", "--logits", folder], str(folder), "folder"),
+                (["--model", corrupt] + image, str(corrupt / "model.safetensors"), "not a readable safetensors"),
+                (["--model", badpre] + image, str(badpre / "preprocessor_config.json"), "not valid JSON")]:
+            with self.subTest(argv=[str(a) for a in argv[:2]]):
+                # Only the folder cases and one --model case in their own interpreter: --model imports torch.
+                own = argv[1] is folder or argv[1] is corrupt
+                result = run_script("check_parity.py", argv) if own else run(check_parity.main, [str(a) for a in argv])
+                err = self.assert_one_line(result, 2, named, phrase)
+                self.assertNotIn("export a .pt", err)
 
 
 class MissingDependencyTests(unittest.TestCase):
