@@ -67,7 +67,12 @@ def main() -> int:
             logits_path = out / f"logits-{width}x{height}.npy"
             subprocess.run([args.mtlseg, "infer", "--model", args.model, "--image", str(image), "--out", str(out),
                             "--logits", str(logits_path), "--class-ids"], check=True, stdout=subprocess.DEVNULL)
-            for classes_png in sorted(out.glob(f"{image.stem}.*.classes.png")):
+            masks = sorted(out.glob(f"{image.stem}.*.classes.png"))
+            if not masks:
+                # Nothing to compare is no pass: infer's names changed, or it wrote nowhere this script looks.
+                failed = True
+                print(f"  {width}x{height}: mtlseg infer wrote no {image.stem}.<task>.classes.png in {out}")
+            for classes_png in masks:
                 task = classes_png.name[len(image.stem) + 1:-len(".classes.png")]
                 task_logits = out / f"{logits_path.stem}.{task}.npy"
                 if not task_logits.exists():
@@ -90,6 +95,8 @@ def main() -> int:
                       f"{len(differ) - ties} difference(s), {ties} tie(s) in {ours.size} pixels")
                 total_ties += ties
                 total_pixels += ours.size
+    if total_pixels == 0:
+        failed = True  # no size given, or no mask found: an "ok" would claim a comparison that never ran
     print(f"{'FAILED' if failed else 'ok'}: {total_ties} tie(s) in {total_pixels} pixels" + ("" if failed else ", no other difference"))
     return 1 if failed else 0
 
