@@ -122,6 +122,9 @@ def reference_from_image(model_path: Path, image_path: Path, task: str) -> np.nd
     if task not in model.task_names:
         raise InputError(f"--task {task!r}: the model has no such task; its tasks: {', '.join(model.task_names)}")
     desc = model.description
+    channels = desc["encoder"]["num_channels"]
+    if channels != 3:  # an image gives RGB; mtlseg infer refuses such a model too (InferCommand)
+        raise InputError(f"--model {model_path}: the model takes {channels} input channels; images give 3 (RGB)")
     image = load_rgb8(image_path)
     if desc.get("input") and image.size != (desc["input"]["width"], desc["input"]["height"]):
         # PIL's bilinear is not necessarily the engine's resize: compare at the
@@ -202,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             reference = reference_from_image(args.model, args.image, args.task)
         logits = load_npy(args.logits, "--logits")
+        # An empty array has no max to compare: say which file, not numpy's "zero-size array to reduction".
+        for option, path, array in (("--logits", args.logits, logits),
+                                    ("--expected" if args.expected else "--reference" if args.reference else "--model",
+                                     args.expected or args.reference or args.model, reference)):
+            if array.size == 0:
+                raise InputError(f"{option} {path}: the logits are empty (shape {list(array.shape)})")
     except ModuleNotFoundError as error:
         message = missing_package_message("check_parity", error)
         if message is None:

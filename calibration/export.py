@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-name", type=parse_task_name, help="HF input: the task's name (default: segmentation)")
     parser.add_argument("--classes", help="HF input: comma-separated class names (default: id2label)")
     args = parser.parse_args(argv)
-    classes = args.classes.split(",") if args.classes else None
+    # `is not None`: --classes '' is one empty class name, which the class-name checks then refuse, not "use id2label".
+    classes = args.classes.split(",") if args.classes is not None else None
     try:
         model = export(args.source, args.out, name=args.name, input_size=args.input,
                        task_name=args.task_name, classes=classes)

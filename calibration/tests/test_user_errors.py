@@ -257,6 +257,24 @@ class CheckParityMessageTests(unittest.TestCase):
         self.assertEqual(check_parity.per_task_path(Path("out/crops.npy"), "rows"), Path("out/crops.rows.npy"))
         self.assertEqual(check_parity.per_task_path(Path("out/crops"), "rows"), Path("out/crops.rows.npy"))
 
+    def test_empty_logits(self):
+        np.save(self.tmp / "x.npy", np.zeros((3, 4, 4), np.float32))
+        np.save(self.tmp / "x0.npy", np.zeros((0, 4, 4), np.float32))
+        self.assert_message(["--expected", self.tmp / "x0.npy", "--logits", self.tmp / "x.npy"],
+                            str(self.tmp / "x0.npy"), "empty")
+        self.assert_message(["--expected", self.tmp / "x.npy", "--logits", self.tmp / "x0.npy"],
+                            str(self.tmp / "x0.npy"), "empty")
+
+    def test_model_with_other_than_three_channels(self):
+        model_file = self.tmp / "grey.safetensors"
+        torch.manual_seed(0)
+        write_model_file(MTLSegFormer(make_description(dict(TINY_ENCODER, num_channels=1), 16, TASKS,
+                                                       mean=[0.5], std=[0.25])).eval(), model_file)
+        Image.new("RGB", (32, 32)).save(self.tmp / "i.png")
+        np.save(self.tmp / "x.npy", np.zeros((2, 8, 8), np.float32))
+        self.assert_message(["--model", model_file, "--image", self.tmp / "i.png", "--task", "plants",
+                             "--logits", self.tmp / "x.npy"], str(model_file), "1 input channels")
+
     def test_int8_model_file(self):
         """An int8 file (mtlseg calibrate's output) carries __metadata__["mtlseg_quantization"]."""
         int8 = self.tmp / "crops-int8.safetensors"
