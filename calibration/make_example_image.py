@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Draws calibration/examples/field.png: a small top-down picture of crop rows
-on soil, the kind of image mtlseg's models segment. The README's first command
-runs a model on it. (The full synthetic-field generator for the demo model is
+on soil, the kind of image mtlseg's models segment. check_upsampled_masks.py
+and the README's size measurements read it (the README's first command infers on
+a synthetic capture instead). (The full synthetic-field generator for the demo model is
 separate work; this image only needs to look like a field.)
 
     python3 calibration/make_example_image.py

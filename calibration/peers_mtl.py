@@ -27,8 +27,9 @@ int8 engine can be compared with the peers' int8 on the same network:
   python calibration/peers_mtl.py time --size 256 --threads 1
 
 Generated models go to $PEERS_CACHE/mtl (default ~/.cache/mtlseg-peers/mtl), never
-into the repository. Images are normalised as mtlseg does: x/255, the model's
-mean/std, CHW; at 512x512 the 256x256 images are scaled up with PIL bilinear
+into the repository. Images are normalised as mtlseg does for the demo model: x/255,
+ImageNet mean/std (the demo's own; the constants below, not read from the model's
+description), CHW; at 512x512 the 256x256 images are scaled up with PIL bilinear
 (the timing does not depend on the content).
 """
 import argparse, json, os, resource, statistics, subprocess, sys, time
