@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -32,6 +33,9 @@ ANCHOR = Path(os.environ.get("PEERS_DIR", CALIBRATION.parent.parent / "shared" /
 TINY_ENCODER = dict(num_channels=3, hidden_sizes=[8, 16, 24, 32], depths=[1, 2, 1, 2],
                     num_attention_heads=[1, 2, 3, 4], sr_ratios=[8, 4, 2, 1], patch_sizes=[7, 3, 3, 3],
                     strides=[4, 2, 2, 2], mlp_ratios=[4, 4, 4, 4])
+UPSAMPLE_FIXTURE = CALIBRATION.parent / "Tests" / "MTLSegCoreTests" / "Fixtures" / "upsample-argmax.safetensors"
+# Always present (unlike ANCHOR): the tests of naming and HF parity also run on it, on any clone.
+HF_FIXTURE = CALIBRATION.parent / "Tests" / "MTLSegCoreTests" / "Fixtures" / "segformer-tiny-hf"
 T5_FRAGMENTS = ("stages", "blocks", "layernorm_", "q_proj", "k_proj", "v_proj", "o_proj",
                 "sequence_reduction", "fc1", "fc2", "linear_projections")
 
@@ -75,9 +79,15 @@ class NamingTests(unittest.TestCase):
     @unittest.skipUnless(ANCHOR.exists(), "shared anchor checkpoint absent")
     def test_transformers_accepts_our_transformers4_names(self):
         """HF's own conversion_mapping loads our renamed file without missing or unexpected keys."""
-        t5 = load_file(str(ANCHOR / "model.safetensors"))
+        self.check_transformers_accepts(ANCHOR)
+
+    def test_transformers_accepts_our_transformers4_names_on_fixture(self):
+        self.check_transformers_accepts(HF_FIXTURE)
+
+    def check_transformers_accepts(self, checkpoint: Path):
+        t5 = load_file(str(checkpoint / "model.safetensors"))
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "config.json").write_text((ANCHOR / "config.json").read_text())
+            (Path(tmp) / "config.json").write_text((checkpoint / "config.json").read_text())
             save_file(to_transformers4_names(t5), str(Path(tmp) / "model.safetensors"))
             hf, info = SegformerForSemanticSegmentation.from_pretrained(tmp, output_loading_info=True)
         self.assertFalse(info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"], info)
@@ -89,13 +99,19 @@ class NamingTests(unittest.TestCase):
 class ReferenceTests(unittest.TestCase):
     @unittest.skipUnless(ANCHOR.exists(), "shared anchor checkpoint absent")
     def test_single_task_equals_hf_on_anchor(self):
-        hf = SegformerForSemanticSegmentation.from_pretrained(str(ANCHOR)).eval()
-        ours = read_hf_checkpoint(ANCHOR)
+        self.check_single_task_equals_hf(ANCHOR)
+
+    def test_single_task_equals_hf_on_fixture(self):
+        self.check_single_task_equals_hf(HF_FIXTURE)
+
+    def check_single_task_equals_hf(self, checkpoint: Path):
+        hf = SegformerForSemanticSegmentation.from_pretrained(str(checkpoint)).eval()
+        ours = read_hf_checkpoint(checkpoint)
         x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             expected = hf(pixel_values=x).logits
             got = ours(x)["segmentation"]
-        self.assertEqual(got.shape, (1, 3, 16, 24))
+        self.assertEqual(got.shape, (1, hf.config.num_labels, 16, 24))
         self.assertLess((got - expected).abs().max().item(), 1e-5)
 
     def test_mtl_output_shapes_round_up(self):
@@ -164,10 +180,31 @@ class FixtureTests(unittest.TestCase):
         committed = make_fixtures.DEFAULT_OUT
         with tempfile.TemporaryDirectory() as tmp:
             make_fixtures.main(["--out", tmp])
-            for path in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
-                twin = committed / path.relative_to(tmp)
-                self.assertTrue(twin.exists() and comparable(twin) == comparable(path),
+            generated = {p.relative_to(tmp) for p in Path(tmp).rglob("*") if p.is_file()}
+            # Non-empty and equal sets: a loop over what the generator wrote passes on nothing written, and
+            # never sees a committed fixture the generator no longer writes.
+            self.assertTrue(generated, "make_fixtures wrote nothing")
+            others = {UPSAMPLE_FIXTURE.relative_to(committed)}  # make_upsample_fixture.py's output
+            on_disk = {p.relative_to(committed) for p in committed.rglob("*") if p.is_file()} - others
+            self.assertEqual(on_disk, generated, "committed fixtures differ from what make_fixtures.py writes")
+            for path in sorted(generated):
+                twin = committed / path
+                self.assertTrue(comparable(twin) == comparable(Path(tmp) / path),
                                 f"{twin} is stale: rerun calibration/make_fixtures.py")
+
+    @unittest.skipUnless(UPSAMPLE_FIXTURE.exists(), "no upsample fixture")
+    def test_committed_upsample_fixture_is_current(self):
+        """Same tensors as a rerun of make_upsample_fixture.py (the metadata names the torch build, so bytes
+        may differ under another one)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "u.safetensors"
+            subprocess.run([sys.executable, str(CALIBRATION / "make_upsample_fixture.py"), "--out", str(out)],
+                           check=True, capture_output=True, timeout=300)
+            fresh, committed = load_file(str(out)), load_file(str(UPSAMPLE_FIXTURE))
+        self.assertEqual(fresh.keys(), committed.keys(), "rerun calibration/make_upsample_fixture.py")
+        for name in fresh:
+            self.assertTrue(torch.equal(fresh[name], committed[name]),
+                            f"{UPSAMPLE_FIXTURE} {name} is stale: rerun calibration/make_upsample_fixture.py")
 
 
 def comparable(path: Path):
