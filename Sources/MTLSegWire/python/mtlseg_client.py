@@ -268,6 +268,14 @@ class Subscriber:
         return kind, self._exactly(length - 1)
 
     def _frame(self, p: bytes) -> Frame:
+        # A FRAME too short for its fields (struct.error) or with runs that do not cover the mask (decode_rle's
+        # ValueError) is the daemon breaking PROTOCOL.md: the one exception a consumer catches for that.
+        try:
+            return self._parse_frame(p)
+        except (struct.error, ValueError) as error:
+            raise ProtocolError(f"malformed FRAME: {error}") from error
+
+    def _parse_frame(self, p: bytes) -> Frame:
         d = self.description
         sequence, monotonic, realtime, dropped, count = struct.unpack_from("<QQQIB", p, 0)
         offset = 29
