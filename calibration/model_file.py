@@ -319,6 +319,10 @@ def read_model_file(path: str | Path) -> MTLSegFormer:
     return load_into_model(json.loads(metadata[METADATA_KEY]), load_file(str(path)))
 
 
+HF_DEFAULTS = {"num_channels": 3, "patch_sizes": [7, 3, 3, 3], "strides": [4, 2, 2, 2], "mlp_ratios": [4, 4, 4, 4],
+               "decoder_hidden_size": 256}
+
+
 def hf_description(config: dict, *, name: str, task_name: str = "segmentation",
                    classes: list[str] | None = None, input_size: tuple[int, int] | None = None,
                    mean: list[float] | None = None, std: list[float] | None = None) -> dict:
@@ -336,15 +340,18 @@ def hf_description(config: dict, *, name: str, task_name: str = "segmentation",
         id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(config.get("num_labels", 2))}
         if not isinstance(id2label, dict):
             raise ValueError(f"field 'id2label': expected an object of index: label, got {id2label!r}")
-        bad = [k for k in id2label if not (isinstance(k, str) and k.strip().lstrip("-").isdigit())]
+        bad = [k for k, v in id2label.items()
+               if not (isinstance(k, str) and k.strip().lstrip("-").isdigit() and isinstance(v, str))]
         if bad:
             raise ValueError(f"field 'id2label.{bad[0]}': expected an integer key and a string label")
+        if sorted(map(int, id2label)) != list(range(len(id2label))):
+            raise ValueError(f"field 'id2label': keys are not 0..<{len(id2label)}")
         classes = [id2label[k] for k in sorted(id2label, key=int)]
-    encoder = {k: config.get(k, 3 if k == "num_channels" else None) for k in ENCODER_KEYS}
+    # The defaults mtlseg takes for keys a config.json may leave out (HFConfig.description, Swift; they are
+    # transformers' SegformerConfig defaults too): a model mtlseg runs must export.
+    encoder = {k: config.get(k, HF_DEFAULTS.get(k)) for k in ENCODER_KEYS}
     if any(v is None for v in encoder.values()):
         raise ValueError(f"lacks {[k for k, v in encoder.items() if v is None]}")
-    if "decoder_hidden_size" not in config:
-        raise ValueError("lacks ['decoder_hidden_size']")
     # make_description converts a number to int; its lists are checked as typed JSON after (type_problem).
     if not all(isinstance(encoder[k], list if k != "num_channels" else int) for k in ENCODER_KEYS):
         k = next(k for k in ENCODER_KEYS if not isinstance(encoder[k], list if k != "num_channels" else int))
@@ -352,7 +359,8 @@ def hf_description(config: dict, *, name: str, task_name: str = "segmentation",
                          f"got {encoder[k]!r}")
     # Note: config.json's layer_norm_eps is not used by HF's SegFormer (every
     # LayerNorm is built with eps 1e-5), so it is deliberately not copied.
-    return make_description(encoder, config["decoder_hidden_size"], [{"name": task_name, "classes": classes}],
+    return make_description(encoder, config.get("decoder_hidden_size", HF_DEFAULTS["decoder_hidden_size"]),
+                            [{"name": task_name, "classes": classes}],
                             name=name, input_size=input_size, mean=mean, std=std)
 
 

@@ -363,9 +363,12 @@ class BadInputScriptTests(unittest.TestCase):
                 self.assert_one_line(run_script("export.py", [source, self.out]), 1, named, phrase)
                 self.assertFalse(self.out.exists())
         cases = []
-        hf = self.hf_copy("nodecoder")
-        self.edit_config(hf, lambda c: c.pop("decoder_hidden_size"))
-        cases.append((hf, str(hf / "config.json"), "decoder_hidden_size"))
+        hf = self.hf_copy("nodepths")
+        self.edit_config(hf, lambda c: c.pop("depths"))
+        cases.append((hf, str(hf / "config.json"), "depths"))
+        hf = self.hf_copy("gap")
+        self.edit_config(hf, lambda c: c.update(id2label={"0": "x", "1": "y", "5": "z"}))
+        cases.append((hf, str(hf / "config.json"), "0..<3"))
         hf = self.hf_copy("labels")
         self.edit_config(hf, lambda c: c.update(id2label={"a": "x", "b": "y", "c": "z"}))
         cases.append((hf, str(hf / "config.json"), "'id2label.a'"))
@@ -386,6 +389,18 @@ class BadInputScriptTests(unittest.TestCase):
             with self.subTest(source=source.name):
                 self.assert_one_line(run(export.main, [str(source), str(self.out)]), 1, named, phrase)
                 self.assertFalse(self.out.exists())
+
+    def test_export_takes_mtlseg_defaults_for_absent_config_keys(self):
+        """mtlseg loads a config.json without patch_sizes, strides, mlp_ratios (HFConfig's defaults): export
+        must write it too."""
+        hf = self.hf_copy("defaults")
+        config = json.loads((hf / "config.json").read_text())
+        # The fixture's values are the defaults, so the weights still fit once the keys are gone.
+        self.assertEqual([config.get(k) for k in ("patch_sizes", "strides", "mlp_ratios")],
+                         [[7, 3, 3, 3], [4, 2, 2, 2], [4, 4, 4, 4]])
+        self.edit_config(hf, lambda c: [c.pop(k) for k in ("patch_sizes", "strides", "mlp_ratios")])
+        rc, err = run(export.main, [str(hf), str(self.out)])
+        self.assertEqual(rc, 0, err)
 
     def test_export_onto_its_source(self):
         pt = self.tmp / "m.pt"
