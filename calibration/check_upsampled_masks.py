@@ -26,6 +26,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from check_parity import per_task_path  # where infer writes a task's logits (InferCommand.perTaskPath)
+from export import parse_size  # 'WxH' with mtlseg's limits, one line for a malformed size
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -61,7 +64,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         for text in args.sizes.split(","):
-            width, height = (int(v) for v in text.lower().split("x"))
+            try:
+                width, height = parse_size(text)
+            except argparse.ArgumentTypeError as error:
+                parser.error(f"--sizes {text!r}: {error}")
             image = out / f"frame-{width}x{height}.png"
             Image.open(args.image).convert("RGB").resize((width, height), Image.BILINEAR).save(image)
             logits_path = out / f"logits-{width}x{height}.npy"
@@ -74,7 +80,7 @@ def main() -> int:
                 print(f"  {width}x{height}: mtlseg infer wrote no {image.stem}.<task>.classes.png in {out}")
             for classes_png in masks:
                 task = classes_png.name[len(image.stem) + 1:-len(".classes.png")]
-                task_logits = out / f"{logits_path.stem}.{task}.npy"
+                task_logits = per_task_path(logits_path, task)
                 if not task_logits.exists():
                     task_logits = logits_path  # a one-task model writes PATH itself
                 logits = np.load(task_logits)
