@@ -334,7 +334,9 @@ final class HostileDaemonTests: XCTestCase {
         }
         let last = daemon.residentKilobytes
         print("reload storm: \(rounds) rounds of \(bad.count) bad and \(bad.count) good models; RSS \(afterFirstRound) kB after the first, \(last) kB after the last")
-        XCTAssertLessThan(last - afterFirstRound, 8 * 1024, "RSS \(afterFirstRound) kB → \(last) kB")
+        if !Sanitizer.keepsFreedMemory {  // built with AddressSanitizer, RSS is no measure (printed above)
+            XCTAssertLessThan(last - afterFirstRound, 8 * 1024, "RSS \(afterFirstRound) kB → \(last) kB")
+        }
         // Each refusal names what was wrong.
         let failures = daemon.lines.filter { $0.contains("reload failed") }
         for expected in ["num_labels", "memory budget", "finite", "variance", "weight_scale", "tasks[0].name", "not a regular file", "pass the end"] {

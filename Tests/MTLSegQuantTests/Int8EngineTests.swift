@@ -171,7 +171,7 @@ final class Int8EngineTests: XCTestCase {
         XCTAssertEqual(relu.scale, 4 / 255, accuracy: 1e-7)
     }
 
-    /// A sanitizer build (`.ci/tsan`) keeps the sanitizer's own malloc: there the counter counts nothing.
+    /// A sanitizer build (`.ci/sanitize`) keeps the sanitizer's own malloc: there the counter counts nothing.
     private func skipInASanitizerBuild() throws {
         try XCTSkipIf(allocation_counter_enabled() == 0, "allocations are not counted in a sanitizer build")
     }

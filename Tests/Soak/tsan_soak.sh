@@ -1,14 +1,14 @@
 #!/bin/bash
-# The daemon built with ThreadSanitizer (`.ci/tsan` builds it into .build-tsan) under everything at once for
+# The daemon built with ThreadSanitizer (`.ci/sanitize thread` builds it into .build-thread) under everything at once for
 # SECONDS: three subscribers (model, source and a WxH size, raw and rle), `mtlseg status` and metrics scrapes
 # every few hundred ms, short-lived subscribers, a client that sends a bad HELLO and waits, one that speaks HTTP,
 # and a SIGHUP reload every 4 s alternating the demo's fp32 and int8 models. Fails if any process reported.
 #
-#   Tests/Soak/tsan_soak.sh [SECONDS]    (default 180; after .ci/tsan, which builds .build-tsan)
+#   Tests/Soak/tsan_soak.sh [SECONDS]    (default 180; after `.ci/sanitize thread`, which builds .build-thread)
 set -u
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$repo/.build-tsan/x86_64-unknown-linux-gnu/debug
-[ -x "$bin/mtlsegd" ] || { echo "no ThreadSanitizer build in $bin: run .ci/tsan first" >&2; exit 2; }
+bin=$repo/.build-thread/x86_64-unknown-linux-gnu/debug
+[ -x "$bin/mtlsegd" ] || { echo "no ThreadSanitizer build in $bin: run .ci/sanitize thread first" >&2; exit 2; }
 seconds=${1:-180}
 dir=$(mktemp -d)
 mkdir -p "$dir/reports"
