@@ -364,14 +364,20 @@ def hf_description(config: dict, *, name: str, task_name: str = "segmentation",
                             name=name, input_size=input_size, mean=mean, std=std)
 
 
-def read_preprocessor_config(path: Path) -> tuple[list | None, list | None]:
-    """(image_mean, image_std) of an HF preprocessor_config.json; ValueError naming the file otherwise."""
+def _read_json_object(path: Path) -> dict:
+    """The JSON object `path` holds; ValueError naming the file otherwise."""
     try:
-        pre = json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except ValueError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(pre, dict):
+    if not isinstance(value, dict):
         raise ValueError(f"{path}: not a JSON object")
+    return value
+
+
+def read_preprocessor_config(path: Path) -> tuple[list | None, list | None]:
+    """(image_mean, image_std) of an HF preprocessor_config.json; ValueError naming the file otherwise."""
+    pre = _read_json_object(path)
     values = []
     for key in ("image_mean", "image_std"):
         value = pre.get(key)
@@ -393,12 +399,7 @@ def read_hf_checkpoint(directory: str | Path, *, name: str | None = None, task_n
         other = "; it holds pytorch_model.bin: load it with from_pretrained and save_pretrained it again" \
             if (directory / "pytorch_model.bin").exists() else ""
         raise FileNotFoundError(f"{directory} has no model.safetensors{other}")
-    try:
-        config = json.loads(config_path.read_text())
-    except ValueError as error:
-        raise ValueError(f"{config_path}: not valid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path}: not a JSON object")
+    config = _read_json_object(config_path)
     mean = std = None
     preprocessor = directory / "preprocessor_config.json"
     if preprocessor.exists():  # the checkpoint's own normalisation, when it ships one
