@@ -52,6 +52,9 @@ final class ClientSession: @unchecked Sendable {
     private let statsProvider: @Sendable () -> [UInt8]
     private let onExit: (ClientSession) -> Void
     private let onReady: (ClientSession) -> Void
+    /// Asks the server for one of the `max_clients` slots of clients that take masks; the ERROR to refuse it with when
+    /// there is none (a control connection needs none: MaskServer.controlSlots).
+    private let claimSubscriberSlot: (ClientSession) -> WireError?
     /// Asks the server for room for masks at a size of the client's own; the ERROR to refuse it with when there is none.
     private let reserveMasks: (MaskGrid, ClientSession) -> WireError?
     private let finished = DispatchSemaphore(value: 0)
@@ -85,6 +88,7 @@ final class ClientSession: @unchecked Sendable {
 
     init(id: Int, connection: UnixSocket, wake: WakePipe, peer: Peer, stream: StreamDescription, generation: Int,
          settings: MaskServer.Settings, statsProvider: @escaping @Sendable () -> [UInt8],
+         claimSubscriberSlot: @escaping (ClientSession) -> WireError? = { _ in nil },
          reserveMasks: @escaping (MaskGrid, ClientSession) -> WireError? = { _, _ in nil },
          onReady: @escaping (ClientSession) -> Void = { _ in }, onExit: @escaping (ClientSession) -> Void) {
         self.id = id
@@ -97,6 +101,7 @@ final class ClientSession: @unchecked Sendable {
         self.statsProvider = statsProvider
         self.onExit = onExit
         self.onReady = onReady
+        self.claimSubscriberSlot = claimSubscriberSlot
         self.reserveMasks = reserveMasks
         statistics = ClientCounters(id: id, name: "", uid: peer.uid)
         timeout = settings.clientTimeout
@@ -312,6 +317,7 @@ final class ClientSession: @unchecked Sendable {
                                                 message: "protocol \(hello.protocol) is not supported; this daemon speaks \(wireProtocolVersion)"))
                     }
                     guard selectTasks(afterReload: false) else { return false }
+                    if !taskIndices.isEmpty, let error = claimSubscriberSlot(self) { return refuse(error) }
                     let chosen: MaskGrid?
                     switch resolvedMaskSize() {
                     case let .success(resolved): chosen = resolved

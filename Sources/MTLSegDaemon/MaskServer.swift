@@ -57,6 +57,12 @@ public final class MaskServer: @unchecked Sendable {
     private var stream: StreamDescription
     private var generation = 0
     private var sessions: [Int: ClientSession] = [:]
+    /// The sessions whose HELLO asked for masks: at most `max_clients` of them.
+    private var subscribers: Set<Int> = []
+    /// Connections kept past `max_clients` for control connections (HELLO `"tasks": []`: `mtlseg status`, a monitor), so
+    /// that a daemon whose every slot is taken by subscribers still tells an operator why. A connection in one of them that
+    /// asks for masks is refused once its HELLO says so.
+    static let controlSlots = 2
     /// Counters of the last clients that left (for diagnosis), oldest first, and how many have left in all: only the
     /// count is kept of the others, so a client that reconnects all day (or `mtlseg status` run by a monitor every few
     /// seconds) does not grow the daemon.
@@ -146,6 +152,18 @@ public final class MaskServer: @unchecked Sendable {
             }
         }
         return changed
+    }
+
+    /// Records that `session`, whose HELLO asked for masks, is one of the `max_clients` subscribers; refuses it (with the
+    /// ERROR to send) when they are all there. Released when the session ends.
+    func claimSubscriberSlot(for session: ClientSession) -> WireError? {
+        lock.lock()
+        let maxClients = settings.maxClients, full = subscribers.count >= maxClients
+        if !full { subscribers.insert(session.id) }
+        lock.unlock()
+        guard full else { return nil }
+        DaemonLog.warning("client \(session.id) (uid \(session.peer.uid)) refused: \(maxClients) clients already connected (max_clients)")
+        return WireError(code: WireError.serverFull, message: "\(maxClients) clients already connected")
     }
 
     /// Records that `session` will take masks at `grid`, its own size; refuses (with the ERROR to send) when that would take
@@ -298,9 +316,10 @@ public final class MaskServer: @unchecked Sendable {
             return
         }
         lock.lock()
-        if sessions.count >= settings.maxClients {
+        if sessions.count >= settings.maxClients + Self.controlSlots {
             lock.unlock()
-            DaemonLog.warning("refused a client (pid \(peer.pid), uid \(peer.uid)): \(settings.maxClients) clients already connected (max_clients)")
+            DaemonLog.warning("refused a client (pid \(peer.pid), uid \(peer.uid)): \(settings.maxClients) clients already connected (max_clients), "
+                + "and the \(Self.controlSlots) connections kept for control connections taken")
             _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
                                                                            message: "\(settings.maxClients) clients already connected"))), timeout: 0.2)
             return
@@ -317,6 +336,7 @@ public final class MaskServer: @unchecked Sendable {
         let session = ClientSession(id: id, connection: connection, wake: wake, peer: ClientSession.Peer(uid: peer.uid, gid: peer.gid, groups: groups),
                                     stream: stream, generation: generation,
                                     settings: settings, statsProvider: statsProvider,
+                                    claimSubscriberSlot: { [weak self] session in self?.claimSubscriberSlot(for: session) },
                                     reserveMasks: { [weak self] grid, session in self?.reserveMasks(at: grid, for: session) },
                                     onReady: { [weak self] _ in self?.refreshWantedGrids() }) { [weak self] session in self?.remove(session) }
         sessions[id] = session
@@ -326,6 +346,7 @@ public final class MaskServer: @unchecked Sendable {
 
     private func remove(_ session: ClientSession) {
         lock.lock()
+        subscribers.remove(session.id)
         if sessions.removeValue(forKey: session.id) != nil {
             if departed.count == Self.departedKept { departed.removeFirst() }
             departed.append(session.counters)

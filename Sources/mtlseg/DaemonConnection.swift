@@ -32,8 +32,8 @@ func connectToDaemon(socket: String, hello: Hello) throws -> WireClient {
             throw failure
         }
     } catch WireClient.Failure.refused(let refusal) where refusal.code == WireError.serverFull {
-        // `mtlseg status` takes a client slot as any client does: when the daemon is full, it is refused too.
+        // For `mtlseg status`: only when max_clients subscribers and both connections kept for control ones are taken.
         throw ToolError("\(socket): the daemon refused: server_full: \(refusal.message) (its [socket] max_clients; "
-            + "this connection counts as one; the [metrics] socket, where configured, still answers)")
+            + "the [metrics] socket, where configured, still answers)")
     }
 }

@@ -113,7 +113,8 @@ struct StatusCommand: ParsableCommand {
             }
         }
         let clients = stats["clients"] as? [[String: Any]] ?? []
-        // This command's own connection is one of them: counted (it takes a slot of max_clients) but not listed.
+        // This command's own connection is one of them: counted here but not listed (a control connection, it takes
+        // none of max_clients' slots).
         print("clients    \(clients.count) connected (this status one included), \(stats["clients_departed"] ?? 0) left")
         for c in clients where (c["name"] as? String) != "mtlseg status" {
             print("  #\(c["id"] ?? "?") \(c["name"] ?? "") (uid \(c["uid"] ?? "?")): delivered \(c["delivered"] ?? 0), dropped \(c["dropped"] ?? 0)")

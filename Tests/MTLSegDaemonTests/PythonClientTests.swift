@@ -134,6 +134,8 @@ final class PythonClientTests: XCTestCase {
         XCTAssertEqual(summary["stats_keys"] as? [String], ["clients", "clients_departed", "counters", "fps", "last_frame_age_s", "latency_ms",
                                                             "model", "source", "uptime_s", "version"])
         XCTAssertEqual(summary["third_client"] as? String, "server_full")
+        XCTAssertEqual(summary["control_when_full"] as? Bool, true, "a control connection (mtlseg status) refused by a full daemon: \(summary)")
+        XCTAssertEqual(summary["past_control_slots"] as? String, "server_full")
         let events = try XCTUnwrap(summary["events"] as? [[Any]], "\(summary)")
         XCTAssertEqual(events.count, 2, "\(events)")
         XCTAssertEqual(events.first?.first as? String, "stream_changed")
@@ -163,6 +165,7 @@ final class PythonClientTests: XCTestCase {
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
         XCTAssertEqual(summary["failures"] as? [String], [], "\(summary)")
         XCTAssertEqual(summary["full_no_retry"] as? String, "server_full")
+        XCTAssertEqual(summary["control_when_full"] as? [String], ["clients", "clients_departed"], "\(summary)")
         let restart = try XCTUnwrap(summary["restart_other_model"] as? [String: Any], "\(summary)")
         XCTAssertEqual(restart["stream_changed"] as? Bool, true, "\(restart)")
         XCTAssertEqual(restart["reconnected"] as? Bool, true, "\(restart)")

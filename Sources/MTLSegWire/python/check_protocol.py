@@ -75,8 +75,16 @@ stats = control.request_stats()
 summary["stats_keys"] = sorted(stats)
 
 rows = connected(Subscriber(path, tasks=["rows"], encoding="rle", name="python rows", reconnect=False))
-# Two clients connected: a third is refused at accept, before its HELLO is read.
+# max_clients (2) counts the clients taking masks, not the control connection above: a second one gets in, a third is
+# refused once its HELLO asks for masks; a control connection still gets in then (two connections past max_clients are
+# kept for them, `control` holds one), and past those any connection is refused at accept.
+second = connected(Subscriber(path, tasks=["plants"], name="python second", reconnect=False))
 summary["third_client"] = error_code(name="python third")
+monitor = connected(Subscriber(path, tasks=[], name="python monitor", reconnect=False))
+summary["control_when_full"] = sorted(monitor.request_stats()) == summary["stats_keys"]
+summary["past_control_slots"] = error_code(tasks=[], name="python one too many")
+monitor.close()
+second.close()
 events, ages, dropped_ok = [], [], True
 frames = rows.frames()
 previous = None

@@ -36,7 +36,8 @@ directory = tempfile.mkdtemp(prefix="mtlseg-reconnect-", dir="/tmp")  # short: a
 path = os.path.join(directory, "mtlsegd.sock")
 config = os.path.join(directory, "mtlsegd.toml")
 with open(config, "w") as f:
-    # The consumer and one more (a third is refused with server_full); a long client timeout, so that the consumer,
+    # The consumer and one more client taking masks (a third is refused with server_full; control connections, tasks=[],
+    # do not count); a long client timeout, so that the consumer,
     # which reads no frames while steps 2 and 3 run, is not disconnected for it: its only reconnects are the restarts.
     f.write("[socket]\nmax_clients = 2\nclient_timeout_ms = 60000\n")
 summary, failures = {}, []
@@ -76,10 +77,10 @@ def first_of_new_daemon(frames, stopped: int):
 
 def wait_for_slot():
     # A client that just closed counts against max_clients until the daemon has noticed it; a one-attempt probe
-    # (reconnect=False) tells when it has.
+    # (reconnect=False) that asks for masks, as max_clients counts only such clients, tells when it has.
     for attempt in range(100):
         try:
-            with Subscriber(path, tasks=[], name="python probe", reconnect=False):
+            with Subscriber(path, name="python probe", reconnect=False):
                 return
         except DaemonError as error:
             if error.code != "server_full":
@@ -151,15 +152,22 @@ try:
         check(not any(frame.stream_changed or frame.reconnected for frame in first), "a first connection's frames marked")
         before = consumer.description
 
-        # 2. Full (the consumer and a holder are max_clients = 2): one attempt raises, `with` waits for the holder to go.
-        holder = Subscriber(path, tasks=[], name="python holder", reconnect=False)
+        # 2. Full (the consumer and a holder are max_clients = 2): one attempt raises, `with` waits for the holder to go;
+        # a control connection (mtlseg status's kind) still gets in.
+        holder = Subscriber(path, name="python holder", reconnect=False)
         holder.connect()
         try:
-            with Subscriber(path, tasks=[], name="python third", reconnect=False):
+            with Subscriber(path, name="python third", reconnect=False):
                 summary["full_no_retry"] = "entered"
         except DaemonError as error:
             summary["full_no_retry"] = error.code
         check(summary["full_no_retry"] == "server_full", "reconnect=False did not raise server_full at once")
+        try:
+            with Subscriber(path, tasks=[], name="python status", reconnect=False) as status:
+                summary["control_when_full"] = sorted(status.request_stats())[:2]
+        except DaemonError as error:
+            summary["control_when_full"] = error.code
+        check(summary["control_when_full"] == ["clients", "clients_departed"], "a control connection was refused by a full daemon")
         later(1.0, holder.close)
         started = time.monotonic()
         try:
