@@ -187,10 +187,26 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         do {
             return try JSONDecoder().decode(ModelDescription.self, from: Data(json.utf8))
         } catch let error as DecodingError {
-            throw ModelError.badMetadata(path: path, field: Self.field(of: error), reason: Self.reason(of: error))
+            throw metadataError(error, decoding: ModelDescription.self, json: json, path: path)
         } catch {
             throw ModelError.badMetadata(path: path, field: "mtlseg", reason: "not valid JSON")
         }
+    }
+
+    /// A ModelError for a description or record whose decoding failed: a number an integer field cannot hold is named
+    /// with its field (UnfitNumber), which Foundation's decoder does not do.
+    static func metadataError<T: Decodable>(_ error: DecodingError, decoding type: T.Type, json: String, path: String, prefix: String = "") -> ModelError {
+        if case let .dataCorrupted(context) = error, context.codingPath.isEmpty,
+           let unfit = UnfitNumber.find(decoding: type, in: Data(json.utf8)) {
+            let field = unfit.path.map { step -> String in
+                switch step {
+                case let .key(key): return "." + key
+                case let .index(index): return "[\(index)]"
+                }
+            }.joined().dropFirst()
+            return .badMetadata(path: path, field: prefix + field, reason: "expected a whole number, found \(unfit.value)")
+        }
+        return .badMetadata(path: path, field: prefix + field(of: error), reason: reason(of: error))
     }
 
     static func field(of error: DecodingError) -> String {

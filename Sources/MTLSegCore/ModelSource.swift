@@ -72,8 +72,8 @@ public struct ModelSource {
             do {
                 quantization = try JSONDecoder().decode(QuantizationRecord.self, from: Data(json.utf8))
             } catch let error as DecodingError {
-                throw ModelError.badMetadata(path: path, field: QuantizationRecord.metadataKey + "." + ModelDescription.field(of: error),
-                                             reason: ModelDescription.reason(of: error))
+                throw ModelDescription.metadataError(error, decoding: QuantizationRecord.self, json: json, path: path,
+                                                     prefix: QuantizationRecord.metadataKey + ".")
             }
             for (point, params) in quantization!.activations where !(params.scale > 0 && params.scale.isNormal) || !(0 ... 255).contains(params.zeroPoint) {
                 throw ModelError.badMetadata(path: path, field: "\(QuantizationRecord.metadataKey).activations.\(point)",

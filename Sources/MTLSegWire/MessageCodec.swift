@@ -208,6 +208,16 @@ public struct MessageDecoder {
         do {
             return try JSONDecoder().decode(type, from: Data(payload))
         } catch let error as DecodingError {
+            if case let .dataCorrupted(context) = error, context.codingPath.isEmpty,
+               let unfit = UnfitNumber.find(decoding: type, in: Data(payload)) {
+                let field = unfit.path.map { step -> String in
+                    switch step {
+                    case let .key(key): return key
+                    case let .index(index): return String(index)
+                    }
+                }.joined(separator: ".")
+                throw DecodeError.malformed(type: name, reason: "'\(field)' must be an integer its field can hold, not \(unfit.value)")
+            }
             throw DecodeError.malformed(type: name, reason: reason(error))
         } catch {
             throw DecodeError.malformed(type: name, reason: "payload is not a JSON object")
@@ -228,7 +238,7 @@ public struct MessageDecoder {
             if context.codingPath.last?.stringValue == "mask_size" { return "'mask_size' \(context.debugDescription)" }
             guard context.codingPath.isEmpty else { return "\(field(context.codingPath)) has an invalid value" }
             // The decoder reports a number no integer field can hold (1e100, 1.5) with no path and in the same words as
-            // text that is not JSON at all, so the message names both.
+            // text that is not JSON at all; `json` names the field where it can find it (UnfitNumber), else both causes.
             return "payload is not a JSON object, or a number in it is not an integer its field can hold (e.g. 'protocol': 1e100)"
         @unknown default: return "payload is not the expected JSON object"
         }

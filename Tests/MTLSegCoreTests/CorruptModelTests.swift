@@ -90,6 +90,20 @@ final class CorruptModelTests: XCTestCase {
         XCTAssertEqual(field, "decoder_hidden_size")
     }
 
+    /// Foundation's decoder calls a fraction or a huge number in an integer field "not valid JSON", naming no field.
+    func testDescriptionNumberThatIsNotWholeNamesItsField() throws {
+        let cases: [(written: String, as: String, field: String)] = [
+            ("\"decoder_hidden_size\":16", "\"decoder_hidden_size\":16.5", "decoder_hidden_size"),
+            ("\"num_attention_heads\":[1,2,3,4]", "\"num_attention_heads\":[1,2,3e30,4]", "encoder.num_attention_heads[2]"),
+        ]
+        for edit in cases {
+            let path = try rewrittenModel(metadata: { $0.replacingOccurrences(of: edit.written, with: edit.as) })
+            guard case let .badMetadata(_, field, reason) = loadError(path) else { return XCTFail("wrong error for \(edit.as)") }
+            XCTAssertEqual(field, edit.field)
+            XCTAssertTrue(reason.hasPrefix("expected a whole number, found "), reason)
+        }
+    }
+
     func testDescriptionMissingAField() throws {
         let path = try rewrittenModel(metadata: { $0.replacingOccurrences(of: "\"encoder\":", with: "\"encoderr\":") })
         XCTAssertEqual(loadError(path), .badMetadata(path: path, field: "encoder", reason: "missing"))
