@@ -144,7 +144,8 @@ def type_problem(desc) -> tuple[str, str] | None:
     ModelDescription (Swift) decodes with Codable: name and class names are String, sizes and colours
     Int, mean/std [Float]; a value of another type fails the whole load, however right its value is.
     Optional fields (decodeIfPresent) may be absent or null. An integral float (512.0) is refused too:
-    json.dumps writes it as 512.0, which is not the Int the field declares.
+    mtlseg's reader would take it (Foundation decodes 512.0 into an Int), but json.dumps would write
+    512.0 where MODEL_FORMAT.md says an integer, and other readers of the format need not be as lenient.
     """
     if not isinstance(desc, dict):
         return "mtlseg", "not a JSON object"
