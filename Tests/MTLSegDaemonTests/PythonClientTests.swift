@@ -68,6 +68,27 @@ final class PythonClientTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(compared, 3 * 100, "at least 100 frames of all three tasks compared")
     }
 
+    /// A FRAME that breaks PROTOCOL.md (cut short, runs that do not cover the mask, a task unknown or twice, bytes left
+    /// over) reaches a consumer of the Python client as ProtocolError, the one exception it catches for that.
+    func testPythonClientRaisesProtocolErrorForMalformedFrames() throws {
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", Self.repository.appendingPathComponent("Sources/MTLSegWire/python/check_malformed_frames.py").path]
+        let output = Pipe()
+        python.standardOutput = output
+        try python.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        python.waitUntilExit()
+        XCTAssertEqual(python.terminationStatus, 0, text)
+        let line = try XCTUnwrap(text.split(separator: "\n").last.map(String.init), text)
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String], text)
+        XCTAssertEqual(summary["well_formed"], "ok", "the decoder takes a well-formed FRAME")
+        XCTAssertGreaterThanOrEqual(summary.count, 10, text)
+        for (name, outcome) in summary where name != "well_formed" {
+            XCTAssertEqual(outcome, "ProtocolError", name)
+        }
+    }
+
     /// Refusals, a control connection, STATS and reloads, as PROTOCOL.md describes them, seen by the Python client.
     func testPythonClientHandlesWhatTheProtocolSays() throws {
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlseg-python-\(UUID().uuidString.prefix(8))")
