@@ -63,6 +63,9 @@ public final class MaskServer: @unchecked Sendable {
     /// that a daemon whose every slot is taken by subscribers still tells an operator why. A connection in one of them that
     /// asks for masks is refused once its HELLO says so.
     static let controlSlots = 2
+
+    /// "1 client", "16 clients".
+    private static func clients(_ count: Int) -> String { count == 1 ? "1 client" : "\(count) clients" }
     /// Counters of the last clients that left (for diagnosis), oldest first, and how many have left in all: only the
     /// count is kept of the others, so a client that reconnects all day (or `mtlseg status` run by a monitor every few
     /// seconds) does not grow the daemon.
@@ -162,8 +165,8 @@ public final class MaskServer: @unchecked Sendable {
         if !full { subscribers.insert(session.id) }
         lock.unlock()
         guard full else { return nil }
-        DaemonLog.warning("client \(session.id) (uid \(session.peer.uid)) refused: \(maxClients) clients already connected (max_clients)")
-        return WireError(code: WireError.serverFull, message: "\(maxClients) clients already connected")
+        DaemonLog.warning("client \(session.id) (uid \(session.peer.uid)) refused: \(Self.clients(maxClients)) taking masks already connected (max_clients)")
+        return WireError(code: WireError.serverFull, message: "\(Self.clients(maxClients)) taking masks already connected")
     }
 
     /// Records that `session` will take masks at `grid`, its own size; refuses (with the ERROR to send) when that would take
@@ -318,10 +321,10 @@ public final class MaskServer: @unchecked Sendable {
         lock.lock()
         if sessions.count >= settings.maxClients + Self.controlSlots {
             lock.unlock()
-            DaemonLog.warning("refused a client (pid \(peer.pid), uid \(peer.uid)): \(settings.maxClients) clients already connected (max_clients), "
-                + "and the \(Self.controlSlots) connections kept for control connections taken")
+            DaemonLog.warning("refused a client (pid \(peer.pid), uid \(peer.uid)): \(Self.clients(settings.maxClients)) (max_clients) "
+                + "and \(Self.controlSlots) control connections already connected")
             _ = connection.writeAll(MessageEncoder.encode(.error(WireError(code: WireError.serverFull,
-                                                                           message: "\(settings.maxClients) clients already connected"))), timeout: 0.2)
+                                                                           message: "\(Self.clients(settings.maxClients)) and \(Self.controlSlots) control connections already connected"))), timeout: 0.2)
             return
         }
         guard let wake = WakePipe() else {
