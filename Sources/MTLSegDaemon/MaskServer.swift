@@ -63,9 +63,6 @@ public final class MaskServer: @unchecked Sendable {
     /// that a daemon whose every slot is taken by subscribers still tells an operator why. A connection in one of them that
     /// asks for masks is refused once its HELLO says so.
     static let controlSlots = 2
-
-    /// "1 client", "16 clients".
-    private static func clients(_ count: Int) -> String { count == 1 ? "1 client" : "\(count) clients" }
     /// Counters of the last clients that left (for diagnosis), oldest first, and how many have left in all: only the
     /// count is kept of the others, so a client that reconnects all day (or `mtlseg status` run by a monitor every few
     /// seconds) does not grow the daemon.
@@ -168,6 +165,9 @@ public final class MaskServer: @unchecked Sendable {
         DaemonLog.warning("client \(session.id) (uid \(session.peer.uid)) refused: \(Self.clients(maxClients)) taking masks already connected (max_clients)")
         return WireError(code: WireError.serverFull, message: "\(Self.clients(maxClients)) taking masks already connected")
     }
+
+    /// "1 client", "16 clients".
+    private static func clients(_ count: Int) -> String { count == 1 ? "1 client" : "\(count) clients" }
 
     /// Records that `session` will take masks at `grid`, its own size; refuses (with the ERROR to send) when that would take
     /// the masks past `mask_memory_mb`. Released when the session ends.

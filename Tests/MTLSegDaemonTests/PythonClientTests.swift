@@ -71,9 +71,19 @@ final class PythonClientTests: XCTestCase {
     /// A FRAME that breaks PROTOCOL.md (cut short, runs that do not cover the mask, a task unknown or twice, bytes left
     /// over) reaches a consumer of the Python client as ProtocolError, the one exception it catches for that.
     func testPythonClientRaisesProtocolErrorForMalformedFrames() throws {
+        let summary = try runPythonCheck("check_malformed_frames.py")
+        XCTAssertEqual(summary["well_formed"] as? String, "ok", "the decoder takes a well-formed FRAME")
+        XCTAssertGreaterThanOrEqual(summary.count, 10, "\(summary)")
+        for (name, outcome) in summary where name != "well_formed" {
+            XCTAssertEqual(outcome as? String, "ProtocolError", name)
+        }
+    }
+
+    /// Runs one of the Python check scripts to its end (its exit status must be 0) and reads its last line as a JSON object.
+    private func runPythonCheck(_ script: String, _ arguments: [String] = []) throws -> [String: Any] {
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", Self.repository.appendingPathComponent("Sources/MTLSegWire/python/check_malformed_frames.py").path]
+        python.arguments = ["python3", Self.repository.appendingPathComponent("Sources/MTLSegWire/python/\(script)").path] + arguments
         let output = Pipe()
         python.standardOutput = output
         try python.run()
@@ -81,12 +91,7 @@ final class PythonClientTests: XCTestCase {
         python.waitUntilExit()
         XCTAssertEqual(python.terminationStatus, 0, text)
         let line = try XCTUnwrap(text.split(separator: "\n").last.map(String.init), text)
-        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String], text)
-        XCTAssertEqual(summary["well_formed"], "ok", "the decoder takes a well-formed FRAME")
-        XCTAssertGreaterThanOrEqual(summary.count, 10, text)
-        for (name, outcome) in summary where name != "well_formed" {
-            XCTAssertEqual(outcome, "ProtocolError", name)
-        }
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
     }
 
     /// Refusals, a control connection, STATS and reloads, as PROTOCOL.md describes them, seen by the Python client.
@@ -171,19 +176,8 @@ final class PythonClientTests: XCTestCase {
     /// first frame after the daemon restarts (with another model and capture size, then the same) is marked
     /// stream_changed and reconnected. check_reconnect.py starts and stops mtlsegd itself and checks each step.
     func testPythonClientRetriesAndMarksReconnects() throws {
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", Self.repository.appendingPathComponent("Sources/MTLSegWire/python/check_reconnect.py").path,
-                            Self.products.appendingPathComponent("mtlsegd").path,
-                            Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures").path]
-        let output = Pipe()
-        python.standardOutput = output
-        try python.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        python.waitUntilExit()
-        XCTAssertEqual(python.terminationStatus, 0, text)
-        let line = try XCTUnwrap(text.split(separator: "\n").last.map(String.init), text)
-        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], text)
+        let summary = try runPythonCheck("check_reconnect.py", [Self.products.appendingPathComponent("mtlsegd").path,
+                                                                Self.repository.appendingPathComponent("Tests/MTLSegCoreTests/Fixtures").path])
         XCTAssertEqual(summary["failures"] as? [String], [], "\(summary)")
         XCTAssertEqual(summary["full_no_retry"] as? String, "server_full")
         XCTAssertEqual(summary["control_when_full"] as? [String], ["clients", "clients_departed"], "\(summary)")
