@@ -6,63 +6,75 @@ import Foundation
 
 /// Where a JSON text holds a number that an integer field cannot hold (256.5, 1e30). Foundation's JSONDecoder reports
 /// such a number as "not valid JSON" with no coding path, in the same words as text that is not JSON at all, so a
-/// reader's error would name neither the field nor the value. When the text is valid JSON, each number in it that is
-/// not an Int is written as a string in turn, and the one whose field then fails to decode as an integer is it.
+/// reader's error would name neither the field nor the value. When the text is valid JSON, every number in it that is
+/// not an Int is written as a string, and the text decoded again: the decoder now stops at the first such field with
+/// the path it lacked. A field that takes fractions (a Float) also stops it; then every number under that field's
+/// name (`scale` of every activation, every element of `mean`) gets its number back and the text is decoded once more.
 public enum UnfitNumber {
     /// One step of a path into JSON: an object's key or an array's index.
-    public enum Step: Equatable, Sendable {
+    public enum Step: Hashable, Sendable {
         case key(String), index(Int)
     }
 
-    /// Numbers tried at most: each try decodes the whole text again, and a client's HELLO (64 KiB) could hold
-    /// thousands of fractions.
-    static let maxTries = 32
+    /// Decodings tried at most: one, plus one per name of a fraction-taking field met before the culprit (a model
+    /// description has three). Each decodes the whole text again, and a client's HELLO is up to 64 KiB.
+    static let maxTries = 16
 
     /// The path to the first number in `json` that `type` needs as an integer and that is not one, and the number as
-    /// written back; nil when the text is not JSON or has no such number among its first `maxTries` non-integers.
+    /// written back; nil when the text is not JSON or no such number is found.
     public static func find<T: Decodable>(decoding type: T.Type, in json: Data) -> (path: [Step], value: String)? {
         guard let tree = try? JSONObject.parse(json) else { return nil }
-        var candidates: [([Step], Double)] = []
-        collectNonIntegers(tree, at: [], into: &candidates)
-        for (path, number) in candidates.prefix(maxTries) {
-            let value = "\(number)"
-            guard let marked = try? JSONObject.data(replacing(path, in: tree, with: value)) else { continue }
+        var numbers: [[Step]: Double] = [:]
+        collectNonIntegers(tree, at: [], into: &numbers)
+        var kept = Set<[Step]>()  // numbers left as numbers: their fields take fractions
+        for _ in 0 ..< maxTries {
+            guard let marked = try? JSONObject.data(stringifying(tree, at: [], except: kept)) else { return nil }
             do {
                 _ = try JSONDecoder().decode(type, from: marked)
-            } catch let DecodingError.typeMismatch(expected, context) where "\(expected)".contains("Int") {
-                if context.codingPath.map(step) == path { return (path, value) }
-            } catch {}
+                return nil
+            } catch let DecodingError.typeMismatch(expected, context) {
+                let path = context.codingPath.map(step)
+                guard let number = numbers[path], !kept.contains(path) else { return nil }
+                if "\(expected)".contains("Int") { return (path, "\(number)") }
+                let name = fieldName(path)
+                kept.formUnion(numbers.keys.filter { fieldName($0) == name })
+            } catch {
+                return nil
+            }
         }
         return nil
     }
 
     private static func step(_ key: CodingKey) -> Step { key.intValue.map(Step.index) ?? .key(key.stringValue) }
 
-    private static func collectNonIntegers(_ value: Any, at path: [Step], into found: inout [([Step], Double)]) {
+    /// The last key on a path (an array element's is its array's).
+    private static func fieldName(_ path: [Step]) -> String? {
+        for step in path.reversed() { if case let .key(key) = step { return key } }
+        return nil
+    }
+
+    private static func collectNonIntegers(_ value: Any, at path: [Step], into found: inout [[Step]: Double]) {
         switch value {
         case let object as [String: Any]:
-            for key in object.keys.sorted() { collectNonIntegers(object[key]!, at: path + [.key(key)], into: &found) }
+            for (key, child) in object { collectNonIntegers(child, at: path + [.key(key)], into: &found) }
         case let array as [Any]:
             for (index, child) in array.enumerated() { collectNonIntegers(child, at: path + [.index(index)], into: &found) }
         case let number as Double:
-            found.append((path, number))
+            found[path] = number
         default:
             break
         }
     }
 
-    private static func replacing(_ path: [Step], in value: Any, with replacement: String) -> Any {
-        guard let first = path.first else { return replacement }
-        let rest = Array(path.dropFirst())
-        switch (first, value) {
-        case let (.key(key), object as [String: Any]):
-            var copy = object
-            copy[key] = object[key].map { replacing(rest, in: $0, with: replacement) }
-            return copy
-        case let (.index(index), array as [Any]) where array.indices.contains(index):
-            var copy = array
-            copy[index] = replacing(rest, in: array[index], with: replacement)
-            return copy
+    /// `value` with every non-Int number written as a string, but those at the paths in `kept`.
+    private static func stringifying(_ value: Any, at path: [Step], except kept: Set<[Step]>) -> Any {
+        switch value {
+        case let object as [String: Any]:
+            return object.reduce(into: [String: Any]()) { $0[$1.key] = stringifying($1.value, at: path + [.key($1.key)], except: kept) }
+        case let array as [Any]:
+            return array.enumerated().map { stringifying($1, at: path + [.index($0)], except: kept) }
+        case let number as Double where !kept.contains(path):
+            return "\(number)"
         default:
             return value
         }

@@ -209,6 +209,25 @@ final class HostileModelTests: XCTestCase {
         }
     }
 
+    /// A fractional zero point among the (fractional) scales is named with its field, not called "not valid JSON"
+    /// (UnfitNumber: the scales' field takes fractions and gets its numbers back).
+    func testAFractionalZeroPointIsNamed() throws {
+        let path = directory.appendingPathComponent("zero-point.safetensors").path
+        let original = try SafeTensorsFile(path: Fixtures.path("mtl2-tiny.safetensors"))
+        var writer = SafeTensorsWriter()
+        writer.metadata = ["mtlseg": original.metadata["mtlseg"]!,
+                           QuantizationRecord.metadataKey: """
+                           {"format_version":1,"activations":{"stage0.output":{"scale":0.25,"zero_point":3},\
+                           "stage1.output":{"scale":0.5,"zero_point":3.5}},\
+                           "calibration":{"method":"m","images":1,"width":1,"height":1,"source_model":"s","created_at":"t"}}
+                           """]
+        for entry in original.entries { writer.add(entry.name, dtype: entry.dtype, shape: entry.shape, bytes: original.rawBytes(entry)) }
+        try writer.write(to: path)
+        let message = loadError(path)
+        XCTAssertTrue(message.contains("'\(QuantizationRecord.metadataKey).activations.stage1.output.zero_point': expected a whole number, found 3.5"),
+                      message)
+    }
+
     /// A record that lacks a grid the int8 engine needs, or lists a stage the model does not have, is refused when the
     /// file is opened (so `mtlseg inspect` refuses it too), naming the file, not only the model's name.
     func testAnIncompleteQuantizationRecordIsRefusedOnOpening() throws {

@@ -117,6 +117,8 @@ final class MessageCodecTests: XCTestCase {
         XCTAssertEqual(reason(#"[1]"#), "the payload must be an object")
         XCTAssertEqual(reason(#"{"protocol": 1e100}"#), "'protocol' must be an integer its field can hold, not 1e+100")
         XCTAssertEqual(reason(#"{"protocol": 1.5}"#), "'protocol' must be an integer its field can hold, not 1.5")
+        XCTAssertEqual(reason(#"{"future": [0.5, 0.25], "protocol": 2.5}"#), "'protocol' must be an integer its field can hold, not 2.5",
+                       "fractions under a key the decoder ignores do not hide the field")
         XCTAssertNil(reason(#"{"protocol": 1, "tasks": null, "future": {"a": 1}}"#), "null tasks and unknown keys are fine")
         let expectation = MaskSize.expectation
         XCTAssertEqual(reason(#"{"protocol": 1, "mask_size": "camera"}"#), "'mask_size' must be \(expectation), not \"camera\"")
