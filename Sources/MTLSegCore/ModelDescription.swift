@@ -198,13 +198,7 @@ public struct ModelDescription: Codable, Equatable, Sendable {
     static func metadataError<T: Decodable>(_ error: DecodingError, decoding type: T.Type, json: String, path: String, prefix: String = "") -> ModelError {
         if case let .dataCorrupted(context) = error, context.codingPath.isEmpty,
            let unfit = UnfitNumber.find(decoding: type, in: Data(json.utf8)) {
-            let field = unfit.path.map { step -> String in
-                switch step {
-                case let .key(key): return "." + key
-                case let .index(index): return "[\(index)]"
-                }
-            }.joined().dropFirst()
-            return .badMetadata(path: path, field: prefix + field, reason: "expected a whole number, found \(unfit.value)")
+            return .badMetadata(path: path, field: prefix + field(path: unfit.codingPath), reason: "expected a whole number, found \(unfit.value)")
         }
         return .badMetadata(path: path, field: prefix + field(of: error), reason: reason(of: error))
     }
@@ -216,6 +210,11 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         case let .typeMismatch(_, context), let .valueNotFound(_, context), let .dataCorrupted(context): path = context.codingPath
         @unknown default: path = []
         }
+        return field(path: path)
+    }
+
+    /// A coding path as errors name fields: `encoder.hidden_sizes[1]`; the whole description for none.
+    static func field(path: [CodingKey]) -> String {
         if path.isEmpty { return "mtlseg" }
         return path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
             .replacing(".[", with: "[").trimmingCharacters(where: { $0 == "." })

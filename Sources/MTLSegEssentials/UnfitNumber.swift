@@ -12,7 +12,7 @@ import Foundation
 /// name (`scale` of every activation, every element of `mean`) gets its number back and the text is decoded once more.
 public enum UnfitNumber {
     /// One step of a path into JSON: an object's key or an array's index.
-    public enum Step: Hashable, Sendable {
+    private enum Step: Hashable {
         case key(String), index(Int)
     }
 
@@ -20,9 +20,10 @@ public enum UnfitNumber {
     /// description has three). Each decodes the whole text again, and a client's HELLO is up to 64 KiB.
     static let maxTries = 16
 
-    /// The path to the first number in `json` that `type` needs as an integer and that is not one, and the number as
-    /// written back; nil when the text is not JSON or no such number is found.
-    public static func find<T: Decodable>(decoding type: T.Type, in json: Data) -> (path: [Step], value: String)? {
+    /// The coding path of the first number in `json` that `type` needs as an integer and that is not one (the decoder's
+    /// own, for the caller to write as it writes its other errors' fields), and the number as written back; nil when
+    /// the text is not JSON or no such number is found.
+    public static func find<T: Decodable>(decoding type: T.Type, in json: Data) -> (codingPath: [CodingKey], value: String)? {
         guard let tree = try? JSONObject.parse(json) else { return nil }
         var numbers: [[Step]: Double] = [:]
         collectNonIntegers(tree, at: [], into: &numbers)
@@ -35,7 +36,7 @@ public enum UnfitNumber {
             } catch let DecodingError.typeMismatch(expected, context) {
                 let path = context.codingPath.map(step)
                 guard let number = numbers[path], !kept.contains(path) else { return nil }
-                if "\(expected)".contains("Int") { return (path, "\(number)") }
+                if "\(expected)".contains("Int") { return (context.codingPath, "\(number)") }
                 let name = fieldName(path)
                 kept.formUnion(numbers.keys.filter { fieldName($0) == name })
             } catch {

@@ -210,13 +210,7 @@ public struct MessageDecoder {
         } catch let error as DecodingError {
             if case let .dataCorrupted(context) = error, context.codingPath.isEmpty,
                let unfit = UnfitNumber.find(decoding: type, in: Data(payload)) {
-                let field = unfit.path.map { step -> String in
-                    switch step {
-                    case let .key(key): return key
-                    case let .index(index): return String(index)
-                    }
-                }.joined(separator: ".")
-                throw DecodeError.malformed(type: name, reason: "'\(field)' must be an integer its field can hold, not \(unfit.value)")
+                throw DecodeError.malformed(type: name, reason: "\(field(unfit.codingPath)) must be an integer its field can hold, not \(unfit.value)")
             }
             throw DecodeError.malformed(type: name, reason: reason(error))
         } catch {
@@ -225,10 +219,12 @@ public struct MessageDecoder {
     }
 
     /// Which field was wrong, for the ERROR a client gets (a bad `encoding`, a number where a list belongs …).
+    /// A coding path as the ERROR names a field: `'tasks.1'`; the whole payload for none.
+    private static func field(_ path: [CodingKey]) -> String {
+        path.isEmpty ? "the payload" : "'" + path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "'"
+    }
+
     static func reason(_ error: DecodingError) -> String {
-        func field(_ path: [CodingKey]) -> String {
-            path.isEmpty ? "the payload" : "'" + path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "'"
-        }
         switch error {
         case let .keyNotFound(key, context): return "\(field(context.codingPath + [key])) is missing"
         case let .typeMismatch(type, context): return "\(field(context.codingPath)) must be \(expected(type))"
