@@ -25,20 +25,29 @@ public struct MemoryBudget: Equatable, Sendable, CustomStringConvertible {
 
     public static func standard(raisedBy: String) -> MemoryBudget { MemoryBudget(megabytes: defaultMegabytes, raisedBy: raisedBy) }
 
+    /// The machine's memory: no budget lets a model take more (an allocation past it fails, and the
+    /// runtime's failure is a crash, not an error).
+    public static var machineBytes: Int { Int(min(ProcessInfo.processInfo.physicalMemory, UInt64(Int.max))) }
+
     public var description: String { MemoryPlan.format(bytes) }
 }
 
-/// Loading or running a model would take more memory than its budget.
+/// Loading or running a model would take more memory than its budget, or than the machine has.
 public struct MemoryBudgetExceeded: Error, CustomStringConvertible, Equatable {
     public let model: String
     public let input: String
     public let plan: MemoryPlan
     public let budget: MemoryBudget
+    /// The machine's memory, where the plan needs more than that (then raising the budget cannot help).
+    public var machineBytes: Int?
 
     public var description: String {
-        "\(model): at \(input) the model needs about \(MemoryPlan.format(plan.totalBytes)) (weights \(MemoryPlan.format(plan.weightBytes)), "
-            + "activations \(MemoryPlan.format(plan.activationBytes)), input \(MemoryPlan.format(plan.inputBytes))), over the memory budget of "
-            + "\(budget); raise it with \(budget.raisedBy), or use a smaller input size"
+        let needs = "\(model): at \(input) the model needs about \(MemoryPlan.format(plan.totalBytes)) (weights \(MemoryPlan.format(plan.weightBytes)), "
+            + "activations \(MemoryPlan.format(plan.activationBytes)), input \(MemoryPlan.format(plan.inputBytes)))"
+        if let machineBytes {
+            return needs + ", more than this machine's memory (\(MemoryPlan.format(machineBytes))); use a smaller input size"
+        }
+        return needs + ", over the memory budget of \(budget); raise it with \(budget.raisedBy), or use a smaller input size"
     }
 }
 
@@ -88,10 +97,15 @@ public struct MemoryPlan: Equatable, Sendable {
         inputBytes = (sizes.image * SaturatingCount(4)).value
     }
 
-    /// Throws `MemoryBudgetExceeded` when the plan does not fit `budget` (a saturated plan never does).
-    public func check(_ budget: MemoryBudget, model: String, input: MapSize) throws {
+    /// Throws `MemoryBudgetExceeded` when the plan does not fit `budget` (a saturated plan never does), or,
+    /// within a budget raised past the machine's memory, does not fit `machineBytes`.
+    public func check(_ budget: MemoryBudget, model: String, input: MapSize, machineBytes: Int = MemoryBudget.machineBytes) throws {
+        let size = "\(input.width)x\(input.height)"
         guard totalBytes < Int.max, totalBytes <= budget.bytes else {
-            throw MemoryBudgetExceeded(model: model, input: "\(input.width)x\(input.height)", plan: self, budget: budget)
+            throw MemoryBudgetExceeded(model: model, input: size, plan: self, budget: budget)
+        }
+        guard totalBytes <= machineBytes else {
+            throw MemoryBudgetExceeded(model: model, input: size, plan: self, budget: budget, machineBytes: machineBytes)
         }
     }
 

@@ -4,6 +4,7 @@ import Glibc
 #else
 import Foundation
 #endif
+import MTLSegEssentials
 
 /// Writes float32 arrays as NumPy `.npy` files (format version 1.0), so logits
 /// can be compared with PyTorch's in a line of Python.
@@ -24,6 +25,6 @@ public enum NumpyFile {
 
     public static func write(_ tensor: Tensor, to path: String) throws {
         let data = serialize(UnsafeBufferPointer(start: tensor.pointer, count: tensor.count), shape: tensor.shape)
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        try FileReplacement.replace(path, with: data)
     }
 }

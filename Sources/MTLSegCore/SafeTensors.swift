@@ -305,7 +305,7 @@ public struct SafeTensorsWriter {
     }
 
     public func write(to path: String) throws {
-        try serialized().write(to: URL(fileURLWithPath: path), options: .atomic)
+        try FileReplacement.replace(path, with: serialized())
     }
 }
 

@@ -22,25 +22,13 @@ enum FileBytes {
         }
     }
 
-    /// Writes `path` through `write`, which is given a temporary name beside it, then renames that into
-    /// place: a reader, or a failure halfway, never sees a partly written file, and an existing file is
-    /// replaced only by a complete one.
+    /// Writes `path` through `write`, which is given a temporary name beside it (FileReplacement): a reader,
+    /// or a failure halfway, never sees a partly written file.
     static func replace(path: String, write: (String) throws -> Void) throws {
-        let temporary = path + ".tmp-\(getpid())"
         do {
-            try write(temporary)
-        } catch {
-            unlink(temporary)
-            throw error
+            try FileReplacement.replace(path, write: write)
+        } catch let failure as FileReplacement.Failure {
+            throw ImageIOError.unwritable(path: path, reason: failure.reason)
         }
-        guard rename(temporary, path) == 0 else {
-            let reason = lastErrorText()
-            unlink(temporary)
-            throw ImageIOError.unwritable(path: path, reason: reason)
-        }
-    }
-
-    private static func lastErrorText() -> String {
-        String(cString: strerror(errno))
     }
 }

@@ -5,6 +5,7 @@ import Glibc
 import Foundation
 #endif
 import MTLSegCore
+import MTLSegEssentials
 
 /// Writes an int8 model file (calibration/MODEL_FORMAT.md, "int8 models"): the
 /// network in the form the int8 engine runs it — decoder folded, BatchNorms
@@ -96,6 +97,6 @@ public enum Int8ModelWriter {
     }
 
     public static func write(_ model: QuantizedModel, to path: String) throws {
-        try serialize(model).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try FileReplacement.replace(path, with: serialize(model))
     }
 }

@@ -130,6 +130,22 @@ final class HostileModelTests: XCTestCase {
         XCTAssertThrowsError(try EngineFactory.make(source: source, height: 8192, width: 8192, threads: 1, budget: budget))
     }
 
+    /// A budget raised past the machine's memory does not let an engine try to allocate more than the machine has (the
+    /// runtime's failed allocation is a crash): the plan is refused, saying raising the budget cannot help.
+    func testAPlanOverTheMachinesMemoryIsRefusedWhateverTheBudget() throws {
+        let source = try ModelSource(path: Fixtures.path("mtl2-tiny.safetensors"))
+        let plan = MemoryPlan(description: source.description, height: 512, width: 512, entries: source.file.entries, engine: .int8, threads: 1)
+        let input = MapSize(height: 512, width: 512)
+        let raised = MemoryBudget(megabytes: 1 << 30, raisedBy: "--memory-budget MB")
+        XCTAssertNoThrow(try plan.check(raised, model: "tiny", input: input, machineBytes: plan.totalBytes))
+        XCTAssertThrowsError(try plan.check(raised, model: "tiny", input: input, machineBytes: plan.totalBytes - 1)) { error in
+            let message = "\(error)"
+            XCTAssertEqual((error as? MemoryBudgetExceeded)?.machineBytes, plan.totalBytes - 1, message)
+            XCTAssertTrue(message.contains("tiny: at 512x512") && message.contains("more than this machine's memory"), message)
+            XCTAssertFalse(message.contains("raise it"), message)
+        }
+    }
+
     /// Descriptions at the edge of validation imply sizes past Int.max: the plan saturates instead of trapping.
     func testThePlanSaturatesInsteadOfOverflowing() throws {
         let huge = EncoderConfig(numChannels: 64, hiddenSizes: [65536, 65536], depths: [4096, 4096], numAttentionHeads: [1, 1],
