@@ -43,12 +43,15 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func parsedMaskSizes() throws -> [ImageSize]? {
-        try maskSizes?.split(separator: ",").map { text -> ImageSize in
+        guard let maskSizes else { return nil }
+        var sizes: [ImageSize] = []
+        for text in maskSizes.split(separator: ",", omittingEmptySubsequences: false) {
             guard let size = ImageSize(argument: String(text)) else {
                 throw ValidationError("--mask-sizes: '\(text)' is not \(ImageSize.expectation)")
             }
-            return size
+            if !sizes.contains(size) { sizes.append(size) }
         }
+        return sizes
     }
 
     @Flag(name: .long, help: "Run an int8 model file through the fp32 engine (its dequantized weights).")

@@ -30,7 +30,8 @@ struct CalibrateCommand: ParsableCommand {
         3. int8 is judged against fp32 on the held-out images: per task pixel agreement and agreement-mIoU, \
         and with --labels the real mIoU of both. With --max-drop, the layers with the lowest SQNR go back to \
         fp32 one by one until every task loses at most that many agreement-mIoU points; if even all of them \
-        cannot, nothing is written and the tool exits non-zero saying why.
+        cannot, no model is written (an earlier one at OUT stays, with its report), the report goes to \
+        OUT.report.failed.md and .json, and the tool exits non-zero saying why.
         4. The int8 model (the calibration recorded in its metadata; see mtlseg inspect) and a report \
         (OUT.report.md and OUT.report.json) are written.
 
@@ -53,8 +54,8 @@ struct CalibrateCommand: ParsableCommand {
     @Option(name: .long, help: "How activation ranges are chosen: mse, entropy, percentile, minmax.")
     var method: String = "mse"
 
-    @Option(name: .long, help: "For --method percentile: the percentile kept at each end.")
-    var percentile: Double = 99.99
+    @Option(name: .long, help: "For --method percentile: the percentile kept at each end (default: 99.99).")
+    var percentile: Double?
 
     @Option(name: .long, help: "Share of the images held out for evaluation.")
     var evalSplit: Double = 0.2
@@ -125,9 +126,17 @@ struct CalibrateCommand: ParsableCommand {
         // Where the results go is checked before any work: the model and the report must not replace the
         // fp32 model, and their folder must exist and be writable.
         let reportBase = report ?? (Path.pathExtension(out) == "safetensors" ? Path.deletingPathExtension(out) : out) + ".report"
-        for (path, option) in [(out, "--out"), (reportBase + ".json", "--report"), (reportBase + ".md", "--report")] {
+        // A run that does not hold --max-drop writes no model, and its report goes under ".failed": the report
+        // already at reportBase describes the model still at --out.
+        let failedReportBase = reportBase + ".failed"
+        let reportPaths = [reportBase, failedReportBase].flatMap { [$0 + ".json", $0 + ".md"] }
+        for (path, option) in [(out, "--out")] + reportPaths.map({ ($0, "--report") }) {
             try OutputPaths.checkWritable(path, option: option)
             try OutputPaths.refuseOverwriting(OutputPaths.modelFiles(model), with: path, option: option)
+        }
+        for path in reportPaths where OutputPaths.sameFile(path, out) {
+            throw ToolError("--report \(report ?? reportBase): the report \(path) would be --out \(out), replacing the model; "
+                + "choose another --report")
         }
         let source = try ModelSource(path: model)
         source.warnings.forEach(ModelWarnings.standardError)
@@ -235,26 +244,31 @@ struct CalibrateCommand: ParsableCommand {
         summary.smoothing = result.smoothing
         summary.smoothingSites = SmoothingSites(parsing: smoothing)!.description
         summary.wideDecoderInputs = result.model.record.wideDecoderInputs ?? []
-        try summary.json().write(to: URL(fileURLWithPath: reportBase + ".json"), options: .atomic)
-        try summary.markdown().write(toFile: reportBase + ".md", atomically: true, encoding: .utf8)
+        let writtenReport = result.budgetHeld ? reportBase : failedReportBase
+        try FileReplacement.replace(writtenReport + ".json", with: summary.json())
+        try FileReplacement.replace(writtenReport + ".md", with: summary.markdown().utf8)
         for task in result.accuracy {
             print(String(cFormat: "%@: agreement %.2f%%, agreement-mIoU %.2f%@", task.task, task.agreement * 100, task.agreementMIoU,
                          task.int8MIoU.map { String(cFormat: ", mIoU int8 %.2f (fp32 %.2f)", $0, task.fp32MIoU ?? 0) } ?? ""))
         }
         print("fp32 fallbacks: \(summary.fallbacks.isEmpty ? "none" : summary.fallbacks.joined(separator: ", "))")
-        print("report: \(reportBase).md, \(reportBase).json")
+        print("report: \(writtenReport).md, \(writtenReport).json")
         guard result.budgetHeld else { throw ToolError("budget not held, no model written: \(result.failure ?? "")") }
         print("\(out): int8, \(usedCalibration) calibration images at \(input.width)x\(input.height), \(rangeMethod) ranges")
     }
 
     private func parseMethod() throws -> RangeMethod {
+        if percentile != nil && method != "percentile" {
+            throw ValidationError("--percentile is for --method percentile (the method is \(method))")
+        }
         switch method {
         case "minmax": return .minMax
         case "mse": return .mse
         case "entropy": return .entropy
         case "percentile":
-            guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
-            return .percentile(tail: (100 - percentile) / 100)
+            let kept = percentile ?? 99.99
+            guard kept > 50 && kept <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
+            return .percentile(tail: (100 - kept) / 100)
         default: throw ValidationError("--method must be mse, entropy, percentile or minmax (got '\(method)')")
         }
     }

@@ -26,7 +26,7 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: .long, help: "Number of frames to save.")
     var count: Int
 
-    @Option(name: .long, help: "Folder for frame-NNNNNN.png (created if missing).")
+    @Option(name: .long, help: "Folder for frame-NNNNNN.png (created if missing; numbering continues after the frames already there).")
     var out: String
 
     @Option(name: .long, help: "Seconds between saved frames (default: every frame the source delivers).")
@@ -45,16 +45,21 @@ struct CaptureCommand: ParsableCommand {
         guard count > 0 else { throw ValidationError("--count must be at least 1") }
         guard every >= 0 else { throw ValidationError("--every must not be negative") }
         guard fps > 0 else { throw ValidationError("--fps must be positive") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
     func run() throws {
         let (width, height) = (size?.width ?? 640, size?.height ?? 480)
         let source = try makeSource(width: width, height: height)
         try OutputPaths.makeFolder(out, option: "--out")
+        // A second capture into a folder adds to the set there (e.g. calibration images from two sessions)
+        // instead of replacing its first frames.
+        let earlier = Self.lastFrameNumber(in: out)
         let inbox = FrameInbox()
         source.start(deliver: { inbox.put($0) }, stateChanged: { inbox.note($0) })
         defer { source.stop() }
-        print("capturing \(count) frames from \(source.name) into \(out)")
+        print("capturing \(count) frames from \(source.name) into \(out)"
+            + (earlier > 0 ? String(cFormat: " (it holds frames up to frame-%06d.png: numbering goes on from there)", earlier) : ""))
         var saved = 0
         var lastSavedAt: UInt64?
         while saved < count {
@@ -64,12 +69,23 @@ struct CaptureCommand: ParsableCommand {
             if let last = lastSavedAt, Double(frame.monotonicNanoseconds &- last) / 1e9 < every { continue }
             lastSavedAt = frame.monotonicNanoseconds
             saved += 1
-            let path = Path.appending(out, String(cFormat: "frame-%06d.png", saved))
+            let path = Path.appending(out, String(cFormat: "frame-%06d.png", earlier + saved))
             try ImageFile.writePNG(RGBImage(width: frame.width, height: frame.height, pixels: frame.pixels), path: path)
             print("\(path)  \(frame.width)x\(frame.height)  sequence \(frame.sequence)")
         }
         let c = source.counters
         print("\(source.name): \(c.captured) frames captured, \(c.droppedByDriver) dropped by the driver, \(c.reopened) reopens")
+    }
+
+    /// The highest N of the frame-N.png files in `folder` (six digits or more), 0 if none.
+    static func lastFrameNumber(in folder: String) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix("frame-"), name.hasSuffix(".png") else { return nil }
+            let digits = name.dropFirst("frame-".count).dropLast(".png".count)
+            guard digits.count >= 6, digits.allSatisfy({ ("0" ... "9").contains($0) }), let number = Int(digits) else { return nil }
+            return number
+        }.max() ?? 0
     }
 
     private func makeSource(width: Int, height: Int) throws -> FrameSource {

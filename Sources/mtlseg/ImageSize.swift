@@ -3,7 +3,7 @@ import MTLSegCore
 import MTLSegEssentials
 
 /// `WxH` on the command line.
-struct ImageSize: ExpressibleByArgument {
+struct ImageSize: ExpressibleByArgument, Equatable {
     let width: Int
     let height: Int
 

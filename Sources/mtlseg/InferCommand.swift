@@ -56,6 +56,8 @@ struct InferCommand: ParsableCommand {
         // Where the results go is checked before the image is read and the model run.
         // (--out first: --logits may name a file inside it.)
         try OutputPaths.makeFolder(out, option: "--out")
+        // The path as given first: a task's name is added to it for a multi-task model, which would hide an empty one.
+        if let logits { try OutputPaths.checkFileName(logits, option: "--logits") }
         let logitsPaths = logits.map { path in d.tasks.map { d.tasks.count == 1 ? path : Self.perTaskPath(path, task: $0.name) } } ?? []
         for path in logitsPaths {
             try OutputPaths.checkWritable(path, option: "--logits")

@@ -10,8 +10,18 @@ import MTLSegEssentials
 /// missing folder fails at once rather than after a long calibration, and an input is never replaced
 /// by its own output.
 enum OutputPaths {
-    /// Throws unless `path` can be created or replaced: its folder exists and is writable, and it is not a folder.
+    /// Throws unless `path` names a file: not empty, and not a folder by its spelling ("out/", "..").
+    static func checkFileName(_ path: String, option: String) throws {
+        guard !path.isEmpty else { throw ToolError("\(option) is empty; name the file to write") }
+        guard !path.hasSuffix("/"), ![".", ".."].contains(Path.lastComponent(path)) else {
+            throw ToolError("\(option) \(path) names a folder; name the file to write")
+        }
+    }
+
+    /// Throws unless `path` can be created or replaced: it names a file, its folder exists and is writable, and
+    /// it is not a folder.
     static func checkWritable(_ path: String, option: String) throws {
+        try checkFileName(path, option: option)
         let folder = Path.deletingLastComponent(path).isEmpty ? "." : Path.deletingLastComponent(path)
         var info = stat()
         guard stat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -59,7 +69,8 @@ enum OutputPaths {
         return ["model.safetensors", "config.json"].map { Path.appending(path, $0) }
     }
 
-    private static func sameFile(_ a: String, _ b: String) -> Bool {
+    /// Whether `a` and `b` are one file: the same inode where both exist, else the same path once resolved.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
         var first = stat(), second = stat()
         if stat(a, &first) == 0, stat(b, &second) == 0 { return first.st_dev == second.st_dev && first.st_ino == second.st_ino }
         return Path.resolvingFolder(a) == Path.resolvingFolder(b)

@@ -51,6 +51,8 @@ struct SubscribeCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
+        guard count >= 0 else { throw ValidationError("--count must not be negative (0: until interrupted)") }
+        guard png != nil || !color else { throw ValidationError("--color draws the masks written by --png; give --png DIR too") }
         _ = try parsedOptions()
     }
 

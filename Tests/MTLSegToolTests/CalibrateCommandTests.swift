@@ -50,8 +50,41 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.errors.contains("budget not held"), result.errors)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no model is written when the budget fails")
-        let report = try String(contentsOfFile: directory.appendingPathComponent("int8.report.md").path, encoding: .utf8)
+        let report = try String(contentsOfFile: directory.appendingPathComponent("int8.report.failed.md").path, encoding: .utf8)
         XCTAssertTrue(report.contains("budget not held"), report)
+        XCTAssertTrue(result.output.contains("int8.report.failed.md"), result.output)
+    }
+
+    /// A run that fails its budget leaves an earlier model at --out and that model's report as they were.
+    func testAFailedBudgetKeepsTheEarlierModelAndItsReport() throws {
+        let out = directory.appendingPathComponent("kept.safetensors").path
+        let earlierReport = directory.appendingPathComponent("kept.report.md").path
+        try Data("an earlier model".utf8).write(to: URL(fileURLWithPath: out))
+        try Data("its report".utf8).write(to: URL(fileURLWithPath: earlierReport))
+        let result = try calibrate(["--max-drop", "0"], out: out)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "an earlier model")
+        XCTAssertEqual(try String(contentsOfFile: earlierReport, encoding: .utf8), "its report")
+        let failed = try String(contentsOfFile: directory.appendingPathComponent("kept.report.failed.md").path, encoding: .utf8)
+        XCTAssertTrue(failed.contains("budget not held"), failed)
+    }
+
+    /// Output paths are checked before any work: empty, a folder by its spelling, or a report that would be the model.
+    func testOutputPathsThatCannotBeTheFilesAreRefusedAtOnce() throws {
+        let folder = directory.appendingPathComponent("out").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let cases: [(out: String, extra: [String], expected: String)] = [
+            ("", [], "--out is empty"),
+            (folder + "/", [], "names a folder"),
+            (folder + "/m.json", ["--report", folder + "/m"], "replacing the model"),
+        ]
+        for (out, extra, expected) in cases {
+            let result = try calibrate(extra, out: out)
+            XCTAssertNotEqual(result.status, 0, out)
+            XCTAssertTrue(result.errors.contains(expected), "\(out) \(extra): \(result.errors)")
+            XCTAssertFalse(result.output.contains("report:"), "refused before the work: \(result.output)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), [], "nothing written")
     }
 
     func testNoUsableImageIsAnError() throws {
@@ -65,10 +98,10 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertTrue(result.errors.contains("could be read"), result.errors)
     }
 
-    private func calibrate(_ extra: [String], images: String? = nil) throws -> ToolRunner.Result {
+    private func calibrate(_ extra: [String], images: String? = nil, out: String? = nil) throws -> ToolRunner.Result {
         try ToolRunner.run(["calibrate", "--model", ToolRunner.fixture("mtl2-tiny.safetensors"), "--no-compare-techniques",
                             "--images", images ?? directory.appendingPathComponent("images").path,
-                            "--out", directory.appendingPathComponent("int8.safetensors").path] + extra)
+                            "--out", out ?? directory.appendingPathComponent("int8.safetensors").path] + extra)
     }
 
     /// With one image, int8 would be judged on the image it was calibrated on: refused, unless --eval-images gives others.

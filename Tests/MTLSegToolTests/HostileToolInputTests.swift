@@ -181,6 +181,30 @@ final class HostileToolInputTests: XCTestCase {
         }
     }
 
+    /// Values that mean nothing, and options that would be ignored, are refused before any work (not taken silently).
+    func testOptionsThatWouldMeanNothingAreRefused() throws {
+        let model = ToolRunner.fixture("mtl2-tiny.safetensors")
+        let image = path("images/frame-0.png")
+        let cases: [([String], String)] = [
+            (["subscribe", "--socket", path("none.sock"), "--count=-1"], "--count must not be negative"),
+            (["subscribe", "--socket", path("none.sock"), "--color"], "give --png DIR too"),
+            (["calibrate", "--model", model, "--images", path("images"), "--out", path("x.safetensors"), "--percentile", "99"],
+             "--percentile is for --method percentile"),
+            (["bench", "--model", model, "--mask-sizes", ""], "--mask-sizes: '' is not"),
+            (["bench", "--model", model, "--mask-sizes", "64x64,,64x64"], "--mask-sizes: '' is not"),
+            (["infer", "--model", model, "--image", image, "--out", path("o"), "--logits", ""], "--logits is empty"),
+            (["infer", "--model", model, "--image", image, "--out", path("o"), "--logits", path("o") + "/"], "names a folder"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try ToolRunner.run(arguments)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            XCTAssertTrue(result.errors.contains(expected), "\(arguments.joined(separator: " ")): \(result.errors)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.safetensors")))
+        let written = (try? FileManager.default.contentsOfDirectory(atPath: path("o"))) ?? []
+        XCTAssertTrue(written.isEmpty, "no masks before the refusal: \(written)")
+    }
+
     /// A file that can never become a camera fails at once instead of being retried until --timeout.
     func testCaptureRefusesWhatIsNotACameraAtOnce() throws {
         try Data("a file".utf8).write(to: URL(fileURLWithPath: path("plain")))
