@@ -80,6 +80,13 @@ final class PythonClientTests: XCTestCase {
     }
 
     /// Runs one of the Python check scripts to its end (its exit status must be 0) and reads its last line as a JSON object.
+    /// A socket path no daemon can mend raises at once, naming the path, instead of being retried forever.
+    func testPythonClientRaisesAtOnceForAPathThatCannotBeTheSocket() throws {
+        let summary = try runPythonCheck("check_bad_paths.py")
+        XCTAssertEqual(summary["failures"] as? [String], [], "\(summary)")
+        XCTAssertEqual((summary["cases"] as? [String: String])?.count, 5, "\(summary)")
+    }
+
     private func runPythonCheck(_ script: String, _ arguments: [String] = []) throws -> [String: Any] {
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -20,7 +20,9 @@ again when the connection is lost. `reconnect=False` makes them raise at once
 instead; `connect()` is always one attempt. Any other ERROR (`not_allowed`,
 `unknown_task` — also after a reload to a model that lacks a task asked for —,
 `bad_message`, `unsupported_protocol` …) raises DaemonError at once with the
-daemon's message, as PermissionError does for a socket this user may not open.
+daemon's message, as PermissionError does for a socket this user may not open,
+and OSError for a path that cannot be the socket (a file or a folder in its
+place, an empty or too long path); connection errors name the path.
 
 After a model reload the new description is in `stream.description` and
 `frame.stream_changed` is True for the first frame that follows it. The first
@@ -39,8 +41,11 @@ post_process_semantic_segmentation does. `stream.description["mask_width"]` and
 `["mask_height"]` are then that size.
 """
 import collections
+import errno
 import json
+import os
 import socket
+import stat
 import struct
 import time
 from dataclasses import dataclass
@@ -62,14 +67,23 @@ class DaemonError(Exception):
         self.code = code
 
 
+# Failures to connect that no daemon starting or restarting can mend: the path itself is wrong (empty, too long, a
+# file or a folder where the socket should be, a file where a folder should be) or this user may not use it.
+PERMANENT_ERRNOS = {errno.EINVAL, errno.ENAMETOOLONG, errno.ENOTDIR, errno.ENOTSOCK, errno.ELOOP, errno.EACCES, errno.EPERM}
+
+
 def retryable(error: Exception) -> bool:
     """Whether connecting again can succeed after `error`: a daemon that is away, full or stopping will be back or
-    have room; one that refused us (not_allowed, PermissionError on its socket) or our HELLO will refuse it again."""
+    have room; one that refused us (not_allowed, PermissionError on its socket) or our HELLO will refuse it again,
+    and a path that cannot be a socket stays so."""
     if isinstance(error, DaemonError):
         return error.code in RETRYABLE
-    # ConnectionError (refused, reset, closed) and socket.timeout are OSErrors too; FileNotFoundError is a daemon not
-    # started yet, or between stopping and starting again.
-    return isinstance(error, OSError) and not isinstance(error, PermissionError)
+    if isinstance(error, socket.timeout):
+        return True
+    # ConnectionError (refused, reset, closed) is an OSError too; FileNotFoundError is a daemon not started yet, or
+    # between stopping and starting again. An OSError without errno is the socket module's own refusal of the path
+    # ("AF_UNIX path too long").
+    return isinstance(error, OSError) and error.errno is not None and error.errno not in PERMANENT_ERRNOS
 
 
 class ProtocolError(Exception):
@@ -139,8 +153,11 @@ class Subscriber:
         self.close()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(self.timeout)
-        s.connect(self.path)
-        self._socket = s
+        try:
+            self._socket = s
+            s.connect(self.path)
+        except OSError as error:
+            raise self._naming_path(error) from None
         hello = {"protocol": PROTOCOL, "encoding": self.encoding, "name": self.name}
         if self.tasks is not None:
             hello["tasks"] = self.tasks
@@ -162,6 +179,24 @@ class Subscriber:
             self._changed = self._reconnected = True
         self.description = json.loads(payload)
         self._pending.clear()
+
+    def _naming_path(self, error: OSError) -> OSError:
+        """`error` from connecting, of the same class, with the socket's path and what it tells of the path."""
+        if isinstance(error, socket.timeout):
+            return error
+        if error.errno is None:  # the socket module's own refusal of the path
+            return OSError(f"{error}: {self.path!r}")
+        code, reason = error.errno, error.strerror
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(self.path).st_mode)
+        except (OSError, ValueError):
+            is_socket = None  # not there (or not a name at all)
+        if is_socket is False:
+            code, reason = errno.ENOTSOCK, "not a socket (the daemon's socket is [socket] path in its configuration)"
+            return OSError(code, reason, self.path)
+        if isinstance(error, PermissionError):
+            reason += " (the socket is for the daemon's group, mtlseg-clients: add this user to it, then log in again)"
+        return type(error)(code, reason, self.path)
 
     def _connect_with_retries(self):
         """connect(), again with backoff while the failure is one that retrying can fix, unless reconnect=False."""
