@@ -126,12 +126,16 @@ def reference_from_image(model_path: Path, image_path: Path, task: str) -> np.nd
     if channels != 3:  # an image gives RGB; mtlseg infer refuses such a model too (InferCommand)
         raise InputError(f"--model {model_path}: the model takes {channels} input channels; images give 3 (RGB)")
     image = load_rgb8(image_path)
+    pixels = np.asarray(image, dtype=np.float64)
     if desc.get("input") and image.size != (desc["input"]["width"], desc["input"]["height"]):
-        # PIL's bilinear is not necessarily the engine's resize: compare at the
-        # model's input size when the result must be exact.
-        print(f"warning: resizing {image.size} to the model input with PIL bilinear", file=sys.stderr)
-        image = image.resize((desc["input"]["width"], desc["input"]["height"]), Image.BILINEAR)
-    x = torch.from_numpy(np.asarray(image, dtype=np.float64) / 255.0).permute(2, 0, 1)
+        # As the engine resizes (ModelInputPreprocessor): PIL's bilinear on floats, channel by channel ("F" mode).
+        # On the 8-bit image PIL would round twice, which HF's processor does and the engine does not.
+        size = (desc["input"]["width"], desc["input"]["height"])
+        print(f"note: resizing {image.size} to the model input {size[0]}x{size[1]} as mtlseg does (PIL bilinear on floats)",
+              file=sys.stderr)
+        pixels = np.stack([np.asarray(channel.convert("F").resize(size, Image.BILINEAR), dtype=np.float64)
+                           for channel in image.split()], axis=-1)
+    x = torch.from_numpy(pixels / 255.0).permute(2, 0, 1)
     mean = torch.tensor(desc.get("mean") or [0.485, 0.456, 0.406], dtype=torch.float64).view(3, 1, 1)
     std = torch.tensor(desc.get("std") or [0.229, 0.224, 0.225], dtype=torch.float64).view(3, 1, 1)
     pixel_values = ((x - mean) / std).to(torch.float32).double().unsqueeze(0)  # what an F32 engine sees

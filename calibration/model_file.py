@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from pathlib import Path
@@ -196,6 +197,9 @@ def type_problem(desc) -> tuple[str, str] | None:
     return None
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def engine_problem(desc: dict) -> tuple[str, str] | None:
     """(field, reason) for the first thing in `desc` that mtlseg refuses at load, None when it loads.
 
@@ -249,6 +253,10 @@ def engine_problem(desc: dict) -> tuple[str, str] | None:
         if problem:
             return "input", problem
     channels = enc["num_channels"]
+    # mtlseg reads mean and std as Float32 from JSON, which has no NaN or infinity (json.dumps would write them).
+    for key in ("mean", "std"):
+        if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX for v in desc[key]):
+            return key, "values must be finite and within a 32-bit float's range"
     if len(desc["mean"]) != channels:
         return "mean", f"{len(desc['mean'])} values for {channels} channels"
     # The engine reads std as Float32: a positive double that rounds to 0 there is refused too.

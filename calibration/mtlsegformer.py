@@ -78,8 +78,9 @@ def make_description(encoder: dict, decoder_hidden_size: int, tasks: list[dict],
         "layer_norm_eps": NORM_EPS,
         "tasks": copy.deepcopy(tasks),
         "input": None if input_size is None else {"width": int(input_size[0]), "height": int(input_size[1])},
-        "mean": list(mean or IMAGENET_MEAN),
-        "std": list(std or IMAGENET_STD),
+        # None only: an empty list given is kept, for the checks to refuse, not taken for "the default".
+        "mean": list(IMAGENET_MEAN if mean is None else mean),
+        "std": list(IMAGENET_STD if std is None else std),
     }
 
 

@@ -206,6 +206,9 @@ class ExportRefusalTests(unittest.TestCase):
                                ({"input": {"width": 512.0, "height": 512}}, "'input.width'"),
                                ({"name": 5}, "'name'"),
                                ({"mean": [0.5, "0.5", 0.5]}, "'mean'"),
+                               ({"mean": [float("nan"), 0.5, 0.5]}, "'mean': values must be finite"),
+                               ({"std": [0.2, float("inf"), 0.2]}, "'std': values must be finite"),
+                               ({"mean": [1e40, 0.5, 0.5]}, "within a 32-bit float's range"),
                                ({"tasks": [dict(TASKS[0], colors=[[0, 0, 0], [255, 0.5, 0]]), TASKS[1]]},
                                 "'tasks[0].colors'")]:
             pt = self.tmp / "m.pt"
