@@ -124,9 +124,9 @@ public final class Daemon: @unchecked Sendable {
             DaemonLog.info("reloaded: now serving \(loaded.description.name) (\(loaded.stream.model.sha256.prefix(12)))")
             if !applied.isEmpty { DaemonLog.info("reloaded: \(applied.joined(separator: ", ")) now in force") }
             if !waiting.isEmpty {
-                // A source the restart would refuse is said now, not found at the next boot.
-                if waiting.contains("source.device"), let problem = SourceFactory.cameraProblem(newConfig.source) {
-                    DaemonLog.error("reloaded, but source.device can never be a camera, and a restart would fail: \(problem)")
+                // What the restart would refuse is said now, not found at the next boot.
+                for problem in Self.restartProblems(newConfig, waiting: waiting) {
+                    DaemonLog.error("reloaded, but a restart would fail: \(problem)")
                 }
                 DaemonLog.warning(Self.restartAdvice(waiting: waiting, unit: unit))
             }
@@ -136,6 +136,25 @@ public final class Daemon: @unchecked Sendable {
             DaemonLog.error("reload failed, still serving \(model.description.name): \(error)")
             return false
         }
+    }
+
+    /// What starting with `config` would refuse among the settings that wait for a restart (`waiting`): start-up's
+    /// own checks of the sockets' paths and of the source, without binding or capturing anything.
+    static func restartProblems(_ config: DaemonConfig, waiting: [String]) -> [String] {
+        var problems: [String] = []
+        if waiting.contains("source.device"), let problem = SourceFactory.startProblem(config) {
+            problems.append("source.device: \(problem)")
+        }
+        if waiting.contains("socket.path") || waiting.contains("metrics.socket") {
+            do {
+                try config.checkStartup(file: "")
+            } catch let problem as DaemonConfig.Problem {
+                problems.append("\(problem.key): \(problem.reason)")
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+        return problems
     }
 
     public var counters: PipelineCounters { pipeline.counters }

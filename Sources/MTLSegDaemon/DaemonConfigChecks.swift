@@ -37,6 +37,12 @@ extension DaemonConfig {
                 throw Problem(file: file, key: key, reason: "the folder '\(folder)' does not exist (\(String(cString: strerror(errno))))")
             }
             guard (info.st_mode & S_IFMT) == S_IFDIR else { throw Problem(file: file, key: key, reason: "'\(folder)' is not a folder") }
+            // Start-up creates the socket there as the user running this (a unit's runtime directory, made for its
+            // account, is not checked against the user checking it).
+            guard madeAtStart.contains(folder) || access(folder, W_OK | X_OK) == 0 else {
+                throw Problem(file: file, key: key, reason: "this user (uid \(getuid())) cannot create a socket in '\(folder)': "
+                    + String(cString: strerror(errno)))
+            }
         }
         if lstat(path, &info) == 0 {
             switch info.st_mode & S_IFMT {

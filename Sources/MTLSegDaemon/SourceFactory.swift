@@ -26,6 +26,18 @@ public enum SourceFactory {
         }
     }
 
+    /// Why starting with `config`'s source would fail (a folder with no image that reads, something that can never
+    /// be a camera), found without starting it; nil when it would start (a camera not plugged in is waited for).
+    public static func startProblem(_ config: DaemonConfig) -> Error? {
+        guard Path.isDirectory(config.source) == true else { return cameraProblem(config.source) }
+        do {
+            _ = try ImageFolderSource(folder: config.source, framesPerSecond: config.fps, pixelBudget: config.pixelBudget) { _ in }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     /// `source`: "synthetic"; a folder of images; a V4L2 device path; or "auto" — the first
     /// camera (/dev/video0) when there is one, else the synthetic field.
     public static func make(_ config: DaemonConfig) throws -> FrameSource {

@@ -185,6 +185,15 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         }
     }
 
+    /// Holds SIGHUP from main's first line: a reload asked for before the daemon waits for signals (a script's,
+    /// a broadcast) would otherwise end the process, SIGHUP's default action; held, it reloads once running.
+    public static func holdReloadsUntilRunning() {
+        var reload = sigset_t()
+        sigemptyset(&reload)
+        sigaddset(&reload, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &reload, nil)
+    }
+
     public func run() throws {
         let settings = try settings()
         let file = try configurationName()

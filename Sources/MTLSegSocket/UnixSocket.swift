@@ -81,10 +81,11 @@ public final class UnixSocket {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard result == 0 else { throw Failure(call: "bind", path: bindPath, code: errno) }
+        // Failures name `path`, the one the user gave: the staging name is this function's business.
+        guard result == 0 else { throw Failure(call: "bind", path: path, code: errno) }
         defer { if staged { unlink(bindPath) } } // linked into place by then, or given up
-        guard chmod(bindPath, mode) == 0 else { throw Failure(call: "chmod", path: bindPath, code: errno) }
-        guard Glibc.listen(fd, backlog) == 0 else { throw Failure(call: "listen", path: bindPath, code: errno) }
+        guard chmod(bindPath, mode) == 0 else { throw Failure(call: "chmod", path: path, code: errno) }
+        guard Glibc.listen(fd, backlog) == 0 else { throw Failure(call: "listen", path: path, code: errno) }
         if staged {
             guard link(bindPath, path) == 0 else { throw Failure(call: "link (the listening socket into place)", path: path, code: errno) }
         }

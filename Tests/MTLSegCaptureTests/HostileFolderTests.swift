@@ -62,6 +62,36 @@ final class HostileFolderTests: XCTestCase {
         XCTAssertEqual(source.state, .stopped)
     }
 
+    /// A folder whose images all fail to read is refused when the source is made (so start-up and --check-config fail),
+    /// not left to stall with no frame.
+    func testAFolderWhoseImagesAllFailIsRefusedAtOnce() throws {
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: path("a.png")))
+        try Data("nor this".utf8).write(to: URL(fileURLWithPath: path("b.jpg")))
+        XCTAssertThrowsError(try ImageFolderSource(folder: folder)) { error in
+            XCTAssertTrue("\(error)".contains("\(folder!): none of its 2 images reads") && "\(error)".contains("a.png"), "\(error)")
+        }
+    }
+
+    /// Images that stop reading while the source runs stall it; an image put in the folder then is taken up (the folder
+    /// is listed again), and each bad file is still warned of once.
+    func testAStalledFolderTakesUpAnImagePutThereLater() throws {
+        try ImageFile.writePNG(RGBImage(width: 4, height: 3, pixels: Array(repeating: 50, count: 36)), path: path("a.png"))
+        let warnings = Warnings()
+        let source = try ImageFolderSource(folder: folder, framesPerSecond: 100, warn: { warnings.add($0) })
+        let recorder = Recorder()
+        recorder.start(source)
+        defer { source.stop() }
+        recorder.wait("a first frame", seconds: 20) { !$0.frames.isEmpty }
+        try Data("broken now".utf8).write(to: URL(fileURLWithPath: path("a.png")))
+        recorder.wait("the source stalls", seconds: 20) { _ in
+            if case .stalled = source.state { return true } else { return false }
+        }
+        try ImageFile.writePNG(RGBImage(width: 6, height: 5, pixels: Array(repeating: 90, count: 90)), path: path("b.png"))
+        recorder.wait("a frame of the new image", seconds: 20) { $0.frames.contains { $0.width == 6 && $0.height == 5 } }
+        XCTAssertEqual(source.state, .streaming)
+        XCTAssertEqual(warnings.lines.count, 1, "a.png warned of once, though tried at each listing: \(warnings.lines)")
+    }
+
     func testAFolderOfOnlyFIFOsHasNoImages() throws {
         XCTAssertEqual(mkfifo(path("x.png"), 0o644), 0)
         XCTAssertThrowsError(try ImageFolderSource(folder: folder)) { XCTAssertTrue("\($0)".contains(folder), "\($0)") }

@@ -288,6 +288,26 @@ final class DaemonTests: XCTestCase {
         _ = (stuck, second)
     }
 
+    /// A reload that moves what waits for a restart to something start-up refuses says so then: a socket in a missing
+    /// folder, a folder whose images do not read, something that is no camera.
+    func testWhatARestartWouldRefuseIsNamedAtTheReload() throws {
+        var settings = DaemonConfig()
+        settings.source = "synthetic"
+        XCTAssertEqual(Daemon.restartProblems(settings, waiting: ["source.device"]), [])
+        let images = directory.appendingPathComponent("unreadable").path
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: images + "/a.png"))
+        settings.source = images
+        settings.socketPath = directory.appendingPathComponent("missing/mtlsegd.sock").path
+        let problems = Daemon.restartProblems(settings, waiting: ["source.device", "socket.path"])
+        XCTAssertEqual(problems.count, 2, "\(problems)")
+        XCTAssertTrue(problems.contains { $0.hasPrefix("source.device: ") && $0.contains("none of its 1 images reads") }, "\(problems)")
+        XCTAssertTrue(problems.contains { $0.hasPrefix("socket.path: ") && $0.contains("does not exist") }, "\(problems)")
+        XCTAssertEqual(Daemon.restartProblems(settings, waiting: ["source.fps"]), [], "only what changed is checked")
+        settings.source = "synthetc"
+        XCTAssertTrue(Daemon.restartProblems(settings, waiting: ["source.device"]).first?.contains("did you mean \"synthetic\"") == true)
+    }
+
     /// A camera's instance is restarted by its own unit's name, not the single-camera service's.
     func testTheRestartAdviceNamesTheInstancesUnit() {
         XCTAssertTrue(Daemon.restartAdvice(waiting: ["source.fps"], unit: "mtlsegd@front").hasSuffix("(systemctl restart mtlsegd@front)"))
