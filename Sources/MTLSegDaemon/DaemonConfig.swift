@@ -98,11 +98,14 @@ public struct DaemonConfig: Equatable, Sendable {
     public static func parse(_ text: String, file: String = "<config>", over base: DaemonConfig = DaemonConfig()) throws -> DaemonConfig {
         // A file saved by a Windows editor ends its lines with CRLF; Swift reads "\r\n" as one character,
         // so lines would not split at "\n" at all.
-        let text = text.replacing("\r\n", with: "\n")
+        // A byte order mark, which some editors put first, is no part of the first key.
+        var text = text.replacing("\r\n", with: "\n")
+        if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
         if let (number, line) = TOMLPrecheck.firstUnsupportedLine(text) {
             let shown = line.count > 60 ? String(line.prefix(60)) + "…" : line
             throw Problem(file: file, key: "(syntax)",
-                          reason: "line \(number): expected `key = value`, `[table]` or a comment, got \(shown.debugDescription)")
+                          reason: "line \(number): expected `key = value` (a string, number, true or false, or an [array] of them), "
+                            + "`[table]` or a comment (mtlsegd reads that much of TOML), got \(shown.debugDescription)")
         }
         let table: TOMLTable
         do {

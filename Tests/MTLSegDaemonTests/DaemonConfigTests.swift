@@ -66,6 +66,25 @@ final class DaemonConfigTests: XCTestCase {
         XCTAssertNil(problem("# café\nmodel = \"/m/é.safetensors\"\n[source]\ndevice = '/dev/vidéo'\n"), "non-ASCII in strings and comments is fine")
     }
 
+    /// An array may go over several lines, with comments (a long allow-list), and a byte order mark may come first;
+    /// what mtlsegd does not read of TOML is named as such, with the line.
+    func testMultiLineArraysAndAByteOrderMarkAreRead() throws {
+        let text = "\u{FEFF}threads = 2\n[socket]\nallow_uids = [\n  0,      # root\n  1000,   # the operator, [not a table]\n]\n"
+            + "allow_gids = [ 5,\n 6 ]  # two\nmode = \"0660\"  # '[' in a comment\n"
+        let config = try DaemonConfig.parse(text, file: "test.toml")
+        XCTAssertEqual(config.threads, 2)
+        XCTAssertEqual(config.allowUIDs, [0, 1000])
+        XCTAssertEqual(config.allowGIDs, [5, 6])
+        for (bad, line) in [("threads = 2\n[socket]\nallow_uids = [\n 0,\n", 3), ("[socket]\nallow_uids = [\n \"a\" = 1,\n]\n", 2),
+                            ("threads = 1\nsource.fps = 3\n", 2)] {
+            XCTAssertThrowsError(try DaemonConfig.parse(bad, file: "test.toml"), bad) { error in
+                let reason = (error as? DaemonConfig.Problem)?.reason ?? "\(error)"
+                XCTAssertTrue(reason.hasPrefix("line \(line): expected `key = value`") && reason.contains("mtlsegd reads that much of TOML"),
+                              "\(bad.debugDescription): \(reason)")
+            }
+        }
+    }
+
     /// An unknown key's error says what was meant: the key a typo was of, the table a key belongs in, or what the table takes.
     func testUnknownKeysAreAnsweredWithTheKeyMeant() {
         func reason(_ text: String) -> String? {
