@@ -8,6 +8,28 @@ import XCTest
 /// The Prometheus text, read over its socket, parsed by the reference parser (prometheus_client),
 /// and compared with what STATS (mtlseg status) says at the same moment.
 final class MetricsTests: XCTestCase {
+    /// GET or HEAD of /metrics (or /) gets the metrics; other methods, paths and broken or partial requests get an error
+    /// status saying why, not the metrics.
+    func testTheMetricsAnswerOnlyWhatAsksForThem() {
+        func answer(_ request: String?) -> String {
+            String(decoding: MetricsServer.response(to: request.map { Array($0.utf8) }, metrics: { "m 1\n" }), as: UTF8.self)
+        }
+        XCTAssertTrue(answer("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.0 200 OK"))
+        XCTAssertTrue(answer("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").hasSuffix("\r\n\r\nm 1\n"))
+        XCTAssertTrue(answer("GET /?x=1 HTTP/1.0\n\n").hasPrefix("HTTP/1.0 200 OK"))
+        let head = answer("HEAD /metrics HTTP/1.0\r\n\r\n")
+        XCTAssertTrue(head.hasPrefix("HTTP/1.0 200 OK") && head.hasSuffix("\r\n\r\n") && head.contains("Content-Length: 4"), head)
+        XCTAssertTrue(answer("GET /nope HTTP/1.0\r\n\r\n").hasPrefix("HTTP/1.0 404"))
+        let post = answer("POST /metrics HTTP/1.0\r\n\r\n")
+        XCTAssertTrue(post.hasPrefix("HTTP/1.0 405") && post.contains("Allow: GET, HEAD"), post)
+        XCTAssertTrue(answer("GET /metr").hasPrefix("HTTP/1.0 400"), "a request cut short is not answered with the metrics")
+        XCTAssertTrue(answer("hello\r\n\r\n").hasPrefix("HTTP/1.0 400"))
+        XCTAssertTrue(answer(nil).hasPrefix("HTTP/1.0 431"))
+        for request in ["GET /nope HTTP/1.0\r\n\r\n", "GET /metr", "POST / HTTP/1.0\r\n\r\n"] {
+            XCTAssertFalse(answer(request).contains("m 1"), request)
+        }
+    }
+
     func testMetricsParseAndEqualStatus() throws {
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mtlsegd-metrics-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
