@@ -162,10 +162,13 @@ struct CalibrateCommand: ParsableCommand {
         guard !listed.isEmpty else { throw ToolError("\(images): no PNG or JPEG images") }
         let preprocessor = ModelInputPreprocessor(targetWidth: input.width, targetHeight: input.height, mean: d.mean, std: d.std)
         var skipped: [String] = []
+        var imageSizes: [String: (width: Int, height: Int)] = [:]  // for the label maps' check
         let reader = { (path: String, target: UnsafeMutablePointer<Float>) -> Bool in
             guard !skipped.contains(path) else { return false }
             do {
-                preprocessor.process(try ImageFile.read(path: path, budget: limits.pixels), into: target)
+                let image = try ImageFile.read(path: path, budget: limits.pixels)
+                imageSizes[path] = (image.width, image.height)
+                preprocessor.process(image, into: target)
                 return true
             } catch {
                 skipped.append(path)
@@ -182,7 +185,11 @@ struct CalibrateCommand: ParsableCommand {
         let progress = Progress()
         let evaluator = try AccuracyEvaluator(fp32Weights: fp32, width: input.width, height: input.height, count: evalPaths.count,
                                               input: { reader(evalPaths[$0], $1) },
-                                              labels: { try labelMaps?.map(for: evalPaths[$0], task: $1) })
+                                              labels: { i, t in
+                                                  guard let map = try labelMaps?.map(for: evalPaths[i], task: t) else { return nil }
+                                                  try Self.checkLabelSize(map, of: evalPaths[i], size: imageSizes[evalPaths[i]])
+                                                  return map
+                                              })
         labelMaps?.reportCoverage(heldOut: evalPaths.filter { !skipped.contains($0) }.count)
         guard evalPaths.contains(where: { !skipped.contains($0) }) || calibrationPaths.contains(where: { !skipped.contains($0) }) else {
             throw ToolError("\(images): none of the \(listed.count) images could be read")
@@ -255,6 +262,15 @@ struct CalibrateCommand: ParsableCommand {
         print("report: \(writtenReport).md, \(writtenReport).json")
         guard result.budgetHeld else { throw ToolError("budget not held, no model written: \(result.failure ?? "")") }
         print("\(out): int8, \(usedCalibration) calibration images at \(input.width)x\(input.height), \(rangeMethod) ranges")
+    }
+
+    /// A label map gives a class per pixel of its image, so it has the image's size: another size is almost surely
+    /// another image's map (the mIoU would be of a resized prediction against it, and wrong without a word).
+    static func checkLabelSize(_ map: (width: Int, height: Int, classes: [UInt8]), of image: String,
+                               size: (width: Int, height: Int)?) throws {
+        guard let size, (map.width, map.height) != (size.width, size.height) else { return }
+        throw ToolError("--labels: the map of \(image) is \(map.width)x\(map.height), the image \(size.width)x\(size.height); "
+            + "a label map has its image's size (a class id per pixel)")
     }
 
     private func parseMethod() throws -> RangeMethod {

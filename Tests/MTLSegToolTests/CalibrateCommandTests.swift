@@ -156,6 +156,14 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertTrue(ignored.errors.contains("mark every pixel 255 (ignore)"), ignored.errors)
         XCTAssertFalse(ignored.output.contains("mIoU int8"), ignored.output)
 
+        // A map of another size than its image: most likely another image's map; refused, both sizes named.
+        let small = labels.appendingPathComponent("\(tasks[0].name)/field-0.png").path
+        try ImageFile.writeGrayPNG(width: image.width / 2, height: image.height, pixels: [UInt8](repeating: 0, count: image.width / 2 * image.height),
+                                   path: small)
+        let resized = try calibrate(evalOption)
+        XCTAssertNotEqual(resized.status, 0)
+        XCTAssertTrue(resized.errors.contains("is \(image.width / 2)x\(image.height), the image \(image.width)x\(image.height)"), resized.errors)
+
         // A binary mask saved as 0/255: its foreground would be "ignore"; said.
         _ = try writeLabels(task: tasks[0]) { $0 % 3 == 0 ? 255 : 0 }
         let binary = try calibrate(evalOption)
