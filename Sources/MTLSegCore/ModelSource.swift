@@ -30,6 +30,11 @@ public struct ModelSource {
         if isDirectory {
             let configPath = Path.appending(path, "config.json")
             let weightsPath = Path.appending(path, "model.safetensors")
+            // A folder is read as an HF checkpoint; one that holds no config.json is most likely not meant as one.
+            guard Path.isDirectory(configPath) != nil else {
+                throw ModelError.unreadable(path: path, reason: "a folder without config.json: name a model file (.safetensors), "
+                    + "or an HF checkpoint folder (config.json + model.safetensors, as save_pretrained writes)")
+            }
             var description = try HFConfig.description(configPath: configPath, name: Path.lastComponent(path))
             let preprocessorPath = Path.appending(path, "preprocessor_config.json")
             if Path.isDirectory(preprocessorPath) != nil {

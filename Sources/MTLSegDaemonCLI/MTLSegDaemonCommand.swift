@@ -194,6 +194,14 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &reload, nil)
     }
 
+    /// `problem` with the flag named instead of the file where the value came from a flag.
+    func naming(flagOf problem: DaemonConfig.Problem) -> DaemonConfig.Problem {
+        let flags: [String: (name: String, value: String?)] = ["socket.path": ("--socket", socket), "source.device": ("--source", source),
+                                                                "model": ("--model", model)]
+        guard let flag = flags[problem.key], let value = flag.value else { return problem }
+        return DaemonConfig.Problem(file: "\(flag.name) \(value)", key: problem.key, reason: problem.reason)
+    }
+
     public func run() throws {
         let settings = try settings()
         let file = try configurationName()
@@ -201,8 +209,12 @@ public struct MTLSegDaemonCommand: ParsableCommand {
         // configuration, --check-config checks them as the unit will start (its runtime directory made, its account).
         let forUnit = try checkConfig && isUnitConfiguration()
         let madeAtStart = forUnit ? try unitRuntimeDirectories() : []
-        try settings.checkStartup(file: file, madeAtStart: madeAtStart)
-        if forUnit { try checkServiceAccess(settings, file: file) }
+        do {
+            try settings.checkStartup(file: file, madeAtStart: madeAtStart)
+            if forUnit { try checkServiceAccess(settings, file: file) }
+        } catch let problem as DaemonConfig.Problem {
+            throw naming(flagOf: problem)
+        }
         if let warning = CPUPlacement.oversubscription(threads: settings.threads, allowed: CPUPlacement.allowedCPUs()) {
             DaemonLog.warning(warning)
         }

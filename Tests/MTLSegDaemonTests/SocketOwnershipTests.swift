@@ -116,6 +116,20 @@ final class SocketOwnershipTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "nothing was bound")
     }
 
+    /// A socket path given by --socket is blamed on --socket, not on the configuration file it overrode; and a model path that
+    /// is a folder without config.json is said to be one (not reported as a missing config.json).
+    func testAProblemNamesWhereTheValueCameFrom() throws {
+        let missing = directory + "/nowhere/mtlsegd.sock"
+        let flag = try XCTUnwrap(try runExpectingExit(Self.daemonBinary, daemonArguments(socket: missing) + ["--check-config"]))
+        XCTAssertNotEqual(flag.status, 0)
+        XCTAssertTrue(flag.output.contains("--socket \(missing): socket.path: the folder"), flag.output)
+        var arguments = daemonArguments(socket: directory + "/m.sock") + ["--check-config"]
+        arguments[1] = directory  // --model: a folder with no config.json
+        let folder = try XCTUnwrap(try runExpectingExit(Self.daemonBinary, arguments))
+        XCTAssertNotEqual(folder.status, 0)
+        XCTAssertTrue(folder.output.contains("\(directory!): cannot read the model: a folder without config.json"), folder.output)
+    }
+
     /// A daemon that may not change its socket's group says why and what to do, and leaves no socket behind.
     func testASocketGroupThatCannotBeGivenIsAClearError() throws {
         try XCTSkipUnless(getuid() == 0, "needs root to run the daemon as another user")
