@@ -144,10 +144,12 @@ public final class UnixSocket {
         }
     }
 
-    /// Reads what is there (up to `into.count` bytes); 0 at end of stream, nil on error or timeout.
+    /// Reads what is there (up to `into.count` bytes); 0 at end of stream, nil on error or timeout. A peer that closed
+    /// with our data unread resets the connection (ECONNRESET): that is its end of stream too, not an error to wait out.
     public func read(into buffer: inout [UInt8], timeout: Double) -> Int? {
         guard wait(for: Int16(POLLIN), timeout: timeout) else { return nil }
         let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+        if n < 0 && errno == ECONNRESET { return 0 }
         return n >= 0 ? n : nil
     }
 

@@ -51,6 +51,26 @@ final class DaemonConnectionTests: XCTestCase {
         }
     }
 
+    /// Something that accepts and closes without a word (our HELLO unread: the connection is reset) has closed the
+    /// connection; it is not "no message in time".
+    func testAPeerThatClosesAtOnceIsSaidToHaveClosed() throws {
+        let socket = directory.appendingPathComponent("closer.sock").path
+        let listener = try UnixSocket.listen(at: socket, mode: 0o600)
+        let closer = Thread {
+            for _ in 0 ..< 2 {
+                guard listener.wait(for: Int16(POLLIN), timeout: 20), let peer = listener.acceptClient() else { return }
+                usleep(50_000)  // the HELLO arrives and stays unread
+                _ = peer
+            }
+        }
+        closer.start()
+        for arguments in [["status", "--socket", socket], ["subscribe", "--socket", socket, "--count", "1"]] {
+            let result = try ToolRunner.run(arguments)
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertTrue(result.errors.contains("the daemon closed the connection"), "\(arguments[0]): \(result.errors)")
+        }
+    }
+
     /// `subscribe` without --count runs until interrupted; Ctrl-C then ends it with its summary, not mid-line.
     func testSubscribeEndsWithItsSummaryWhenInterrupted() throws {
         let socket = directory.appendingPathComponent("mtlsegd.sock").path
