@@ -86,14 +86,23 @@ struct SubscribeCommand: ParsableCommand {
         // Ctrl-C (or SIGTERM) ends the loop, so that the summary is printed: the way a run without --count ends.
         let interrupt = InterruptFlag(signals: [SIGINT, SIGTERM])
         var lastMessage = Date()
+        // Why the stream ended before --count, if it did (the daemon stopping, gone, silent): said after the summary of
+        // the frames that came.
+        var ending: Error?
         while (count == 0 || received < count) && !interrupt.isRaised {
             let event: WireClient.Event
             do {
                 // Short waits, so that an interrupt is seen within a quarter second; silence for 10 s is still an error.
                 event = try client.next(timeout: 0.25)
             } catch WireClient.Failure.timeout {
-                if Date().timeIntervalSince(lastMessage) >= 10 { throw WireClient.Failure.timeout }
+                if Date().timeIntervalSince(lastMessage) >= 10 {
+                    ending = WireClient.Failure.timeout
+                    break
+                }
                 continue
+            } catch {
+                ending = error
+                break
             }
             lastMessage = Date()
             switch event {
@@ -162,6 +171,7 @@ struct SubscribeCommand: ParsableCommand {
             print(String(cFormat: "%d frames in %.1f s (%.1f fps), %llu lost; end-to-end median %.2f ms, of which outside inference %.2f ms",
                          received, seconds, fps, lost, median(endToEnd), median(overhead)))
         }
+        if let ending { throw ending }
         // Interrupted before --count frames: the summary is there, but the run did not do what was asked.
         if count > 0 && received < count { throw ExitCode(130) }
     }

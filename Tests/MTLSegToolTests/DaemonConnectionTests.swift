@@ -72,8 +72,8 @@ final class DaemonConnectionTests: XCTestCase {
     }
 
     /// `subscribe` without --count runs until interrupted; Ctrl-C then ends it with its summary, not mid-line.
-    func testSubscribeEndsWithItsSummaryWhenInterrupted() throws {
-        let socket = directory.appendingPathComponent("mtlsegd.sock").path
+    /// mtlsegd on the tiny fixture and the synthetic source, serving at `socket` once this returns.
+    private func startDaemon(socket: String) throws -> Process {
         let config = directory.appendingPathComponent("empty.toml")
         try Data("# the defaults\n".utf8).write(to: config)
         // The daemon as the Debian package ships it: a link named mtlsegd to mtlseg.
@@ -85,9 +85,41 @@ final class DaemonConnectionTests: XCTestCase {
                             "--socket", socket, "--threads", "1", "--config", config.path]
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
-        defer { daemon.terminate(); daemon.waitUntilExit() }
-        var deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        return daemon
+    }
+
+    /// A daemon that stops under `subscribe --count N`: the summary of the frames that came, then why the stream ended.
+    func testSubscribeSaysItsSummaryAndWhyWhenTheDaemonStops() throws {
+        let socket = directory.appendingPathComponent("mtlsegd.sock").path
+        let daemon = try startDaemon(socket: socket)
+        defer { if daemon.isRunning { daemon.terminate() }; daemon.waitUntilExit() }
+        let output = directory.appendingPathComponent("subscribe.txt"), errors = directory.appendingPathComponent("subscribe.err")
+        for file in [output, errors] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+        let subscribe = Process()
+        subscribe.executableURL = ToolRunner.binary
+        subscribe.arguments = ["subscribe", "--socket", socket, "--count", "100000"]
+        subscribe.standardOutput = try FileHandle(forWritingTo: output)
+        subscribe.standardError = try FileHandle(forWritingTo: errors)
+        try subscribe.run()
+        let deadline = Date().addingTimeInterval(30)
+        func frames() -> Int { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("#") }.count }
+        while frames() < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        XCTAssertGreaterThanOrEqual(frames(), 3, "frames arrive")
+        daemon.terminate()
+        subscribe.waitUntilExit()
+        XCTAssertNotEqual(subscribe.terminationStatus, 0, "fewer frames than --count")
+        let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(lines.last?.contains("frames in") == true, "the summary comes last: \(lines.suffix(2))")
+        let said = try String(contentsOf: errors, encoding: .utf8)
+        XCTAssertTrue(said.contains("shutting_down") || said.contains("closed the connection"), said)
+    }
+
+    func testSubscribeEndsWithItsSummaryWhenInterrupted() throws {
+        let socket = directory.appendingPathComponent("mtlsegd.sock").path
+        let daemon = try startDaemon(socket: socket)
+        defer { daemon.terminate(); daemon.waitUntilExit() }
 
         for (count, status) in [(nil, Int32(0)), ("1000", Int32(130))] as [(String?, Int32)] {
             let output = directory.appendingPathComponent("subscribe-\(count ?? "0").txt")
@@ -97,7 +129,7 @@ final class DaemonConnectionTests: XCTestCase {
             subscribe.arguments = ["subscribe", "--socket", socket] + (count.map { ["--count", $0] } ?? [])
             subscribe.standardOutput = try FileHandle(forWritingTo: output)
             try subscribe.run()
-            deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(30)
             func frames() -> Int { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("#") }.count }
             while frames() < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
             XCTAssertGreaterThanOrEqual(frames(), 3, "frames arrive")
