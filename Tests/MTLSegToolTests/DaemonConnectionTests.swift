@@ -90,6 +90,14 @@ final class DaemonConnectionTests: XCTestCase {
         return daemon
     }
 
+    /// Waits (30 s at most) until `subscribe` has printed three frame lines ("#sequence …") to `output`.
+    private func waitForThreeFrames(printedTo output: URL, file: StaticString = #filePath, line: UInt = #line) {
+        func frames() -> Int { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("#") }.count }
+        let deadline = Date().addingTimeInterval(30)
+        while frames() < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        XCTAssertGreaterThanOrEqual(frames(), 3, "frames arrive", file: file, line: line)
+    }
+
     /// A daemon that stops under `subscribe --count N`: the summary of the frames that came, then why the stream ended.
     func testSubscribeSaysItsSummaryAndWhyWhenTheDaemonStops() throws {
         let socket = directory.appendingPathComponent("mtlsegd.sock").path
@@ -103,10 +111,7 @@ final class DaemonConnectionTests: XCTestCase {
         subscribe.standardOutput = try FileHandle(forWritingTo: output)
         subscribe.standardError = try FileHandle(forWritingTo: errors)
         try subscribe.run()
-        let deadline = Date().addingTimeInterval(30)
-        func frames() -> Int { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("#") }.count }
-        while frames() < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        XCTAssertGreaterThanOrEqual(frames(), 3, "frames arrive")
+        waitForThreeFrames(printedTo: output)
         daemon.terminate()
         subscribe.waitUntilExit()
         XCTAssertNotEqual(subscribe.terminationStatus, 0, "fewer frames than --count")
@@ -129,10 +134,7 @@ final class DaemonConnectionTests: XCTestCase {
             subscribe.arguments = ["subscribe", "--socket", socket] + (count.map { ["--count", $0] } ?? [])
             subscribe.standardOutput = try FileHandle(forWritingTo: output)
             try subscribe.run()
-            let deadline = Date().addingTimeInterval(30)
-            func frames() -> Int { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("#") }.count }
-            while frames() < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-            XCTAssertGreaterThanOrEqual(frames(), 3, "frames arrive")
+            waitForThreeFrames(printedTo: output)
             subscribe.interrupt()
             subscribe.waitUntilExit()
             // Without --count an interrupt is the way the run ends; before --count frames it is not what was asked.
