@@ -254,6 +254,8 @@ struct CalibrateCommand: ParsableCommand {
         let writtenReport = result.budgetHeld ? reportBase : failedReportBase
         try FileReplacement.replace(writtenReport + ".json", with: summary.json())
         try FileReplacement.replace(writtenReport + ".md", with: summary.markdown().utf8)
+        // A failed attempt's report would otherwise sit beside the model that this run wrote.
+        if result.budgetHeld { for ext in [".json", ".md"] { unlink(failedReportBase + ext) } }
         for task in result.accuracy {
             print(String(cFormat: "%@: agreement %.2f%%, agreement-mIoU %.2f%@", task.task, task.agreement * 100, task.agreementMIoU,
                          task.int8MIoU.map { String(cFormat: ", mIoU int8 %.2f (fp32 %.2f)", $0, task.fp32MIoU ?? 0) } ?? ""))

@@ -67,6 +67,11 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: earlierReport, encoding: .utf8), "its report")
         let failed = try String(contentsOfFile: directory.appendingPathComponent("kept.report.failed.md").path, encoding: .utf8)
         XCTAssertTrue(failed.contains("budget not held"), failed)
+        // A run that holds its budget then replaces the model and its report, and takes the failed report away.
+        let held = try calibrate([], out: out)
+        XCTAssertEqual(held.status, 0, held.errors)
+        XCTAssertNotEqual(try String(contentsOfFile: earlierReport, encoding: .utf8), "its report")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("kept.report.failed.md").path))
     }
 
     /// Output paths are checked before any work: empty, a folder by its spelling, or a report that would be the model.
