@@ -16,6 +16,9 @@ public enum FileReplacement {
         public let path: String
         public let reason: String
         public var description: String { "cannot write \(path): \(reason)" }
+
+        /// The failure the system's `code` (by default the last call's errno) says.
+        static func system(_ path: String, code: Int32 = errno) -> Failure { Failure(path: path, reason: String(cString: strerror(code))) }
     }
 
     /// Replaces `path` with whatever `write` puts at the temporary path it is given; a throwing `write`
@@ -29,9 +32,9 @@ public enum FileReplacement {
             throw error
         }
         guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let failure = Failure.system(path)
             unlink(temporary)
-            throw Failure(path: path, reason: reason)
+            throw failure
         }
     }
 
@@ -39,20 +42,20 @@ public enum FileReplacement {
     public static func replace(_ path: String, with bytes: UnsafeRawBufferPointer) throws {
         try replace(path) { temporary in
             let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-            guard descriptor >= 0 else { throw Failure(path: path, reason: String(cString: strerror(errno))) }
+            guard descriptor >= 0 else { throw Failure.system(path) }
             var written = 0
             while written < bytes.count {
                 let count = write(descriptor, bytes.baseAddress! + written, bytes.count - written)
                 if count < 0 && errno == EINTR { continue }
                 guard count > 0 else {
-                    let reason = String(cString: strerror(count < 0 ? errno : ENOSPC))
+                    let failure = Failure.system(path, code: count < 0 ? errno : ENOSPC)
                     close(descriptor)
-                    throw Failure(path: path, reason: reason)
+                    throw failure
                 }
                 written += count
             }
             // close reports a delayed write error (some file systems only find the disk full there).
-            guard close(descriptor) == 0 else { throw Failure(path: path, reason: String(cString: strerror(errno))) }
+            guard close(descriptor) == 0 else { throw Failure.system(path) }
         }
     }
 
